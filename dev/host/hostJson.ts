@@ -1,0 +1,47 @@
+import { readFileSync } from 'node:fs';
+
+/** The host.json settings the local host honours, with the Functions host's defaults. */
+export interface HostSettings {
+  queues: {
+    batchSize: number;
+    maxPollingIntervalInMs: number;
+    visibilityTimeoutInMs: number;
+    maxDequeueCount: number;
+    messageEncoding: 'base64' | 'none';
+  };
+  serviceBus: {
+    maxConcurrentCalls: number;
+    maxAutoLockRenewalDurationInMs: number;
+    autoCompleteMessages: boolean;
+  };
+}
+
+/** `hh:mm:ss` (optionally `d.hh:mm:ss` and fractions), as host.json writes TimeSpans. */
+export function parseTimeSpan(text: string): number {
+  const m = /^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?$/.exec(text.trim());
+  if (!m) throw new Error(`host.json: "${text}" is not a TimeSpan (hh:mm:ss)`);
+  const [, d = '0', h = '0', min = '0', s = '0', frac = '0'] = m;
+  return ((Number(d) * 24 + Number(h)) * 3600 + Number(min) * 60 + Number(s)) * 1000 + Math.round(Number(`0.${frac}`) * 1000);
+}
+
+export function readHostSettings(path: string): HostSettings {
+  const json = JSON.parse(readFileSync(path, 'utf8')) as {
+    extensions?: { queues?: Record<string, unknown>; serviceBus?: Record<string, unknown> };
+  };
+  const q = json.extensions?.queues ?? {};
+  const sb = json.extensions?.serviceBus ?? {};
+  return {
+    queues: {
+      batchSize: Number(q.batchSize ?? 16),
+      maxPollingIntervalInMs: parseTimeSpan(String(q.maxPollingInterval ?? '00:01:00')),
+      visibilityTimeoutInMs: parseTimeSpan(String(q.visibilityTimeout ?? '00:00:00')),
+      maxDequeueCount: Number(q.maxDequeueCount ?? 5),
+      messageEncoding: q.messageEncoding === 'none' ? 'none' : 'base64',
+    },
+    serviceBus: {
+      maxConcurrentCalls: Number(sb.maxConcurrentCalls ?? 16),
+      maxAutoLockRenewalDurationInMs: parseTimeSpan(String(sb.maxAutoLockRenewalDuration ?? '00:05:00')),
+      autoCompleteMessages: sb.autoCompleteMessages !== false,
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import { declareFunction } from '../shared/hosting/declare';
+import { parseExpiryMessage } from '../shared/hosting/messages';
+import { depsFor } from '../shared/composition';
+import { CONNECTIONS, SERVICE_BUS_QUEUES } from '../shared/names';
+import { expireGrant } from '../shared/usecases/grants';
+
+/** Service Bus `jit-expirations`: a grant's scheduled end. Throwing abandons the message for redelivery. */
+export default declareFunction({
+  name: 'revokeGrant',
+  trigger: { type: 'serviceBusQueue', queueName: SERVICE_BUS_QUEUES.expirations, connection: CONNECTIONS.serviceBus },
+  handler: async (message, context) => {
+    const m = parseExpiryMessage(message);
+    if (!m) return void context.warn(JSON.stringify({ event: 'expire.malformed-message' }));
+    await expireGrant(depsFor(context), m);
+  },
+});

@@ -1,0 +1,208 @@
+import { ComputeManagementClient } from '@azure/arm-compute';
+import { NetworkManagementClient } from '@azure/arm-network';
+import type { SecurityRule } from '@azure/arm-network';
+import type { TokenCredential } from '@azure/core-auth';
+import { GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
+import type { NetworkGateway } from '../domain/ports';
+import { parseResourceId, parseVmId } from '../domain/resourceId';
+import type { AllowRuleSpec, SecurityRuleView, VmNetworkPath } from '../domain/types';
+
+export interface ArmNetworkGatewayOptions {
+  /** ARM endpoint (public cloud, a sovereign cloud, or the local sandbox). */
+  endpoint: string;
+  /** Extra CA certificate (PEM) to trust, for an endpoint behind a private CA. */
+  caPem?: string;
+  /** How often to poll a long-running operation; ARM's Retry-After when undefined. */
+  pollIntervalInMs?: number;
+  /** Retries the SDK itself makes on 429/5xx before an error reaches the use case. */
+  maxRetries?: number;
+}
+
+/** ARM's answers that mean "try again in a moment". */
+const BUSY_CODES = new Set(['AnotherOperationInProgress', 'RetryableError', 'Conflict', 'OperationNotAllowed']);
+const PRIORITY_CODES = new Set(['SecurityRuleConflict', 'SecurityRulesConflictingPriority', 'SecurityRuleParameterContainsConflict']);
+
+/**
+ * The NetworkGateway port over @azure/arm-network and @azure/arm-compute. One client pair per subscription,
+ * reused across invocations (clients hold connection pools and token caches).
+ */
+export class ArmNetworkGateway implements NetworkGateway {
+  private readonly network = new Map<string, NetworkManagementClient>();
+  private readonly compute = new Map<string, ComputeManagementClient>();
+
+  constructor(
+    private readonly credential: TokenCredential,
+    private readonly options: ArmNetworkGatewayOptions,
+  ) {}
+
+  private clientOptions() {
+    return {
+      endpoint: this.options.endpoint,
+      ...(this.options.caPem ? { tlsOptions: { ca: this.options.caPem } } : {}),
+      retryOptions: { maxRetries: this.options.maxRetries ?? 3, retryDelayInMs: 500, maxRetryDelayInMs: 8000 },
+    };
+  }
+
+  private networkClient(subscriptionId: string): NetworkManagementClient {
+    let c = this.network.get(subscriptionId);
+    if (!c) {
+      c = new NetworkManagementClient(this.credential, subscriptionId, this.clientOptions());
+      this.network.set(subscriptionId, c);
+    }
+    return c;
+  }
+
+  private computeClient(subscriptionId: string): ComputeManagementClient {
+    let c = this.compute.get(subscriptionId);
+    if (!c) {
+      c = new ComputeManagementClient(this.credential, subscriptionId, this.clientOptions());
+      this.compute.set(subscriptionId, c);
+    }
+    return c;
+  }
+
+  async resolvePath(vmId: string): Promise<VmNetworkPath> {
+    const vmRef = parseVmId(vmId);
+    const vm = await call(`reading VM ${vmRef.name}`, () =>
+      this.computeClient(vmRef.subscriptionId).virtualMachines.get(vmRef.resourceGroup, vmRef.name),
+    );
+    const addresses: string[] = [];
+    const subnetNsgs: string[] = [];
+    const nicNsgs: string[] = [];
+    const subnetsSeen = new Set<string>();
+    for (const nicRef of vm.networkProfile?.networkInterfaces ?? []) {
+      if (!nicRef.id) continue;
+      const n = parseResourceId(nicRef.id);
+      const nic = await call(`reading NIC ${n.name}`, () =>
+        this.networkClient(n.subscriptionId).networkInterfaces.get(n.resourceGroup, n.name),
+      );
+      if (nic.networkSecurityGroup?.id) nicNsgs.push(nic.networkSecurityGroup.id);
+      for (const ipc of nic.ipConfigurations ?? []) {
+        if (ipc.privateIPAddress) addresses.push(ipc.privateIPAddress);
+        const subnetId = ipc.subnet?.id;
+        if (!subnetId || subnetsSeen.has(subnetId.toLowerCase())) continue;
+        subnetsSeen.add(subnetId.toLowerCase());
+        const s = parseResourceId(subnetId);
+        const subnet = await call(`reading subnet ${s.children[1] ?? ''}`, () =>
+          this.networkClient(s.subscriptionId).subnets.get(s.resourceGroup, s.name, s.children[1] ?? ''),
+        );
+        if (subnet.networkSecurityGroup?.id) subnetNsgs.push(subnet.networkSecurityGroup.id);
+      }
+    }
+    // Inbound traffic meets the subnet NSG first, then the NIC NSG; both must allow it.
+    const nsgIds = [...new Set([...subnetNsgs, ...nicNsgs].map((id) => id.toLowerCase()))];
+    const os = vm.storageProfile?.osDisk?.osType;
+    return {
+      vmId,
+      vmName: vm.name ?? vmRef.name,
+      osType: os === 'Linux' || os === 'Windows' ? os : undefined,
+      privateAddresses: [...new Set(addresses)],
+      nsgIds,
+    };
+  }
+
+  async listRules(nsgId: string): Promise<SecurityRuleView[]> {
+    const n = parseResourceId(nsgId);
+    return call(`listing rules of ${n.name}`, async () => {
+      const out: SecurityRuleView[] = [];
+      for await (const r of this.networkClient(n.subscriptionId).securityRules.list(n.resourceGroup, n.name)) out.push(view(r));
+      return out;
+    });
+  }
+
+  async getRule(nsgId: string, ruleName: string): Promise<SecurityRuleView | undefined> {
+    const n = parseResourceId(nsgId);
+    try {
+      return view(await this.networkClient(n.subscriptionId).securityRules.get(n.resourceGroup, n.name, ruleName));
+    } catch (err) {
+      if (isRestError(err) && err.statusCode === 404) return undefined;
+      throw classify(err, `reading rule ${ruleName} of ${n.name}`);
+    }
+  }
+
+  async putRule(nsgId: string, rule: AllowRuleSpec): Promise<void> {
+    const n = parseResourceId(nsgId);
+    const body: SecurityRule = {
+      protocol: rule.protocol,
+      access: 'Allow',
+      direction: 'Inbound',
+      priority: rule.priority,
+      sourceAddressPrefix: rule.sourceAddressPrefix,
+      sourcePortRange: '*',
+      destinationAddressPrefixes: rule.destinationAddressPrefixes,
+      destinationPortRanges: rule.destinationPortRanges,
+      description: rule.description,
+    };
+    await call(`writing rule ${rule.name} to ${n.name}`, () =>
+      this.networkClient(n.subscriptionId).securityRules.beginCreateOrUpdateAndWait(n.resourceGroup, n.name, rule.name, body, {
+        updateIntervalInMs: this.options.pollIntervalInMs,
+      }),
+    );
+  }
+
+  async deleteRule(nsgId: string, ruleName: string): Promise<void> {
+    const n = parseResourceId(nsgId);
+    try {
+      await this.networkClient(n.subscriptionId).securityRules.beginDeleteAndWait(n.resourceGroup, n.name, ruleName, {
+        updateIntervalInMs: this.options.pollIntervalInMs,
+      });
+    } catch (err) {
+      // A rule (or NSG) that is already gone is what we wanted.
+      if (isRestError(err) && err.statusCode === 404) return;
+      throw classify(err, `deleting rule ${ruleName} from ${n.name}`);
+    }
+  }
+}
+
+function view(r: SecurityRule): SecurityRuleView {
+  const list = (one?: string, many?: string[]) => (many && many.length ? many : one ? [one] : []);
+  return {
+    name: r.name ?? '',
+    priority: r.priority ?? 0,
+    direction: r.direction === 'Outbound' ? 'Outbound' : 'Inbound',
+    access: r.access === 'Deny' ? 'Deny' : 'Allow',
+    protocol: r.protocol ?? '*',
+    sourceAddressPrefixes: list(r.sourceAddressPrefix, r.sourceAddressPrefixes),
+    destinationAddressPrefixes: list(r.destinationAddressPrefix, r.destinationAddressPrefixes),
+    destinationPortRanges: list(r.destinationPortRange, r.destinationPortRanges),
+    description: r.description,
+  };
+}
+
+interface RestErrorLike {
+  name: 'RestError';
+  statusCode?: number;
+  code?: string;
+  message: string;
+  response?: { headers?: { get(name: string): string | undefined } };
+}
+
+function isRestError(err: unknown): err is RestErrorLike {
+  return (err as { name?: string })?.name === 'RestError';
+}
+
+async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw classify(err, what);
+  }
+}
+
+/** Turns an SDK failure into what the use case can act on: re-plan, retry, or give up. */
+function classify(err: unknown, what: string): Error {
+  if (!isRestError(err)) {
+    // A long-running operation that ended `Failed` surfaces as a plain Error; ARM may well succeed next time.
+    return new TransientFailure(`ARM failed ${what}: ${(err as Error)?.message ?? String(err)}`);
+  }
+  const status = err.statusCode ?? 0;
+  const code = err.code ?? '';
+  const message = `ARM answered ${status} ${code} ${what}: ${err.message}`;
+  if (PRIORITY_CODES.has(code) || /same priority/i.test(err.message)) return new PriorityTaken(message);
+  if (BUSY_CODES.has(code) || status === 429 || status === 408 || status >= 500 || status === 0) {
+    const retryAfter = Number(err.response?.headers?.get('retry-after'));
+    return new TransientFailure(message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
+  }
+  if (status === 404) return new GrantNotApplicable(`not found ${what}`);
+  return new GrantNotApplicable(message);
+}

@@ -1,0 +1,127 @@
+/**
+ * The composition root: the one place adapters are built and wired to the use cases. Azure runs it with the
+ * configuration alone; the local host passes overrides for what the sandbox supplies itself (a credential the
+ * ARM emulator accepts, its CA certificate, faster polling).
+ */
+import type { TokenCredential } from '@azure/core-auth';
+import type { InvocationContext } from '@azure/functions';
+import { loadConfig } from './config';
+import type { Config } from './config';
+import type { Clock } from './domain/ports';
+import { ArmNetworkGateway } from './adapters/armNetwork';
+import { AuditTable } from './adapters/auditTable';
+import { credentialFor } from './adapters/credentials';
+import { GrantTable } from './adapters/grantTable';
+import { PolicyTable } from './adapters/policyTable';
+import { RequestTable } from './adapters/requestTable';
+import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
+import { StorageWorkQueues } from './adapters/storageQueues';
+import { tableClient } from './adapters/tableStorage';
+import { TABLES } from './names';
+import type { Deps, GrantSettings, Logger } from './usecases/deps';
+
+export interface CompositionOverrides {
+  env?: NodeJS.ProcessEnv;
+  armCredential?: TokenCredential;
+  armCaPem?: string;
+  armPollIntervalInMs?: number;
+  settings?: Partial<GrantSettings>;
+  clock?: Clock;
+}
+
+export interface Services {
+  config: Config;
+  /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
+  deps: Deps;
+  close(): Promise<void>;
+}
+
+let overrides: CompositionOverrides = {};
+let current: Services | undefined;
+
+/** Sets what the next `services()` call builds with. Only the local host and tests call this. */
+export function configureServices(next: CompositionOverrides): void {
+  overrides = next;
+  current = undefined;
+}
+
+/** The wired services, built on first use (so a bad setting fails the first invocation loudly, with its name). */
+export function services(): Services {
+  current ??= build(overrides);
+  return current;
+}
+
+/** Closes the clients and forgets them (the local host's shutdown, tests). */
+export async function resetServices(): Promise<void> {
+  const s = current;
+  current = undefined;
+  await s?.close();
+}
+
+/** The dependencies for one invocation: log lines go to the invocation's log, tagged with an event name. */
+export function depsFor(context: InvocationContext): Deps {
+  return { ...services().deps, log: contextLogger(context) };
+}
+
+function build(o: CompositionOverrides): Services {
+  const config = loadConfig(o.env ?? process.env);
+  const clock = o.clock ?? { now: () => new Date() };
+  // Credentials are made lazily: the sandbox never needs one for storage or Service Bus.
+  const storageCredential = lazy(() => credentialFor(config.tables.kind === 'identity' ? config.tables.clientId : undefined));
+  const busCredential = lazy(() => credentialFor(config.serviceBus.kind === 'identity' ? config.serviceBus.clientId : undefined));
+  const bus = serviceBusClient(config.serviceBus, busCredential);
+  const scheduler = new ServiceBusExpiryScheduler(bus);
+  const settings: GrantSettings = {
+    priorityBand: config.priorityBand,
+    maxDurationInSeconds: config.maxDurationInSeconds,
+    expiryGraceInSeconds: config.expiryGraceInSeconds,
+    maxArmAttempts: 8,
+    armBackoffInMs: 500,
+    ...o.settings,
+  };
+  const deps: Deps = {
+    requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
+    policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
+    grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
+    audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
+    queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
+    scheduler,
+    network: new ArmNetworkGateway(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
+      endpoint: config.armEndpoint,
+      caPem: o.armCaPem,
+      pollIntervalInMs: o.armPollIntervalInMs,
+    }),
+    clock,
+    settings,
+    log: consoleLogger,
+  };
+  return {
+    config,
+    deps,
+    close: async () => {
+      await scheduler.close();
+      await bus.close();
+    },
+  };
+}
+
+function lazy<T>(make: () => T): () => T {
+  let v: T | undefined;
+  return () => (v ??= make());
+}
+
+const line = (event: string, fields?: Record<string, unknown>) => JSON.stringify({ event, ...fields });
+
+const consoleLogger: Logger = {
+  info: (e, f) => console.info(line(e, f)),
+  warn: (e, f) => console.warn(line(e, f)),
+  error: (e, f) => console.error(line(e, f)),
+};
+
+function contextLogger(context: InvocationContext): Logger {
+  return {
+    info: (e, f) => context.info(line(e, f)),
+    warn: (e, f) => context.warn(line(e, f)),
+    error: (e, f) => context.error(line(e, f)),
+  };
+}

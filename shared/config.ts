@@ -1,0 +1,148 @@
+/**
+ * The only reader of process.env (STYLE.md §3). Every setting is validated once, at start-up, and a bad one
+ * stops the app with a message that names the setting and what it must hold.
+ * local.settings.sample.json lists every key below; infra/ sets exactly these in Azure.
+ */
+import { z } from 'zod';
+import { parseDurationToSeconds } from './domain/duration';
+import { ConfigurationError } from './domain/errors';
+
+export type AuthMode = 'dev' | 'easyauth';
+
+/** How to reach one Azure service: a connection string (local sandbox) or an endpoint plus managed identity. */
+export type Connection =
+  | { kind: 'connectionString'; connectionString: string }
+  | { kind: 'identity'; endpoint: string; clientId?: string };
+
+export interface Config {
+  authMode: AuthMode;
+  /** True when the process runs inside Azure App Service / Functions. */
+  runningInAzure: boolean;
+  tables: Connection;
+  queues: Connection;
+  serviceBus: Connection;
+  /** Client id of the user-assigned managed identity used for ARM (and storage/bus unless they name their own). */
+  managedIdentityClientId?: string;
+  /** ARM endpoint; the public cloud unless set (sovereign clouds, or the local sandbox). */
+  armEndpoint: string;
+  priorityBand: { min: number; max: number };
+  /** Longest grant the system allows under any policy. */
+  maxDurationInSeconds: number;
+  /** How long past its expiry a grant may still show open before the reconciler closes it. */
+  expiryGraceInSeconds: number;
+  /** Base URL people reach the API at (approval links). */
+  publicBaseUrl?: string;
+}
+
+/** Every setting the code reads, with what it must hold: the single list docs, samples and Bicep are checked against. */
+export const SETTINGS = {
+  JIT_AUTH_MODE: 'how callers authenticate: easyauth (App Service Authentication) or dev (local sandbox only)',
+  AzureWebJobsStorage: 'storage connection string (local sandbox); in Azure use the __tableServiceUri/__queueServiceUri form',
+  AzureWebJobsStorage__tableServiceUri: 'Table service URI of the storage account, used with the managed identity',
+  AzureWebJobsStorage__queueServiceUri: 'Queue service URI of the storage account, used with the managed identity',
+  AzureWebJobsStorage__clientId: 'client id of the user-assigned managed identity for storage',
+  ServiceBusConnection: 'Service Bus connection string (local sandbox); in Azure use __fullyQualifiedNamespace',
+  ServiceBusConnection__fullyQualifiedNamespace: 'Service Bus namespace host name, used with the managed identity',
+  ServiceBusConnection__clientId: 'client id of the user-assigned managed identity for Service Bus',
+  AZURE_CLIENT_ID: 'client id of the user-assigned managed identity used for ARM',
+  JIT_ARM_ENDPOINT: 'Azure Resource Manager endpoint (default https://management.azure.com)',
+  JIT_PRIORITY_RANGE: 'NSG priorities JIT rules may use, "min-max" within 100-4096 (default 1000-1999)',
+  JIT_MAX_DURATION: 'longest grant any policy may allow, ISO-8601 (default P1D)',
+  JIT_EXPIRY_GRACE: 'how long past expiry before the reconciler closes a grant itself, ISO-8601 (default PT2M)',
+  JIT_PUBLIC_BASE_URL: 'https URL people reach this app at, for links in mail',
+  JIT_RECONCILE_SCHEDULE: 'NCRONTAB schedule of the reconciler, with seconds (read by the timer trigger; e.g. 0 */2 * * * *)',
+} as const;
+
+export type SettingName = keyof typeof SETTINGS;
+
+const url = (setting: string) =>
+  z.url({ message: `${setting} must be an absolute URL` });
+
+/** Reads and validates the configuration. Throws `ConfigurationError` naming the first bad setting. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const get = (name: SettingName): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const fail = (name: SettingName, what: string): never => {
+    throw new ConfigurationError(`Setting ${name} ${what} (${SETTINGS[name]})`);
+  };
+
+  const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME);
+  const authMode = get('JIT_AUTH_MODE') ?? fail('JIT_AUTH_MODE', 'is missing');
+  if (!['dev', 'easyauth'].includes(authMode)) fail('JIT_AUTH_MODE', `must be easyauth or dev, not "${authMode}"`);
+  if (authMode === 'dev' && runningInAzure) {
+    fail('JIT_AUTH_MODE', 'is "dev", which trusts a header naming the user and is refused when running in Azure');
+  }
+
+  const checkUrl = (name: SettingName, value: string) => {
+    if (!url(name).safeParse(value).success) fail(name, `must be an absolute URL, not "${value}"`);
+    return value;
+  };
+
+  const storageString = get('AzureWebJobsStorage');
+  const storageClientId = get('AzureWebJobsStorage__clientId') ?? get('AZURE_CLIENT_ID');
+  const tables: Connection = storageString
+    ? { kind: 'connectionString', connectionString: storageString }
+    : {
+        kind: 'identity',
+        endpoint: checkUrl(
+          'AzureWebJobsStorage__tableServiceUri',
+          get('AzureWebJobsStorage__tableServiceUri') ?? fail('AzureWebJobsStorage__tableServiceUri', 'is missing (or set AzureWebJobsStorage)'),
+        ),
+        clientId: storageClientId,
+      };
+  const queues: Connection = storageString
+    ? { kind: 'connectionString', connectionString: storageString }
+    : {
+        kind: 'identity',
+        endpoint: checkUrl(
+          'AzureWebJobsStorage__queueServiceUri',
+          get('AzureWebJobsStorage__queueServiceUri') ?? fail('AzureWebJobsStorage__queueServiceUri', 'is missing (or set AzureWebJobsStorage)'),
+        ),
+        clientId: storageClientId,
+      };
+  const busString = get('ServiceBusConnection');
+  const serviceBus: Connection = busString
+    ? { kind: 'connectionString', connectionString: busString }
+    : {
+        kind: 'identity',
+        endpoint:
+          get('ServiceBusConnection__fullyQualifiedNamespace') ??
+          fail('ServiceBusConnection__fullyQualifiedNamespace', 'is missing (or set ServiceBusConnection)'),
+        clientId: get('ServiceBusConnection__clientId') ?? get('AZURE_CLIENT_ID'),
+      };
+  if (runningInAzure && (storageString || busString)) {
+    fail(storageString ? 'AzureWebJobsStorage' : 'ServiceBusConnection', 'holds a connection string; in Azure use the managed-identity settings');
+  }
+
+  const range = get('JIT_PRIORITY_RANGE') ?? '1000-1999';
+  const m = /^(\d{3,4})-(\d{3,4})$/.exec(range);
+  const min = Number(m?.[1]);
+  const max = Number(m?.[2]);
+  if (!m || min < 100 || max > 4096 || min > max) fail('JIT_PRIORITY_RANGE', `must be "min-max" within 100-4096, not "${range}"`);
+
+  const duration = (name: SettingName, fallback: string) => {
+    const text = get(name) ?? fallback;
+    try {
+      return parseDurationToSeconds(text);
+    } catch (e) {
+      return fail(name, `${(e as Error).message}, not "${text}"`);
+    }
+  };
+
+  const publicBaseUrl = get('JIT_PUBLIC_BASE_URL');
+  return {
+    authMode: authMode as AuthMode,
+    runningInAzure,
+    tables,
+    queues,
+    serviceBus,
+    managedIdentityClientId: get('AZURE_CLIENT_ID'),
+    armEndpoint: checkUrl('JIT_ARM_ENDPOINT', get('JIT_ARM_ENDPOINT') ?? 'https://management.azure.com'),
+    priorityBand: { min, max },
+    maxDurationInSeconds: duration('JIT_MAX_DURATION', 'P1D'),
+    expiryGraceInSeconds: duration('JIT_EXPIRY_GRACE', 'PT2M'),
+    publicBaseUrl: publicBaseUrl ? checkUrl('JIT_PUBLIC_BASE_URL', publicBaseUrl) : undefined,
+  };
+}

@@ -1,0 +1,84 @@
+import ipaddr from 'ipaddr.js';
+
+/** An IPv4 or IPv6 prefix in canonical CIDR form, e.g. `203.0.113.7/32`. */
+export interface Prefix {
+  readonly cidr: string;
+  readonly family: 'ipv4' | 'ipv6';
+  readonly any: boolean;
+}
+
+const ANY = new Set(['*', 'any', 'internet']);
+
+/**
+ * Parses an address or a prefix the way an NSG rule would hold it. A bare address becomes /32 or /128.
+ * Host bits are refused (`10.0.0.1/24`) rather than silently masked: the caller should say what they mean.
+ */
+export function parsePrefix(text: string): Prefix {
+  const t = text.trim();
+  if (ANY.has(t.toLowerCase())) return { cidr: '*', family: 'ipv4', any: true };
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  let len: number;
+  if (t.includes('/')) {
+    try {
+      [addr, len] = ipaddr.parseCIDR(t);
+    } catch {
+      throw new RangeError('must be an IPv4 or IPv6 address or CIDR prefix');
+    }
+  } else {
+    if (!ipaddr.isValid(t)) throw new RangeError('must be an IPv4 or IPv6 address or CIDR prefix');
+    addr = ipaddr.parse(t);
+    len = addr.kind() === 'ipv4' ? 32 : 128;
+  }
+  addr = unmapIpv4(addr);
+  if (addr.kind() === 'ipv4' && len > 32) len -= 96;
+  const network = networkAddress(addr, len);
+  if (network.toString() !== addr.toString()) {
+    throw new RangeError(`has host bits set; did you mean ${network.toString()}/${len}?`);
+  }
+  if (len === 0) return { cidr: addr.kind() === 'ipv4' ? '0.0.0.0/0' : '::/0', family: addr.kind(), any: true };
+  return { cidr: `${addr.toString()}/${len}`, family: addr.kind(), any: false };
+}
+
+/** Parses the caller's address from a socket or a forwarding header value (`1.2.3.4:5678`, `[::1]:80`). */
+export function parseClientAddress(text: string): string | undefined {
+  let t = text.trim();
+  if (!t) return undefined;
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(t);
+  if (bracketed?.[1]) t = bracketed[1];
+  else if (/^\d{1,3}(\.\d{1,3}){3}:\d+$/.test(t)) t = t.slice(0, t.lastIndexOf(':'));
+  if (!ipaddr.isValid(t)) return undefined;
+  return unmapIpv4(ipaddr.parse(t)).toString();
+}
+
+/** Whether `inner` lies entirely inside `outer`. `*` is inside only `*`. */
+export function prefixWithin(inner: Prefix, outer: Prefix): boolean {
+  if (outer.any && outer.cidr === '*') return true;
+  if (inner.cidr === '*') return false;
+  if (inner.family !== outer.family) return false;
+  const [iAddr, iLen] = ipaddr.parseCIDR(inner.cidr);
+  const [oAddr, oLen] = ipaddr.parseCIDR(outer.cidr);
+  return iLen >= oLen && iAddr.match(oAddr, oLen);
+}
+
+/** Addresses a policy should only allow by name: loopback, link-local, private, unique-local, reserved. */
+export function isNonPublic(prefix: Prefix): boolean {
+  if (prefix.any) return false;
+  const [addr] = ipaddr.parseCIDR(prefix.cidr);
+  return addr.range() !== 'unicast';
+}
+
+export function familyOfAddress(ip: string): 'ipv4' | 'ipv6' {
+  return ipaddr.parse(ip).kind();
+}
+
+function unmapIpv4(addr: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
+  return addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (addr as ipaddr.IPv6).toIPv4Address()
+    : addr;
+}
+
+function networkAddress(addr: ipaddr.IPv4 | ipaddr.IPv6, len: number): ipaddr.IPv4 | ipaddr.IPv6 {
+  return addr.kind() === 'ipv4'
+    ? ipaddr.IPv4.networkAddressFromCIDR(`${addr.toString()}/${len}`)
+    : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
+}

@@ -1,0 +1,105 @@
+import { AccessNotAllowed, InvalidRequest } from './errors';
+import type { FieldProblem } from './errors';
+import { parsePrefix, prefixWithin } from './network';
+import type { Policy, Principal, Protocol } from './types';
+
+/** What the caller asked for, after syntax checks. */
+export interface AccessAsk {
+  vmId: string;
+  ports: number[];
+  protocol?: Protocol;
+  /** As given; undefined means "my address". */
+  sourcePrefix?: string;
+  durationInSeconds: number;
+  justification?: string;
+}
+
+/** What the policy grants: the ask made concrete. */
+export interface PolicyDecision {
+  policyScope: string;
+  protocol: Protocol;
+  sourcePrefix: string;
+  approvalMode: Policy['approval']['mode'];
+}
+
+/** Picks the most specific policy among those found for the VM's scopes (VM, then group, then subscription). */
+export function selectPolicy(scopes: string[], found: Policy[]): Policy | undefined {
+  for (const scope of scopes) {
+    const p = found.find((f) => f.scope === scope);
+    if (p) return p;
+  }
+  return undefined;
+}
+
+/** Whether the principal is named by one of the entries (`*`, `user:…`, `group:…`). */
+export function principalMatches(principal: Principal, entries: readonly string[]): boolean {
+  const id = principal.id.toLowerCase();
+  const groups = new Set(principal.groups.map((g) => g.toLowerCase()));
+  return entries.some((e) => {
+    const entry = e.toLowerCase();
+    if (entry === '*') return true;
+    if (entry.startsWith('user:')) return entry.slice(5) === id;
+    if (entry.startsWith('group:')) return groups.has(entry.slice(6));
+    return entry === id;
+  });
+}
+
+/**
+ * Checks an ask against the policy that covers the VM. Throws `AccessNotAllowed` (the caller may not use this
+ * VM at all, or asks for more than the policy allows) or `InvalidRequest` (justification rules).
+ */
+export function decide(policy: Policy | undefined, ask: AccessAsk, caller: Principal, callerAddress: string | undefined): PolicyDecision {
+  if (!policy || !principalMatches(caller, policy.requesters)) {
+    // Same answer whether the VM is uncovered or the caller is not a requester: existence must not leak.
+    throw new AccessNotAllowed('no policy allows this caller to request access to this VM', false);
+  }
+  const protocol = ask.protocol ?? 'Tcp';
+  for (const port of ask.ports) {
+    const allowed = policy.ports.find((p) => p.port === port && (p.protocol === '*' || p.protocol === protocol));
+    if (!allowed) throw new AccessNotAllowed(`port ${port}/${protocol} is not allowed by the policy`, true);
+    if (ask.durationInSeconds > allowed.maxDurationInSeconds) {
+      throw new AccessNotAllowed(
+        `duration exceeds the policy's maximum of ${allowed.maxDurationInSeconds} seconds for port ${port}`,
+        true,
+      );
+    }
+  }
+  const problems: FieldProblem[] = [];
+  if (policy.justification.required && !ask.justification?.trim()) {
+    problems.push({ field: 'justification', reason: 'is required by the policy for this VM' });
+  }
+  if (policy.justification.pattern && ask.justification !== undefined) {
+    if (!new RegExp(policy.justification.pattern).test(ask.justification)) {
+      problems.push({ field: 'justification', reason: `must match ${policy.justification.pattern}` });
+    }
+  }
+  if (problems.length) throw new InvalidRequest(problems);
+
+  const sourcePrefix = resolveSource(policy, ask.sourcePrefix, callerAddress);
+  return { policyScope: policy.scope, protocol, sourcePrefix, approvalMode: policy.approval.mode };
+}
+
+function resolveSource(policy: Policy, asked: string | undefined, callerAddress: string | undefined): string {
+  let prefix;
+  if (asked === undefined) {
+    if (!callerAddress) {
+      throw new InvalidRequest([{ field: 'sourcePrefix', reason: 'is required: the caller address could not be determined' }]);
+    }
+    prefix = parsePrefix(callerAddress);
+  } else {
+    try {
+      prefix = parsePrefix(asked);
+    } catch (e) {
+      throw new InvalidRequest([{ field: 'sourcePrefix', reason: (e as Error).message }]);
+    }
+  }
+  const mine = callerAddress ? parsePrefix(callerAddress) : undefined;
+  const ok = policy.allowedSourcePrefixes.some((entry) => {
+    if (entry.toLowerCase() === 'my-ip') return mine !== undefined && mine.cidr === prefix.cidr;
+    // A broad source (`*`, 0.0.0.0/0, ::/0) is allowed only where the policy lists exactly that.
+    if (prefix.any) return parsePrefix(entry).cidr === prefix.cidr || entry.trim() === '*';
+    return prefixWithin(prefix, parsePrefix(entry));
+  });
+  if (!ok) throw new AccessNotAllowed(`source ${prefix.cidr} is not within the policy's allowed source prefixes`, true);
+  return prefix.cidr;
+}

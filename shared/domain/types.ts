@@ -1,0 +1,165 @@
+/**
+ * The domain's nouns. Nothing here imports an Azure SDK: these types are what the tables hold,
+ * what the API returns and what the use cases reason about.
+ */
+
+export type Protocol = 'Tcp' | 'Udp' | '*';
+
+/** Where a request stands. Final states never change again. */
+export type RequestStatus =
+  | 'submitted' // accepted, not yet evaluated against its policy
+  | 'pending-approval' // waiting for approvers
+  | 'scheduled' // approved, waiting for its start time
+  | 'approved' // approved, rules being written
+  | 'active' // rules in place; a revoke is scheduled at expiresAt
+  | 'denied'
+  | 'approval-expired'
+  | 'failed'
+  | 'expired'
+  | 'revoked';
+
+export const FINAL_STATUSES: ReadonlySet<RequestStatus> = new Set([
+  'denied',
+  'approval-expired',
+  'failed',
+  'expired',
+  'revoked',
+]);
+
+export function isFinal(status: RequestStatus): boolean {
+  return FINAL_STATUSES.has(status);
+}
+
+/** One port a policy allows, and for how long at most. */
+export interface PolicyPort {
+  port: number;
+  protocol: Protocol;
+  /** Longest grant for this port, in seconds. */
+  maxDurationInSeconds: number;
+}
+
+export type ApprovalMode = 'auto' | 'manual';
+
+/**
+ * Who may request which ports on which scope (a subscription, a resource group or one VM).
+ * The most specific scope that covers a VM decides; broader policies do not add to it.
+ */
+export interface Policy {
+  /** Lower-cased ARM id of the subscription, resource group or VM the policy covers. */
+  scope: string;
+  ports: PolicyPort[];
+  /** CIDR prefixes the source may lie in; `my-ip` means the caller's own address; `*` must be explicit. */
+  allowedSourcePrefixes: string[];
+  /** `*` (anyone signed in), `user:<upn or object id>`, `group:<object id>`. */
+  requesters: string[];
+  approval: {
+    mode: ApprovalMode;
+    approvers: string[];
+    required: number;
+    timeoutInSeconds: number;
+  };
+  justification: { required: boolean; pattern?: string };
+  /** Keep a baseline deny rule for the policy's ports in the NSGs of covered VMs. */
+  enforce: boolean;
+}
+
+/** The signed-in caller, as the authentication layer established it. */
+export interface Principal {
+  /** Stable id: the UPN/e-mail for people, the object id for apps. */
+  id: string;
+  displayName?: string;
+  groups: string[];
+  roles: string[];
+}
+
+/** A request for access, one row in `JitRequests`. */
+export interface AccessRequest {
+  id: string;
+  requester: string;
+  /** ARM id of the VM, as the caller gave it (case preserved; compare lower-cased). */
+  vmId: string;
+  ports: number[];
+  protocol: Protocol;
+  /** Canonical CIDR of the source, or `*` where a policy explicitly allows any source. */
+  sourcePrefix: string;
+  durationInSeconds: number;
+  justification?: string;
+  status: RequestStatus;
+  /** Human-readable reason for the current status (denial reason, failure cause). */
+  statusReason?: string;
+  /** Scope of the policy that decided. */
+  policyScope: string;
+  approvalMode: ApprovalMode;
+  createdAt: string;
+  updatedAt: string;
+  approvedAt?: string;
+  activatedAt?: string;
+  /** When access ends. Set before any rule is written, so every rule has a known deadline. */
+  expiresAt?: string;
+  endedAt?: string;
+  /** Service Bus sequence number of the scheduled expiry message. */
+  expirySequenceNumber?: string;
+}
+
+/** One NSG rule written for a grant: a row in `JitGrants`. */
+export interface GrantRule {
+  requestId: string;
+  nsgId: string;
+  ruleName: string;
+  priority: number;
+  destinationAddresses: string[];
+  /** `applying` is written before the PUT, so a crash leaves a row that says where to look. */
+  state: 'applying' | 'applied' | 'removed';
+  expiresAt: string;
+  updatedAt: string;
+}
+
+/** One line of the audit trail. */
+export interface AuditEvent {
+  /** Who did it: a person, or `system:<component>`. */
+  actor: string;
+  action: string;
+  requestId?: string;
+  vm?: string;
+  ports?: number[];
+  sourcePrefix?: string;
+  /** Free text for a person: reason, rule names, error. */
+  detail?: string;
+  /** Where the actor came from (client address), when known. */
+  clientAddress?: string;
+}
+
+/** The network path in front of one VM, as ARM describes it. */
+export interface VmNetworkPath {
+  vmId: string;
+  vmName: string;
+  osType?: 'Linux' | 'Windows';
+  /** Private addresses of the VM's IP configurations. */
+  privateAddresses: string[];
+  /** Every NSG traffic passes (subnet NSGs, then NIC NSGs), de-duplicated, ids lower-cased. */
+  nsgIds: string[];
+}
+
+/** An NSG security rule as far as JIT needs to see it. */
+export interface SecurityRuleView {
+  name: string;
+  priority: number;
+  direction: 'Inbound' | 'Outbound';
+  access: 'Allow' | 'Deny';
+  protocol: string;
+  sourceAddressPrefixes: string[];
+  destinationAddressPrefixes: string[];
+  destinationPortRanges: string[];
+  description?: string;
+}
+
+/** The body of an NSG allow rule to write. */
+export interface AllowRuleSpec {
+  name: string;
+  priority: number;
+  protocol: Protocol;
+  sourceAddressPrefix: string;
+  destinationAddressPrefixes: string[];
+  destinationPortRanges: string[];
+  description: string;
+}

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+/**
+ * Queue and bus messages as the Functions host hands them over: already-parsed JSON, or text.
+ * A message that is not what we send is logged and dropped by the caller (retrying cannot fix it).
+ */
+const requestMessage = z.object({ requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/) });
+const expiryMessage = z.object({ requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/), expiresAt: z.iso.datetime() });
+
+function asObject(message: unknown): unknown {
+  if (typeof message === 'string') {
+    try {
+      return JSON.parse(message) as unknown;
+    } catch {
+      return undefined;
+    }
+  }
+  if (Buffer.isBuffer(message)) return asObject(message.toString('utf8'));
+  return message;
+}
+
+export function parseRequestMessage(message: unknown): { requestId: string } | undefined {
+  const r = requestMessage.safeParse(asObject(message));
+  return r.success ? r.data : undefined;
+}
+
+export function parseExpiryMessage(message: unknown): { requestId: string; expiresAt: string } | undefined {
+  const r = expiryMessage.safeParse(asObject(message));
+  return r.success ? r.data : undefined;
+}

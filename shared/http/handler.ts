@@ -1,0 +1,64 @@
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { InvalidRequest } from '../domain/errors';
+import { parseClientAddress } from '../domain/network';
+import type { Principal } from '../domain/types';
+import { depsFor, services } from '../composition';
+import type { Deps } from '../usecases/deps';
+import { authenticate } from './auth';
+import { toProblem } from './problem';
+
+/** Largest request body accepted; anything bigger is refused before it is parsed. */
+export const MAX_BODY_BYTES = 16 * 1024;
+
+export interface HttpCall {
+  request: HttpRequest;
+  context: InvocationContext;
+  deps: Deps;
+  caller: Principal;
+  /** The caller's address: the last X-Forwarded-For entry, which Azure's front end appends. */
+  callerAddress: string | undefined;
+}
+
+/**
+ * Wraps an HTTP function body: authenticates the caller, runs the body, and maps any error to problem+json in
+ * one place. Unexpected errors are logged with the invocation id and answered with a 500 that leaks nothing.
+ */
+export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>) {
+  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+    try {
+      const { config } = services();
+      const caller = authenticate(config.authMode, request.headers);
+      return await body({ request, context, deps: depsFor(context), caller, callerAddress: callerAddress(request) });
+    } catch (err) {
+      const problem = toProblem(err);
+      if (problem.status >= 500) context.error(JSON.stringify({ event: 'http.error', invocationId: context.invocationId, error: String((err as Error)?.stack ?? err) }));
+      return problem;
+    }
+  };
+}
+
+function callerAddress(request: HttpRequest): string | undefined {
+  const xff = request.headers.get('x-forwarded-for');
+  if (!xff) return undefined;
+  const last = xff.split(',').pop();
+  return last ? parseClientAddress(last) : undefined;
+}
+
+/** Reads a JSON body with a size limit and a content type check; malformed input is an InvalidRequest. */
+export async function readJson(request: HttpRequest): Promise<unknown> {
+  const type = request.headers.get('content-type') ?? '';
+  if (!/^application\/(.+\+)?json\b/i.test(type)) {
+    throw new InvalidRequest([{ field: '(body)', reason: 'must be sent as application/json' }]);
+  }
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > MAX_BODY_BYTES) throw new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_BODY_BYTES} bytes` }]);
+  const text = await request.text();
+  if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
+    throw new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_BODY_BYTES} bytes` }]);
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new InvalidRequest([{ field: '(body)', reason: 'is not valid JSON' }]);
+  }
+}

@@ -1,0 +1,22 @@
+/** Names of the storage tables and queues and the Service Bus queue. Bicep provisions exactly these. */
+export const TABLES = {
+  policies: 'JitPolicies',
+  requests: 'JitRequests',
+  grants: 'JitGrants',
+  audit: 'JitAudit',
+} as const;
+
+export const QUEUES = {
+  requests: 'jit-requests',
+  grants: 'jit-grants',
+} as const;
+
+export const SERVICE_BUS_QUEUES = {
+  expirations: 'jit-expirations',
+} as const;
+
+/** The connection names the function triggers use (app-setting prefixes, as the Functions host reads them). */
+export const CONNECTIONS = {
+  storage: 'AzureWebJobsStorage',
+  serviceBus: 'ServiceBusConnection',
+} as const;

@@ -1,0 +1,93 @@
+import { ulid } from 'ulid';
+import { AccessNotAllowed, InvalidRequest, RequestNotFound } from '../domain/errors';
+import { decide, selectPolicy } from '../domain/policy';
+import { parseRequestBody } from '../domain/requestInput';
+import { scopesOf } from '../domain/resourceId';
+import type { AccessRequest, GrantRule, Principal } from '../domain/types';
+import type { Deps } from './deps';
+
+/**
+ * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
+ * Nothing is written unless the request is valid and allowed.
+ */
+export async function submitRequest(
+  deps: Deps,
+  caller: Principal,
+  body: unknown,
+  callerAddress: string | undefined,
+): Promise<AccessRequest> {
+  const ask = parseRequestBody(body);
+  if (ask.durationInSeconds > deps.settings.maxDurationInSeconds) {
+    throw new InvalidRequest([
+      { field: 'duration', reason: `must be at most ${deps.settings.maxDurationInSeconds} seconds (the system's limit)` },
+    ]);
+  }
+  const scopes = scopesOf(ask.vmId);
+  const policy = selectPolicy(scopes, await deps.policies.getForScopes(scopes));
+  let decision;
+  try {
+    decision = decide(policy, ask, caller, callerAddress);
+  } catch (err) {
+    if (err instanceof AccessNotAllowed) {
+      deps.log.warn('request.refused', { caller: caller.id, vm: ask.vmId, reason: err.reason });
+    }
+    throw err;
+  }
+
+  const now = deps.clock.now().toISOString();
+  const request: AccessRequest = {
+    id: ulid(),
+    requester: caller.id,
+    vmId: ask.vmId,
+    ports: ask.ports,
+    protocol: decision.protocol,
+    sourcePrefix: decision.sourcePrefix,
+    durationInSeconds: ask.durationInSeconds,
+    justification: ask.justification,
+    status: 'submitted',
+    policyScope: decision.policyScope,
+    approvalMode: decision.approvalMode,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await deps.requests.create(request);
+  await deps.audit.append({
+    actor: caller.id,
+    action: 'request.submitted',
+    requestId: request.id,
+    vm: request.vmId,
+    ports: request.ports,
+    sourcePrefix: request.sourcePrefix,
+    detail: `duration ${request.durationInSeconds}s, policy ${request.policyScope}${request.justification ? `, justification: ${request.justification}` : ''}`,
+    clientAddress: callerAddress,
+  });
+  try {
+    await deps.queues.enqueueEvaluation(request.id);
+  } catch (err) {
+    // The request is recorded and listed as open: the reconciler hands it on. Accepting it is honest.
+    deps.log.error('request.enqueue-failed', { requestId: request.id, error: String(err) });
+  }
+  deps.log.info('request.submitted', { requestId: request.id, vm: request.vmId, ports: request.ports });
+  return request;
+}
+
+/** A request with the rules written for it, as `GET /api/requests/{id}` shows it. */
+export interface RequestView extends AccessRequest {
+  rules: Array<Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state'>>;
+}
+
+/** `GET /api/requests/{id}`: the requester sees their own requests; others get the same 404 as a missing one. */
+export async function getRequest(deps: Deps, caller: Principal, id: string): Promise<RequestView> {
+  const found = await deps.requests.get(id);
+  if (!found || !canSee(caller, found.value)) throw new RequestNotFound(id);
+  const rules = (await deps.grants.list(id)).map(({ nsgId, ruleName, priority, state }) => ({ nsgId, ruleName, priority, state }));
+  return { ...found.value, rules };
+}
+
+function canSee(caller: Principal, request: AccessRequest): boolean {
+  return (
+    caller.id.toLowerCase() === request.requester.toLowerCase() ||
+    caller.roles.includes('Jit.Admin') ||
+    caller.roles.includes('Jit.Auditor')
+  );
+}

@@ -258,6 +258,13 @@ function decodeMessage(bytes: Buffer): Message {
 /**
  * An in-process Service Bus namespace on a local TCP port. Point the real client at
  * {@link ServiceBusEmulator.connectionString}; inspect and perturb queues through the other members.
+ *
+ * @example
+ * const emulator = new ServiceBusEmulator({ queues: [{ name: 'expirations', lockDurationInMs: 5000 }] });
+ * await emulator.start();
+ * const client = new ServiceBusClient(emulator.connectionString);
+ * // ... close the clients, then:
+ * await emulator.stop();
  */
 export class ServiceBusEmulator {
   readonly faults: ServiceBusEmulatorFaults;

@@ -1,5 +1,6 @@
-// The Service Bus emulator, exercised only through the real @azure/service-bus client: every assertion is
-// on what a client observes (or on the emulator's inspection API, which tests elsewhere rely on).
+// The Service Bus emulator, exercised through the real @azure/service-bus client: assertions are on what a
+// client observes, or on the emulator's inspection API that other tests rely on. One wire-level case that
+// the SDK reaches only by a race uses a bare rhea client.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -232,8 +233,6 @@ void describe('ServiceBusEmulator with the real @azure/service-bus client', () =
       assert.notEqual(second.lockToken, first.lockToken);
       assert.equal(second.applicationProperties?.reason, 'transient', 'abandon applies propertiesToModify');
       await receiver.completeMessage(second);
-      // The first lock ended with the abandon; settling it again is refused.
-      await assert.rejects(receiver.completeMessage(first));
     } finally {
       await receiver.close();
       await sender.close();

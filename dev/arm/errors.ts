@@ -1,0 +1,195 @@
+/**
+ * The ARM errors the emulator answers with. Codes and message shapes follow what Azure returns
+ * (as seen in public error reports), so client code that branches on `RestError.code` or logs the
+ * message behaves as it would against Azure.
+ */
+
+/** An ARM error: HTTP status plus the `{ error: { code, message } }` body. */
+export class ArmError extends Error {
+  override readonly name = 'ArmError';
+  readonly headers: Readonly<Record<string, string>>;
+  private readonly details: ReadonlyArray<{ code: string; message: string }> | undefined;
+
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    options: ArmErrorOptions = {},
+  ) {
+    super(message);
+    this.headers = options.headers ?? {};
+    // Resource-provider errors carry `details`; errors raised by the ARM front door (routing,
+    // authentication, resource groups) do not.
+    this.details = (options.fromResourceProvider ?? true) ? (options.details ?? []) : undefined;
+  }
+
+  toBody(): ArmErrorBody {
+    const error: ArmErrorBody['error'] = { code: this.code, message: this.message };
+    if (this.details !== undefined) error.details = [...this.details];
+    return { error };
+  }
+}
+
+export interface ArmErrorOptions {
+  /** Default true. False for errors Azure raises before the request reaches a resource provider. */
+  fromResourceProvider?: boolean;
+  headers?: Record<string, string>;
+  details?: Array<{ code: string; message: string }>;
+}
+
+export interface ArmErrorBody {
+  error: { code: string; message: string; details?: unknown[] };
+}
+
+const FRONT_DOOR = { fromResourceProvider: false } as const;
+
+export const armErrors = {
+  authorizationMissing: () =>
+    new ArmError(
+      401,
+      'AuthenticationFailed',
+      "Authentication failed. The 'Authorization' header is missing.",
+      {
+        ...FRONT_DOOR,
+        headers: {
+          'WWW-Authenticate':
+            'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", ' +
+            'error_description="The authentication failed because of missing \'Authorization\' header."',
+        },
+      },
+    ),
+  authorizationMalformed: () =>
+    new ArmError(
+      401,
+      'AuthenticationFailedInvalidHeader',
+      "Authentication failed. The 'Authorization' header is provided in an invalid format.",
+      FRONT_DOOR,
+    ),
+  missingApiVersion: () =>
+    new ArmError(
+      400,
+      'MissingApiVersionParameter',
+      'The api-version query parameter (?api-version=) is required for all requests.',
+      FRONT_DOOR,
+    ),
+  subscriptionNotFound: (subscriptionId: string) =>
+    new ArmError(
+      404,
+      'SubscriptionNotFound',
+      `The subscription '${subscriptionId}' could not be found.`,
+      FRONT_DOOR,
+    ),
+  resourceGroupNotFound: (resourceGroup: string) =>
+    new ArmError(
+      404,
+      'ResourceGroupNotFound',
+      `Resource group '${resourceGroup}' could not be found.`,
+      FRONT_DOOR,
+    ),
+  /** A top-level resource (VM, NIC, VNet, NSG) that does not exist. */
+  resourceNotFound: (type: string, name: string, resourceGroup: string) =>
+    new ArmError(
+      404,
+      'ResourceNotFound',
+      `The Resource '${type}/${name}' under resource group '${resourceGroup}' was not found. ` +
+        'For more details please go to https://aka.ms/ARMResourceNotFoundFix',
+      FRONT_DOOR,
+    ),
+  /** A nested resource (subnet, security rule) under an existing parent. */
+  nestedResourceNotFound: (id: string) => new ArmError(404, 'NotFound', `Resource ${id} not found.`),
+  parentResourceNotFound: (parentName: string) =>
+    new ArmError(
+      404,
+      'ParentResourceNotFound',
+      `Can not perform requested operation on nested resource. Parent resource '${parentName}' not found.`,
+    ),
+  operationNotFound: (operationId: string) =>
+    new ArmError(404, 'NotFound', `Operation ${operationId} not found.`),
+  unsupportedRoute: (method: string, path: string) =>
+    new ArmError(
+      404,
+      'NotFound',
+      `The ARM emulator does not serve ${method} ${path}. See dev/arm/routes.ts for what it serves.`,
+      FRONT_DOOR,
+    ),
+  methodNotAllowed: (method: string) =>
+    new ArmError(
+      405,
+      'MethodNotAllowed',
+      `The requested resource does not support http method '${method}'.`,
+      FRONT_DOOR,
+    ),
+  invalidRequestFormat: (detail: string) =>
+    new ArmError(400, 'InvalidRequestFormat', 'Cannot parse the request.', {
+      details: [{ code: 'InvalidJson', message: detail }],
+    }),
+  invalidResourceName: (name: string) =>
+    new ArmError(
+      400,
+      'InvalidResourceName',
+      `Resource name ${name} is invalid. The name can be up to 80 characters long. It must begin with a word ` +
+        "character, and it must end with a word character or with '_'. The name may contain word characters or " +
+        "'.', '-', '_'.",
+    ),
+  anotherOperationInProgress: (operationUrl: string) =>
+    new ArmError(
+      409,
+      'AnotherOperationInProgress',
+      'Another operation on this or dependent resource is in progress. To retrieve status of the operation use ' +
+        `uri: ${operationUrl}.`,
+    ),
+  securityRuleParameterMissing: (parameter: string, ruleId: string) =>
+    new ArmError(
+      400,
+      'SecurityRuleParameterMissing',
+      `Required security rule parameter ${parameter} is missing for security rule with Id: ${ruleId}.`,
+    ),
+  securityRuleParametersMissing: (alternatives: string, ruleId: string) =>
+    new ArmError(
+      400,
+      'SecurityRuleParametersMissing',
+      `Required security rule parameters are missing for security rule with Id: ${ruleId}. ` +
+        `Security rule must specify ${alternatives}.`,
+    ),
+  securityRuleInvalidPriority: (provided: unknown) =>
+    new ArmError(
+      400,
+      'SecurityRuleInvalidPriority',
+      `Security rule has invalid Priority. Value provided: ${String(provided)} Allowed range 100-4096.`,
+    ),
+  securityRuleInvalidPortRange: (provided: string) =>
+    new ArmError(
+      400,
+      'SecurityRuleInvalidPortRange',
+      `Security rule has invalid Port range. Value provided: ${provided}. Value should be an integer OR integer ` +
+        "range with '-' delimiter. Valid range 0-65535.",
+    ),
+  securityRuleInvalidAddressPrefix: (provided: string) =>
+    new ArmError(
+      400,
+      'SecurityRuleInvalidAddressPrefix',
+      `Security rule has invalid Address prefix. Value provided: ${provided}.`,
+    ),
+  securityRuleUnsupportedPrefixValue: (parameter: string, ruleId: string, provided: string) =>
+    new ArmError(
+      400,
+      'SecurityRuleParameterContainsUnsupportedValue',
+      `Security rule parameter ${parameter} for rule with Id ${ruleId} cannot specify existing VIRTUALNETWORK, ` +
+        `INTERNET, AZURELOADBALANCER, '*' or system tags. Unsupported value used: ${provided}.`,
+    ),
+  mixedAddressFamilies: (ruleId: string) =>
+    new ArmError(
+      400,
+      'ResourceCannotContainAddressPrefixesFromDifferentAddressFamilies',
+      `Resource ${ruleId} contains IP addresses or prefixes that belong to different address families. ` +
+        'All IP addresses or prefixes in the resource should belong to the same address family.',
+    ),
+  /** Azure names the rule already holding the slot first, then the rule being written. */
+  securityRuleConflict: (existingRule: string, newRule: string) =>
+    new ArmError(
+      400,
+      'SecurityRuleConflict',
+      `Security rule ${existingRule} conflicts with rule ${newRule}. Rules cannot have the same Priority and ` +
+        'Direction. To learn more, see aka.ms/nsgrules.',
+    ),
+} as const;

@@ -9,7 +9,8 @@ import { mkdirSync } from 'node:fs';
 
 /** The well-known development account that Azurite serves (documented, not a secret). */
 export const DEV_ACCOUNT = 'devstoreaccount1';
-export const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+export const DEV_KEY =
+  'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
 export interface AzuriteOptions {
   /** Ports; 0 picks free ones. Defaults are Azurite's usual 10000-10002. */
@@ -29,14 +30,16 @@ export class Azurite {
 
   get connectionString(): string {
     const base = 'http://127.0.0.1';
-    return [
-      'DefaultEndpointsProtocol=http',
-      `AccountName=${DEV_ACCOUNT}`,
-      `AccountKey=${DEV_KEY}`,
-      `BlobEndpoint=${base}:${this.ports.blob}/${DEV_ACCOUNT}`,
-      `QueueEndpoint=${base}:${this.ports.queue}/${DEV_ACCOUNT}`,
-      `TableEndpoint=${base}:${this.ports.table}/${DEV_ACCOUNT}`,
-    ].join(';') + ';';
+    return (
+      [
+        'DefaultEndpointsProtocol=http',
+        `AccountName=${DEV_ACCOUNT}`,
+        `AccountKey=${DEV_KEY}`,
+        `BlobEndpoint=${base}:${this.ports.blob}/${DEV_ACCOUNT}`,
+        `QueueEndpoint=${base}:${this.ports.queue}/${DEV_ACCOUNT}`,
+        `TableEndpoint=${base}:${this.ports.table}/${DEV_ACCOUNT}`,
+      ].join(';') + ';'
+    );
   }
 
   get tablePort(): number {
@@ -49,15 +52,21 @@ export class Azurite {
 
   async start(): Promise<void> {
     // After a restart, keep the ports the clients already hold.
-    const port = (name: 'blob' | 'queue' | 'table', fallback: number | undefined) => String(this.ports[name] || (fallback ?? 0));
+    const port = (name: 'blob' | 'queue' | 'table', fallback: number | undefined) =>
+      String(this.ports[name] || (fallback ?? 0));
     const args = [
       require.resolve('azurite/dist/src/azurite.js'),
-      '--blobPort', port('blob', this.options.blobPort ?? 10000),
-      '--queuePort', port('queue', this.options.queuePort ?? 10001),
-      '--tablePort', port('table', this.options.tablePort ?? 10002),
+      '--blobPort',
+      port('blob', this.options.blobPort ?? 10000),
+      '--queuePort',
+      port('queue', this.options.queuePort ?? 10001),
+      '--tablePort',
+      port('table', this.options.tablePort ?? 10002),
       // storage-queue 12.30 sends an API version Azurite would otherwise refuse.
       '--skipApiVersionCheck',
       '--disableTelemetry',
+      // Access logs of every poll drown what a person wants to see.
+      '--silent',
       '--loose',
     ];
     if (this.options.location) {
@@ -73,7 +82,9 @@ export class Azurite {
       let out = '';
       const onData = (chunk: Buffer) => {
         out += chunk.toString();
-        for (const m of out.matchAll(/Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/[^:]+:(\d+)/g)) {
+        for (const m of out.matchAll(
+          /Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/[^:]+:(\d+)/g,
+        )) {
           const kind = (m[1] ?? '').toLowerCase() as 'blob' | 'queue' | 'table';
           this.ports[kind] = Number(m[2]);
           seen.add(kind);
@@ -86,7 +97,9 @@ export class Azurite {
       };
       child.stdout?.on('data', onData);
       child.stderr?.on('data', (c: Buffer) => this.options.log?.(c.toString().trimEnd()));
-      child.once('exit', (code) => reject(new Error(`Azurite exited (${code}) before it was ready:\n${out}`)));
+      child.once('exit', (code) =>
+        reject(new Error(`Azurite exited (${code}) before it was ready:\n${out}`)),
+      );
       child.once('error', reject);
     });
   }

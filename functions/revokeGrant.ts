@@ -7,7 +7,11 @@ import { expireGrant } from '../shared/usecases/grants';
 /** Service Bus `jit-expirations`: a grant's scheduled end. Throwing abandons the message for redelivery. */
 export default declareFunction({
   name: 'revokeGrant',
-  trigger: { type: 'serviceBusQueue', queueName: SERVICE_BUS_QUEUES.expirations, connection: CONNECTIONS.serviceBus },
+  trigger: {
+    type: 'serviceBusQueue',
+    queueName: SERVICE_BUS_QUEUES.expirations,
+    connection: CONNECTIONS.serviceBus,
+  },
   handler: async (message, context) => {
     const m = parseExpiryMessage(message);
     if (!m) return void context.warn(JSON.stringify({ event: 'expire.malformed-message' }));

@@ -67,8 +67,12 @@ function build(o: CompositionOverrides): Services {
   const config = loadConfig(o.env ?? process.env);
   const clock = o.clock ?? { now: () => new Date() };
   // Credentials are made lazily: the sandbox never needs one for storage or Service Bus.
-  const storageCredential = lazy(() => credentialFor(config.tables.kind === 'identity' ? config.tables.clientId : undefined));
-  const busCredential = lazy(() => credentialFor(config.serviceBus.kind === 'identity' ? config.serviceBus.clientId : undefined));
+  const storageCredential = lazy(() =>
+    credentialFor(config.tables.kind === 'identity' ? config.tables.clientId : undefined),
+  );
+  const busCredential = lazy(() =>
+    credentialFor(config.serviceBus.kind === 'identity' ? config.serviceBus.clientId : undefined),
+  );
   const bus = serviceBusClient(config.serviceBus, busCredential);
   const scheduler = new ServiceBusExpiryScheduler(bus);
   const settings: GrantSettings = {

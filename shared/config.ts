@@ -36,27 +36,34 @@ export interface Config {
 
 /** Every setting the code reads, with what it must hold: the single list docs, samples and Bicep are checked against. */
 export const SETTINGS = {
-  JIT_AUTH_MODE: 'how callers authenticate: easyauth (App Service Authentication) or dev (local sandbox only)',
-  AzureWebJobsStorage: 'storage connection string (local sandbox); in Azure use the __tableServiceUri/__queueServiceUri form',
-  AzureWebJobsStorage__tableServiceUri: 'Table service URI of the storage account, used with the managed identity',
-  AzureWebJobsStorage__queueServiceUri: 'Queue service URI of the storage account, used with the managed identity',
+  JIT_AUTH_MODE:
+    'how callers authenticate: easyauth (App Service Authentication) or dev (local sandbox only)',
+  AzureWebJobsStorage:
+    'storage connection string (local sandbox); in Azure use the __tableServiceUri/__queueServiceUri form',
+  AzureWebJobsStorage__tableServiceUri:
+    'Table service URI of the storage account, used with the managed identity',
+  AzureWebJobsStorage__queueServiceUri:
+    'Queue service URI of the storage account, used with the managed identity',
   AzureWebJobsStorage__clientId: 'client id of the user-assigned managed identity for storage',
-  ServiceBusConnection: 'Service Bus connection string (local sandbox); in Azure use __fullyQualifiedNamespace',
-  ServiceBusConnection__fullyQualifiedNamespace: 'Service Bus namespace host name, used with the managed identity',
+  ServiceBusConnection:
+    'Service Bus connection string (local sandbox); in Azure use __fullyQualifiedNamespace',
+  ServiceBusConnection__fullyQualifiedNamespace:
+    'Service Bus namespace host name, used with the managed identity',
   ServiceBusConnection__clientId: 'client id of the user-assigned managed identity for Service Bus',
   AZURE_CLIENT_ID: 'client id of the user-assigned managed identity used for ARM',
   JIT_ARM_ENDPOINT: 'Azure Resource Manager endpoint (default https://management.azure.com)',
   JIT_PRIORITY_RANGE: 'NSG priorities JIT rules may use, "min-max" within 100-4096 (default 1000-1999)',
   JIT_MAX_DURATION: 'longest grant any policy may allow, ISO-8601 (default P1D)',
-  JIT_EXPIRY_GRACE: 'how long past expiry before the reconciler closes a grant itself, ISO-8601 (default PT2M)',
+  JIT_EXPIRY_GRACE:
+    'how long past expiry before the reconciler closes a grant itself, ISO-8601 (default PT2M)',
   JIT_PUBLIC_BASE_URL: 'https URL people reach this app at, for links in mail',
-  JIT_RECONCILE_SCHEDULE: 'NCRONTAB schedule of the reconciler, with seconds (read by the timer trigger; e.g. 0 */2 * * * *)',
+  JIT_RECONCILE_SCHEDULE:
+    'NCRONTAB schedule of the reconciler, with seconds (read by the timer trigger; e.g. 0 */2 * * * *)',
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
 
-const url = (setting: string) =>
-  z.url({ message: `${setting} must be an absolute URL` });
+const url = (setting: string) => z.url({ message: `${setting} must be an absolute URL` });
 
 /** Reads and validates the configuration. Throws `ConfigurationError` naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -70,9 +77,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME);
   const authMode = get('JIT_AUTH_MODE') ?? fail('JIT_AUTH_MODE', 'is missing');
-  if (!['dev', 'easyauth'].includes(authMode)) fail('JIT_AUTH_MODE', `must be easyauth or dev, not "${authMode}"`);
+  if (!['dev', 'easyauth'].includes(authMode))
+    fail('JIT_AUTH_MODE', `must be easyauth or dev, not "${authMode}"`);
   if (authMode === 'dev' && runningInAzure) {
-    fail('JIT_AUTH_MODE', 'is "dev", which trusts a header naming the user and is refused when running in Azure');
+    fail(
+      'JIT_AUTH_MODE',
+      'is "dev", which trusts a header naming the user and is refused when running in Azure',
+    );
   }
 
   const checkUrl = (name: SettingName, value: string) => {
@@ -88,7 +99,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         kind: 'identity',
         endpoint: checkUrl(
           'AzureWebJobsStorage__tableServiceUri',
-          get('AzureWebJobsStorage__tableServiceUri') ?? fail('AzureWebJobsStorage__tableServiceUri', 'is missing (or set AzureWebJobsStorage)'),
+          get('AzureWebJobsStorage__tableServiceUri') ??
+            fail('AzureWebJobsStorage__tableServiceUri', 'is missing (or set AzureWebJobsStorage)'),
         ),
         clientId: storageClientId,
       };
@@ -98,7 +110,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         kind: 'identity',
         endpoint: checkUrl(
           'AzureWebJobsStorage__queueServiceUri',
-          get('AzureWebJobsStorage__queueServiceUri') ?? fail('AzureWebJobsStorage__queueServiceUri', 'is missing (or set AzureWebJobsStorage)'),
+          get('AzureWebJobsStorage__queueServiceUri') ??
+            fail('AzureWebJobsStorage__queueServiceUri', 'is missing (or set AzureWebJobsStorage)'),
         ),
         clientId: storageClientId,
       };
@@ -113,14 +126,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         clientId: get('ServiceBusConnection__clientId') ?? get('AZURE_CLIENT_ID'),
       };
   if (runningInAzure && (storageString || busString)) {
-    fail(storageString ? 'AzureWebJobsStorage' : 'ServiceBusConnection', 'holds a connection string; in Azure use the managed-identity settings');
+    fail(
+      storageString ? 'AzureWebJobsStorage' : 'ServiceBusConnection',
+      'holds a connection string; in Azure use the managed-identity settings',
+    );
   }
 
   const range = get('JIT_PRIORITY_RANGE') ?? '1000-1999';
   const m = /^(\d{3,4})-(\d{3,4})$/.exec(range);
   const min = Number(m?.[1]);
   const max = Number(m?.[2]);
-  if (!m || min < 100 || max > 4096 || min > max) fail('JIT_PRIORITY_RANGE', `must be "min-max" within 100-4096, not "${range}"`);
+  if (!m || min < 100 || max > 4096 || min > max)
+    fail('JIT_PRIORITY_RANGE', `must be "min-max" within 100-4096, not "${range}"`);
 
   const duration = (name: SettingName, fallback: string) => {
     const text = get(name) ?? fallback;

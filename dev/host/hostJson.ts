@@ -21,7 +21,10 @@ export function parseTimeSpan(text: string): number {
   const m = /^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d+))?$/.exec(text.trim());
   if (!m) throw new Error(`host.json: "${text}" is not a TimeSpan (hh:mm:ss)`);
   const [, d = '0', h = '0', min = '0', s = '0', frac = '0'] = m;
-  return ((Number(d) * 24 + Number(h)) * 3600 + Number(min) * 60 + Number(s)) * 1000 + Math.round(Number(`0.${frac}`) * 1000);
+  return (
+    ((Number(d) * 24 + Number(h)) * 3600 + Number(min) * 60 + Number(s)) * 1000 +
+    Math.round(Number(`0.${frac}`) * 1000)
+  );
 }
 
 export function readHostSettings(path: string): HostSettings {
@@ -30,17 +33,18 @@ export function readHostSettings(path: string): HostSettings {
   };
   const q = json.extensions?.queues ?? {};
   const sb = json.extensions?.serviceBus ?? {};
+  const span = (v: unknown, fallback: string) => parseTimeSpan(typeof v === 'string' ? v : fallback);
   return {
     queues: {
       batchSize: Number(q.batchSize ?? 16),
-      maxPollingIntervalInMs: parseTimeSpan(String(q.maxPollingInterval ?? '00:01:00')),
-      visibilityTimeoutInMs: parseTimeSpan(String(q.visibilityTimeout ?? '00:00:00')),
+      maxPollingIntervalInMs: span(q.maxPollingInterval, '00:01:00'),
+      visibilityTimeoutInMs: span(q.visibilityTimeout, '00:00:00'),
       maxDequeueCount: Number(q.maxDequeueCount ?? 5),
       messageEncoding: q.messageEncoding === 'none' ? 'none' : 'base64',
     },
     serviceBus: {
       maxConcurrentCalls: Number(sb.maxConcurrentCalls ?? 16),
-      maxAutoLockRenewalDurationInMs: parseTimeSpan(String(sb.maxAutoLockRenewalDuration ?? '00:05:00')),
+      maxAutoLockRenewalDurationInMs: span(sb.maxAutoLockRenewalDuration, '00:05:00'),
       autoCompleteMessages: sb.autoCompleteMessages !== false,
     },
   };

@@ -74,7 +74,11 @@ export class LocalHost extends EventEmitter {
 
   /** Loads the function files, then binds every declaration. */
   async start(): Promise<FunctionDeclaration[]> {
-    for (const file of readdirSync(this.options.functionsDir).filter((f) => f.endsWith('.js')).sort()) {
+    for (const file of readdirSync(this.options.functionsDir)
+      .filter((f) => f.endsWith('.js'))
+      .sort()) {
+      // Loading a function file is what declares it, exactly as the Functions host loads `main`.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
       require(join(this.options.functionsDir, file));
     }
     const functions = [...declaredFunctions()];
@@ -118,7 +122,11 @@ export class LocalHost extends EventEmitter {
   }
 
   /** Runs one invocation with a fresh context, tracks it, and reports how it ended. */
-  private async invoke<T>(functionName: string, triggerMetadata: Record<string, unknown>, run: (ctx: InvocationContext) => Promise<T>): Promise<T> {
+  private async invoke<T>(
+    functionName: string,
+    triggerMetadata: Record<string, unknown>,
+    run: (ctx: InvocationContext) => Promise<T>,
+  ): Promise<T> {
     const invocationId = randomUUID();
     const context = new InvocationContext({
       invocationId,
@@ -131,12 +139,23 @@ export class LocalHost extends EventEmitter {
     this.inFlight.add(p);
     try {
       const result = await p;
-      this.emit('invocation', { functionName, invocationId, ok: true, durationInMs: Date.now() - started } satisfies InvocationRecord);
+      this.emit('invocation', {
+        functionName,
+        invocationId,
+        ok: true,
+        durationInMs: Date.now() - started,
+      } satisfies InvocationRecord);
       return result;
     } catch (err) {
       const error = (err as Error)?.stack ?? String(err);
       this.log('error', functionName, `invocation ${invocationId} failed: ${error}`);
-      this.emit('invocation', { functionName, invocationId, ok: false, error, durationInMs: Date.now() - started } satisfies InvocationRecord);
+      this.emit('invocation', {
+        functionName,
+        invocationId,
+        ok: false,
+        error,
+        durationInMs: Date.now() - started,
+      } satisfies InvocationRecord);
       throw err;
     } finally {
       this.inFlight.delete(p);
@@ -163,12 +182,18 @@ export class LocalHost extends EventEmitter {
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
-      this.server!.listen(this.options.httpPort ?? 7071, this.options.httpHost ?? '127.0.0.1', () => resolve());
+      this.server!.listen(this.options.httpPort ?? 7071, this.options.httpHost ?? '127.0.0.1', () =>
+        resolve(),
+      );
     });
     this.port = (this.server.address() as AddressInfo).port;
   }
 
-  private async serveHttp(routes: Array<{ f: HttpFunction; regex: RegExp; names: string[] }>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async serveHttp(
+    routes: Array<{ f: HttpFunction; regex: RegExp; names: string[] }>,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? 'localhost'}`);
     const method = (req.method ?? 'GET').toUpperCase();
     let match: { f: HttpFunction; params: Record<string, string> } | undefined;
@@ -198,10 +223,13 @@ export class LocalHost extends EventEmitter {
       chunks.push(chunk as Buffer);
     }
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     // Like Azure's front end: append the client's address to X-Forwarded-For.
     const remote = req.socket.remoteAddress ?? '';
-    headers['x-forwarded-for'] = headers['x-forwarded-for'] ? `${headers['x-forwarded-for']}, ${remote}` : remote;
+    headers['x-forwarded-for'] = headers['x-forwarded-for']
+      ? `${headers['x-forwarded-for']}, ${remote}`
+      : remote;
     const request = new HttpRequest({
       method,
       url: url.toString(),
@@ -212,7 +240,11 @@ export class LocalHost extends EventEmitter {
     });
     let init: HttpResponseInit;
     try {
-      init = await this.invoke(match.f.name, { headers, query: Object.fromEntries(url.searchParams), ...match.params }, (ctx) => match.f.handler(request, ctx));
+      init = await this.invoke(
+        match.f.name,
+        { headers, query: Object.fromEntries(url.searchParams), ...match.params },
+        (ctx) => match.f.handler(request, ctx),
+      );
     } catch {
       res.writeHead(500, { 'Content-Type': 'text/plain' }).end('Internal Server Error');
       return;
@@ -238,7 +270,12 @@ export class LocalHost extends EventEmitter {
       let messages: DequeuedMessageItem[] = [];
       try {
         // The message stays invisible while the function runs; 5 minutes is ample for one invocation.
-        messages = (await queue.receiveMessages({ numberOfMessages: Math.min(32, cfg.batchSize), visibilityTimeout: 300 })).receivedMessageItems;
+        messages = (
+          await queue.receiveMessages({
+            numberOfMessages: Math.min(32, cfg.batchSize),
+            visibilityTimeout: 300,
+          })
+        ).receivedMessageItems;
       } catch (err) {
         if (!this.running) break;
         this.log('warning', f.name, `polling ${f.trigger.queueName} failed: ${String(err)}`);
@@ -254,9 +291,17 @@ export class LocalHost extends EventEmitter {
     }
   }
 
-  private async runQueueMessage(f: StorageQueueFunction, queue: QueueClient, poison: QueueClient, m: DequeuedMessageItem): Promise<void> {
+  private async runQueueMessage(
+    f: StorageQueueFunction,
+    queue: QueueClient,
+    poison: QueueClient,
+    m: DequeuedMessageItem,
+  ): Promise<void> {
     const cfg = this.options.host.queues;
-    const text = cfg.messageEncoding === 'base64' ? Buffer.from(m.messageText, 'base64').toString('utf8') : m.messageText;
+    const text =
+      cfg.messageEncoding === 'base64'
+        ? Buffer.from(m.messageText, 'base64').toString('utf8')
+        : m.messageText;
     let body: unknown = text;
     try {
       body = JSON.parse(text);
@@ -266,7 +311,13 @@ export class LocalHost extends EventEmitter {
     try {
       await this.invoke(
         f.name,
-        { id: m.messageId, dequeueCount: m.dequeueCount, insertionTime: m.insertedOn, expirationTime: m.expiresOn, popReceipt: m.popReceipt },
+        {
+          id: m.messageId,
+          dequeueCount: m.dequeueCount,
+          insertionTime: m.insertedOn,
+          expirationTime: m.expiresOn,
+          popReceipt: m.popReceipt,
+        },
         (ctx) => f.handler(body, ctx),
       );
       await queue.deleteMessage(m.messageId, m.popReceipt);
@@ -276,9 +327,18 @@ export class LocalHost extends EventEmitter {
           await poison.createIfNotExists();
           await poison.sendMessage(m.messageText);
           await queue.deleteMessage(m.messageId, m.popReceipt);
-          this.log('warning', f.name, `message ${m.messageId} moved to ${f.trigger.queueName}-poison after ${m.dequeueCount} attempts`);
+          this.log(
+            'warning',
+            f.name,
+            `message ${m.messageId} moved to ${f.trigger.queueName}-poison after ${m.dequeueCount} attempts`,
+          );
         } else {
-          await queue.updateMessage(m.messageId, m.popReceipt, undefined, Math.round(cfg.visibilityTimeoutInMs / 1000));
+          await queue.updateMessage(
+            m.messageId,
+            m.popReceipt,
+            undefined,
+            Math.round(cfg.visibilityTimeoutInMs / 1000),
+          );
         }
       } catch (err) {
         // The message becomes visible again when its invisibility ends: nothing is lost.
@@ -337,11 +397,16 @@ export class LocalHost extends EventEmitter {
 
   private schedule(f: TimerFunction): void {
     const fire = (isPastDue: boolean) =>
-      this.invoke(f.name, {}, (ctx) => f.handler({ isPastDue, schedule: { adjustForDST: false }, scheduleStatus: undefined } as unknown as Timer, ctx)).catch(
-        () => undefined,
-      );
+      this.invoke(f.name, {}, (ctx) =>
+        f.handler(
+          { isPastDue, schedule: { adjustForDST: false }, scheduleStatus: undefined } as unknown as Timer,
+          ctx,
+        ),
+      ).catch(() => undefined);
     // protect: a run still going when the next is due is skipped, as the host's singleton lock does.
-    const cron = new Cron(this.resolveSetting(f.trigger.schedule), { timezone: 'UTC', protect: true }, () => fire(false));
+    const cron = new Cron(this.resolveSetting(f.trigger.schedule), { timezone: 'UTC', protect: true }, () =>
+      fire(false),
+    );
     this.crons.push(cron);
     if (f.trigger.runOnStartup) void fire(false);
   }

@@ -19,8 +19,17 @@ export interface ArmNetworkGatewayOptions {
 }
 
 /** ARM's answers that mean "try again in a moment". */
-const BUSY_CODES = new Set(['AnotherOperationInProgress', 'RetryableError', 'Conflict', 'OperationNotAllowed']);
-const PRIORITY_CODES = new Set(['SecurityRuleConflict', 'SecurityRulesConflictingPriority', 'SecurityRuleParameterContainsConflict']);
+const BUSY_CODES = new Set([
+  'AnotherOperationInProgress',
+  'RetryableError',
+  'Conflict',
+  'OperationNotAllowed',
+]);
+const PRIORITY_CODES = new Set([
+  'SecurityRuleConflict',
+  'SecurityRulesConflictingPriority',
+  'SecurityRuleParameterContainsConflict',
+]);
 
 /**
  * The NetworkGateway port over @azure/arm-network and @azure/arm-compute. One client pair per subscription,
@@ -39,7 +48,11 @@ export class ArmNetworkGateway implements NetworkGateway {
     return {
       endpoint: this.options.endpoint,
       ...(this.options.caPem ? { tlsOptions: { ca: this.options.caPem } } : {}),
-      retryOptions: { maxRetries: this.options.maxRetries ?? 3, retryDelayInMs: 500, maxRetryDelayInMs: 8000 },
+      retryOptions: {
+        maxRetries: this.options.maxRetries ?? 3,
+        retryDelayInMs: 500,
+        maxRetryDelayInMs: 8000,
+      },
     };
   }
 
@@ -105,7 +118,8 @@ export class ArmNetworkGateway implements NetworkGateway {
     const n = parseResourceId(nsgId);
     return call(`listing rules of ${n.name}`, async () => {
       const out: SecurityRuleView[] = [];
-      for await (const r of this.networkClient(n.subscriptionId).securityRules.list(n.resourceGroup, n.name)) out.push(view(r));
+      for await (const r of this.networkClient(n.subscriptionId).securityRules.list(n.resourceGroup, n.name))
+        out.push(view(r));
       return out;
     });
   }
@@ -113,7 +127,9 @@ export class ArmNetworkGateway implements NetworkGateway {
   async getRule(nsgId: string, ruleName: string): Promise<SecurityRuleView | undefined> {
     const n = parseResourceId(nsgId);
     try {
-      return view(await this.networkClient(n.subscriptionId).securityRules.get(n.resourceGroup, n.name, ruleName));
+      return view(
+        await this.networkClient(n.subscriptionId).securityRules.get(n.resourceGroup, n.name, ruleName),
+      );
     } catch (err) {
       if (isRestError(err) && err.statusCode === 404) return undefined;
       throw classify(err, `reading rule ${ruleName} of ${n.name}`);
@@ -134,18 +150,29 @@ export class ArmNetworkGateway implements NetworkGateway {
       description: rule.description,
     };
     await call(`writing rule ${rule.name} to ${n.name}`, () =>
-      this.networkClient(n.subscriptionId).securityRules.beginCreateOrUpdateAndWait(n.resourceGroup, n.name, rule.name, body, {
-        updateIntervalInMs: this.options.pollIntervalInMs,
-      }),
+      this.networkClient(n.subscriptionId).securityRules.beginCreateOrUpdateAndWait(
+        n.resourceGroup,
+        n.name,
+        rule.name,
+        body,
+        {
+          updateIntervalInMs: this.options.pollIntervalInMs,
+        },
+      ),
     );
   }
 
   async deleteRule(nsgId: string, ruleName: string): Promise<void> {
     const n = parseResourceId(nsgId);
     try {
-      await this.networkClient(n.subscriptionId).securityRules.beginDeleteAndWait(n.resourceGroup, n.name, ruleName, {
-        updateIntervalInMs: this.options.pollIntervalInMs,
-      });
+      await this.networkClient(n.subscriptionId).securityRules.beginDeleteAndWait(
+        n.resourceGroup,
+        n.name,
+        ruleName,
+        {
+          updateIntervalInMs: this.options.pollIntervalInMs,
+        },
+      );
     } catch (err) {
       // A rule (or NSG) that is already gone is what we wanted.
       if (isRestError(err) && err.statusCode === 404) return;
@@ -201,7 +228,10 @@ function classify(err: unknown, what: string): Error {
   if (PRIORITY_CODES.has(code) || /same priority/i.test(err.message)) return new PriorityTaken(message);
   if (BUSY_CODES.has(code) || status === 429 || status === 408 || status >= 500 || status === 0) {
     const retryAfter = Number(err.response?.headers?.get('retry-after'));
-    return new TransientFailure(message, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
+    return new TransientFailure(
+      message,
+      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+    );
   }
   if (status === 404) return new GrantNotApplicable(`not found ${what}`);
   return new GrantNotApplicable(message);

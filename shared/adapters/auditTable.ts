@@ -33,6 +33,8 @@ export class AuditTable implements AuditLog {
       clientAddress: event.clientAddress,
     };
     // createEntity, never upsert: the writer must not be able to overwrite history.
-    await this.client.createEntity(Object.fromEntries(Object.entries(entity).filter(([, v]) => v !== undefined)) as typeof entity);
+    await this.client.createEntity(
+      Object.fromEntries(Object.entries(entity).filter(([, v]) => v !== undefined)) as typeof entity,
+    );
   }
 }

@@ -20,7 +20,8 @@ interface GrantEntity {
   updatedAt: string;
 }
 
-export const grantRowKey = (nsgId: string) => createHash('sha256').update(nsgId.toLowerCase()).digest('hex').slice(0, 32);
+export const grantRowKey = (nsgId: string) =>
+  createHash('sha256').update(nsgId.toLowerCase()).digest('hex').slice(0, 32);
 
 export class GrantTable implements GrantRepository {
   constructor(private readonly client: TableClient) {}

@@ -43,7 +43,9 @@ export class PolicyTable implements PolicyRepository {
   }
 
   async *list(): AsyncIterable<Policy> {
-    const rows = this.client.listEntities<PolicyEntity>({ queryOptions: { filter: `PartitionKey eq '${PARTITION}'` } });
+    const rows = this.client.listEntities<PolicyEntity>({
+      queryOptions: { filter: `PartitionKey eq '${PARTITION}'` },
+    });
     for await (const row of rows) yield JSON.parse(row.document) as Policy;
   }
 }

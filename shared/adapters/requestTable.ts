@@ -96,7 +96,10 @@ export class RequestTable implements RequestRepository {
   async create(request: AccessRequest): Promise<string> {
     // The index row goes first: a crash between the two leaves an index row the reconciler can drop,
     // never a live request the reconciler cannot see.
-    await this.client.upsertEntity({ partitionKey: OPEN, rowKey: request.id, createdAt: request.createdAt }, 'Replace');
+    await this.client.upsertEntity(
+      { partitionKey: OPEN, rowKey: request.id, createdAt: request.createdAt },
+      'Replace',
+    );
     const res = await this.client.createEntity(withoutUndefined(toEntity(request)));
     return res.etag ?? '';
   }
@@ -112,7 +115,8 @@ export class RequestTable implements RequestRepository {
     try {
       res = await this.client.updateEntity(withoutUndefined(toEntity(request)), 'Replace', { etag });
     } catch (err) {
-      if (restStatus(err) === 412) throw new ConcurrencyConflict(`request ${request.id} changed concurrently`);
+      if (restStatus(err) === 412)
+        throw new ConcurrencyConflict(`request ${request.id} changed concurrently`);
       throw err;
     }
     if (isFinal(request.status)) await deleteEntityIfExists(this.client, OPEN, request.id);

@@ -6,7 +6,10 @@ import type { Connection } from '../config';
 import type { ExpiryMessage, ExpiryScheduler } from '../domain/ports';
 import { SERVICE_BUS_QUEUES } from '../names';
 
-export function serviceBusClient(connection: Connection, credential: () => TokenCredential): ServiceBusClient {
+export function serviceBusClient(
+  connection: Connection,
+  credential: () => TokenCredential,
+): ServiceBusClient {
   return connection.kind === 'connectionString'
     ? new ServiceBusClient(connection.connectionString)
     : new ServiceBusClient(connection.endpoint, credential());

@@ -5,7 +5,11 @@ import type { WorkQueues } from '../domain/ports';
 import { QUEUES } from '../names';
 
 /** A QueueClient from a connection string (sandbox) or an endpoint with a credential (Azure). */
-export function queueClient(connection: Connection, queue: string, credential: () => TokenCredential): QueueClient {
+export function queueClient(
+  connection: Connection,
+  queue: string,
+  credential: () => TokenCredential,
+): QueueClient {
   if (connection.kind === 'connectionString') return new QueueClient(connection.connectionString, queue);
   return new QueueClient(`${connection.endpoint.replace(/\/$/, '')}/${queue}`, credential());
 }

@@ -4,10 +4,16 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { Connection } from '../config';
 
 /** A TableClient for one table, from a connection string (sandbox) or an endpoint with a credential (Azure). */
-export function tableClient(connection: Connection, table: string, credential: () => TokenCredential): TableClient {
+export function tableClient(
+  connection: Connection,
+  table: string,
+  credential: () => TokenCredential,
+): TableClient {
   if (connection.kind === 'connectionString') {
     return TableClient.fromConnectionString(connection.connectionString, table, {
-      allowInsecureConnection: /(^|;)\s*(TableEndpoint|DefaultEndpointsProtocol)=http(:|;)/i.test(connection.connectionString),
+      allowInsecureConnection: /(^|;)\s*(TableEndpoint|DefaultEndpointsProtocol)=http(:|;)/i.test(
+        connection.connectionString,
+      ),
     });
   }
   return new TableClient(connection.endpoint, table, credential());
@@ -34,7 +40,11 @@ export async function getEntityOrUndefined<T extends object>(
 }
 
 /** Deletes one entity; one that is already gone is fine. */
-export async function deleteEntityIfExists(client: TableClient, partitionKey: string, rowKey: string): Promise<void> {
+export async function deleteEntityIfExists(
+  client: TableClient,
+  partitionKey: string,
+  rowKey: string,
+): Promise<void> {
   try {
     await client.deleteEntity(partitionKey, rowKey);
   } catch (err) {

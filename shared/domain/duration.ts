@@ -15,7 +15,11 @@ export function parseDurationToSeconds(text: string): number {
   if (d.negative) throw new RangeError('must not be negative');
   if (d.years || d.months) throw new RangeError('must not use years or months (use days, hours or minutes)');
   const seconds =
-    (d.weeks ?? 0) * 604800 + (d.days ?? 0) * 86400 + (d.hours ?? 0) * 3600 + (d.minutes ?? 0) * 60 + (d.seconds ?? 0);
+    (d.weeks ?? 0) * 604800 +
+    (d.days ?? 0) * 86400 +
+    (d.hours ?? 0) * 3600 +
+    (d.minutes ?? 0) * 60 +
+    (d.seconds ?? 0);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new RangeError('must be longer than zero');
   return Math.round(seconds);
 }

@@ -35,7 +35,8 @@ export function parsePrefix(text: string): Prefix {
   if (network.toString() !== addr.toString()) {
     throw new RangeError(`has host bits set; did you mean ${network.toString()}/${len}?`);
   }
-  if (len === 0) return { cidr: addr.kind() === 'ipv4' ? '0.0.0.0/0' : '::/0', family: addr.kind(), any: true };
+  if (len === 0)
+    return { cidr: addr.kind() === 'ipv4' ? '0.0.0.0/0' : '::/0', family: addr.kind(), any: true };
   return { cidr: `${addr.toString()}/${len}`, family: addr.kind(), any: false };
 }
 

@@ -48,14 +48,21 @@ export function principalMatches(principal: Principal, entries: readonly string[
  * Checks an ask against the policy that covers the VM. Throws `AccessNotAllowed` (the caller may not use this
  * VM at all, or asks for more than the policy allows) or `InvalidRequest` (justification rules).
  */
-export function decide(policy: Policy | undefined, ask: AccessAsk, caller: Principal, callerAddress: string | undefined): PolicyDecision {
+export function decide(
+  policy: Policy | undefined,
+  ask: AccessAsk,
+  caller: Principal,
+  callerAddress: string | undefined,
+): PolicyDecision {
   if (!policy || !principalMatches(caller, policy.requesters)) {
     // Same answer whether the VM is uncovered or the caller is not a requester: existence must not leak.
     throw new AccessNotAllowed('no policy allows this caller to request access to this VM', false);
   }
   const protocol = ask.protocol ?? 'Tcp';
   for (const port of ask.ports) {
-    const allowed = policy.ports.find((p) => p.port === port && (p.protocol === '*' || p.protocol === protocol));
+    const allowed = policy.ports.find(
+      (p) => p.port === port && (p.protocol === '*' || p.protocol === protocol),
+    );
     if (!allowed) throw new AccessNotAllowed(`port ${port}/${protocol} is not allowed by the policy`, true);
     if (ask.durationInSeconds > allowed.maxDurationInSeconds) {
       throw new AccessNotAllowed(
@@ -83,7 +90,9 @@ function resolveSource(policy: Policy, asked: string | undefined, callerAddress:
   let prefix;
   if (asked === undefined) {
     if (!callerAddress) {
-      throw new InvalidRequest([{ field: 'sourcePrefix', reason: 'is required: the caller address could not be determined' }]);
+      throw new InvalidRequest([
+        { field: 'sourcePrefix', reason: 'is required: the caller address could not be determined' },
+      ]);
     }
     prefix = parsePrefix(callerAddress);
   } else {
@@ -100,6 +109,10 @@ function resolveSource(policy: Policy, asked: string | undefined, callerAddress:
     if (prefix.any) return parsePrefix(entry).cidr === prefix.cidr || entry.trim() === '*';
     return prefixWithin(prefix, parsePrefix(entry));
   });
-  if (!ok) throw new AccessNotAllowed(`source ${prefix.cidr} is not within the policy's allowed source prefixes`, true);
+  if (!ok)
+    throw new AccessNotAllowed(
+      `source ${prefix.cidr} is not within the policy's allowed source prefixes`,
+      true,
+    );
   return prefix.cidr;
 }

@@ -2,7 +2,15 @@
  * Ports: what the use cases need from the outside world. Adapters in shared/adapters implement them with the
  * Azure SDKs; tests implement them with the local emulators (or, for pure logic, in memory).
  */
-import type { AccessRequest, AllowRuleSpec, AuditEvent, GrantRule, Policy, SecurityRuleView, VmNetworkPath } from './types';
+import type {
+  AccessRequest,
+  AllowRuleSpec,
+  AuditEvent,
+  GrantRule,
+  Policy,
+  SecurityRuleView,
+  VmNetworkPath,
+} from './types';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
 export interface Versioned<T> {

@@ -30,18 +30,26 @@ export const requestBodySchema = z.strictObject({
   protocol: z.enum(['Tcp', 'Udp']).optional(),
   sourcePrefix: z.string().max(64, 'is too long').optional(),
   duration: checked(parseDurationToSeconds),
-  justification: z.string().max(MAX_JUSTIFICATION_LENGTH, `must be at most ${MAX_JUSTIFICATION_LENGTH} characters`).optional(),
+  justification: z
+    .string()
+    .max(MAX_JUSTIFICATION_LENGTH, `must be at most ${MAX_JUSTIFICATION_LENGTH} characters`)
+    .optional(),
 });
 
 /** Turns zod's issues into the API's field problems (`ports[1]: must be from 1 to 65535`). */
 export function toFieldProblems(error: z.ZodError): FieldProblem[] {
   return error.issues.map((issue) => {
     let field = '';
-    for (const seg of issue.path) field += typeof seg === 'number' ? `[${seg}]` : field ? `.${String(seg)}` : String(seg);
+    for (const seg of issue.path)
+      field += typeof seg === 'number' ? `[${seg}]` : field ? `.${String(seg)}` : String(seg);
     if (issue.code === 'unrecognized_keys') {
-      return { field: [field, issue.keys.join(', ')].filter(Boolean).join('.'), reason: 'is not a known field' };
+      return {
+        field: [field, issue.keys.join(', ')].filter(Boolean).join('.'),
+        reason: 'is not a known field',
+      };
     }
-    if (issue.code === 'invalid_type' && issue.input === undefined) return { field: field || '(body)', reason: 'is required' };
+    if (issue.code === 'invalid_type' && issue.input === undefined)
+      return { field: field || '(body)', reason: 'is required' };
     return { field: field || '(body)', reason: issue.message };
   });
 }

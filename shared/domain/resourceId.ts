@@ -9,7 +9,8 @@ export interface ResourceId {
   children: string[];
 }
 
-const RESOURCE_ID = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/([^/]+)\/([^/]+)\/([^/]+)((?:\/[^/]+\/[^/]+)*)$/i;
+const RESOURCE_ID =
+  /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/([^/]+)\/([^/]+)\/([^/]+)((?:\/[^/]+\/[^/]+)*)$/i;
 
 export function parseResourceId(id: string): ResourceId {
   const m = RESOURCE_ID.exec(id.trim());
@@ -21,8 +22,14 @@ export function parseResourceId(id: string): ResourceId {
 /** Parses a VM id; anything that is not `Microsoft.Compute/virtualMachines` is refused. */
 export function parseVmId(id: string): ResourceId {
   const r = parseResourceId(id);
-  if (r.provider.toLowerCase() !== 'microsoft.compute' || r.type.toLowerCase() !== 'virtualmachines' || r.children.length) {
-    throw new RangeError('must be the resource id of a virtual machine (…/providers/Microsoft.Compute/virtualMachines/<name>)');
+  if (
+    r.provider.toLowerCase() !== 'microsoft.compute' ||
+    r.type.toLowerCase() !== 'virtualmachines' ||
+    r.children.length
+  ) {
+    throw new RangeError(
+      'must be the resource id of a virtual machine (…/providers/Microsoft.Compute/virtualMachines/<name>)',
+    );
   }
   return r;
 }

@@ -51,7 +51,8 @@ export interface TimerFunction {
   handler: (timer: Timer, context: InvocationContext) => Promise<void>;
 }
 
-export type FunctionDeclaration = HttpFunction | StorageQueueFunction | ServiceBusQueueFunction | TimerFunction;
+export type FunctionDeclaration =
+  HttpFunction | StorageQueueFunction | ServiceBusQueueFunction | TimerFunction;
 
 const declared: FunctionDeclaration[] = [];
 
@@ -70,16 +71,33 @@ export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
   switch (d.trigger.type) {
     case 'http':
       // Anonymous at the Functions level: App Service Authentication (or the JWT check) guards the app.
-      app.http(d.name, { route: d.trigger.route, methods: d.trigger.methods, authLevel: 'anonymous', handler: d.handler as never });
+      app.http(d.name, {
+        route: d.trigger.route,
+        methods: d.trigger.methods,
+        authLevel: 'anonymous',
+        handler: d.handler as never,
+      });
       break;
     case 'storageQueue':
-      app.storageQueue(d.name, { queueName: d.trigger.queueName, connection: d.trigger.connection, handler: d.handler as never });
+      app.storageQueue(d.name, {
+        queueName: d.trigger.queueName,
+        connection: d.trigger.connection,
+        handler: d.handler as never,
+      });
       break;
     case 'serviceBusQueue':
-      app.serviceBusQueue(d.name, { queueName: d.trigger.queueName, connection: d.trigger.connection, handler: d.handler as never });
+      app.serviceBusQueue(d.name, {
+        queueName: d.trigger.queueName,
+        connection: d.trigger.connection,
+        handler: d.handler as never,
+      });
       break;
     case 'timer':
-      app.timer(d.name, { schedule: d.trigger.schedule, runOnStartup: d.trigger.runOnStartup, handler: d.handler as never });
+      app.timer(d.name, {
+        schedule: d.trigger.schedule,
+        runOnStartup: d.trigger.runOnStartup,
+        handler: d.handler as never,
+      });
       break;
   }
   return d;

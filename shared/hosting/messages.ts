@@ -5,7 +5,10 @@ import { z } from 'zod';
  * A message that is not what we send is logged and dropped by the caller (retrying cannot fix it).
  */
 const requestMessage = z.object({ requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/) });
-const expiryMessage = z.object({ requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/), expiresAt: z.iso.datetime() });
+const expiryMessage = z.object({
+  requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/),
+  expiresAt: z.iso.datetime(),
+});
 
 function asObject(message: unknown): unknown {
   if (typeof message === 'string') {

@@ -30,10 +30,22 @@ const OID_CLAIMS = ['oid', 'http://schemas.microsoft.com/identity/claims/objecti
 export function authenticate(mode: AuthMode, headers: HeaderReader): Principal {
   if (mode === 'dev') {
     const user = headers.get(DEV_USER_HEADER)?.trim();
-    if (!user) throw new Unauthenticated(`send the ${DEV_USER_HEADER} header naming the user (local sandbox)`);
-    if (!/^[\w.@+-]{1,128}$/.test(user)) throw new Unauthenticated(`${DEV_USER_HEADER} must be a user name or e-mail address`);
-    const roles = headers.get('x-jit-dev-roles')?.split(',').map((r) => r.trim()).filter(Boolean) ?? [];
-    const groups = headers.get('x-jit-dev-groups')?.split(',').map((g) => g.trim()).filter(Boolean) ?? [];
+    if (!user)
+      throw new Unauthenticated(`send the ${DEV_USER_HEADER} header naming the user (local sandbox)`);
+    if (!/^[\w.@+-]{1,128}$/.test(user))
+      throw new Unauthenticated(`${DEV_USER_HEADER} must be a user name or e-mail address`);
+    const roles =
+      headers
+        .get('x-jit-dev-roles')
+        ?.split(',')
+        .map((r) => r.trim())
+        .filter(Boolean) ?? [];
+    const groups =
+      headers
+        .get('x-jit-dev-groups')
+        ?.split(',')
+        .map((g) => g.trim())
+        .filter(Boolean) ?? [];
     return { id: user.toLowerCase(), groups, roles };
   }
   // App Service Authentication strips any client-sent x-ms-client-principal and sets its own, so inside

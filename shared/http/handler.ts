@@ -28,10 +28,23 @@ export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>
     try {
       const { config } = services();
       const caller = authenticate(config.authMode, request.headers);
-      return await body({ request, context, deps: depsFor(context), caller, callerAddress: callerAddress(request) });
+      return await body({
+        request,
+        context,
+        deps: depsFor(context),
+        caller,
+        callerAddress: callerAddress(request),
+      });
     } catch (err) {
       const problem = toProblem(err);
-      if (problem.status >= 500) context.error(JSON.stringify({ event: 'http.error', invocationId: context.invocationId, error: String((err as Error)?.stack ?? err) }));
+      if (problem.status >= 500)
+        context.error(
+          JSON.stringify({
+            event: 'http.error',
+            invocationId: context.invocationId,
+            error: String((err as Error)?.stack ?? err),
+          }),
+        );
       return problem;
     }
   };
@@ -51,7 +64,8 @@ export async function readJson(request: HttpRequest): Promise<unknown> {
     throw new InvalidRequest([{ field: '(body)', reason: 'must be sent as application/json' }]);
   }
   const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > MAX_BODY_BYTES) throw new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_BODY_BYTES} bytes` }]);
+  if (declared > MAX_BODY_BYTES)
+    throw new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_BODY_BYTES} bytes` }]);
   const text = await request.text();
   if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
     throw new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_BODY_BYTES} bytes` }]);

@@ -30,7 +30,14 @@ const TYPE_BASE = 'https://github.com/azure-jit-access/azure-jit-access/blob/mai
 
 /** The one place errors become HTTP answers (STYLE.md §5). Anything unexpected is a 500 that leaks nothing. */
 export function toProblem(err: unknown): ProblemResponse {
-  const make = (status: number, code: string, title: string, detail: string, extra: Partial<Problem> = {}, headers: Record<string, string> = {}) => ({
+  const make = (
+    status: number,
+    code: string,
+    title: string,
+    detail: string,
+    extra: Partial<Problem> = {},
+    headers: Record<string, string> = {},
+  ) => ({
     status,
     headers: { 'Content-Type': 'application/problem+json', ...headers },
     jsonBody: { type: TYPE_BASE + code.toLowerCase(), title, status, detail, ...extra },
@@ -40,13 +47,27 @@ export function toProblem(err: unknown): ProblemResponse {
   }
   if (err instanceof Unauthenticated) return make(401, err.code, 'Sign-in required', err.message);
   if (err instanceof AccessNotAllowed) {
-    return make(403, err.code, 'Access not allowed', err.disclose ? err.reason : 'No policy allows this request.');
+    return make(
+      403,
+      err.code,
+      'Access not allowed',
+      err.disclose ? err.reason : 'No policy allows this request.',
+    );
   }
   if (err instanceof RequestNotFound) return make(404, err.code, 'Not found', err.message);
-  if (err instanceof InvalidState || err instanceof ConcurrencyConflict) return make(409, err.code, 'Conflict', err.message);
+  if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
+    return make(409, err.code, 'Conflict', err.message);
   if (err instanceof TransientFailure) {
-    return make(503, err.code, 'Try again shortly', err.message, {}, { 'Retry-After': String(Math.ceil((err.retryAfterInMs ?? 2000) / 1000)) });
+    return make(
+      503,
+      err.code,
+      'Try again shortly',
+      err.message,
+      {},
+      { 'Retry-After': String(Math.ceil((err.retryAfterInMs ?? 2000) / 1000)) },
+    );
   }
-  if (err instanceof JitError) return make(500, err.code, 'Internal error', 'The request could not be completed.');
+  if (err instanceof JitError)
+    return make(500, err.code, 'Internal error', 'The request could not be completed.');
   return make(500, 'InternalError', 'Internal error', 'The request could not be completed.');
 }

@@ -22,7 +22,12 @@ async function transition(
   audit: { actor: string; action: string; detail?: string },
 ): Promise<Versioned<AccessRequest> | undefined> {
   assertTransition(current.value.status, to);
-  const next: AccessRequest = { ...current.value, ...changes, status: to, updatedAt: deps.clock.now().toISOString() };
+  const next: AccessRequest = {
+    ...current.value,
+    ...changes,
+    status: to,
+    updatedAt: deps.clock.now().toISOString(),
+  };
   let etag: string;
   try {
     etag = await deps.requests.update(next, current.etag);
@@ -57,27 +62,48 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
 
   const [policy] = await deps.policies.getForScopes([r.policyScope]);
   if (!policy) {
-    await transition(deps, found, 'denied', { statusReason: 'the policy was removed before the request was decided', endedAt: deps.clock.now().toISOString() }, {
-      actor: 'system:policy',
-      action: 'request.denied',
-      detail: 'policy removed',
-    });
+    await transition(
+      deps,
+      found,
+      'denied',
+      {
+        statusReason: 'the policy was removed before the request was decided',
+        endedAt: deps.clock.now().toISOString(),
+      },
+      {
+        actor: 'system:policy',
+        action: 'request.denied',
+        detail: 'policy removed',
+      },
+    );
     return;
   }
   if (policy.approval.mode === 'auto') {
-    const moved = await transition(deps, found, 'approved', { approvedAt: deps.clock.now().toISOString() }, {
-      actor: 'system:policy',
-      action: 'request.approved',
-      detail: `auto-approved by policy ${policy.scope}`,
-    });
+    const moved = await transition(
+      deps,
+      found,
+      'approved',
+      { approvedAt: deps.clock.now().toISOString() },
+      {
+        actor: 'system:policy',
+        action: 'request.approved',
+        detail: `auto-approved by policy ${policy.scope}`,
+      },
+    );
     if (moved) await deps.queues.enqueueGrant(r.id);
     return;
   }
-  await transition(deps, found, 'pending-approval', {}, {
-    actor: 'system:policy',
-    action: 'request.pending-approval',
-    detail: `awaiting ${policy.approval.required} approval(s) from ${policy.approval.approvers.join(', ')}`,
-  });
+  await transition(
+    deps,
+    found,
+    'pending-approval',
+    {},
+    {
+      actor: 'system:policy',
+      action: 'request.pending-approval',
+      detail: `awaiting ${policy.approval.required} approval(s) from ${policy.approval.approvers.join(', ')}`,
+    },
+  );
 }
 
 /**
@@ -91,12 +117,15 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
 
   // Fix the deadline before the first rule exists, so every rule ever written has a recorded end.
   if (!found.value.expiresAt) {
-    const expiresAt = new Date(deps.clock.now().getTime() + found.value.durationInSeconds * 1000).toISOString();
+    const expiresAt = new Date(
+      deps.clock.now().getTime() + found.value.durationInSeconds * 1000,
+    ).toISOString();
     const next = { ...found.value, expiresAt, updatedAt: deps.clock.now().toISOString() };
     try {
       found = { value: next, etag: await deps.requests.update(next, found.etag) };
     } catch (err) {
-      if (err instanceof ConcurrencyConflict) throw new TransientFailure('request changed while applying; retry');
+      if (err instanceof ConcurrencyConflict)
+        throw new TransientFailure('request changed while applying; retry');
       throw err;
     }
   }
@@ -117,11 +146,19 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
 
   const sequenceNumber = await deps.scheduler.scheduleExpiry({ requestId, expiresAt }, new Date(expiresAt));
   const now = deps.clock.now().toISOString();
-  const moved = await transition(deps, found, 'active', { activatedAt: now, expirySequenceNumber: sequenceNumber }, {
-    actor: 'system:grant',
-    action: 'grant.activated',
-    detail: `until ${expiresAt}; ` + rules.map((g) => `${g.ruleName} priority ${g.priority} in ${g.nsgId}`).join('; '),
-  });
+  const moved = await transition(
+    deps,
+    found,
+    'active',
+    { activatedAt: now, expirySequenceNumber: sequenceNumber },
+    {
+      actor: 'system:grant',
+      action: 'grant.activated',
+      detail:
+        `until ${expiresAt}; ` +
+        rules.map((g) => `${g.ruleName} priority ${g.priority} in ${g.nsgId}`).join('; '),
+    },
+  );
   if (!moved) {
     // Another run activated it first and scheduled its own expiry: ours would be a second one.
     await deps.scheduler.cancelExpiry(sequenceNumber);
@@ -129,16 +166,25 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
 }
 
 /** Writes (or finds) this grant's rule in each NSG. Throws GrantNotApplicable when it can never succeed. */
-async function writeRules(deps: Deps, request: AccessRequest, path: VmNetworkPath, expiresAt: string): Promise<GrantRule[]> {
+async function writeRules(
+  deps: Deps,
+  request: AccessRequest,
+  path: VmNetworkPath,
+  expiresAt: string,
+): Promise<GrantRule[]> {
   if (path.nsgIds.length === 0) {
     throw new GrantNotApplicable(
       'the VM has no network security group in its path: there is no rule to open (the port is either already exposed or unreachable)',
     );
   }
   const source = parsePrefix(request.sourcePrefix);
-  const destinations = path.privateAddresses.filter((ip) => source.cidr === '*' || familyOfAddress(ip) === source.family);
+  const destinations = path.privateAddresses.filter(
+    (ip) => source.cidr === '*' || familyOfAddress(ip) === source.family,
+  );
   if (destinations.length === 0) {
-    throw new GrantNotApplicable(`the VM has no private ${source.family === 'ipv6' ? 'IPv6' : 'IPv4'} address to open`);
+    throw new GrantNotApplicable(
+      `the VM has no private ${source.family === 'ipv6' ? 'IPv6' : 'IPv4'} address to open`,
+    );
   }
   const name = ruleNameFor(request.id);
   const existing = await deps.grants.list(request.id);
@@ -146,7 +192,15 @@ async function writeRules(deps: Deps, request: AccessRequest, path: VmNetworkPat
   // NSGs one after another: the subnet NSG first, so a partial grant never leaves a NIC-only hole to clean up.
   for (const nsgId of path.nsgIds) {
     const rule = await nsgWrites.run(nsgId, () =>
-      writeRule(deps, request, nsgId, name, destinations, expiresAt, existing.find((g) => g.nsgId === nsgId)),
+      writeRule(
+        deps,
+        request,
+        nsgId,
+        name,
+        destinations,
+        expiresAt,
+        existing.find((g) => g.nsgId === nsgId),
+      ),
     );
     out.push(rule);
   }
@@ -212,12 +266,20 @@ async function writeRule(
         throw err;
       }
       lastError = (err as Error).message;
-      deps.log.warn('grant.rule-retry', { requestId: request.id, nsgId, priority, attempt, error: lastError });
+      deps.log.warn('grant.rule-retry', {
+        requestId: request.id,
+        nsgId,
+        priority,
+        attempt,
+        error: lastError,
+      });
       const retryAfter = err instanceof TransientFailure ? err.retryAfterInMs : undefined;
       await sleep(retryAfter ?? backoff(deps.settings.armBackoffInMs, attempt));
     }
   }
-  throw new GrantNotApplicable(`gave up writing the rule to ${nsgId} after ${deps.settings.maxArmAttempts} attempts: ${lastError}`);
+  throw new GrantNotApplicable(
+    `gave up writing the rule to ${nsgId} after ${deps.settings.maxArmAttempts} attempts: ${lastError}`,
+  );
 }
 
 function backoff(baseInMs: number, attempt: number): number {
@@ -250,18 +312,28 @@ export async function removeRules(deps: Deps, requestId: string): Promise<GrantR
 /** Ends a grant that cannot be applied: remove whatever it wrote, then record why. */
 export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, reason: string): Promise<void> {
   await removeRules(deps, found.value.id);
-  await transition(deps, found, 'failed', { statusReason: reason, endedAt: deps.clock.now().toISOString() }, {
-    actor: 'system:grant',
-    action: 'grant.failed',
-    detail: reason,
-  });
+  await transition(
+    deps,
+    found,
+    'failed',
+    { statusReason: reason, endedAt: deps.clock.now().toISOString() },
+    {
+      actor: 'system:grant',
+      action: 'grant.failed',
+      detail: reason,
+    },
+  );
 }
 
 /**
  * `revokeGrant` (Service Bus jit-expirations): close the rules and mark the request expired. A message whose
  * expiry no longer matches the request (it was extended or revoked meanwhile) is ignored.
  */
-export async function expireGrant(deps: Deps, message: ExpiryMessage, actor = 'system:expiry'): Promise<void> {
+export async function expireGrant(
+  deps: Deps,
+  message: ExpiryMessage,
+  actor = 'system:expiry',
+): Promise<void> {
   const found = await deps.requests.get(message.requestId);
   if (!found) return void deps.log.warn('expire.unknown-request', { requestId: message.requestId });
   const r = found.value;
@@ -270,9 +342,15 @@ export async function expireGrant(deps: Deps, message: ExpiryMessage, actor = 's
     return;
   }
   const removed = await removeRules(deps, r.id);
-  await transition(deps, found, 'expired', { endedAt: deps.clock.now().toISOString() }, {
-    actor,
-    action: 'grant.expired',
-    detail: `closed ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
-  });
+  await transition(
+    deps,
+    found,
+    'expired',
+    { endedAt: deps.clock.now().toISOString() },
+    {
+      actor,
+      action: 'grant.expired',
+      detail: `closed ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
+    },
+  );
 }

@@ -27,7 +27,14 @@ export interface ReconcileOptions {
  * Every action goes through the same idempotent use cases as the message flow, so two runs at once are safe.
  */
 export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
-  const report: ReconcileReport = { examined: 0, closedExpired: 0, redriven: 0, failedStuck: 0, forgotten: 0, errors: 0 };
+  const report: ReconcileReport = {
+    examined: 0,
+    closedExpired: 0,
+    redriven: 0,
+    failedStuck: 0,
+    forgotten: 0,
+    errors: 0,
+  };
   const max = options.maxRequests ?? 500;
   const staleMs = (options.staleAfterInSeconds ?? 120) * 1000;
   const now = deps.clock.now().getTime();
@@ -38,7 +45,10 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     report.examined++;
     try {
       const found = await deps.requests.get(id);
-      if (!found || ['denied', 'approval-expired', 'failed', 'expired', 'revoked'].includes(found.value.status)) {
+      if (
+        !found ||
+        ['denied', 'approval-expired', 'failed', 'expired', 'revoked'].includes(found.value.status)
+      ) {
         await deps.requests.forgetOpen(id);
         report.forgotten++;
         continue;
@@ -50,7 +60,11 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
         await expireGrant(deps, { requestId: r.id, expiresAt: r.expiresAt as string }, 'system:reconciler');
         report.closedExpired++;
       } else if (r.status === 'approved' && deadline !== undefined && now > deadline + graceMs) {
-        await failGrant(deps, found, 'the grant could not be completed before its expiry; the reconciler removed what was written');
+        await failGrant(
+          deps,
+          found,
+          'the grant could not be completed before its expiry; the reconciler removed what was written',
+        );
         report.failedStuck++;
       } else if (r.status === 'approved' && idle) {
         await deps.queues.enqueueGrant(r.id);

@@ -19,7 +19,10 @@ export async function submitRequest(
   const ask = parseRequestBody(body);
   if (ask.durationInSeconds > deps.settings.maxDurationInSeconds) {
     throw new InvalidRequest([
-      { field: 'duration', reason: `must be at most ${deps.settings.maxDurationInSeconds} seconds (the system's limit)` },
+      {
+        field: 'duration',
+        reason: `must be at most ${deps.settings.maxDurationInSeconds} seconds (the system's limit)`,
+      },
     ]);
   }
   const scopes = scopesOf(ask.vmId);
@@ -80,7 +83,12 @@ export interface RequestView extends AccessRequest {
 export async function getRequest(deps: Deps, caller: Principal, id: string): Promise<RequestView> {
   const found = await deps.requests.get(id);
   if (!found || !canSee(caller, found.value)) throw new RequestNotFound(id);
-  const rules = (await deps.grants.list(id)).map(({ nsgId, ruleName, priority, state }) => ({ nsgId, ruleName, priority, state }));
+  const rules = (await deps.grants.list(id)).map(({ nsgId, ruleName, priority, state }) => ({
+    nsgId,
+    ruleName,
+    priority,
+    state,
+  }));
   return { ...found.value, rules };
 }
 

@@ -5,7 +5,8 @@ import { loadConfig } from '../../shared/config';
 const local = {
   JIT_AUTH_MODE: 'dev',
   AzureWebJobsStorage: 'UseDevelopmentStorage=true',
-  ServiceBusConnection: 'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true',
+  ServiceBusConnection:
+    'Endpoint=sb://127.0.0.1:5672;SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true',
 };
 const azure = {
   JIT_AUTH_MODE: 'easyauth',
@@ -28,22 +29,54 @@ test('the sandbox settings load with defaults', () => {
 test('Azure settings use managed identity endpoints', () => {
   const c = loadConfig(azure);
   assert.equal(c.runningInAzure, true);
-  assert.deepEqual(c.tables, { kind: 'identity', endpoint: 'https://st.table.core.windows.net', clientId: azure.AZURE_CLIENT_ID });
-  assert.deepEqual(c.serviceBus, { kind: 'identity', endpoint: 'sb-x.servicebus.windows.net', clientId: azure.AZURE_CLIENT_ID });
+  assert.deepEqual(c.tables, {
+    kind: 'identity',
+    endpoint: 'https://st.table.core.windows.net',
+    clientId: azure.AZURE_CLIENT_ID,
+  });
+  assert.deepEqual(c.serviceBus, {
+    kind: 'identity',
+    endpoint: 'sb-x.servicebus.windows.net',
+    clientId: azure.AZURE_CLIENT_ID,
+  });
 });
 
 test('a bad or missing setting stops start-up with its name and what it must hold', () => {
   assert.throws(() => loadConfig({ ...local, JIT_AUTH_MODE: undefined }), /Setting JIT_AUTH_MODE is missing/);
-  assert.throws(() => loadConfig({ ...local, JIT_AUTH_MODE: 'none' }), /JIT_AUTH_MODE must be easyauth or dev/);
-  assert.throws(() => loadConfig({ ...local, JIT_PRIORITY_RANGE: '50-100' }), /JIT_PRIORITY_RANGE must be "min-max" within 100-4096/);
+  assert.throws(
+    () => loadConfig({ ...local, JIT_AUTH_MODE: 'none' }),
+    /JIT_AUTH_MODE must be easyauth or dev/,
+  );
+  assert.throws(
+    () => loadConfig({ ...local, JIT_PRIORITY_RANGE: '50-100' }),
+    /JIT_PRIORITY_RANGE must be "min-max" within 100-4096/,
+  );
   assert.throws(() => loadConfig({ ...local, JIT_PRIORITY_RANGE: '2000-1000' }), /JIT_PRIORITY_RANGE/);
-  assert.throws(() => loadConfig({ ...local, JIT_MAX_DURATION: 'forever' }), /JIT_MAX_DURATION must be an ISO-8601 duration/);
-  assert.throws(() => loadConfig({ ...local, JIT_ARM_ENDPOINT: 'not a url' }), /JIT_ARM_ENDPOINT must be an absolute URL/);
-  assert.throws(() => loadConfig({ ...azure, AzureWebJobsStorage__queueServiceUri: undefined }), /AzureWebJobsStorage__queueServiceUri is missing/);
-  assert.throws(() => loadConfig({ ...azure, ServiceBusConnection__fullyQualifiedNamespace: '' }), /ServiceBusConnection__fullyQualifiedNamespace is missing/);
+  assert.throws(
+    () => loadConfig({ ...local, JIT_MAX_DURATION: 'forever' }),
+    /JIT_MAX_DURATION must be an ISO-8601 duration/,
+  );
+  assert.throws(
+    () => loadConfig({ ...local, JIT_ARM_ENDPOINT: 'not a url' }),
+    /JIT_ARM_ENDPOINT must be an absolute URL/,
+  );
+  assert.throws(
+    () => loadConfig({ ...azure, AzureWebJobsStorage__queueServiceUri: undefined }),
+    /AzureWebJobsStorage__queueServiceUri is missing/,
+  );
+  assert.throws(
+    () => loadConfig({ ...azure, ServiceBusConnection__fullyQualifiedNamespace: '' }),
+    /ServiceBusConnection__fullyQualifiedNamespace is missing/,
+  );
 });
 
 test('dev authentication and connection strings are refused inside Azure', () => {
-  assert.throws(() => loadConfig({ ...azure, JIT_AUTH_MODE: 'dev' }), /JIT_AUTH_MODE is "dev".*refused when running in Azure/);
-  assert.throws(() => loadConfig({ ...azure, AzureWebJobsStorage: 'UseDevelopmentStorage=true' }), /AzureWebJobsStorage holds a connection string/);
+  assert.throws(
+    () => loadConfig({ ...azure, JIT_AUTH_MODE: 'dev' }),
+    /JIT_AUTH_MODE is "dev".*refused when running in Azure/,
+  );
+  assert.throws(
+    () => loadConfig({ ...azure, AzureWebJobsStorage: 'UseDevelopmentStorage=true' }),
+    /AzureWebJobsStorage holds a connection string/,
+  );
 });

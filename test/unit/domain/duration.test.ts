@@ -24,5 +24,6 @@ test('seconds format back into durations', () => {
   assert.equal(formatSeconds(5430), 'PT1H30M30S');
   assert.equal(formatSeconds(90000), 'P1DT1H');
   assert.equal(formatSeconds(0), 'PT0S');
-  for (const s of [1, 59, 61, 3599, 86399, 86401, 200000]) assert.equal(parseDurationToSeconds(formatSeconds(s)), s);
+  for (const s of [1, 59, 61, 3599, 86399, 86401, 200000])
+    assert.equal(parseDurationToSeconds(formatSeconds(s)), s);
 });

@@ -21,10 +21,19 @@ function policy(scope: string, overrides: Partial<Policy> = {}): Policy {
   };
 }
 
-const ask = (o: Partial<Parameters<typeof decide>[1]> = {}) => ({ vmId: VM, ports: [22], durationInSeconds: 1800, ...o });
+const ask = (o: Partial<Parameters<typeof decide>[1]> = {}) => ({
+  vmId: VM,
+  ports: [22],
+  durationInSeconds: 1800,
+  ...o,
+});
 
 test('scopes of a VM go from most to least specific, lower-cased', () => {
-  assert.deepEqual(scopesOf(VM), [VM.toLowerCase(), '/subscriptions/sub1/resourcegroups/prod-rg', '/subscriptions/sub1']);
+  assert.deepEqual(scopesOf(VM), [
+    VM.toLowerCase(),
+    '/subscriptions/sub1/resourcegroups/prod-rg',
+    '/subscriptions/sub1',
+  ]);
 });
 
 test('the most specific policy wins', () => {
@@ -45,7 +54,12 @@ test('requesters match by user, group or anyone', () => {
 
 test('an allowed ask is granted with the source resolved', () => {
   const d = decide(policy('x'), ask({ sourcePrefix: '203.0.113.7' }), alice, '198.51.100.9');
-  assert.deepEqual(d, { policyScope: 'x', protocol: 'Tcp', sourcePrefix: '203.0.113.7/32', approvalMode: 'auto' });
+  assert.deepEqual(d, {
+    policyScope: 'x',
+    protocol: 'Tcp',
+    sourcePrefix: '203.0.113.7/32',
+    approvalMode: 'auto',
+  });
   const mine = decide(policy('x'), ask(), alice, '198.51.100.9');
   assert.equal(mine.sourcePrefix, '198.51.100.9/32');
 });
@@ -65,12 +79,24 @@ test('no policy and not a requester give the same undisclosed refusal', () => {
 });
 
 test('ports, durations and sources outside the policy are refused with the reason', () => {
-  assert.throws(() => decide(policy('x'), ask({ ports: [3389] }), alice, '1.2.3.4'), /port 3389\/Tcp is not allowed/);
+  assert.throws(
+    () => decide(policy('x'), ask({ ports: [3389] }), alice, '1.2.3.4'),
+    /port 3389\/Tcp is not allowed/,
+  );
   assert.throws(() => decide(policy('x'), ask({ protocol: 'Udp' }), alice, '1.2.3.4'), /port 22\/Udp/);
-  assert.throws(() => decide(policy('x'), ask({ durationInSeconds: 3601 }), alice, '1.2.3.4'), /exceeds the policy's maximum/);
-  assert.throws(() => decide(policy('x'), ask({ sourcePrefix: '198.51.100.0/24' }), alice, '1.2.3.4'), /not within/);
+  assert.throws(
+    () => decide(policy('x'), ask({ durationInSeconds: 3601 }), alice, '1.2.3.4'),
+    /exceeds the policy's maximum/,
+  );
+  assert.throws(
+    () => decide(policy('x'), ask({ sourcePrefix: '198.51.100.0/24' }), alice, '1.2.3.4'),
+    /not within/,
+  );
   assert.throws(() => decide(policy('x'), ask({ sourcePrefix: '*' }), alice, '1.2.3.4'), /not within/);
-  assert.throws(() => decide(policy('x'), ask({ sourcePrefix: '0.0.0.0/0' }), alice, '1.2.3.4'), /not within/);
+  assert.throws(
+    () => decide(policy('x'), ask({ sourcePrefix: '0.0.0.0/0' }), alice, '1.2.3.4'),
+    /not within/,
+  );
   assert.throws(() => decide(policy('x'), ask({ sourcePrefix: 'nope' }), alice, '1.2.3.4'), InvalidRequest);
 });
 
@@ -84,14 +110,24 @@ test('a broad source is allowed only where the policy says so', () => {
 
 test('my-ip allows only the caller address, and needs one', () => {
   const p = policy('x', { allowedSourcePrefixes: ['my-ip'] });
-  assert.equal(decide(p, ask({ sourcePrefix: '198.51.100.9/32' }), alice, '198.51.100.9').sourcePrefix, '198.51.100.9/32');
+  assert.equal(
+    decide(p, ask({ sourcePrefix: '198.51.100.9/32' }), alice, '198.51.100.9').sourcePrefix,
+    '198.51.100.9/32',
+  );
   assert.throws(() => decide(p, ask({ sourcePrefix: '198.51.100.10' }), alice, '198.51.100.9'), /not within/);
   assert.throws(() => decide(p, ask(), alice, undefined), /caller address could not be determined/);
 });
 
 test('justification rules are enforced as field errors', () => {
   const p = policy('x', { justification: { required: true, pattern: '^(INC|CHG)[0-9]{6}' } });
-  assert.throws(() => decide(p, ask(), alice, '1.2.3.4'), (e: unknown) => e instanceof InvalidRequest && e.problems[0]?.field === 'justification');
+  assert.throws(
+    () => decide(p, ask(), alice, '1.2.3.4'),
+    (e: unknown) => e instanceof InvalidRequest && e.problems[0]?.field === 'justification',
+  );
   assert.throws(() => decide(p, ask({ justification: 'because' }), alice, '1.2.3.4'), /must match/);
-  assert.equal(decide(p, ask({ justification: 'INC123456 db down', sourcePrefix: '203.0.113.1' }), alice, '1.2.3.4').policyScope, 'x');
+  assert.equal(
+    decide(p, ask({ justification: 'INC123456 db down', sourcePrefix: '203.0.113.1' }), alice, '1.2.3.4')
+      .policyScope,
+    'x',
+  );
 });

@@ -10,7 +10,10 @@ const principal = (claims: Array<{ typ: string; val: string }>) =>
   Buffer.from(JSON.stringify({ auth_typ: 'aad', claims })).toString('base64');
 
 test('dev mode names the caller from its header, and only a plausible name', () => {
-  assert.equal(authenticate('dev', headers({ 'x-jit-dev-user': 'Alice@contoso.com' })).id, 'alice@contoso.com');
+  assert.equal(
+    authenticate('dev', headers({ 'x-jit-dev-user': 'Alice@contoso.com' })).id,
+    'alice@contoso.com',
+  );
   assert.throws(() => authenticate('dev', headers({})), Unauthenticated);
   assert.throws(() => authenticate('dev', headers({ 'x-jit-dev-user': 'a b\r\nX: y' })), Unauthenticated);
 });
@@ -26,9 +29,17 @@ test('easyauth mode reads the platform principal and ignores the dev header', ()
       ]),
     }),
   );
-  assert.deepEqual(p, { id: 'bob@contoso.com', displayName: undefined, groups: ['g1'], roles: ['Jit.Admin'] });
+  assert.deepEqual(p, {
+    id: 'bob@contoso.com',
+    displayName: undefined,
+    groups: ['g1'],
+    roles: ['Jit.Admin'],
+  });
   assert.throws(() => authenticate('easyauth', headers({ 'x-jit-dev-user': 'alice' })), Unauthenticated);
-  assert.throws(() => authenticate('easyauth', headers({ 'x-ms-client-principal': 'not base64 json' })), Unauthenticated);
+  assert.throws(
+    () => authenticate('easyauth', headers({ 'x-ms-client-principal': 'not base64 json' })),
+    Unauthenticated,
+  );
 });
 
 test('errors map to problem+json with the right status', () => {
@@ -36,8 +47,14 @@ test('errors map to problem+json with the right status', () => {
   assert.equal(bad.status, 400);
   assert.equal(bad.headers['Content-Type'], 'application/problem+json');
   assert.deepEqual(bad.jsonBody.errors, [{ field: 'ports[0]', reason: 'must be from 1 to 65535' }]);
-  assert.equal(toProblem(new AccessNotAllowed('secret detail', false)).jsonBody.detail, 'No policy allows this request.');
-  assert.equal(toProblem(new AccessNotAllowed('port 23/Tcp is not allowed', true)).jsonBody.detail, 'port 23/Tcp is not allowed');
+  assert.equal(
+    toProblem(new AccessNotAllowed('secret detail', false)).jsonBody.detail,
+    'No policy allows this request.',
+  );
+  assert.equal(
+    toProblem(new AccessNotAllowed('port 23/Tcp is not allowed', true)).jsonBody.detail,
+    'port 23/Tcp is not allowed',
+  );
   assert.equal(toProblem(new TransientFailure('busy', 3000)).headers['Retry-After'], '3');
   const crash = toProblem(new Error('connection string AccountKey=abc leaked'));
   assert.equal(crash.status, 500);

@@ -1,0 +1,24 @@
+/** Exit codes of `jit`, stable for scripts. */
+export const EXIT = {
+  ok: 0,
+  /** Anything unexpected: the API unreachable, a 5xx. */
+  error: 1,
+  /** Bad arguments, or the API refused the input (400). */
+  usage: 2,
+  /** Not allowed (401/403) or not found (404). */
+  forbidden: 3,
+  /** The request was denied, or approval expired. */
+  denied: 4,
+  /** The grant failed (see statusReason). */
+  failed: 5,
+  /** Access already ended (expired or revoked) when it was expected to be live. */
+  ended: 6,
+  /** --wait gave up before the request reached a final or live state. */
+  timeout: 7,
+} as const;
+
+export function exitCodeForStatus(httpStatus: number): number {
+  if (httpStatus === 400 || httpStatus === 422) return EXIT.usage;
+  if (httpStatus === 401 || httpStatus === 403 || httpStatus === 404) return EXIT.forbidden;
+  return EXIT.error;
+}

@@ -1,0 +1,160 @@
+/**
+ * The local sandbox: every Azure part this system talks to, on loopback, with no Azure account — Azurite for
+ * Tables and Queues, the Service Bus emulator (AMQP 1.0), the ARM emulator (HTTPS), and the local host running
+ * the same function declarations Azure runs. `npm start` runs one; integration tests start their own on free ports.
+ */
+import { join } from 'node:path';
+import { QueueServiceClient } from '@azure/storage-queue';
+import { TableClient } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/core-auth';
+import { configureServices, resetServices, services } from '../shared/composition';
+import type { GrantSettings } from '../shared/usecases/deps';
+import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
+import { ArmEmulator } from './arm/emulator';
+import type { ArmEmulatorOptions } from './arm/emulator';
+import { Azurite } from './azurite';
+import { DEMO_POLICIES } from './demoPolicies';
+import { readHostSettings } from './host/hostJson';
+import type { HostSettings } from './host/hostJson';
+import { LocalHost } from './host/localHost';
+import { ServiceBusEmulator } from './servicebus/emulator';
+
+/** The project root (this file is compiled to dist/dev/sandbox.js). */
+export const PROJECT_ROOT = join(__dirname, '..', '..');
+
+export interface SandboxOptions {
+  /** Fixed ports for a person's sandbox; tests leave them 0 (free ports). */
+  httpPort?: number;
+  serviceBusPort?: number;
+  armPort?: number;
+  storagePorts?: { blob: number; queue: number; table: number };
+  /** Keep storage on disk here, so it survives an Azurite restart. */
+  storageLocation?: string;
+  arm?: ArmEmulatorOptions;
+  /** App settings to add or override. */
+  settings?: Record<string, string>;
+  grantSettings?: Partial<GrantSettings>;
+  /** Host.json overrides (tests shorten the retry delay). */
+  host?: (settings: HostSettings) => HostSettings;
+  /** Lock duration of the jit-expirations queue. */
+  expiryLockDurationInMs?: number;
+  /** Start the local host (tests of the emulators alone may not want it). */
+  startHost?: boolean;
+  quiet?: boolean;
+}
+
+/** Accepted by the ARM emulator; in Azure the managed identity's token takes its place. */
+export const sandboxCredential: TokenCredential = {
+  getToken: async () => ({ token: 'sandbox-token', expiresOnTimestamp: Date.now() + 3600_000 }),
+};
+
+export class Sandbox {
+  readonly azurite: Azurite;
+  readonly serviceBus: ServiceBusEmulator;
+  readonly arm: ArmEmulator;
+  host?: LocalHost;
+  settings: Record<string, string> = {};
+
+  constructor(private readonly options: SandboxOptions = {}) {
+    const log = options.quiet ? undefined : (line: string) => console.log(`[azurite] ${line}`);
+    this.azurite = new Azurite({
+      blobPort: options.storagePorts?.blob ?? 0,
+      queuePort: options.storagePorts?.queue ?? 0,
+      tablePort: options.storagePorts?.table ?? 0,
+      location: options.storageLocation,
+      log,
+    });
+    this.serviceBus = new ServiceBusEmulator({
+      port: options.serviceBusPort ?? 0,
+      queues: [
+        {
+          name: SERVICE_BUS_QUEUES.expirations,
+          lockDurationInMs: options.expiryLockDurationInMs ?? 30_000,
+          maxDeliveryCount: 10,
+        },
+      ],
+    });
+    this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });
+  }
+
+  get baseUrl(): string {
+    if (!this.host) throw new Error('the local host is not running');
+    return this.host.baseUrl;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start()]);
+    this.settings = {
+      JIT_AUTH_MODE: 'dev',
+      AzureWebJobsStorage: this.azurite.connectionString,
+      ServiceBusConnection: this.serviceBus.connectionString,
+      JIT_ARM_ENDPOINT: this.arm.endpoint,
+      JIT_PUBLIC_BASE_URL: `http://127.0.0.1:${this.options.httpPort ?? 7071}`,
+      JIT_EXPIRY_GRACE: 'PT5S',
+      JIT_RECONCILE_SCHEDULE: '0 */1 * * * *',
+      ...this.options.settings,
+    };
+    await this.provisionStorage();
+    configureServices({
+      env: this.settings,
+      armCredential: sandboxCredential,
+      armCaPem: this.arm.caPem,
+      armPollIntervalInMs: 50,
+      settings: { armBackoffInMs: 100, ...this.options.grantSettings },
+    });
+    await this.seedPolicies();
+    if (this.options.startHost !== false) await this.startHost();
+  }
+
+  /** Starts (or restarts) the local host against the running emulators. */
+  async startHost(): Promise<void> {
+    const hostSettings = readHostSettings(join(PROJECT_ROOT, 'host.json'));
+    this.host = new LocalHost({
+      functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
+      host: this.options.host ? this.options.host(hostSettings) : hostSettings,
+      settings: this.settings,
+      httpPort: this.options.httpPort ?? 0,
+      log: this.options.quiet ? () => undefined : undefined,
+    });
+    await this.host.start();
+  }
+
+  async stopHost(): Promise<void> {
+    await this.host?.stop();
+    this.host = undefined;
+    await resetServices();
+  }
+
+  async stop(): Promise<void> {
+    await this.stopHost();
+    await Promise.allSettled([this.serviceBus.stop(), this.arm.stop(), this.azurite.stop()]);
+  }
+
+  /** What Bicep provisions in Azure: the tables and queues. */
+  private async provisionStorage(): Promise<void> {
+    const cs = this.azurite.connectionString;
+    await Promise.all(
+      Object.values(TABLES).map((t) =>
+        TableClient.fromConnectionString(cs, t, { allowInsecureConnection: true }).createTable(),
+      ),
+    );
+    const queues = QueueServiceClient.fromConnectionString(cs);
+    await Promise.all(
+      Object.values(QUEUES).flatMap((q) => [
+        queues.getQueueClient(q).createIfNotExists(),
+        queues.getQueueClient(`${q}-poison`).createIfNotExists(),
+      ]),
+    );
+  }
+
+  private async seedPolicies(): Promise<void> {
+    for (const p of DEMO_POLICIES) await services().deps.policies.upsert(p);
+  }
+
+  /** A table client on the sandbox's storage, for tests and tools that read rows directly. */
+  table(name: string): TableClient {
+    return TableClient.fromConnectionString(this.azurite.connectionString, name, {
+      allowInsecureConnection: true,
+    });
+  }
+}

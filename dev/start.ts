@@ -1,0 +1,68 @@
+/**
+ * `npm start`: the whole system on this machine, on fixed ports, until Ctrl-C.
+ * Ports can be moved with JIT_SANDBOX_HTTP_PORT, JIT_SANDBOX_ARM_PORT, JIT_SANDBOX_SERVICEBUS_PORT and
+ * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports).
+ */
+import { join } from 'node:path';
+import { DEMO } from './arm/emulator';
+import { PROJECT_ROOT, Sandbox } from './sandbox';
+
+function port(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new Error(`${name} must be a port number, not "${v}"`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const httpPort = port('JIT_SANDBOX_HTTP_PORT', 7071);
+  const storage = port('JIT_SANDBOX_STORAGE_PORT', 10000);
+  const sandbox = new Sandbox({
+    httpPort,
+    armPort: port('JIT_SANDBOX_ARM_PORT', 8443),
+    serviceBusPort: port('JIT_SANDBOX_SERVICEBUS_PORT', 5672),
+    storagePorts: { blob: storage, queue: storage + 1, table: storage + 2 },
+    storageLocation: join(PROJECT_ROOT, '.sandbox', 'azurite'),
+    quiet: false,
+  });
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nStopping the sandbox...');
+    await sandbox.stop();
+    console.log('Stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  await sandbox.start();
+
+  const api = `http://127.0.0.1:${httpPort}/api`;
+  console.log(`
+azure-jit-access sandbox is running (Ctrl-C stops it)
+
+  API (local host)        ${api}
+  ARM emulator (HTTPS)    ${sandbox.arm.endpoint}    NSG rules: ${sandbox.arm.endpoint}/_emulator/nsgs  (or: npm run rules)
+  Service Bus emulator    ${sandbox.serviceBus.connectionString}
+  Azurite (storage)       tables :${sandbox.azurite.tablePort}, queues :${sandbox.azurite.queuePort}  (data in .sandbox/azurite)
+
+Ask for SSH to the demo VM for five minutes from a documentation address:
+
+  curl -s -X POST ${api}/requests \\
+    -H 'content-type: application/json' -H 'x-jit-dev-user: alice@example.com' \\
+    -d '{"vm":"${DEMO.linuxVm.id}","ports":[22],"sourcePrefix":"203.0.113.7/32","duration":"PT5M","justification":"try it"}'
+
+Then follow it (the id is in the answer) and watch the rule appear and, after five minutes, go:
+
+  curl -s ${api}/requests/<id> -H 'x-jit-dev-user: alice@example.com'
+  npm run rules
+`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

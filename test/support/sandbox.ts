@@ -1,0 +1,75 @@
+/** Helpers for integration tests: a quiet sandbox on free ports, HTTP calls as a named user, and polling. */
+import { Sandbox } from '../../dev/sandbox';
+import type { SandboxOptions } from '../../dev/sandbox';
+
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  const sandbox = new Sandbox({
+    quiet: true,
+    // Short retry delays so that failure paths finish within a test's patience.
+    host: (h) => ({ ...h, queues: { ...h.queues, visibilityTimeoutInMs: 200, maxPollingIntervalInMs: 200 } }),
+    ...options,
+  });
+  await sandbox.start();
+  return sandbox;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Headers;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read whatever JSON the API sent
+  body: any;
+}
+
+/** Calls the sandbox's API as `user` (the dev-mode header). */
+export async function api(
+  sandbox: Sandbox,
+  method: string,
+  path: string,
+  body?: unknown,
+  user: string | null = 'alice@example.com',
+  headers: Record<string, string> = {},
+): Promise<ApiResponse> {
+  const res = await fetch(`${sandbox.baseUrl}/api/${path.replace(/^\//, '')}`, {
+    method,
+    headers: {
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(user ? { 'x-jit-dev-user': user } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, headers: res.headers, body: parsed };
+}
+
+/** Polls until `check` returns a value other than undefined/false, or fails with what it was waiting for. */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutInMs = 20_000,
+  intervalInMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutInMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutInMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`,
+      );
+    await new Promise((r) => setTimeout(r, intervalInMs));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -92,6 +92,8 @@ export class Sandbox {
       JIT_PUBLIC_BASE_URL: `http://127.0.0.1:${this.options.httpPort ?? 7071}`,
       JIT_EXPIRY_GRACE: 'PT5S',
       JIT_RECONCILE_SCHEDULE: '0 */1 * * * *',
+      // Generous: tests open dozens of requests as one user; the limit itself is tested with a low setting.
+      JIT_RATE_LIMIT_PER_MINUTE: '600',
       ...this.options.settings,
     };
     await this.provisionStorage();

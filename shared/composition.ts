@@ -18,6 +18,9 @@ import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceB
 import { StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
+import { createAuthenticator } from './http/auth';
+import type { Authenticator } from './http/auth';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
 
 export interface CompositionOverrides {
@@ -31,6 +34,9 @@ export interface CompositionOverrides {
 
 export interface Services {
   config: Config;
+  authenticate: Authenticator;
+  /** Per-caller limit on creating requests (per instance). */
+  requestLimiter: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
   close(): Promise<void>;
@@ -102,6 +108,10 @@ function build(o: CompositionOverrides): Services {
   return {
     config,
     deps,
+    authenticate: createAuthenticator(config, (id) =>
+      consoleLogger.warn('auth.group-overage', { caller: id }),
+    ),
+    requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
     close: async () => {
       await scheduler.close();
       await bus.close();

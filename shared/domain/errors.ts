@@ -94,3 +94,14 @@ export class ConfigurationError extends JitError {
 export class PriorityTaken extends JitError {
   readonly code = 'PriorityTaken';
 }
+
+/** The caller has sent too many requests; they may try again after the given time. */
+export class TooManyRequests extends JitError {
+  readonly code = 'TooManyRequests';
+  constructor(
+    message: string,
+    readonly retryAfterInMs: number,
+  ) {
+    super(message);
+  }
+}

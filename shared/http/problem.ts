@@ -5,6 +5,7 @@ import {
   InvalidState,
   JitError,
   RequestNotFound,
+  TooManyRequests,
   TransientFailure,
   Unauthenticated,
 } from '../domain/errors';
@@ -57,6 +58,16 @@ export function toProblem(err: unknown): ProblemResponse {
   if (err instanceof RequestNotFound) return make(404, err.code, 'Not found', err.message);
   if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
     return make(409, err.code, 'Conflict', err.message);
+  if (err instanceof TooManyRequests) {
+    return make(
+      429,
+      err.code,
+      'Too many requests',
+      err.message,
+      {},
+      { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterInMs / 1000))) },
+    );
+  }
   if (err instanceof TransientFailure) {
     return make(
       503,

@@ -51,6 +51,9 @@ param publicBaseUrl string = ''
 @description('Optional. NCRONTAB schedule of the reconciler.')
 param reconcileSchedule string = '0 */2 * * * *'
 
+@description('Optional. Requests one caller may create per minute, per instance.')
+param rateLimitPerMinute int = 30
+
 @description('Optional. NSG priority band of JIT rules, "min-max".')
 param priorityRange string = '1000-1999'
 
@@ -188,6 +191,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     JIT_EXPIRY_GRACE: expiryGrace
     JIT_PUBLIC_BASE_URL: effectivePublicBaseUrl
     JIT_RECONCILE_SCHEDULE: reconcileSchedule
+    JIT_RATE_LIMIT_PER_MINUTE: string(rateLimitPerMinute)
   }
 }
 

@@ -27,6 +27,12 @@ export const NOT_IN_AZURE: Readonly<Record<string, string>> = {
   AzureWebJobsStorage: 'a storage connection string, for the local sandbox; loadConfig refuses it in Azure',
   ServiceBusConnection:
     'a Service Bus connection string, for the local sandbox; loadConfig refuses it in Azure',
+  JIT_JWT_ISSUER:
+    'jwt mode only; this deployment signs callers in with App Service Authentication (easyauth)',
+  JIT_JWT_AUDIENCE:
+    'jwt mode only; this deployment signs callers in with App Service Authentication (easyauth)',
+  JIT_JWT_JWKS_URI:
+    'jwt mode only; this deployment signs callers in with App Service Authentication (easyauth)',
 };
 
 /** Settings the Functions host or App Service reads itself, which the code never does, and why each is set. */

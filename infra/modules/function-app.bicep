@@ -145,9 +145,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
+      // Node 22: the compiled CommonJS code require()s ES modules (jose), which Node supports from 20.19 and
+      // 22.12; the 22 line is the one whose platform patch level is certain to be past that.
       runtime: {
         name: 'node'
-        version: '20'
+        version: '22'
       }
     }
   }

@@ -1,0 +1,239 @@
+/**
+ * The two clocks a JIT system is judged by, on the auto-approval path:
+ * - open latency: request accepted (202) → the rule in place (its ARM operation finished) in every NSG of the
+ *   VM's path; beside it the time applyGrant spent inside ARM calls, their difference (our overhead) and ratio;
+ * - close lag: expiresAt → the rule gone (from the first NSG: the port is closed; from all: nothing left).
+ *
+ * Two phases: "quiet" (one request at a time, seconds apart: an engineer on an idle system, the queue pollers
+ * backed off) and "busy" (Poisson arrivals over many VMs). The host runs in a child process; the emulators, the
+ * load and the rule watch run here. The ARM emulator gets a per-operation and per-request latency so ARM time
+ * is realistic rather than zero.
+ */
+import { TABLES } from '../shared/names';
+import { submitRequest } from './support/api';
+import { startBenchSandbox } from './support/benchmark';
+import type { Benchmark } from './support/benchmark';
+import { ChildHost } from './support/childHost';
+import type { ChildStats } from './support/childHost';
+import { envNumber } from './support/env';
+import { BENCH_SOURCE, addEstate, estatePolicy } from './support/estate';
+import type { BenchVm } from './support/estate';
+import { RuleWatch } from './support/ruleWatch';
+import { exponentialGap, ms, ratio, seededRandom, sleep, summarize } from './support/stats';
+import type { Summary } from './support/stats';
+import { printTable } from './support/table';
+
+interface Sample {
+  phase: 'quiet' | 'busy';
+  id?: string;
+  status: number;
+  submitInMs: number;
+  openInMs?: number;
+  activeInMs?: number;
+  closedFirstLagInMs?: number;
+  closedAllLagInMs?: number;
+  error?: string;
+}
+
+const within = <T>(p: Promise<T>, timeoutInMs: number, what: string): Promise<T> =>
+  Promise.race([
+    p,
+    sleep(timeoutInMs).then(() => {
+      throw new Error(`timed out after ${timeoutInMs} ms waiting for ${what}`);
+    }),
+  ]);
+
+export const latency: Benchmark = {
+  name: 'latency',
+  summary: 'open latency (accepted → rule in place) vs ARM time, and close lag (expiresAt → rule gone)',
+  async run() {
+    const o = {
+      operationLatencyInMs: envNumber('BENCH_ARM_OPERATION_MS', 500),
+      requestLatencyInMs: envNumber('BENCH_ARM_REQUEST_MS', 50),
+      quietRequests: envNumber('BENCH_QUIET_REQUESTS', 30),
+      quietGapInMs: [envNumber('BENCH_QUIET_GAP_MIN_MS', 2000), envNumber('BENCH_QUIET_GAP_MAX_MS', 5000)],
+      busyRequests: envNumber('BENCH_BUSY_REQUESTS', 300),
+      busyRatePerSecond: envNumber('BENCH_BUSY_RATE', 4),
+      durationInSeconds: envNumber('BENCH_DURATION_S', 20),
+      subnets: envNumber('BENCH_SUBNETS', 10),
+      vmsPerSubnet: envNumber('BENCH_VMS_PER_SUBNET', 5),
+      seed: envNumber('BENCH_SEED', 9),
+    };
+    const rg = 'bench-rg';
+    const sandbox = await startBenchSandbox(
+      {
+        arm: { operationLatencyInMs: o.operationLatencyInMs, requestLatencyInMs: o.requestLatencyInMs },
+      },
+      [estatePolicy(rg)],
+    );
+    const vms = addEstate(sandbox.arm, {
+      resourceGroup: rg,
+      subnets: o.subnets,
+      vmsPerSubnet: o.vmsPerSubnet,
+    });
+    const host = await ChildHost.forSandbox(sandbox, { instrumentArm: true });
+    const watch = new RuleWatch(sandbox.arm);
+    const requests = sandbox.table(TABLES.requests);
+    const random = seededRandom(o.seed);
+    const pick = () => vms[Math.floor(random() * vms.length)] as BenchVm;
+
+    /** One request: resolves `opened` when the port is open, `done` when it has closed again. */
+    const one = (vm: BenchVm, phase: Sample['phase'], duration = `PT${o.durationInSeconds}S`) => {
+      const sample: Sample = { phase, status: 0, submitInMs: 0 };
+      let markOpened: () => void = () => undefined;
+      const opened = new Promise<void>((r) => (markOpened = r));
+      const done = (async () => {
+        const sent = Date.now();
+        const res = await submitRequest(host.baseUrl, {
+          vm: vm.id,
+          ports: [22],
+          duration,
+          sourcePrefix: BENCH_SOURCE,
+        });
+        const accepted = Date.now();
+        sample.status = res.status;
+        sample.submitInMs = accepted - sent;
+        if (res.status !== 202 || !res.id) throw new Error(`POST answered ${res.status}: ${res.detail}`);
+        sample.id = res.id;
+        const rule = `jit-${res.id.toLowerCase()}`;
+        const openAt = await within(watch.present(vm.nsgIds, rule), 120_000, `${rule} in place`);
+        sample.openInMs = openAt - accepted;
+        markOpened();
+        const gone = await within(
+          watch.gone(vm.nsgIds, rule),
+          o.durationInSeconds * 1000 + 120_000,
+          `${rule} removed`,
+        );
+        const row = await requests.getEntity<{ expiresAt: string; createdAt: string; activatedAt: string }>(
+          res.id,
+          'request',
+        );
+        sample.activeInMs = Date.parse(row.activatedAt) - Date.parse(row.createdAt);
+        sample.closedFirstLagInMs = gone.first - Date.parse(row.expiresAt);
+        sample.closedAllLagInMs = gone.all - Date.parse(row.expiresAt);
+      })()
+        .catch((err: unknown) => {
+          sample.error = String((err as Error)?.message ?? err);
+          markOpened();
+        })
+        .then(() => sample);
+      return { opened, done };
+    };
+
+    const all: Array<Promise<Sample>> = [];
+    let stats: ChildStats;
+    let armRequests = 0;
+    const started = Date.now();
+    try {
+      // Warm-up: compile paths, open connections. Not counted.
+      for (const vm of vms.slice(0, 3)) await one(vm, 'quiet', 'PT2S').done;
+
+      console.log(
+        `  quiet phase: ${o.quietRequests} requests, one at a time, ${o.quietGapInMs.join('-')} ms apart`,
+      );
+      for (let i = 0; i < o.quietRequests; i++) {
+        const gap = o.quietGapInMs[0]! + random() * (o.quietGapInMs[1]! - o.quietGapInMs[0]!);
+        await sleep(gap);
+        const r = one(pick(), 'quiet');
+        all.push(r.done);
+        await r.opened;
+      }
+      console.log(`  busy phase: ${o.busyRequests} requests, Poisson at ${o.busyRatePerSecond}/s`);
+      for (let i = 0; i < o.busyRequests; i++) {
+        all.push(one(pick(), 'busy').done);
+        await sleep(exponentialGap(random, 1000 / o.busyRatePerSecond));
+      }
+      await Promise.all(all);
+      // The last revokes are still writing their final rows when their rules are seen gone.
+      await sleep(1000);
+      stats = await host.stats();
+      armRequests = sandbox.arm.log.length;
+    } finally {
+      watch.stop();
+      await host.stop();
+      await sandbox.stop();
+    }
+    const samples = await Promise.all(all);
+    const elapsedInS = (Date.now() - started) / 1000;
+
+    const figures: Record<string, unknown> = { conditions: { ...o, vms: vms.length, elapsedInS } };
+    const rows: Array<Record<string, string | number>> = [];
+    const row = (phase: string, metric: string, s: Summary, fmt = ms) =>
+      rows.push({
+        phase,
+        metric,
+        n: s.n,
+        p50: fmt(s.p50),
+        p95: fmt(s.p95),
+        p99: fmt(s.p99),
+        max: fmt(s.max),
+      });
+    for (const phase of ['quiet', 'busy'] as const) {
+      const ok = samples.filter((s) => s.phase === phase && !s.error && s.id);
+      const arm = (s: Sample) => stats.arm[`applyGrant:${s.id}`];
+      const opened = ok.filter((s) => s.openInMs !== undefined && arm(s));
+      const open = summarize(opened.map((s) => s.openInMs!));
+      const armTime = summarize(opened.map((s) => arm(s)!.armInMs));
+      const overhead = summarize(opened.map((s) => s.openInMs! - arm(s)!.armInMs));
+      const perRequestRatio = summarize(opened.map((s) => s.openInMs! / arm(s)!.armInMs));
+      const active = summarize(ok.map((s) => s.activeInMs!).filter(Number.isFinite));
+      const submit = summarize(ok.map((s) => s.submitInMs));
+      const closedFirst = summarize(ok.map((s) => s.closedFirstLagInMs!).filter(Number.isFinite));
+      const closedAll = summarize(ok.map((s) => s.closedAllLagInMs!).filter(Number.isFinite));
+      const revokeArm = summarize(
+        ok.map((s) => stats.arm[`revokeGrant:${s.id}`]?.armInMs ?? NaN).filter(Number.isFinite),
+      );
+      row(phase, 'open: accepted → rule in place', open);
+      row(phase, 'ARM time in applyGrant', armTime);
+      row(phase, 'our overhead (open − ARM)', overhead);
+      row(phase, 'ratio open / ARM', perRequestRatio, ratio);
+      row(phase, 'accepted → status active', active);
+      row(phase, 'POST → 202', submit);
+      row(phase, 'close: expiresAt → port closed', closedFirst);
+      row(phase, 'close: expiresAt → all rules gone', closedAll);
+      row(phase, 'ARM time in revokeGrant', revokeArm);
+      const calls: Record<string, number> = {};
+      for (const s of opened)
+        for (const [k, n] of Object.entries(arm(s)!.calls)) calls[k] = (calls[k] ?? 0) + n / opened.length;
+      figures[phase] = {
+        failures: samples.filter((s) => s.phase === phase && s.error).map((s) => s.error),
+        open,
+        armTime,
+        overhead,
+        perRequestRatio,
+        ratioOfMedians: open.p50 / armTime.p50,
+        active,
+        submit,
+        closedFirst,
+        closedAll,
+        revokeArm,
+        armCallsPerGrant: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, ratio(v)])),
+      };
+    }
+    figures.hostPeakRssInMiB = Math.round(stats.maxRssInKiB / 1024);
+    // Every ARM HTTP request served (GETs, PUTs, DELETEs, operation polls), per request opened and closed.
+    figures.armHttpRequestsPerRequest = ratio(armRequests / samples.length);
+    printTable(
+      `Latency (ms) — ARM operation ${o.operationLatencyInMs} ms, request ${o.requestLatencyInMs} ms, ` +
+        `${vms.length} VMs in ${o.subnets} subnets, grants of ${o.durationInSeconds} s`,
+      rows,
+    );
+    for (const phase of ['quiet', 'busy'] as const) {
+      const f = figures[phase] as {
+        ratioOfMedians: number;
+        armCallsPerGrant: Record<string, number>;
+        failures: string[];
+      };
+      console.log(
+        `  ${phase}: p50(open)/p50(ARM) = ${ratio(f.ratioOfMedians)}; ARM calls per grant ` +
+          JSON.stringify(f.armCallsPerGrant) +
+          (f.failures.length ? `; ${f.failures.length} failed: ${f.failures.slice(0, 3).join(' | ')}` : ''),
+      );
+    }
+    console.log(
+      `  ARM HTTP requests per request (open + close, polls included): ${String(figures.armHttpRequestsPerRequest)}; ` +
+        `host peak RSS ${String(figures.hostPeakRssInMiB)} MiB; ${ms(elapsedInS)} s`,
+    );
+    return figures;
+  },
+};

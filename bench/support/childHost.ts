@@ -1,0 +1,310 @@
+/**
+ * The local host in a child process, for the benchmarks and the soak:
+ * - its memory and CPU are its own, while the emulators stay in the parent (so peak RSS is the host's alone);
+ * - the soak can SIGKILL it mid-step, as a crash or a scale-in without notice would end an instance;
+ * - on request it times every ARM call each queue/bus invocation makes, per request id, so a benchmark can
+ *   subtract the time spent inside ARM from the end-to-end figure.
+ *
+ * The parent starts it with `ChildHost.start(...)`; this file is also the child's entry point.
+ * (The network work adds a general-purpose host process to dev/host; this one stays bench-only.)
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import type { WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { TokenCredential } from '@azure/core-auth';
+import type { LogLevel } from '@azure/functions';
+import { configureServices, resetServices, services } from '../../shared/composition';
+import { declaredFunctions } from '../../shared/hosting/declare';
+import type { ServiceBusQueueFunction, StorageQueueFunction } from '../../shared/hosting/declare';
+import type { GrantSettings } from '../../shared/usecases/deps';
+import type { Sandbox } from '../../dev/sandbox';
+import { PROJECT_ROOT } from '../../dev/sandbox';
+import { readHostSettings } from '../../dev/host/hostJson';
+import type { HostSettings } from '../../dev/host/hostJson';
+import { LocalHost } from '../../dev/host/localHost';
+
+export interface ChildHostConfig {
+  functionsDir: string;
+  host: HostSettings;
+  settings: Record<string, string>;
+  armCaPem: string;
+  grantSettings?: Partial<GrantSettings>;
+  /** Time ARM calls per invocation and request (a proxy around the network port; costs microseconds). */
+  instrumentArm?: boolean;
+}
+
+/** ARM time of one function's invocations for one request. */
+export interface ArmTiming {
+  /** Wall time inside ARM calls (overlapping calls counted once). */
+  armInMs: number;
+  /** Wall time of the invocations themselves. */
+  invocationInMs: number;
+  invocations: number;
+  /** Calls per gateway method (resolvePath, getRule, listRules, putRule, deleteRule, ...). */
+  calls: Record<string, number>;
+}
+
+export interface ChildStats {
+  /** Keyed `<functionName>:<requestId>`. */
+  arm: Record<string, ArmTiming>;
+  /** Peak resident set size of the child, from the kernel (KiB). */
+  maxRssInKiB: number;
+  rssInBytes: number;
+  heapUsedInBytes: number;
+}
+
+type ToChild = { type: 'config'; config: ChildHostConfig } | { type: 'stats' } | { type: 'stop' };
+type FromChild =
+  { type: 'ready'; port: number } | { type: 'failed'; error: string } | { type: 'stats'; stats: ChildStats };
+
+export class ChildHost {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+  ) {}
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** The sandbox's own settings and host.json, with the sandbox's short ARM polls (as Sandbox.start configures). */
+  static forSandbox(
+    sandbox: Sandbox,
+    options: { host?: (h: HostSettings) => HostSettings; instrumentArm?: boolean; logFile?: string } = {},
+  ): Promise<ChildHost> {
+    const host = readHostSettings(join(PROJECT_ROOT, 'host.json'));
+    return ChildHost.start(
+      {
+        functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
+        host: options.host ? options.host(host) : host,
+        settings: sandbox.settings,
+        armCaPem: sandbox.arm.caPem,
+        instrumentArm: options.instrumentArm,
+      },
+      options.logFile,
+    );
+  }
+
+  /** Forks the child and waits until its host listens. Warnings and errors go to `logFile` if given. */
+  static async start(config: ChildHostConfig, logFile?: string): Promise<ChildHost> {
+    const child = fork(__filename, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    let sink: WriteStream | undefined;
+    if (logFile) sink = createWriteStream(logFile, { flags: 'a' });
+    const tail: string[] = [];
+    const keep = (chunk: Buffer) => {
+      sink?.write(chunk);
+      tail.push(chunk.toString());
+      if (tail.length > 200) tail.shift();
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.once('exit', () => sink?.end());
+    const port = await new Promise<number>((resolve, reject) => {
+      const onExit = (code: number | null) =>
+        reject(new Error(`bench host exited (${code}) before it was ready:\n${tail.join('')}`));
+      child.once('exit', onExit);
+      child.once('message', (m: FromChild) => {
+        child.off('exit', onExit);
+        if (m.type === 'ready') resolve(m.port);
+        else reject(new Error(`bench host failed to start: ${m.type === 'failed' ? m.error : m.type}`));
+      });
+      child.send({ type: 'config', config } satisfies ToChild);
+    });
+    return new ChildHost(child, port);
+  }
+
+  async stats(): Promise<ChildStats> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: FromChild) => {
+        if (m.type !== 'stats') return;
+        this.child.off('message', onMessage);
+        resolve(m.stats);
+      };
+      this.child.on('message', onMessage);
+      this.child.once('exit', () => reject(new Error('bench host exited')));
+      this.child.send({ type: 'stats' } satisfies ToChild);
+    });
+  }
+
+  /** SIGKILL: the process ends wherever it is — mid-ARM call, between two table writes, holding messages. */
+  async kill(): Promise<void> {
+    await this.exit(() => this.child.kill('SIGKILL'));
+  }
+
+  /** A clean stop: the host finishes what it runs, then closes its clients. */
+  async stop(): Promise<void> {
+    await this.exit(() => this.child.send({ type: 'stop' } satisfies ToChild));
+  }
+
+  private exit(how: () => void): Promise<void> {
+    if (!this.alive) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.child.once('exit', () => resolve());
+      how();
+    });
+  }
+}
+
+// ---- the child ------------------------------------------------------------------------------------------
+
+/** Accepted by the ARM emulator, as in the sandbox. */
+const sandboxCredential: TokenCredential = {
+  getToken: async () => ({ token: 'sandbox-token', expiresOnTimestamp: Date.now() + 3600_000 }),
+};
+
+interface Scope {
+  key: string;
+  intervals: Array<[number, number]>;
+  calls: Record<string, number>;
+}
+
+const timings = new Map<string, ArmTiming>();
+const scopes = new AsyncLocalStorage<Scope>();
+
+/** Total length of the union of intervals. */
+function unionLength(intervals: Array<[number, number]>): number {
+  const sorted = [...intervals].sort((a, b) => a[0] - b[0]);
+  let total = 0;
+  let end = -Infinity;
+  for (const [s, e] of sorted) {
+    if (e <= end) continue;
+    total += e - Math.max(s, end);
+    end = e;
+  }
+  return total;
+}
+
+/** Wraps every method of the network port so that calls made inside an invocation are timed. */
+function instrumentNetwork(): void {
+  const deps = services().deps;
+  const inner = deps.network;
+  deps.network = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const scope = scopes.getStore();
+        const started = performance.now();
+        const result = Promise.resolve((value as (...a: unknown[]) => unknown).apply(target, args));
+        if (!scope) return result;
+        return result.finally(() => {
+          scope.intervals.push([started, performance.now()]);
+          scope.calls[String(prop)] = (scope.calls[String(prop)] ?? 0) + 1;
+        });
+      };
+    },
+  });
+}
+
+/** Runs each queue and bus invocation in a scope named after its function and the request id it carries. */
+function instrumentHandlers(): void {
+  for (const f of declaredFunctions()) {
+    if (f.trigger.type !== 'storageQueue' && f.trigger.type !== 'serviceBusQueue') continue;
+    const fn = f as StorageQueueFunction | ServiceBusQueueFunction;
+    const original = fn.handler;
+    // The local host reads `handler` at each invocation, so replacing it here takes effect at once.
+    fn.handler = async (message, context) => {
+      const scope: Scope = {
+        key: `${fn.name}:${requestIdOf(message)}`,
+        intervals: [],
+        calls: {},
+      };
+      const started = performance.now();
+      try {
+        return await scopes.run(scope, () => original(message, context));
+      } finally {
+        const t = timings.get(scope.key) ?? { armInMs: 0, invocationInMs: 0, invocations: 0, calls: {} };
+        t.armInMs += unionLength(scope.intervals);
+        t.invocationInMs += performance.now() - started;
+        t.invocations += 1;
+        for (const [k, n] of Object.entries(scope.calls)) t.calls[k] = (t.calls[k] ?? 0) + n;
+        timings.set(scope.key, t);
+      }
+    };
+  }
+}
+
+function requestIdOf(message: unknown): string {
+  let m = message;
+  if (Buffer.isBuffer(m)) m = m.toString('utf8');
+  if (typeof m === 'string') {
+    try {
+      m = JSON.parse(m) as unknown;
+    } catch {
+      return '?';
+    }
+  }
+  const id = (m as { requestId?: unknown } | undefined)?.requestId;
+  return typeof id === 'string' ? id : '?';
+}
+
+async function runChild(config: ChildHostConfig): Promise<void> {
+  configureServices({
+    env: config.settings,
+    armCredential: sandboxCredential,
+    armCaPem: config.armCaPem,
+    armPollIntervalInMs: 50,
+    settings: { armBackoffInMs: 100, ...config.grantSettings },
+  });
+  // Only what a person would want from a long run: warnings and errors, one line each.
+  const log = (level: LogLevel, functionName: string, message: string) => {
+    if (level === 'warning' || level === 'error' || level === 'critical')
+      process.stdout.write(`[${new Date().toISOString()}] ${level} ${functionName}: ${message}\n`);
+  };
+  const host = new LocalHost({
+    functionsDir: config.functionsDir,
+    host: config.host,
+    settings: config.settings,
+    httpPort: 0,
+    log,
+  });
+  await host.start();
+  if (config.instrumentArm) {
+    instrumentNetwork();
+    instrumentHandlers();
+  }
+  process.on('message', (m: ToChild) => {
+    if (m.type === 'stats') {
+      const mem = process.memoryUsage();
+      process.send?.({
+        type: 'stats',
+        stats: {
+          arm: Object.fromEntries(timings),
+          maxRssInKiB: process.resourceUsage().maxRSS,
+          rssInBytes: mem.rss,
+          heapUsedInBytes: mem.heapUsed,
+        },
+      } satisfies FromChild);
+    } else if (m.type === 'stop') {
+      void host
+        .stop()
+        .then(() => resetServices())
+        .finally(() => process.exit(0));
+    }
+  });
+  process.send?.({ type: 'ready', port: host.httpPort } satisfies FromChild);
+}
+
+if (require.main === module) {
+  process.once('message', (m: ToChild) => {
+    if (m.type !== 'config') return;
+    runChild(m.config).catch((err: unknown) => {
+      process.send?.({ type: 'failed', error: String((err as Error)?.stack ?? err) } satisfies FromChild);
+      process.exit(1);
+    });
+  });
+  // The parent going away (a benchmark killed with Ctrl-C) must not leave a host running.
+  process.on('disconnect', () => process.exit(0));
+}

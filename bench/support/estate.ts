@@ -1,0 +1,85 @@
+/**
+ * A benchmark estate in the ARM emulator: VMs spread over subnets, each subnet behind its own NSG and (by
+ * default) each VM's NIC behind its own, as a real landing zone often is — so a grant opens two NSGs, and
+ * grants on VMs of one subnet meet on the subnet's NSG. Plus the policy that lets anyone ask for SSH on them.
+ */
+import { DEMO } from '../../dev/arm/emulator';
+import type { ArmEmulator } from '../../dev/arm/emulator';
+import { ids } from '../../dev/arm/resource-ids';
+import type { Policy } from '../../shared/domain/types';
+
+export interface BenchVm {
+  id: string;
+  name: string;
+  /** NSGs in the VM's path, lower-cased as the grant rows record them. */
+  nsgIds: string[];
+}
+
+export interface EstateOptions {
+  resourceGroup: string;
+  subnets: number;
+  vmsPerSubnet: number;
+  /** Give every VM's NIC its own NSG (two NSGs per path). Default true. */
+  nicNsg?: boolean;
+}
+
+/** The source prefix every bench request asks from; inside the policy's allowed ranges. */
+export const BENCH_SOURCE = '203.0.113.7/32';
+
+export function addEstate(arm: ArmEmulator, o: EstateOptions): BenchVm[] {
+  const s = DEMO.subscriptionId;
+  const vms: BenchVm[] = [];
+  for (let n = 0; n < o.subnets; n++) {
+    const subnetNsg = `${o.resourceGroup}-snet${n}-nsg`;
+    for (let v = 0; v < o.vmsPerSubnet; v++) {
+      const name = `${o.resourceGroup}-vm-${n}-${v}`;
+      const nicNsg = o.nicNsg === false ? undefined : `${name}-nic-nsg`;
+      arm.addVm({
+        subscriptionId: s,
+        resourceGroup: o.resourceGroup,
+        name,
+        nics: [
+          {
+            name: `${name}-nic`,
+            ...(nicNsg ? { nsg: nicNsg } : {}),
+            ipConfigurations: [
+              {
+                privateIpAddress: `10.${100 + Math.floor(n / 250)}.${n % 250}.${4 + v}`,
+                subnet: {
+                  vnet: `${o.resourceGroup}-vnet`,
+                  name: `snet${n}`,
+                  vnetAddressPrefix: `10.${100 + Math.floor(n / 250)}.0.0/16`,
+                  addressPrefix: `10.${100 + Math.floor(n / 250)}.${n % 250}.0/24`,
+                  nsg: subnetNsg,
+                },
+              },
+            ],
+          },
+        ],
+      });
+      const nsgIds = [ids.nsg(s, o.resourceGroup, subnetNsg)];
+      if (nicNsg) nsgIds.push(ids.nsg(s, o.resourceGroup, nicNsg));
+      vms.push({ id: ids.vm(s, o.resourceGroup, name), name, nsgIds: nsgIds.map((id) => id.toLowerCase()) });
+    }
+  }
+  return vms;
+}
+
+/** SSH (and RDP) on anything in the resource group, for anyone, auto-approved or by approvers. */
+export function estatePolicy(resourceGroup: string, mode: 'auto' | 'manual' = 'auto'): Policy {
+  return {
+    scope: `/subscriptions/${DEMO.subscriptionId}/resourcegroups/${resourceGroup}`.toLowerCase(),
+    ports: [
+      { port: 22, protocol: 'Tcp', maxDurationInSeconds: 3 * 3600 },
+      { port: 3389, protocol: 'Tcp', maxDurationInSeconds: 3600 },
+    ],
+    allowedSourcePrefixes: ['203.0.113.0/24'],
+    requesters: ['*'],
+    approval:
+      mode === 'auto'
+        ? { mode: 'auto', approvers: [], required: 0, timeoutInSeconds: 1800 }
+        : { mode: 'manual', approvers: ['approver@example.com'], required: 1, timeoutInSeconds: 1800 },
+    justification: { required: false },
+    enforce: false,
+  };
+}

@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 
 /** The host.json settings the local host honours, with the Functions host's defaults. */
 export interface HostSettings {
   queues: {
     batchSize: number;
+    /** Fetch the next batch once no more than this many messages are still running. */
+    newBatchThreshold: number;
     maxPollingIntervalInMs: number;
     visibilityTimeoutInMs: number;
     maxDequeueCount: number;
@@ -34,9 +37,12 @@ export function readHostSettings(path: string): HostSettings {
   const q = json.extensions?.queues ?? {};
   const sb = json.extensions?.serviceBus ?? {};
   const span = (v: unknown, fallback: string) => parseTimeSpan(typeof v === 'string' ? v : fallback);
+  const batchSize = Number(q.batchSize ?? 16);
   return {
     queues: {
-      batchSize: Number(q.batchSize ?? 16),
+      batchSize,
+      // The extension's default: half a batch per CPU core.
+      newBatchThreshold: Number(q.newBatchThreshold ?? Math.floor(batchSize / 2) * availableParallelism()),
       maxPollingIntervalInMs: span(q.maxPollingInterval, '00:01:00'),
       visibilityTimeoutInMs: span(q.visibilityTimeout, '00:00:00'),
       maxDequeueCount: Number(q.maxDequeueCount ?? 5),

@@ -258,6 +258,13 @@ export class LocalHost extends EventEmitter {
 
   // ---- Storage queues ---------------------------------------------------------------------------------
 
+  /**
+   * Polls one queue the way the Functions host's queue listener does:
+   * - a batch is handed out without waiting for it: the next one is fetched as soon as no more than
+   *   `newBatchThreshold` messages are still running (so one slow invocation does not hold up the next message);
+   * - an empty poll backs off from 100 ms, growing by about 100 ms × 2^n (±20%) up to `maxPollingInterval`, and
+   *   starts again from 100 ms once a message was found.
+   */
   private async pollQueue(f: StorageQueueFunction): Promise<void> {
     const cfg = this.options.host.queues;
     const connection = this.connection(f.trigger.connection);
@@ -265,8 +272,12 @@ export class LocalHost extends EventEmitter {
     const queue = new QueueClient(connection, queueName);
     const poison = new QueueClient(connection, `${queueName}-poison`);
     await queue.createIfNotExists();
-    let delay = 0;
+    const backoff = new PollingBackoff(cfg.maxPollingIntervalInMs);
+    const running = new Set<Promise<void>>();
+    let found = false;
     while (this.running) {
+      while (running.size > cfg.newBatchThreshold && this.running) await Promise.race(running);
+      if (!this.running) break;
       let messages: DequeuedMessageItem[] = [];
       try {
         // The message stays invisible while the function runs; 5 minutes is ample for one invocation.
@@ -281,14 +292,17 @@ export class LocalHost extends EventEmitter {
         this.log('warning', f.name, `polling ${f.trigger.queueName} failed: ${String(err)}`);
       }
       if (messages.length) {
-        delay = 0;
-        await Promise.all(messages.map((m) => this.runQueueMessage(f, queue, poison, m)));
+        found = true;
+        for (const m of messages) {
+          const p: Promise<void> = this.runQueueMessage(f, queue, poison, m).finally(() => running.delete(p));
+          running.add(p);
+        }
         continue;
       }
-      // Back off while idle, as the host does, up to maxPollingInterval.
-      delay = Math.min(cfg.maxPollingIntervalInMs, Math.max(50, delay * 2));
-      await this.sleep(delay);
+      await this.sleep(backoff.next(found));
+      found = false;
     }
+    await Promise.allSettled([...running]);
   }
 
   private async runQueueMessage(
@@ -409,6 +423,40 @@ export class LocalHost extends EventEmitter {
     );
     this.crons.push(cron);
     if (f.trigger.runOnStartup) void fire(false);
+  }
+}
+
+/** The Functions host's shortest wait between queue polls (QueuePollingIntervals.Minimum). */
+export const MIN_POLLING_INTERVAL_IN_MS = 100;
+
+/**
+ * The queue listener's randomized exponential back-off: after a poll that found messages, the shortest wait;
+ * after each empty one, the shortest wait plus 100 ms × 2^(n-1) × (0.8..1.2), until `maxInMs`, which then holds.
+ */
+export class PollingBackoff {
+  private current = 0;
+  private exponent = 0;
+
+  constructor(
+    private readonly maxInMs: number,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  next(foundMessages: boolean): number {
+    const min = Math.min(MIN_POLLING_INTERVAL_IN_MS, this.maxInMs);
+    if (foundMessages || this.current === 0) {
+      this.current = min;
+      this.exponent = 1;
+    } else if (this.current < this.maxInMs) {
+      const grown = min + (0.8 + 0.4 * this.random()) * 2 ** (this.exponent - 1) * MIN_POLLING_INTERVAL_IN_MS;
+      if (grown < this.maxInMs) {
+        this.current = grown;
+        this.exponent++;
+      } else {
+        this.current = this.maxInMs;
+      }
+    }
+    return this.current;
   }
 }
 

@@ -1,7 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileRoute } from '../../../dev/host/localHost';
-import { parseTimeSpan } from '../../../dev/host/hostJson';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PollingBackoff, compileRoute } from '../../../dev/host/localHost';
+import { parseTimeSpan, readHostSettings } from '../../../dev/host/hostJson';
 
 test('route templates match like Azure Functions routes', () => {
   const r = compileRoute('requests/{id}');
@@ -20,4 +23,28 @@ test('host.json TimeSpans are read as milliseconds', () => {
   assert.equal(parseTimeSpan('1.00:00:00'), 86400000);
   assert.equal(parseTimeSpan('00:00:00.5'), 500);
   assert.throws(() => parseTimeSpan('2s'), /TimeSpan/);
+});
+
+test('queue polling backs off like the Functions host: 100 ms, then ~+100 ms × 2^n, up to maxPollingInterval', () => {
+  const b = new PollingBackoff(2000, () => 0.5); // no jitter
+  const idle = Array.from({ length: 9 }, () => b.next(false));
+  assert.deepEqual(idle, [100, 200, 300, 500, 900, 1700, 2000, 2000, 2000]);
+  // A poll that found messages starts the back-off again from the shortest wait.
+  assert.equal(b.next(true), 100);
+  assert.equal(b.next(false), 200);
+  // Jitter stays within ±20% of each step.
+  const jittery = new PollingBackoff(60_000, () => 0.999);
+  jittery.next(false);
+  assert.ok(jittery.next(false) <= 100 + 120);
+  // A maximum below the host's minimum is the wait.
+  assert.equal(new PollingBackoff(50).next(false), 50);
+});
+
+test('host.json: newBatchThreshold is read, with the extension default of half a batch per core', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hostjson-'));
+  const file = join(dir, 'host.json');
+  writeFileSync(file, JSON.stringify({ extensions: { queues: { batchSize: 16, newBatchThreshold: 8 } } }));
+  assert.equal(readHostSettings(file).queues.newBatchThreshold, 8);
+  writeFileSync(file, JSON.stringify({ extensions: { queues: { batchSize: 16 } } }));
+  assert.equal(readHostSettings(file).queues.newBatchThreshold, 8 * availableParallelism());
 });

@@ -122,7 +122,7 @@ export const latency: Benchmark = {
 
     const all: Array<Promise<Sample>> = [];
     let stats: ChildStats;
-    let armRequests = 0;
+    let armRequests: number;
     const started = Date.now();
     try {
       // Warm-up: compile paths, open connections. Not counted.

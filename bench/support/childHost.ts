@@ -35,6 +35,8 @@ export interface ChildHostConfig {
   grantSettings?: Partial<GrantSettings>;
   /** Time ARM calls per invocation and request (a proxy around the network port; costs microseconds). */
   instrumentArm?: boolean;
+  /** Write info lines too (every use-case event), not only warnings and errors. */
+  verbose?: boolean;
 }
 
 /** ARM time of one function's invocations for one request. */
@@ -82,7 +84,12 @@ export class ChildHost {
   /** The sandbox's own settings and host.json, with the sandbox's short ARM polls (as Sandbox.start configures). */
   static forSandbox(
     sandbox: Sandbox,
-    options: { host?: (h: HostSettings) => HostSettings; instrumentArm?: boolean; logFile?: string } = {},
+    options: {
+      host?: (h: HostSettings) => HostSettings;
+      instrumentArm?: boolean;
+      logFile?: string;
+      verbose?: boolean;
+    } = {},
   ): Promise<ChildHost> {
     const host = readHostSettings(join(PROJECT_ROOT, 'host.json'));
     return ChildHost.start(
@@ -92,6 +99,7 @@ export class ChildHost {
         settings: sandbox.settings,
         armCaPem: sandbox.arm.caPem,
         instrumentArm: options.instrumentArm,
+        verbose: options.verbose,
       },
       options.logFile,
     );
@@ -236,6 +244,34 @@ function instrumentHandlers(): void {
   }
 }
 
+/**
+ * Writes a line when each queue or bus invocation starts and ends, with its invocation id, request id and
+ * delivery count, so a soak's log tells which delivery did what.
+ */
+function traceInvocations(): void {
+  for (const f of declaredFunctions()) {
+    if (f.trigger.type !== 'storageQueue' && f.trigger.type !== 'serviceBusQueue') continue;
+    const fn = f as StorageQueueFunction | ServiceBusQueueFunction;
+    const original = fn.handler;
+    fn.handler = async (message, context) => {
+      const m = (context.triggerMetadata ?? {}) as { dequeueCount?: number; deliveryCount?: number };
+      const tag =
+        `${fn.name} ${context.invocationId} request ${requestIdOf(message)} ` +
+        `delivery ${m.dequeueCount ?? m.deliveryCount ?? '?'}`;
+      const line = (what: string) =>
+        process.stdout.write(`[${new Date().toISOString()}] ${process.pid} trace ${tag}: ${what}\n`);
+      line('start');
+      try {
+        await original(message, context);
+        line('done');
+      } catch (err) {
+        line(`threw ${String((err as Error)?.message ?? err).slice(0, 200)}`);
+        throw err;
+      }
+    };
+  }
+}
+
 function requestIdOf(message: unknown): string {
   let m = message;
   if (Buffer.isBuffer(m)) m = m.toString('utf8');
@@ -258,10 +294,12 @@ async function runChild(config: ChildHostConfig): Promise<void> {
     armPollIntervalInMs: 50,
     settings: { armBackoffInMs: 100, ...config.grantSettings },
   });
-  // Only what a person would want from a long run: warnings and errors, one line each.
+  // By default only what a person wants from a long run: warnings and errors, one line each.
   const log = (level: LogLevel, functionName: string, message: string) => {
-    if (level === 'warning' || level === 'error' || level === 'critical')
-      process.stdout.write(`[${new Date().toISOString()}] ${level} ${functionName}: ${message}\n`);
+    if (config.verbose || level === 'warning' || level === 'error' || level === 'critical')
+      process.stdout.write(
+        `[${new Date().toISOString()}] ${process.pid} ${level} ${functionName}: ${message}\n`,
+      );
   };
   const host = new LocalHost({
     functionsDir: config.functionsDir,
@@ -275,6 +313,7 @@ async function runChild(config: ChildHostConfig): Promise<void> {
     instrumentNetwork();
     instrumentHandlers();
   }
+  if (config.verbose) traceInvocations();
   process.on('message', (m: ToChild) => {
     if (m.type === 'stats') {
       const mem = process.memoryUsage();

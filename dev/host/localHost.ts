@@ -271,15 +271,20 @@ export class LocalHost extends EventEmitter {
     const queueName = this.resolveSetting(f.trigger.queueName);
     const queue = new QueueClient(connection, queueName);
     const poison = new QueueClient(connection, `${queueName}-poison`);
-    await queue.createIfNotExists();
     const backoff = new PollingBackoff(cfg.maxPollingIntervalInMs);
     const running = new Set<Promise<void>>();
     let found = false;
+    let queueExists = false;
     while (this.running) {
       while (running.size > cfg.newBatchThreshold && this.running) await Promise.race(running);
       if (!this.running) break;
       let messages: DequeuedMessageItem[] = [];
       try {
+        // Inside the loop, as the host checks it: storage being down at start-up is retried, not fatal.
+        if (!queueExists) {
+          await queue.createIfNotExists();
+          queueExists = true;
+        }
         // The message stays invisible while the function runs; 5 minutes is ample for one invocation.
         messages = (
           await queue.receiveMessages({
@@ -289,6 +294,7 @@ export class LocalHost extends EventEmitter {
         ).receivedMessageItems;
       } catch (err) {
         if (!this.running) break;
+        queueExists = false;
         this.log('warning', f.name, `polling ${f.trigger.queueName} failed: ${String(err)}`);
       }
       if (messages.length) {

@@ -50,9 +50,9 @@ export const latency: Benchmark = {
     const o = {
       operationLatencyInMs: envNumber('BENCH_ARM_OPERATION_MS', 500),
       requestLatencyInMs: envNumber('BENCH_ARM_REQUEST_MS', 50),
-      quietRequests: envNumber('BENCH_QUIET_REQUESTS', 30),
+      quietRequests: envNumber('BENCH_QUIET_REQUESTS', 20),
       quietGapInMs: [envNumber('BENCH_QUIET_GAP_MIN_MS', 2000), envNumber('BENCH_QUIET_GAP_MAX_MS', 5000)],
-      busyRequests: envNumber('BENCH_BUSY_REQUESTS', 300),
+      busyRequests: envNumber('BENCH_BUSY_REQUESTS', 240),
       busyRatePerSecond: envNumber('BENCH_BUSY_RATE', 4),
       durationInSeconds: envNumber('BENCH_DURATION_S', 20),
       subnets: envNumber('BENCH_SUBNETS', 10),

@@ -96,6 +96,7 @@ export const intake: Benchmark = {
       raw,
       ratioToRaw: sustained ? sustained.achieved / raw.opsPerSecond : 0,
       hostPeakRssInMiB: Math.round(hostStats.maxRssInKiB / 1024),
+      hostCpuInS: Math.round(hostStats.cpuInMs / 100) / 10,
     };
     printTable('Intake', [
       {

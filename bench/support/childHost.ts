@@ -57,6 +57,8 @@ export interface ChildStats {
   maxRssInKiB: number;
   rssInBytes: number;
   heapUsedInBytes: number;
+  /** CPU time the child has used (user + system). */
+  cpuInMs: number;
 }
 
 type ToChild = { type: 'config'; config: ChildHostConfig } | { type: 'stats' } | { type: 'stop' };
@@ -324,6 +326,7 @@ async function runChild(config: ChildHostConfig): Promise<void> {
           maxRssInKiB: process.resourceUsage().maxRSS,
           rssInBytes: mem.rss,
           heapUsedInBytes: mem.heapUsed,
+          cpuInMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
         },
       } satisfies FromChild);
     } else if (m.type === 'stop') {

@@ -4,7 +4,7 @@
  * above that floor one instance stays (its per-NSG queue, each write's extra reads, retries on conflicts).
  */
 import { submitRequest } from './support/api';
-import { startBenchSandbox } from './support/benchmark';
+import { hostLogFile, startBenchSandbox } from './support/benchmark';
 import type { Benchmark } from './support/benchmark';
 import { ChildHost } from './support/childHost';
 import { envNumber, envString } from './support/env';
@@ -29,7 +29,10 @@ export const contention: Benchmark = {
       estatePolicy(warmRg),
       ...groups.map((g) => estatePolicy(g.rg)),
     ]);
-    const host = await ChildHost.forSandbox(sandbox, { instrumentArm: true });
+    const host = await ChildHost.forSandbox(sandbox, {
+      instrumentArm: true,
+      logFile: hostLogFile('contention'),
+    });
     const watch = new RuleWatch(sandbox.arm);
     const rows: Array<Record<string, string | number>> = [];
     const figures: Record<string, unknown> = {

@@ -11,7 +11,7 @@
  */
 import { TABLES } from '../shared/names';
 import { submitRequest } from './support/api';
-import { startBenchSandbox } from './support/benchmark';
+import { hostLogFile, startBenchSandbox } from './support/benchmark';
 import type { Benchmark } from './support/benchmark';
 import { ChildHost } from './support/childHost';
 import type { ChildStats } from './support/childHost';
@@ -71,7 +71,10 @@ export const latency: Benchmark = {
       subnets: o.subnets,
       vmsPerSubnet: o.vmsPerSubnet,
     });
-    const host = await ChildHost.forSandbox(sandbox, { instrumentArm: true });
+    const host = await ChildHost.forSandbox(sandbox, {
+      instrumentArm: true,
+      logFile: hostLogFile('latency'),
+    });
     const watch = new RuleWatch(sandbox.arm);
     const requests = sandbox.table(TABLES.requests);
     const random = seededRandom(o.seed);

@@ -1,4 +1,6 @@
-import { Sandbox } from '../../dev/sandbox';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT, Sandbox } from '../../dev/sandbox';
 import type { SandboxOptions } from '../../dev/sandbox';
 import { services } from '../../shared/composition';
 import type { Policy } from '../../shared/domain/types';
@@ -29,4 +31,11 @@ export async function startBenchSandbox(
   await sandbox.start();
   for (const p of policies) await services().deps.policies.upsert(p);
   return sandbox;
+}
+
+/** Where a benchmark's host writes its warnings and errors: .sandbox/bench-<name>-host.log (git-ignored). */
+export function hostLogFile(name: string): string {
+  const dir = join(PROJECT_ROOT, '.sandbox');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `bench-${name}-host.log`);
 }

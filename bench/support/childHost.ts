@@ -112,6 +112,7 @@ export class ChildHost {
     const child = fork(__filename, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     let sink: WriteStream | undefined;
     if (logFile) sink = createWriteStream(logFile, { flags: 'a' });
+    sink?.write(`[${new Date().toISOString()}] host process ${child.pid} started\n`);
     const tail: string[] = [];
     const keep = (chunk: Buffer) => {
       sink?.write(chunk);
@@ -120,7 +121,10 @@ export class ChildHost {
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
-    child.once('exit', () => sink?.end());
+    child.once('exit', (code, signal) => {
+      sink?.write(`[${new Date().toISOString()}] host process ${child.pid} exited (${signal ?? code})\n`);
+      sink?.end();
+    });
     const port = await new Promise<number>((resolve, reject) => {
       const onExit = (code: number | null) =>
         reject(new Error(`bench host exited (${code}) before it was ready:\n${tail.join('')}`));

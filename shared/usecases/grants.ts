@@ -287,25 +287,35 @@ function backoff(baseInMs: number, attempt: number): number {
   return cap / 2 + Math.random() * (cap / 2);
 }
 
-/** Deletes every rule this grant wrote, retrying what is transient. Throws if ARM keeps refusing. */
+/**
+ * Deletes every rule this grant wrote, retrying what is transient. Throws if ARM keeps refusing.
+ * The NSGs are worked on at once (each still one writer at a time): a grant's port stays open until every rule
+ * in its path is gone, and one after another doubled that time.
+ */
 export async function removeRules(deps: Deps, requestId: string): Promise<GrantRule[]> {
   const rows = await deps.grants.list(requestId);
-  for (const g of rows) {
-    if (g.state === 'removed') continue;
-    await nsgWrites.run(g.nsgId, async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await deps.network.deleteRule(g.nsgId, g.ruleName);
-          break;
-        } catch (err) {
-          if (!(err instanceof TransientFailure) || attempt >= deps.settings.maxArmAttempts) throw err;
-          await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
-        }
-      }
-    });
-    await deps.grants.upsert({ ...g, state: 'removed', updatedAt: deps.clock.now().toISOString() });
-    deps.log.info('grant.rule-removed', { requestId, nsgId: g.nsgId, rule: g.ruleName });
-  }
+  const results = await Promise.allSettled(
+    rows
+      .filter((g) => g.state !== 'removed')
+      .map(async (g) => {
+        await nsgWrites.run(g.nsgId, async () => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await deps.network.deleteRule(g.nsgId, g.ruleName);
+              break;
+            } catch (err) {
+              if (!(err instanceof TransientFailure) || attempt >= deps.settings.maxArmAttempts) throw err;
+              await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
+            }
+          }
+        });
+        await deps.grants.upsert({ ...g, state: 'removed', updatedAt: deps.clock.now().toISOString() });
+        deps.log.info('grant.rule-removed', { requestId, nsgId: g.nsgId, rule: g.ruleName });
+      }),
+  );
+  // Every NSG has had its try before a failure is reported: the retry finds less to do.
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   return rows;
 }
 

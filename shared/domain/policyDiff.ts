@@ -55,13 +55,36 @@ export function isEmptyDiff(diff: PolicyDiff): boolean {
   return !diff.added.length && !diff.changed.length && !diff.removed.length;
 }
 
+/** The order fields are written in a document, so a diff reads top to bottom like the file. */
+const FIELD_ORDER = [
+  'scope',
+  'description',
+  'ports',
+  'allowedSourcePrefixes',
+  'requesters',
+  'approval',
+  'mode',
+  'approvers',
+  'required',
+  'timeout',
+  'justification',
+  'pattern',
+  'enforce',
+];
+const fieldRank = (key: string) => {
+  const i = FIELD_ORDER.indexOf(key);
+  return i === -1 ? FIELD_ORDER.length : i;
+};
+
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Leaf-level differences of two entries; lists are compared whole (their order is part of what was written). */
 function fieldChanges(before: unknown, after: unknown, prefix = ''): FieldChange[] {
   if (isRecord(before) && isRecord(after)) {
-    const keys = [...new Set([...Object.keys(after), ...Object.keys(before)])];
+    const keys = [...new Set([...Object.keys(after), ...Object.keys(before)])].sort(
+      (a, b) => fieldRank(a) - fieldRank(b),
+    );
     return keys.flatMap((k) => fieldChanges(before[k], after[k], prefix ? `${prefix}.${k}` : k));
   }
   return JSON.stringify(before) === JSON.stringify(after) ? [] : [{ field: prefix, before, after }];

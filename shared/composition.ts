@@ -22,6 +22,7 @@ import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
+import { NO_ENFORCEMENT } from './usecases/policies';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
@@ -92,6 +93,8 @@ function build(o: CompositionOverrides): Services {
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
+    // `enforce: true` does nothing yet: the network use cases will provide the baseline-deny mechanism here.
+    enforcement: NO_ENFORCEMENT,
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),

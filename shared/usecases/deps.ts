@@ -4,6 +4,7 @@ import type {
   ExpiryScheduler,
   GrantRepository,
   NetworkGateway,
+  PolicyEnforcement,
   PolicyRepository,
   RequestRepository,
   WorkQueues,
@@ -32,6 +33,8 @@ export interface GrantSettings {
 export interface Deps {
   requests: RequestRepository & { forgetOpen(id: string): Promise<void> };
   policies: PolicyRepository;
+  /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
+  enforcement?: PolicyEnforcement;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;

@@ -6,7 +6,6 @@
 import Ajv2020 from 'ajv/dist/2020';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import ipaddr from 'ipaddr.js';
 import { Document, LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml';
 import type { YAMLError } from 'yaml';
 import schema from '../../schemas/policies.schema.json';
@@ -285,16 +284,6 @@ class PolicyCheck {
         rest,
         'implicit-broad-source',
         `"${text}" allows any source; write *, 0.0.0.0/0 or ::/0 if that is really meant`,
-      );
-      return text;
-    }
-    // ipaddr.js also reads "10/8", "0xa.0.0.0" and "010.0.0.0" (octal: 8.0.0.0); a reviewer reads them otherwise.
-    const address = text.split('/')[0] ?? '';
-    if (!address.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(address)) {
-      this.report(
-        rest,
-        'malformed-prefix',
-        `"${text}" must write its IPv4 address as four decimal numbers without leading zeros (a.b.c.d)`,
       );
       return text;
     }

@@ -3,11 +3,13 @@
  * Tables and Queues, the Service Bus emulator (AMQP 1.0), the ARM emulator (HTTPS), and the local host running
  * the same function declarations Azure runs. `npm start` runs one; integration tests start their own on free ports.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { TableClient } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/core-auth';
-import { configureServices, resetServices, services } from '../shared/composition';
+import { PolicyTable } from '../shared/adapters/policyTable';
+import { configureServices, resetServices } from '../shared/composition';
 import type { GrantSettings } from '../shared/usecases/deps';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
 import { ArmEmulator } from './arm/emulator';
@@ -17,6 +19,7 @@ import { DEMO_POLICIES } from './demoPolicies';
 import { readHostSettings } from './host/hostJson';
 import type { HostSettings } from './host/hostJson';
 import { LocalHost } from './host/localHost';
+import { MailCatcher } from './mail/catcher';
 import { ServiceBusEmulator } from './servicebus/emulator';
 
 /** The project root (this file is compiled to dist/dev/sandbox.js). */
@@ -28,6 +31,10 @@ export interface SandboxOptions {
   serviceBusPort?: number;
   armPort?: number;
   storagePorts?: { blob: number; queue: number; table: number };
+  /** SMTP port of the mail catcher (0: a free one). */
+  smtpPort?: number;
+  /** Port of the caught-mail web view; none when undefined. */
+  mailWebPort?: number;
   /** Keep storage on disk here, so it survives an Azurite restart. */
   storageLocation?: string;
   arm?: ArmEmulatorOptions;
@@ -41,6 +48,8 @@ export interface SandboxOptions {
   /** Start the local host (tests of the emulators alone may not want it). */
   startHost?: boolean;
   quiet?: boolean;
+  /** Receives the local host's log lines (tests check what is logged); overrides `quiet` for the host. */
+  hostLog?: (level: string, functionName: string, message: string) => void;
 }
 
 /** Accepted by the ARM emulator; in Azure the managed identity's token takes its place. */
@@ -52,6 +61,8 @@ export class Sandbox {
   readonly azurite: Azurite;
   readonly serviceBus: ServiceBusEmulator;
   readonly arm: ArmEmulator;
+  /** Every mail the system sends, caught (SMTP on loopback). */
+  readonly mail: MailCatcher;
   host?: LocalHost;
   settings: Record<string, string> = {};
 
@@ -75,6 +86,7 @@ export class Sandbox {
       ],
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });
+    this.mail = new MailCatcher({ smtpPort: options.smtpPort ?? 0, webPort: options.mailWebPort });
   }
 
   get baseUrl(): string {
@@ -83,7 +95,7 @@ export class Sandbox {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start()]);
+    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start(), this.mail.start()]);
     this.settings = {
       JIT_AUTH_MODE: 'dev',
       AzureWebJobsStorage: this.azurite.connectionString,
@@ -92,6 +104,13 @@ export class Sandbox {
       JIT_PUBLIC_BASE_URL: `http://127.0.0.1:${this.options.httpPort ?? 7071}`,
       JIT_EXPIRY_GRACE: 'PT5S',
       JIT_RECONCILE_SCHEDULE: '0 */1 * * * *',
+      // A fresh key each start: links from an earlier run stop working, as after a rotation without overlap.
+      JIT_APPROVAL_KEY: `sandbox-${randomBytes(3).toString('hex')}:${randomBytes(32).toString('base64')}`,
+      JIT_MAIL_MODE: 'smtp',
+      JIT_MAIL_FROM: 'jit-access@example.com',
+      JIT_SMTP_HOST: '127.0.0.1',
+      JIT_SMTP_PORT: String(this.mail.smtpPort),
+      JIT_SMTP_TLS: 'none',
       ...this.options.settings,
     };
     await this.provisionStorage();
@@ -114,7 +133,12 @@ export class Sandbox {
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,
       settings: this.settings,
       httpPort: this.options.httpPort ?? 0,
-      log: this.options.quiet ? () => undefined : undefined,
+      log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
+      // On a free port the links in mail must name the port the host got. Services are built on first use,
+      // which comes after this (the host binds triggers afterwards), so they read the address set here.
+      onListening: (baseUrl) => {
+        if (!this.options.settings?.JIT_PUBLIC_BASE_URL) this.settings.JIT_PUBLIC_BASE_URL = baseUrl;
+      },
     });
     await this.host.start();
   }
@@ -127,7 +151,12 @@ export class Sandbox {
 
   async stop(): Promise<void> {
     await this.stopHost();
-    await Promise.allSettled([this.serviceBus.stop(), this.arm.stop(), this.azurite.stop()]);
+    await Promise.allSettled([
+      this.serviceBus.stop(),
+      this.arm.stop(),
+      this.azurite.stop(),
+      this.mail.stop(),
+    ]);
   }
 
   /** What Bicep provisions in Azure: the tables and queues. */
@@ -147,8 +176,10 @@ export class Sandbox {
     );
   }
 
+  /** Seeded through the table directly: building the services now would fix the public URL before the port is known. */
   private async seedPolicies(): Promise<void> {
-    for (const p of DEMO_POLICIES) await services().deps.policies.upsert(p);
+    const policies = new PolicyTable(this.table(TABLES.policies));
+    for (const p of DEMO_POLICIES) await policies.upsert(p);
   }
 
   /** A table client on the sandbox's storage, for tests and tools that read rows directly. */

@@ -8,7 +8,9 @@ import { QueueClient } from '@azure/storage-queue';
 import { ServiceBusClient } from '@azure/service-bus';
 import { odata } from '@azure/data-tables';
 import { DEMO } from '../../dev/arm/emulator';
+import { DEMO_WIN_POLICY } from '../../dev/demoPolicies';
 import type { Sandbox } from '../../dev/sandbox';
+import { services } from '../../shared/composition';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
 
@@ -116,6 +118,12 @@ describe('the auto-approval flow on the sandbox', () => {
   });
 
   test('a VM behind only a subnet NSG gets one rule', async () => {
+    // demo-win's own policy asks an approver (test/integration/approvals.test.ts); here only the path matters.
+    await services().deps.policies.upsert({
+      ...DEMO_WIN_POLICY,
+      approval: { ...DEMO_WIN_POLICY.approval, mode: 'auto' },
+      justification: { required: false },
+    });
     const res = await api(sandbox, 'POST', 'requests', {
       vm: DEMO.windowsVm.id,
       ports: [3389],

@@ -8,7 +8,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
-import { html } from '../../shared/views/html';
+import { markup } from '../../shared/views/html';
 
 export interface CaughtMail {
   id: number;
@@ -154,7 +154,7 @@ export class MailCatcher {
           'Content-Security-Policy':
             "default-src 'none'; style-src 'unsafe-inline'; sandbox allow-popups allow-top-navigation-by-user-activation",
         })
-        .end(mail.html ?? html`<pre>${mail.text}</pre>`.html);
+        .end(mail.html ?? markup`<pre>${mail.text}</pre>`.html);
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found');
@@ -163,19 +163,19 @@ export class MailCatcher {
   private listPage(): string {
     const rows = [...this.mails].reverse().map(
       (m) =>
-        html`<article>
+        markup`<article>
           <h2><a href="/mail/${m.id}">${m.subject || '(no subject)'}</a></h2>
           <p><small>${m.receivedAt.toISOString()} · from ${m.from} · to ${m.to.join(', ')}</small></p>
           ${
             m.links.length
-              ? html`<ul>
-                  ${m.links.map((l) => html`<li><a href="${l}">${l}</a></li>`)}
+              ? markup`<ul>
+                  ${m.links.map((l) => markup`<li><a href="${l}">${l}</a></li>`)}
                 </ul>`
               : ''
           }
         </article>`,
     );
-    return html`<!doctype html>
+    return markup`<!doctype html>
       <html lang="en">
         <head>
           <meta charset="utf-8" />
@@ -204,7 +204,7 @@ export class MailCatcher {
         <body>
           <h1>Mail caught by the sandbox</h1>
           <p>Newest first. Nothing here was delivered anywhere. Reload for new mail.</p>
-          ${rows.length ? rows : html`<p>No mail yet.</p>`}
+          ${rows.length ? rows : markup`<p>No mail yet.</p>`}
         </body>
       </html>`.html;
   }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { ApprovalDecision, Decision } from '../domain/approval';
 import { MAX_DECISION_COMMENT_LENGTH } from '../domain/approval';
 import type { AccessRequest } from '../domain/types';
-import { SafeHtml, html } from './html';
+import { SafeHtml, markup } from './html';
 import { describePorts, describeTime, requestFacts, vmName } from './requestFacts';
 
 const STYLE = `
@@ -30,34 +30,29 @@ button{font:inherit;font-weight:600;color:#fff;border:0;border-radius:6px;paddin
 small{color:#555}
 `;
 
-/** The CSP source that allows exactly the style element above. */
+/** The CSP source that allows exactly the style element below (its content, byte for byte). */
 export const PAGE_STYLE_SOURCE = `'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`;
+const STYLE_ELEMENT = new SafeHtml(`<style>${STYLE}</style>`);
 
 function document(title: string, body: SafeHtml): string {
-  return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="referrer" content="no-referrer" />
-        <title>${title}</title>
-        <style>
-          ${new SafeHtml(STYLE)}
-        </style>
-      </head>
-      <body>
-        <main>${body}</main>
-      </body>
-    </html>`.html;
+  return markup`<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8" />
+    <meta name="viewport" content="width=device-width, initial-scale=1" />
+    <meta name="referrer" content="no-referrer" />
+    <title>${title}</title>
+    ${STYLE_ELEMENT}
+  </head>
+  <body>
+    <main>${body}</main>
+  </body>
+</html>`.html;
 }
 
 function facts(request: AccessRequest): SafeHtml {
-  return html`<dl>
-    ${requestFacts(request).map(
-      ([label, value]) =>
-        html`<dt>${label}</dt>
-          <dd>${value}</dd>`,
-    )}
+  return markup`<dl>
+    ${requestFacts(request).map(([label, value]) => markup`<dt>${label}</dt><dd>${value}</dd>`)}
   </dl>`;
 }
 
@@ -90,22 +85,22 @@ export function decisionPage(m: DecisionPageModel): string {
   const title = `Access request from ${r.requester}`;
   let state: SafeHtml;
   if (m.earlier) {
-    state = html`<p class="status">
+    state = markup`<p class="status">
       You ${m.earlier.decision === 'approve' ? 'approved' : 'denied'} this request at
       ${describeTime(m.earlier.decidedAt)}. A link is good for one decision.
     </p>`;
   } else if (r.status !== 'pending-approval') {
-    state = html`<p class="status">
+    state = markup`<p class="status">
       This request is ${STATUS_WORDS[r.status] ?? r.status}. There is nothing left to decide.
     </p>`;
   } else {
-    state = html`<p class="status">
+    state = markup`<p class="status">
       Waiting for approval: ${m.approvals} of ${m.required} approval${m.required === 1 ? '' : 's'} so far. You
       are deciding as <strong>${m.decider}</strong>.
     </p>`;
   }
   const forms = m.form
-    ? html`<form id="approve" class="approve" method="post" action="approvals">
+    ? markup`<form id="approve" class="approve" method="post" action="approvals">
           <input type="hidden" name="token" value="${m.form.token}" />
           <input type="hidden" name="csrf" value="${m.form.formToken}" />
           <input type="hidden" name="decision" value="approve" />
@@ -118,19 +113,14 @@ export function decisionPage(m: DecisionPageModel): string {
           <input type="hidden" name="csrf" value="${m.form.formToken}" />
           <input type="hidden" name="decision" value="deny" />
           <label for="deny-comment">Reason for denying (the requester sees it)</label>
-          <textarea
-            id="deny-comment"
-            name="comment"
-            required
-            maxlength="${MAX_DECISION_COMMENT_LENGTH}"
-          ></textarea>
+          <textarea id="deny-comment" name="comment" required maxlength="${MAX_DECISION_COMMENT_LENGTH}"></textarea>
           <button type="submit">Deny</button>
         </form>
         <p><small>Until you press a button, nothing is decided.</small></p>`
     : '';
   return document(
     title,
-    html`<h1>${title}</h1>
+    markup`<h1>${title}</h1>
       <p>${describePorts(r)} on ${vmName(r.vmId)}</p>
       ${facts(r)} ${state} ${forms}`,
   );
@@ -165,7 +155,7 @@ export function resultPage(m: DecisionResultModel): string {
   const title = `You ${mine} the request`;
   return document(
     title,
-    html`<h1>${title}</h1>
+    markup`<h1>${title}</h1>
       <p class="${tone}">${outcome}</p>
       ${facts(r)}`,
   );
@@ -175,8 +165,8 @@ export function resultPage(m: DecisionResultModel): string {
 export function errorPage(title: string, detail: string, nothingChanged: boolean): string {
   return document(
     title,
-    html`<h1>${title}</h1>
+    markup`<h1>${title}</h1>
       <p class="status no">${detail}</p>
-      ${nothingChanged ? html`<p>Nothing was changed.</p>` : ''}`,
+      ${nothingChanged ? markup`<p>Nothing was changed.</p>` : ''}`,
   );
 }

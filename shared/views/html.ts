@@ -1,5 +1,5 @@
 /**
- * HTML built from tagged templates: every interpolated value is escaped by `escape-html` unless it is itself
+ * HTML built from tagged templates: every interpolated value is escaped by `escape-markup` unless it is itself
  * HTML made here (`SafeHtml`). So a justification of `<script>` is shown as text, wherever it is put, and
  * escaping cannot be forgotten at one call site.
  */
@@ -21,8 +21,8 @@ function render(value: HtmlValue): string {
   return escapeHtml(String(value));
 }
 
-/** `html\`<p>${text}</p>\`` — values escaped (in text and in quoted attributes), nested `html` kept as is. */
-export function html(strings: TemplateStringsArray, ...values: HtmlValue[]): SafeHtml {
+/** `markup\`<p>${text}</p>\`` — values escaped (in text and in quoted attributes), nested `markup` kept as is. */
+export function markup(strings: TemplateStringsArray, ...values: HtmlValue[]): SafeHtml {
   let out = strings[0] ?? '';
   values.forEach((v, i) => {
     out += render(v) + (strings[i + 1] ?? '');

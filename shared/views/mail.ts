@@ -1,10 +1,10 @@
 /**
  * The mails this system sends, each in plain text and HTML. User-supplied strings (requester, justification,
- * approvers' comments, reasons) reach the HTML only through `html`, which escapes them.
+ * approvers' comments, reasons) reach the HTML only through `markup`, which escapes them.
  */
 import type { MailMessage } from '../domain/ports';
 import type { AccessRequest } from '../domain/types';
-import { html } from './html';
+import { markup } from './html';
 import type { SafeHtml } from './html';
 import { describeDuration, describePorts, describeTime, requestFacts, vmName } from './requestFacts';
 
@@ -14,7 +14,7 @@ const oneLine = (s: string) => s.replace(/[\r\n\t]+/g, ' ').slice(0, 200);
 const FONT = 'font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;color:#1b1b1b';
 
 function layout(title: string, body: SafeHtml): string {
-  return html`<!doctype html>
+  return markup`<!doctype html>
     <html lang="en">
       <head>
         <meta charset="utf-8" />
@@ -28,10 +28,10 @@ function layout(title: string, body: SafeHtml): string {
 }
 
 function factsTable(request: AccessRequest): SafeHtml {
-  return html`<table role="presentation" style="border-collapse:collapse;width:100%;margin:12px 0">
+  return markup`<table role="presentation" style="border-collapse:collapse;width:100%;margin:12px 0">
     ${requestFacts(request).map(
       ([label, value]) =>
-        html`<tr>
+        markup`<tr>
           <th align="left" valign="top" style="padding:4px 12px 4px 0;white-space:nowrap;font-weight:600">
             ${label}
           </th>
@@ -48,7 +48,7 @@ function factsText(request: AccessRequest): string {
 }
 
 const button = (href: string, label: string, color: string) =>
-  html`<a
+  markup`<a
     href="${href}"
     style="display:inline-block;padding:10px 20px;margin:4px 8px 4px 0;border-radius:6px;background:${color};color:#ffffff;text-decoration:none;font-weight:600"
     >${label}</a
@@ -94,11 +94,11 @@ export function approverMail(input: ApproverMailInput): MailMessage {
     'Each link opens a page that shows the request; nothing is decided until you press a button there.',
     `The links are for you alone and work once, until ${describeTime(input.expiresAt)}.`,
   ].join('\n');
-  const body = html`<h1 style="font-size:20px;margin:0 0 8px">${r.requester} asks for access</h1>
+  const body = markup`<h1 style="font-size:20px;margin:0 0 8px">${r.requester} asks for access</h1>
     <p style="margin:0 0 8px">${what}, for ${describeDuration(r.durationInSeconds)}.</p>
     ${factsTable(r)}
     <p>${quorum}</p>
-    ${groupNote ? html`<p>${groupNote}</p>` : ''}
+    ${groupNote ? markup`<p>${groupNote}</p>` : ''}
     <p>${button(input.approveUrl, 'Approve…', '#107c10')}${button(input.denyUrl, 'Deny…', '#a4262c')}</p>
     <p style="font-size:13px;color:#555">
       Each link opens a page that shows the request; nothing is decided until you press a button there. The
@@ -164,9 +164,9 @@ export function requesterMail(request: AccessRequest, note?: string): MailMessag
     '',
     factsText(request),
   ].join('\n');
-  const body = html`<h1 style="font-size:20px;margin:0 0 8px">${w.subject}</h1>
+  const body = markup`<h1 style="font-size:20px;margin:0 0 8px">${w.subject}</h1>
     <p>${w.lead}</p>
-    ${reason ? html`<p><strong>${reasonLabel}:</strong> <span style="white-space:pre-wrap">${reason}</span></p>` : ''}
-    ${note ? html`<p>${note}</p>` : ''} ${factsTable(request)}`;
+    ${reason ? markup`<p><strong>${reasonLabel}:</strong> <span style="white-space:pre-wrap">${reason}</span></p>` : ''}
+    ${note ? markup`<p>${note}</p>` : ''} ${factsTable(request)}`;
   return { to: [request.requester], subject, text, html: layout(subject, body) };
 }

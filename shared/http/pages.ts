@@ -103,13 +103,19 @@ export function pageEndpoint(body: (call: PageCall) => Promise<HttpResponseInit>
   };
 }
 
-/** A decision must be posted from one of our pages: a browser says where a POST comes from, and it must be us. */
+/**
+ * A decision must be posted from one of our pages. Browsers say where a POST comes from in `Sec-Fetch-Site`; our
+ * pages' `no-referrer` policy makes them send `Origin: null` for our own form, so Origin is only checked where
+ * `Sec-Fetch-Site` is absent (older browsers). The form token remains the check that does not depend on headers.
+ */
 export function assertSameOrigin(headers: HeaderReader, publicBaseUrl: string): void {
   const site = headers.get('sec-fetch-site');
-  if (site && site !== 'same-origin')
-    throw new CsrfCheckFailed(`the form was posted from another site (${site})`);
+  if (site) {
+    if (site !== 'same-origin') throw new CsrfCheckFailed(`the form was posted from another site (${site})`);
+    return;
+  }
   const origin = headers.get('origin');
-  if (origin && origin !== new URL(publicBaseUrl).origin)
+  if (origin && origin !== 'null' && origin !== new URL(publicBaseUrl).origin)
     throw new CsrfCheckFailed('the form was posted from another origin');
 }
 

@@ -437,6 +437,13 @@ describe('manual approval through links in mail', () => {
       { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site' },
     );
     assert.equal(crossSite.status, 403);
+    // An older browser that sends no Sec-Fetch-Site still names the other origin.
+    const otherOrigin = await postDecision(
+      sandbox,
+      { token, csrf: goodCsrf, decision: 'approve' },
+      { origin: 'https://evil.example' },
+    );
+    assert.equal(otherOrigin.status, 403);
     await assertNothingChanged(sandbox, id);
 
     // Reused: the first use counts, the second is refused.

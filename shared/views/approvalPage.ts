@@ -93,6 +93,11 @@ export function decisionPage(m: DecisionPageModel): string {
     state = markup`<p class="status">
       This request is ${STATUS_WORDS[r.status] ?? r.status}. There is nothing left to decide.
     </p>`;
+  } else if (!m.form) {
+    // Still pending only until the deadline message is handled: the time to decide is over.
+    state = markup`<p class="status">
+      The time to decide on this request ran out at ${describeTime(r.approvalDeadline)}.
+    </p>`;
   } else {
     state = markup`<p class="status">
       Waiting for approval: ${m.approvals} of ${m.required} approval${m.required === 1 ? '' : 's'} so far. You

@@ -121,6 +121,22 @@ export function canEverBeApproved(policy: Policy, requester: string): boolean {
   return others.length >= approvalsRequired(policy);
 }
 
+/** Why a request under this policy could never be approved (so it is denied at once), or undefined. */
+export function whyNeverApproved(
+  policy: Policy,
+  requester: string,
+  recipients: readonly ApprovalRecipient[],
+  unreachable: readonly string[],
+): string | undefined {
+  if (!(policy.approval.timeoutInSeconds > 0))
+    return 'the policy gives approvers no time to decide (approval.timeoutInSeconds)';
+  if (!canEverBeApproved(policy, requester))
+    return `the policy needs ${approvalsRequired(policy)} approval(s) but names fewer approvers other than the requester`;
+  if (recipients.length === 0)
+    return `no approver can be reached by mail (${unreachable.join(', ') || 'the policy names none'})`;
+  return undefined;
+}
+
 /**
  * Who is deciding with a link issued for `entry`. Where someone is signed in, it is them, and they must be the
  * user the link names (or a member of the group it names). Without sign-in (the sandbox's `dev` mode with no

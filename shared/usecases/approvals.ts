@@ -10,10 +10,10 @@ import {
   approvalRecipients,
   approvalsRequired,
   approverEntries,
-  canEverBeApproved,
   countingApprovals,
   isStillApprover,
   resolveDecider,
+  whyNeverApproved,
 } from '../domain/approval';
 import {
   ApprovalClosed,
@@ -59,11 +59,7 @@ export async function startApproval(
   let current = found;
 
   if (r.status === 'submitted') {
-    const impossible = !canEverBeApproved(policy, r.requester)
-      ? `the policy needs ${required} approval(s) but names fewer approvers other than the requester`
-      : recipients.length === 0
-        ? `no approver can be reached by mail (${unreachable.join(', ') || 'the policy names none'})`
-        : undefined;
+    const impossible = whyNeverApproved(policy, r.requester, recipients, unreachable);
     if (impossible) {
       const denied = await transition(
         deps,

@@ -276,7 +276,7 @@ describe('manual approval through links in mail', () => {
       if (r.functionName === 'applyGrant') applyGrants++;
     };
     sandbox.host!.on('invocation', count);
-    // Make "the same moment" certain rather than likely: each approval's write of `approved` waits (up to 3 s)
+    // Make "the same moment" certain rather than likely: each approval's write of `approved` waits (up to 10 s)
     // until the other has also read the request and is about to write. Only the ETag can now keep one out.
     const requests = services().deps.requests;
     const update = requests.update.bind(requests);
@@ -287,7 +287,7 @@ describe('manual approval through links in mail', () => {
         await new Promise<void>((resolve) => {
           arrived.push(resolve);
           if (arrived.length >= 2) arrived.forEach((r) => r());
-          setTimeout(resolve, 3000);
+          setTimeout(resolve, 10_000).unref();
         });
       }
       return update(request, etag);
@@ -360,6 +360,25 @@ describe('manual approval through links in mail', () => {
       /sent to bob@example.com, but you are signed in as alice@example.com/,
     );
     await assertNothingChanged(sandbox, id);
+  });
+
+  test('a policy whose only approver is the requester denies at once, saying why', async () => {
+    const vm = await vmWithPolicy(sandbox, 'appr-lonely', { approvers: [`user:${ALICE}`] });
+    const id = await ask(sandbox, vm.vmId);
+    await waitStatus(sandbox, id, 'denied');
+    assert.match(
+      (await statusOf(sandbox, id)).statusReason ?? '',
+      /fewer approvers other than the requester/,
+    );
+    await sandbox.mail.waitFor(
+      'the requester is told',
+      (m) => m.to.includes(ALICE) && m.subject.startsWith('Denied') && m.text.includes(id),
+    );
+    assert.ok(
+      !sandbox.mail
+        .list()
+        .some((m) => m.text.includes(id) && m.links.some((l) => l.includes('/api/approvals'))),
+    );
   });
 
   test('tampered, expired, unknown-key and reused links are refused with a clear page, and change nothing', async () => {

@@ -9,6 +9,7 @@ import {
   isStillApprover,
   parseApproverEntry,
   resolveDecider,
+  whyNeverApproved,
 } from '../../../shared/domain/approval';
 import { ApproverNotAllowed, SelfApprovalRefused } from '../../../shared/domain/errors';
 import type { Policy, Principal } from '../../../shared/domain/types';
@@ -130,4 +131,24 @@ test('approvals count once per person, only through entries the policy still nam
     ['bob@example.com'],
   );
   assert.deepEqual(countingApprovals(rows, undefined, 'alice@example.com'), []);
+});
+
+test('a request that could never be approved is recognised, with the reason', () => {
+  const ok = policy(['user:bob@example.com']);
+  const bob = [{ entry: 'user:bob@example.com', address: 'bob@example.com' }];
+  assert.equal(whyNeverApproved(ok, 'alice@example.com', bob, []), undefined);
+  assert.match(
+    whyNeverApproved(
+      { ...ok, approval: { ...ok.approval, timeoutInSeconds: 0 } },
+      'alice@example.com',
+      bob,
+      [],
+    )!,
+    /no time to decide/,
+  );
+  assert.match(whyNeverApproved(ok, 'bob@example.com', [], [])!, /fewer approvers other than the requester/);
+  assert.match(
+    whyNeverApproved(policy(['group:sec']), 'alice@example.com', [], ['group:sec'])!,
+    /reached by mail \(group:sec\)/,
+  );
 });

@@ -10,6 +10,7 @@ import { TableClient } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/core-auth';
 import { configureServices, resetServices, services } from '../shared/composition';
 import type { Principal } from '../shared/domain/types';
+import { randomBytes } from 'node:crypto';
 import type { GrantSettings } from '../shared/usecases/deps';
 import { applyPolicies } from '../shared/usecases/policies';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
@@ -19,6 +20,7 @@ import { Azurite } from './azurite';
 import { readHostSettings } from './host/hostJson';
 import type { HostSettings } from './host/hostJson';
 import { LocalHost } from './host/localHost';
+import { MailCatcher } from './mail/catcher';
 import { ServiceBusEmulator } from './servicebus/emulator';
 
 /** The project root (this file is compiled to dist/dev/sandbox.js). */
@@ -30,6 +32,10 @@ export interface SandboxOptions {
   serviceBusPort?: number;
   armPort?: number;
   storagePorts?: { blob: number; queue: number; table: number };
+  /** SMTP port of the mail catcher (0: a free one). */
+  smtpPort?: number;
+  /** Port of the caught-mail web view; none when undefined. */
+  mailWebPort?: number;
   /** Keep storage on disk here, so it survives an Azurite restart. */
   storageLocation?: string;
   arm?: ArmEmulatorOptions;
@@ -45,6 +51,8 @@ export interface SandboxOptions {
   quiet?: boolean;
   /** The policy document applied at start; default dev/policies.yaml. */
   policiesFile?: string;
+  /** Receives the local host's log lines (tests check what is logged); overrides `quiet` for the host. */
+  hostLog?: (level: string, functionName: string, message: string) => void;
 }
 
 /** Accepted by the ARM emulator; in Azure the managed identity's token takes its place. */
@@ -59,6 +67,8 @@ export class Sandbox {
   readonly azurite: Azurite;
   readonly serviceBus: ServiceBusEmulator;
   readonly arm: ArmEmulator;
+  /** Every mail the system sends, caught (SMTP on loopback). */
+  readonly mail: MailCatcher;
   host?: LocalHost;
   settings: Record<string, string> = {};
 
@@ -82,6 +92,7 @@ export class Sandbox {
       ],
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });
+    this.mail = new MailCatcher({ smtpPort: options.smtpPort ?? 0, webPort: options.mailWebPort });
   }
 
   get baseUrl(): string {
@@ -90,7 +101,7 @@ export class Sandbox {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start()]);
+    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start(), this.mail.start()]);
     this.settings = {
       JIT_AUTH_MODE: 'dev',
       AzureWebJobsStorage: this.azurite.connectionString,
@@ -101,6 +112,13 @@ export class Sandbox {
       JIT_RECONCILE_SCHEDULE: '0 */1 * * * *',
       // Generous: tests open dozens of requests as one user; the limit itself is tested with a low setting.
       JIT_RATE_LIMIT_PER_MINUTE: '600',
+      // A fresh key each start: links from an earlier run stop working, as after a rotation without overlap.
+      JIT_APPROVAL_KEY: `sandbox-${randomBytes(3).toString('hex')}:${randomBytes(32).toString('base64')}`,
+      JIT_MAIL_MODE: 'smtp',
+      JIT_MAIL_FROM: 'jit-access@example.com',
+      JIT_SMTP_HOST: '127.0.0.1',
+      JIT_SMTP_PORT: String(this.mail.smtpPort),
+      JIT_SMTP_TLS: 'none',
       ...this.options.settings,
     };
     await this.provisionStorage();
@@ -123,7 +141,12 @@ export class Sandbox {
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,
       settings: this.settings,
       httpPort: this.options.httpPort ?? 0,
-      log: this.options.quiet ? () => undefined : undefined,
+      log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
+      // On a free port the links in mail must name the port the host got. Services are built on first use,
+      // which comes after this (the host binds triggers afterwards), so they read the address set here.
+      onListening: (baseUrl) => {
+        if (!this.options.settings?.JIT_PUBLIC_BASE_URL) this.settings.JIT_PUBLIC_BASE_URL = baseUrl;
+      },
     });
     await this.host.start();
   }
@@ -136,7 +159,12 @@ export class Sandbox {
 
   async stop(): Promise<void> {
     await this.stopHost();
-    await Promise.allSettled([this.serviceBus.stop(), this.arm.stop(), this.azurite.stop()]);
+    await Promise.allSettled([
+      this.serviceBus.stop(),
+      this.arm.stop(),
+      this.azurite.stop(),
+      this.mail.stop(),
+    ]);
   }
 
   /** What Bicep provisions in Azure: the tables and queues. */
@@ -163,6 +191,9 @@ export class Sandbox {
       text: readFileSync(file, 'utf8'),
       source: relative(PROJECT_ROOT, file),
     });
+    // The services built for this fixed the public URL before the host has its port: drop them, so the first
+    // invocation builds them again with the address the host got.
+    await resetServices();
   }
 
   /** A table client on the sandbox's storage, for tests and tools that read rows directly. */

@@ -8,13 +8,18 @@ import type { InvocationContext } from '@azure/functions';
 import { loadConfig } from './config';
 import type { Config } from './config';
 import type { Clock } from './domain/ports';
+import { AcsMailer } from './adapters/acsMailer';
+import { ApprovalTable } from './adapters/approvalTable';
+import { JoseApprovalTokens } from './adapters/approvalTokens';
 import { ArmNetworkGateway } from './adapters/armNetwork';
 import { AuditTable } from './adapters/auditTable';
 import { credentialFor } from './adapters/credentials';
 import { GrantTable } from './adapters/grantTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
+import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
+import { SmtpMailer } from './adapters/smtpMailer';
 import { StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
@@ -23,6 +28,7 @@ import type { Authenticator } from './http/auth';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
 import { NO_ENFORCEMENT } from './usecases/policies';
+import { MailNotifier } from './usecases/notify';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
@@ -82,6 +88,11 @@ function build(o: CompositionOverrides): Services {
   );
   const bus = serviceBusClient(config.serviceBus, busCredential);
   const scheduler = new ServiceBusExpiryScheduler(bus);
+  const deadlines = new ServiceBusApprovalDeadlines(bus);
+  const mailer =
+    config.mail.mode === 'smtp'
+      ? new SmtpMailer(config.mail)
+      : new AcsMailer(config.mail, credentialFor(config.managedIdentityClientId));
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
     maxDurationInSeconds: config.maxDurationInSeconds,
@@ -107,6 +118,15 @@ function build(o: CompositionOverrides): Services {
     clock,
     settings,
     log: consoleLogger,
+    notifier: new MailNotifier(mailer),
+    approvals: {
+      decisions: new ApprovalTable(tableClient(config.tables, TABLES.approvals, storageCredential)),
+      tokens: new JoseApprovalTokens(config.approvalKeys, () => clock.now()),
+      mailer,
+      deadlines,
+      publicBaseUrl: config.publicBaseUrl,
+      groupMailboxes: config.approverGroupMailboxes,
+    },
   };
   return {
     config,
@@ -117,6 +137,8 @@ function build(o: CompositionOverrides): Services {
     requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
     close: async () => {
       await scheduler.close();
+      await deadlines.close();
+      if (mailer instanceof SmtpMailer) mailer.close();
       await bus.close();
     },
   };

@@ -4,6 +4,8 @@ export const TABLES = {
   requests: 'JitRequests',
   grants: 'JitGrants',
   audit: 'JitAudit',
+  /** One row per approver decision (manual approval). */
+  approvals: 'JitApprovals',
 } as const;
 
 export const QUEUES = {

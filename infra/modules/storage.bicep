@@ -31,6 +31,7 @@ var tableNames = [
   'JitRequests'
   'JitGrants'
   'JitAudit'
+  'JitApprovals'
 ]
 var queueNames = [
   'jit-requests'

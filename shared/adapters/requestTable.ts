@@ -34,6 +34,8 @@ interface RequestEntity {
   expiresAt?: string;
   endedAt?: string;
   expirySequenceNumber?: string;
+  approvalDeadline?: string;
+  approversNotifiedAt?: string;
 }
 
 function toEntity(r: AccessRequest): RequestEntity {
@@ -58,6 +60,8 @@ function toEntity(r: AccessRequest): RequestEntity {
     expiresAt: r.expiresAt,
     endedAt: r.endedAt,
     expirySequenceNumber: r.expirySequenceNumber,
+    approvalDeadline: r.approvalDeadline,
+    approversNotifiedAt: r.approversNotifiedAt,
   };
 }
 
@@ -82,6 +86,8 @@ function fromEntity(e: RequestEntity): AccessRequest {
     expiresAt: e.expiresAt ?? undefined,
     endedAt: e.endedAt ?? undefined,
     expirySequenceNumber: e.expirySequenceNumber ?? undefined,
+    approvalDeadline: e.approvalDeadline ?? undefined,
+    approversNotifiedAt: e.approversNotifiedAt ?? undefined,
   };
 }
 

@@ -144,3 +144,44 @@ export class TooManyRequests extends JitError {
     super(message);
   }
 }
+
+/** An approval link's token is malformed, tampered with, signed by an unknown key or with another algorithm. */
+export class ApprovalTokenInvalid extends JitError {
+  readonly code = 'ApprovalTokenInvalid';
+}
+
+/** An approval link's token was genuine but is past its expiry. */
+export class ApprovalTokenExpired extends JitError {
+  readonly code = 'ApprovalTokenExpired';
+}
+
+/** The person deciding is not (or no longer) an approver the link and the policy name. */
+export class ApproverNotAllowed extends JitError {
+  readonly code = 'ApproverNotAllowed';
+}
+
+/** The requester tried to decide on their own request. */
+export class SelfApprovalRefused extends JitError {
+  readonly code = 'SelfApprovalRefused';
+}
+
+/** This approver has already decided on this request: a link is good for one decision. */
+export class AlreadyDecided extends JitError {
+  readonly code = 'AlreadyDecided';
+}
+
+/** The request no longer waits for a decision (approved, denied, expired, ...). */
+export class ApprovalClosed extends JitError {
+  readonly code = 'ApprovalClosed';
+  constructor(
+    readonly status: string,
+    message = `the request is no longer awaiting approval: it is ${status}`,
+  ) {
+    super(message);
+  }
+}
+
+/** A decision form was not posted from the page this app served for that link. */
+export class CsrfCheckFailed extends JitError {
+  readonly code = 'CsrfCheckFailed';
+}

@@ -2,6 +2,7 @@
  * Ports: what the use cases need from the outside world. Adapters in shared/adapters implement them with the
  * Azure SDKs; tests implement them with the local emulators (or, for pure logic, in memory).
  */
+import type { ApprovalClaims, ApprovalDecision } from './approval';
 import type {
   AccessRequest,
   AllowRuleSpec,
@@ -113,4 +114,58 @@ export interface NetworkGateway {
 
 export interface Clock {
   now(): Date;
+}
+
+/** One e-mail, in plain text and HTML. Every user-supplied string in `html` is already escaped. */
+export interface MailMessage {
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** Sends mail (SMTP or Azure Communication Services). Throws when the message was not accepted. */
+export interface Mailer {
+  send(message: MailMessage): Promise<void>;
+}
+
+/**
+ * Tells the requester where their request now stands; the request's status says what happened. Callers treat a
+ * failure as something to log, never as a reason to fail the transition that already happened.
+ */
+export interface Notifier {
+  /** `note` adds one line for the person (who was asked, who approved). */
+  requestChanged(request: AccessRequest, note?: string): Promise<void>;
+}
+
+/** `JitApprovals`: one row per approver and request, written once. */
+export interface ApprovalRepository {
+  /** Records a decision with a conditional insert; throws `AlreadyDecided` if this approver decided before. */
+  record(decision: ApprovalDecision): Promise<void>;
+  get(requestId: string, approver: string): Promise<ApprovalDecision | undefined>;
+  list(requestId: string): Promise<ApprovalDecision[]>;
+}
+
+/** Signs and checks the tokens in approval links, and the form tokens that guard the decision POST. */
+export interface ApprovalTokens {
+  issue(claims: { requestId: string; approver: string }, expiresAt: Date): Promise<string>;
+  /** Throws `ApprovalTokenInvalid` or `ApprovalTokenExpired`. */
+  verify(token: string): Promise<ApprovalClaims>;
+  /** A short-lived token for the decision form, bound to one approval token (by its id). */
+  issueFormToken(approvalTokenId: string): Promise<string>;
+  /** Throws `CsrfCheckFailed` unless the form token is genuine, unexpired and bound to this approval token. */
+  verifyFormToken(formToken: string, approvalTokenId: string): Promise<void>;
+}
+
+/** What the scheduled approval deadline message carries, on the `jit-expirations` queue. */
+export interface ApprovalDeadlineMessage {
+  kind: 'approval-deadline';
+  requestId: string;
+  deadline: string;
+}
+
+/** Service Bus scheduled message at a pending request's approval deadline. */
+export interface ApprovalDeadlineScheduler {
+  /** Returns the message's sequence number as a decimal string. */
+  scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string>;
 }

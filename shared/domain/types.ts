@@ -101,6 +101,10 @@ export interface AccessRequest {
   endedAt?: string;
   /** Service Bus sequence number of the scheduled expiry message. */
   expirySequenceNumber?: string;
+  /** Manual approval: when the request stops waiting for a decision and becomes `approval-expired`. */
+  approvalDeadline?: string;
+  /** Manual approval: when the approvers were mailed (unset means a retry must still mail them). */
+  approversNotifiedAt?: string;
 }
 
 /** One NSG rule written for a grant: a row in `JitGrants`. */

@@ -31,3 +31,17 @@ export function parseExpiryMessage(message: unknown): { requestId: string; expir
   const r = expiryMessage.safeParse(asObject(message));
   return r.success ? r.data : undefined;
 }
+
+const approvalDeadlineMessage = z.object({
+  kind: z.literal('approval-deadline'),
+  requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/),
+  deadline: z.iso.datetime(),
+});
+
+/** A pending request's approval deadline, scheduled on the same queue as grant expiries (told apart by `kind`). */
+export function parseApprovalDeadlineMessage(
+  message: unknown,
+): { requestId: string; deadline: string } | undefined {
+  const r = approvalDeadlineMessage.safeParse(asObject(message));
+  return r.success ? r.data : undefined;
+}

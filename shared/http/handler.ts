@@ -48,7 +48,8 @@ export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>
   };
 }
 
-function callerAddress(request: HttpRequest): string | undefined {
+/** The caller's address: the last X-Forwarded-For entry, which Azure's front end appends. */
+export function callerAddress(request: HttpRequest): string | undefined {
   const xff = request.headers.get('x-forwarded-for');
   if (!xff) return undefined;
   const last = xff.split(',').pop();

@@ -1,5 +1,12 @@
 import {
   AccessNotAllowed,
+  AlreadyDecided,
+  ApprovalClosed,
+  ApprovalTokenExpired,
+  ApprovalTokenInvalid,
+  ApproverNotAllowed,
+  CsrfCheckFailed,
+  SelfApprovalRefused,
   ConcurrencyConflict,
   InvalidRequest,
   InvalidState,
@@ -72,6 +79,34 @@ export function toProblem(err: unknown): ProblemResponse {
   }
   if (err instanceof RequestNotFound || err instanceof PolicyNotFound)
     return make(404, err.code, 'Not found', err.message);
+  // Approval links: the detail is shown to the approver on the page, so it says what to do next.
+  if (err instanceof ApprovalTokenInvalid)
+    return make(
+      400,
+      err.code,
+      'This approval link is not valid',
+      `${err.message}. Use the link from the mail as it is.`,
+    );
+  if (err instanceof ApprovalTokenExpired)
+    return make(
+      410,
+      err.code,
+      'This approval link has expired',
+      'The time to decide with this link is over.',
+    );
+  if (err instanceof SelfApprovalRefused)
+    return make(403, err.code, 'You cannot decide on your own request', err.message);
+  if (err instanceof ApproverNotAllowed)
+    return make(403, err.code, 'You cannot decide on this request', err.message);
+  if (err instanceof CsrfCheckFailed)
+    return make(
+      403,
+      err.code,
+      'The decision form could not be verified',
+      `${err.message}. Open the link from the mail again.`,
+    );
+  if (err instanceof AlreadyDecided) return make(409, err.code, 'You have already decided', err.message);
+  if (err instanceof ApprovalClosed) return make(409, err.code, 'Nothing left to decide', err.message);
   if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
     return make(409, err.code, 'Conflict', err.message);
   if (err instanceof TooManyRequests) {

@@ -1,10 +1,15 @@
 import type {
+  ApprovalDeadlineScheduler,
+  ApprovalRepository,
+  ApprovalTokens,
   AuditLog,
   Clock,
   ExpiryScheduler,
   GrantRepository,
+  Mailer,
   NetworkGateway,
   PolicyEnforcement,
+  Notifier,
   PolicyRepository,
   RequestRepository,
   WorkQueues,
@@ -43,4 +48,20 @@ export interface Deps {
   clock: Clock;
   settings: GrantSettings;
   log: Logger;
+  /** Tells requesters what happened to their requests (optional: fakes in tests may leave it out). */
+  notifier?: Notifier;
+  /** What manual approval needs; the composition root always provides it. */
+  approvals?: ApprovalServices;
+}
+
+/** Manual approval's own ports and settings (issue #3). */
+export interface ApprovalServices {
+  decisions: ApprovalRepository;
+  tokens: ApprovalTokens;
+  mailer: Mailer;
+  deadlines: ApprovalDeadlineScheduler;
+  /** Base URL of the app, without a trailing slash; links are `<base>/api/approvals?token=…`. */
+  publicBaseUrl: string;
+  /** Mailbox per approver group object id (lower-cased). */
+  groupMailboxes: Readonly<Record<string, string>>;
 }

@@ -4,8 +4,10 @@ import type { ExpiryMessage, Versioned } from '../domain/ports';
 import { lowestFreePriority, ruleNameFor } from '../domain/priority';
 import { assertTransition } from '../domain/state';
 import type { AccessRequest, AllowRuleSpec, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
+import { startApproval } from './approvals';
 import type { Deps } from './deps';
 import { KeyedMutex } from './keyedMutex';
+import { notifyRequester } from './notify';
 
 const nsgWrites = new KeyedMutex();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -14,12 +16,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Moves a request to a new status with a conditional write and records the audit event.
  * Returns undefined (and writes nothing) when someone else moved it first.
  */
-async function transition(
+export async function transition(
   deps: Deps,
   current: Versioned<AccessRequest>,
   to: RequestStatus,
   changes: Partial<AccessRequest>,
-  audit: { actor: string; action: string; detail?: string },
+  audit: { actor: string; action: string; detail?: string; clientAddress?: string },
 ): Promise<Versioned<AccessRequest> | undefined> {
   assertTransition(current.value.status, to);
   const next: AccessRequest = {
@@ -43,22 +45,25 @@ async function transition(
     ports: next.ports,
     sourcePrefix: next.sourcePrefix,
     detail: audit.detail,
+    clientAddress: audit.clientAddress,
   });
   deps.log.info(audit.action, { requestId: next.id, status: to });
   return { value: next, etag };
 }
 
 /**
- * `evaluateRequest` (queue jit-requests): decide by policy. Auto-approval moves the request on to `jit-grants`.
- * A message for a request that already moved on is a no-op, except that an `approved` request is handed on
- * again (the previous run may have crashed between the write and the enqueue).
+ * `evaluateRequest` (queue jit-requests): decide by policy. Auto-approval moves the request on to `jit-grants`;
+ * manual approval mails the approvers (shared/usecases/approvals.ts). A message for a request that already moved
+ * on is a no-op, except that an `approved` request is handed on again and a pending one whose approvers were
+ * never mailed is mailed (the previous run may have crashed between the write and the next step).
  */
 export async function evaluateRequest(deps: Deps, requestId: string): Promise<void> {
   const found = await deps.requests.get(requestId);
   if (!found) return void deps.log.warn('evaluate.unknown-request', { requestId });
   const r = found.value;
   if (r.status === 'approved') return deps.queues.enqueueGrant(r.id);
-  if (r.status !== 'submitted') return;
+  const unmailed = r.status === 'pending-approval' && !r.approversNotifiedAt;
+  if (r.status !== 'submitted' && !unmailed) return;
 
   const [policy] = await deps.policies.getForScopes([r.policyScope]);
   if (!policy) {
@@ -93,17 +98,7 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
     if (moved) await deps.queues.enqueueGrant(r.id);
     return;
   }
-  await transition(
-    deps,
-    found,
-    'pending-approval',
-    {},
-    {
-      actor: 'system:policy',
-      action: 'request.pending-approval',
-      detail: `awaiting ${policy.approval.required} approval(s) from ${policy.approval.approvers.join(', ')}`,
-    },
-  );
+  await startApproval(deps, found, policy);
 }
 
 /**
@@ -162,6 +157,8 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   if (!moved) {
     // Another run activated it first and scheduled its own expiry: ours would be a second one.
     await deps.scheduler.cancelExpiry(sequenceNumber);
+  } else {
+    await notifyRequester(deps, moved.value);
   }
 }
 
@@ -312,7 +309,7 @@ export async function removeRules(deps: Deps, requestId: string): Promise<GrantR
 /** Ends a grant that cannot be applied: remove whatever it wrote, then record why. */
 export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, reason: string): Promise<void> {
   await removeRules(deps, found.value.id);
-  await transition(
+  const moved = await transition(
     deps,
     found,
     'failed',
@@ -323,6 +320,7 @@ export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, rea
       detail: reason,
     },
   );
+  if (moved) await notifyRequester(deps, moved.value);
 }
 
 /**
@@ -342,7 +340,7 @@ export async function expireGrant(
     return;
   }
   const removed = await removeRules(deps, r.id);
-  await transition(
+  const moved = await transition(
     deps,
     found,
     'expired',
@@ -353,4 +351,5 @@ export async function expireGrant(
       detail: `closed ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
     },
   );
+  if (moved) await notifyRequester(deps, moved.value);
 }

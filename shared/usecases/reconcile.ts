@@ -1,3 +1,4 @@
+import { expireApproval } from './approvals';
 import type { Deps } from './deps';
 import { expireGrant, failGrant } from './grants';
 
@@ -8,6 +9,8 @@ export interface ReconcileReport {
   redriven: number;
   failedStuck: number;
   forgotten: number;
+  /** Pending requests past their approval deadline, closed as `approval-expired`. */
+  approvalsExpired: number;
   errors: number;
 }
 
@@ -23,6 +26,7 @@ export interface ReconcileOptions {
  * - active past expiresAt + grace: close it (a lost or failed expiry message, a crash);
  * - approved whose deadline passed before it went live: remove what was written, mark failed;
  * - submitted / approved sitting still: hand on again (a lost enqueue);
+ * - pending approval past its deadline: close it (a lost deadline message); never mailed: hand on again;
  * - an index row of a final or missing request: drop it.
  * Every action goes through the same idempotent use cases as the message flow, so two runs at once are safe.
  */
@@ -33,6 +37,7 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     redriven: 0,
     failedStuck: 0,
     forgotten: 0,
+    approvalsExpired: 0,
     errors: 0,
   };
   const max = options.maxRequests ?? 500;
@@ -72,6 +77,14 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
       } else if (r.status === 'submitted' && idle) {
         await deps.queues.enqueueEvaluation(r.id);
         report.redriven++;
+      } else if (r.status === 'pending-approval' && r.approvalDeadline) {
+        if (now > Date.parse(r.approvalDeadline) + graceMs) {
+          await expireApproval(deps, { requestId: r.id, deadline: r.approvalDeadline }, 'system:reconciler');
+          report.approvalsExpired++;
+        } else if (!r.approversNotifiedAt && idle) {
+          await deps.queues.enqueueEvaluation(r.id);
+          report.redriven++;
+        }
       }
     } catch (err) {
       report.errors++;

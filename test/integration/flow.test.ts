@@ -9,6 +9,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import { odata } from '@azure/data-tables';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
+import { services } from '../../shared/composition';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
 
@@ -116,6 +117,14 @@ describe('the auto-approval flow on the sandbox', () => {
   });
 
   test('a VM behind only a subnet NSG gets one rule', async () => {
+    // demo-win's own policy asks an approver (test/integration/approvals.test.ts); here only the path matters.
+    const [winPolicy] = await services().deps.policies.getForScopes([DEMO.windowsVm.id.toLowerCase()]);
+    assert.ok(winPolicy, 'demo-win has a policy of its own');
+    await services().deps.policies.upsert({
+      ...winPolicy,
+      approval: { ...winPolicy.approval, mode: 'auto' },
+      justification: { required: false },
+    });
     const res = await api(sandbox, 'POST', 'requests', {
       vm: DEMO.windowsVm.id,
       ports: [3389],

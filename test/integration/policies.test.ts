@@ -141,7 +141,7 @@ describe('policies as code on the sandbox', () => {
     assert.deepEqual(res.body.errors, [
       {
         source: '(body)',
-        line: 27,
+        line: broken.split('\n').findIndex((l) => l.includes('P2D')) + 1,
         column: 38,
         field: 'policies[2].ports[0].maxDuration',
         reason: "P2D is longer than the system's maximum, P1D (the JIT_MAX_DURATION setting)",
@@ -171,11 +171,24 @@ describe('policies as code on the sandbox', () => {
         c.scope,
         c.fields.map((f) => f.field),
       ]),
-      [[WIN_SCOPE, ['description', 'ports', 'allowedSourcePrefixes']]],
+      [
+        [
+          WIN_SCOPE,
+          [
+            'description',
+            'allowedSourcePrefixes',
+            'approval.mode',
+            'approval.approvers',
+            'approval.required',
+            'approval.timeout',
+            'justification.required',
+          ],
+        ],
+      ],
     );
     const now = await api(sandbox, 'GET', 'policies', undefined, ADMIN, asAdmin);
     assert.equal(now.body.policies.length, 2);
-    assert.equal(now.body.policies[1].ports.length, 2);
+    assert.equal(now.body.policies[1].approval.mode, 'manual');
     assert.equal((await policyAuditEvents(sandbox)).length, audited);
     const ask = await api(sandbox, 'POST', 'requests', {
       vm: DEMO.linuxVm.id,
@@ -228,7 +241,9 @@ describe('policies as code on the sandbox', () => {
       ports: [3389],
       duration: 'PT1M',
       sourcePrefix: '203.0.113.7',
+      justification: 'demo-win asks for one',
     });
+    assert.equal(win.status, 202, JSON.stringify(win.body));
     assert.equal((await api(sandbox, 'GET', `requests/${win.body.id}`)).body.policyScope, WIN_SCOPE);
 
     const explain = await api(
@@ -344,9 +359,13 @@ describe('policies as code on the sandbox', () => {
         `+ added    ${RG_SCOPE}`,
         `+ added    ${VM_SCOPE}`,
         `~ changed  ${WIN_SCOPE}`,
-        '    description: (none) -> RDP (and SSH) to the Windows demo VM.',
-        '    ports: [3389/Tcp PT1H] -> [3389/Tcp PT1H, 22/Tcp PT3H]',
+        '    description: (none) -> RDP to the Windows demo VM, approved by a demo approver.',
         '    allowedSourcePrefixes: [my-ip] -> [my-ip, 203.0.113.0/24, 198.51.100.0/24, 2001:db8::/32]',
+        '    approval.mode: auto -> manual',
+        '    approval.approvers: (none) -> [user:approver@example.com, user:approver2@example.com]',
+        '    approval.required: (none) -> 1',
+        '    approval.timeout: (none) -> PT1H',
+        '    justification.required: false -> true',
         '2 added, 1 changed, 0 removed, 0 unchanged (dry run: nothing applied)',
       ].join('\n'),
     );
@@ -375,16 +394,15 @@ describe('policies as code on the sandbox', () => {
       /port 3389\/Tcp: not allowed by this policy \(broader policies do not add ports to it\)/,
     );
 
-    writeFileSync(
-      file,
-      WITH_VM_POLICY.replace('requesters: [user:alice@example.com]', 'requesters: [alice]'),
-    );
+    const badText = WITH_VM_POLICY.replace('requesters: [user:alice@example.com]', 'requesters: [alice]');
+    writeFileSync(file, badText);
+    const badLine = badText.split('\n').findIndex((l) => l.includes('requesters: [alice]')) + 1;
     const bad = await run('policy', 'apply', '-f', file);
     assert.equal(bad.code, 2);
     assert.equal(
       bad.err,
       [
-        `${file}:29:18: policies[2].requesters[0]: "alice" must be *, user:<UPN or object id> or group:<group object id> [bad-principal]`,
+        `${file}:${badLine}:18: policies[2].requesters[0]: "alice" must be *, user:<UPN or object id> or group:<group object id> [bad-principal]`,
         `jit: ${file}: 1 problem; nothing was applied`,
       ].join('\n'),
     );

@@ -8,6 +8,11 @@ export default declareFunction({
   trigger: { type: 'http', route: 'requests', methods: ['POST'] },
   handler: httpEndpoint(async ({ request, deps, caller, callerAddress }) => {
     const created = await submitRequest(deps, caller, await readJson(request), callerAddress);
-    return { status: 202, headers: { Location: `/api/requests/${created.id}` }, jsonBody: created };
+    // Accepted, not done: Location is where to follow it, Retry-After how soon there is news.
+    return {
+      status: 202,
+      headers: { Location: `/api/requests/${created.id}`, 'Retry-After': '1' },
+      jsonBody: created,
+    };
   }),
 });

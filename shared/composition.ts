@@ -15,6 +15,7 @@ import { GrantTable } from './adapters/grantTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
+import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
 import { StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
@@ -75,6 +76,7 @@ function build(o: CompositionOverrides): Services {
   );
   const bus = serviceBusClient(config.serviceBus, busCredential);
   const scheduler = new ServiceBusExpiryScheduler(bus);
+  const starts = new ServiceBusStartScheduler(bus);
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
     maxDurationInSeconds: config.maxDurationInSeconds,
@@ -90,6 +92,7 @@ function build(o: CompositionOverrides): Services {
     audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
     scheduler,
+    starts,
     network: new ArmNetworkGateway(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
       endpoint: config.armEndpoint,
       caPem: o.armCaPem,
@@ -104,6 +107,7 @@ function build(o: CompositionOverrides): Services {
     deps,
     close: async () => {
       await scheduler.close();
+      await starts.close();
       await bus.close();
     },
   };

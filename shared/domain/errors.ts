@@ -94,3 +94,19 @@ export class ConfigurationError extends JitError {
 export class PriorityTaken extends JitError {
   readonly code = 'PriorityTaken';
 }
+
+/**
+ * The operation needs live (or not yet live) access, but access already ended: it expired, was revoked, failed,
+ * or never started (denied, approval expired). Nothing was changed.
+ */
+export class AccessAlreadyEnded extends JitError {
+  readonly code = 'AccessAlreadyEnded';
+  constructor(
+    readonly requestId: string,
+    /** The request's final status, e.g. `expired`. */
+    readonly requestStatus: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

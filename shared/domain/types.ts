@@ -82,6 +82,7 @@ export interface AccessRequest {
   protocol: Protocol;
   /** Canonical CIDR of the source, or `*` where a policy explicitly allows any source. */
   sourcePrefix: string;
+  /** How long access lasts once live, including any extensions since. */
   durationInSeconds: number;
   justification?: string;
   status: RequestStatus;
@@ -99,6 +100,12 @@ export interface AccessRequest {
   endedAt?: string;
   /** Service Bus sequence number of the scheduled expiry message. */
   expirySequenceNumber?: string;
+  /** When access should begin, for a request made ahead of time; it waits as `scheduled` until then. */
+  startAt?: string;
+  /** Service Bus sequence number of the scheduled start message. */
+  startSequenceNumber?: string;
+  /** Who revoked (or, before it went live, cancelled) the request; `endedAt` says when. */
+  revokedBy?: string;
 }
 
 /** One NSG rule written for a grant: a row in `JitGrants`. */

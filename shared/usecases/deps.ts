@@ -6,6 +6,7 @@ import type {
   NetworkGateway,
   PolicyRepository,
   RequestRepository,
+  StartScheduler,
   WorkQueues,
 } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
@@ -36,6 +37,8 @@ export interface Deps {
   audit: AuditLog;
   queues: WorkQueues;
   scheduler: ExpiryScheduler;
+  /** Start messages of requests made ahead of time (Service Bus `jit-starts`). */
+  starts: StartScheduler;
   network: NetworkGateway;
   clock: Clock;
   settings: GrantSettings;

@@ -72,6 +72,7 @@ export function parseRequestBody(body: unknown): AccessAsk {
     sourcePrefix: b.sourcePrefix,
     durationInSeconds: parseDurationToSeconds(b.duration),
     justification: b.justification,
-    startAt: b.startAt,
+    // Only when asked for: most requests start at once, and their ask reads as it always did.
+    ...(b.startAt !== undefined ? { startAt: b.startAt } : {}),
   };
 }

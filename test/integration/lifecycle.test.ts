@@ -64,7 +64,9 @@ describe('the grant lifecycle on the sandbox', { concurrency: true }, () => {
   });
 
   test('extending moves the expiry: the rule closes at the new time, not the old', async () => {
-    const created = await submit(sandbox, { sourcePrefix: '203.0.113.21', duration: 'PT5S' });
+    // Long enough that the extension lands before the old expiry even when activation is slow (a busy machine
+    // has taken 5 s); had it not, the answer would be a 409 saying access expired meanwhile.
+    const created = await submit(sandbox, { sourcePrefix: '203.0.113.21', duration: 'PT10S' });
     const active = await until(sandbox, created.id, 'active');
     const oldExpiry = Date.parse(active.expiresAt!);
 
@@ -74,7 +76,7 @@ describe('the grant lifecycle on the sandbox', { concurrency: true }, () => {
     const newExpiry = Date.parse(extended.expiresAt!);
     assert.equal(newExpiry - oldExpiry, 5000);
     assert.equal(extended.status, 'active');
-    assert.equal(extended.durationInSeconds, 10);
+    assert.equal(extended.durationInSeconds, 15);
     // One expiry message, due at the new time: the old one was cancelled.
     const scheduled = scheduledFor(sandbox, SERVICE_BUS_QUEUES.expirations, created.id);
     assert.deepEqual(
@@ -148,8 +150,9 @@ describe('the grant lifecycle on the sandbox', { concurrency: true }, () => {
   });
 
   test('a scheduled request opens at its start and closes after its duration', async () => {
-    // Far enough ahead that the policy has decided before then even on a busy machine (it takes ~1 s alone).
-    const startAt = new Date(Date.now() + 10_000).toISOString();
+    // Far enough ahead that the policy has decided before then even on a busy machine (~1 s alone, 3.5 s seen
+    // under load); a decision after the start rightly skips `scheduled`, and this test would not see it.
+    const startAt = new Date(Date.now() + 12_000).toISOString();
     const created = await submit(sandbox, { sourcePrefix: '203.0.113.23', duration: 'PT3S', startAt });
     assert.equal(created.startAt, startAt);
     const scheduled = await until(sandbox, created.id, 'scheduled');

@@ -15,6 +15,7 @@ import {
   startsLater,
 } from '../../../shared/domain/lifecycle';
 import { parseExtendBody, parseListQuery } from '../../../shared/domain/lifecycleInput';
+import { parseRequestBody } from '../../../shared/domain/requestInput';
 import { canTransition } from '../../../shared/domain/state';
 import type { AccessRequest, Policy, Principal } from '../../../shared/domain/types';
 
@@ -63,6 +64,22 @@ test('a start time must lie in the future and at most 30 days ahead; it is kept 
   assert.equal(startsLater({ startAt: '2026-06-01T12:00:01Z' }, now), true);
   assert.equal(startsLater({ startAt: '2026-06-01T12:00:00Z' }, now), false);
   assert.equal(startsLater({}, now), false);
+});
+
+test('a request body may carry a start time, an RFC 3339 date-time with a zone', () => {
+  const body = { vm: VM, ports: [22], duration: 'PT1H' };
+  assert.equal(
+    parseRequestBody({ ...body, startAt: '2026-12-01T22:00:00Z' }).startAt,
+    '2026-12-01T22:00:00Z',
+  );
+  assert.equal('startAt' in parseRequestBody(body), false);
+  for (const startAt of ['2026-12-01 22:00', '2026-12-01T22:00:00', 'tomorrow', 1764626400]) {
+    assert.throws(
+      () => parseRequestBody({ ...body, startAt }),
+      (e: unknown) => e instanceof InvalidRequest && e.problems[0]?.field === 'startAt',
+      String(startAt),
+    );
+  }
 });
 
 test('the states a scheduled request passes through, and what may be revoked', () => {

@@ -5,13 +5,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEMO } from '../../dev/arm/emulator';
-import { DEMO_POLICIES } from '../../dev/demoPolicies';
 import type { Sandbox } from '../../dev/sandbox';
 import { runCli } from '../../cli/jit';
 import { EXIT } from '../../cli/exitCodes';
 import { services } from '../../shared/composition';
 import { startSandbox, waitFor } from '../support/sandbox';
-import { rulesInAll, rulesInNone, view } from '../support/observe';
+import { demoGroupPolicy, rulesInAll, rulesInNone, view } from '../support/observe';
 
 interface Run {
   code: number;
@@ -263,9 +262,10 @@ describe('the jit command against the sandbox', () => {
 
     // A policy that waits for approvers keeps it pending: --wait gives up after --timeout.
     const policies = services().deps.policies;
+    const base = await demoGroupPolicy();
     const scope = DEMO.windowsVm.id.toLowerCase();
     await policies.upsert({
-      ...DEMO_POLICIES[0]!,
+      ...base,
       scope,
       approval: { mode: 'manual', approvers: ['user:bob@example.com'], required: 1, timeoutInSeconds: 3600 },
     });
@@ -287,7 +287,7 @@ describe('the jit command against the sandbox', () => {
       assert.match(pending.err, /Waiting for approval/);
       assert.match(pending.err, /gave up waiting after PT2S; the request is pending-approval/);
     } finally {
-      await policies.upsert({ ...DEMO_POLICIES[0]!, scope });
+      await policies.upsert({ ...base, scope });
     }
   });
 

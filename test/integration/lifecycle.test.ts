@@ -8,13 +8,19 @@ import assert from 'node:assert/strict';
 import { ServiceBusClient } from '@azure/service-bus';
 import { odata } from '@azure/data-tables';
 import { DEMO } from '../../dev/arm/emulator';
-import { DEMO_POLICIES } from '../../dev/demoPolicies';
 import type { Sandbox } from '../../dev/sandbox';
 import { services } from '../../shared/composition';
 import type { Policy } from '../../shared/domain/types';
 import { SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
-import { auditActions, rulesInAll, rulesInNone, scheduledFor, view } from '../support/observe';
+import {
+  auditActions,
+  demoGroupPolicy,
+  rulesInAll,
+  rulesInNone,
+  scheduledFor,
+  view,
+} from '../support/observe';
 import type { RequestBody } from '../support/observe';
 
 const VM = DEMO.linuxVm.id;
@@ -289,8 +295,9 @@ describe('the grant lifecycle on the sandbox', () => {
     });
 
     test('the requester, an approver of the policy or an admin may revoke; others may not', async () => {
+      const base = await demoGroupPolicy();
       const winPolicy = (mode: 'auto' | 'manual'): Policy => ({
-        ...DEMO_POLICIES[0]!,
+        ...base,
         scope: DEMO.windowsVm.id.toLowerCase(),
         approval: { mode, approvers: ['user:bob@example.com'], required: 1, timeoutInSeconds: 3600 },
       });
@@ -347,7 +354,7 @@ describe('the grant lifecycle on the sandbox', () => {
         assert.ok(rulesInNone(sandbox, WIN_NSGS, third.id));
       } finally {
         // Back to what the resource group's policy says, for anything else that uses the Windows VM.
-        await policies.upsert({ ...DEMO_POLICIES[0]!, scope: DEMO.windowsVm.id.toLowerCase() });
+        await policies.upsert({ ...base, scope: DEMO.windowsVm.id.toLowerCase() });
       }
     });
 

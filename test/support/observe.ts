@@ -1,6 +1,9 @@
 /** What a person could look at in the sandbox: the NSG rules, the audit trail, scheduled messages, a request. */
 import { odata } from '@azure/data-tables';
+import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
+import { services } from '../../shared/composition';
+import type { Policy } from '../../shared/domain/types';
 import { TABLES } from '../../shared/names';
 import { api } from './sandbox';
 
@@ -61,4 +64,12 @@ export async function view(sandbox: Sandbox, id: string, user = 'alice@example.c
   const res = await api(sandbox, 'GET', `requests/${id}`, undefined, user);
   if (res.status !== 200) throw new Error(`GET requests/${id} answered ${res.status}`);
   return res.body as RequestBody;
+}
+
+/** The demo resource group's policy as the sandbox stored it: a base for a test's own VM-level policy. */
+export async function demoGroupPolicy(): Promise<Policy> {
+  const scope = `/subscriptions/${DEMO.subscriptionId}/resourcegroups/${DEMO.resourceGroup}`.toLowerCase();
+  const [policy] = await services().deps.policies.getForScopes([scope]);
+  if (!policy) throw new Error(`the sandbox has no policy for ${scope}`);
+  return policy;
 }

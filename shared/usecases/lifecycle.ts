@@ -220,7 +220,7 @@ export async function extendRequest(
     const rules = await deps.grants.list(r.id);
     if (rules.some((g) => g.state === 'removed')) {
       // The old expiry fired while we were extending: it removes the rules before it marks the request, and
-      // our write made its mark fail. Finish its work rather than leave `active` access with no rules.
+      // our write made its mark fail. Finish its work rather than leave `active` access with no rules open.
       return finishRacedExpiry(deps, r.id, sequenceNumber);
     }
     for (const g of rules) {
@@ -231,6 +231,10 @@ export async function extendRequest(
   }
 }
 
+/**
+ * The rules were being removed (the old expiry firing, or a revoke) while the extension was recorded: the removal
+ * won at the network, so the record must say access ended rather than show `active` with nothing open.
+ */
 async function finishRacedExpiry(deps: Deps, id: string, sequenceNumber: string): Promise<never> {
   await removeRules(deps, id);
   const found = await deps.requests.get(id);
@@ -240,14 +244,18 @@ async function finishRacedExpiry(deps: Deps, id: string, sequenceNumber: string)
       found,
       'expired',
       { endedAt: deps.clock.now().toISOString() },
-      { actor: 'system:expiry', action: 'grant.expired', detail: 'expired while being extended' },
+      {
+        actor: 'system:extend',
+        action: 'grant.expired',
+        detail: 'its rules were removed (expiry or revoke) while it was being extended',
+      },
     );
   }
   await cancelQuietly(deps, 'expiry', id, sequenceNumber);
   const now = await deps.requests.get(id);
   throw now
-    ? alreadyEnded(now.value, 'access expired while the extension was being recorded; submit a new request')
-    : new InvalidState(`request ${id} expired while being extended`);
+    ? alreadyEnded(now.value, 'access ended while the extension was being recorded; submit a new request')
+    : new InvalidState(`request ${id} ended while being extended`);
 }
 
 /**

@@ -23,8 +23,17 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly problem:
-      { title?: string; detail?: string; errors?: Array<{ field: string; reason: string }> } | undefined,
+      | {
+          type?: string;
+          title?: string;
+          detail?: string;
+          errors?: Array<{ field: string; reason: string }>;
+          requestStatus?: string;
+        }
+      | undefined,
     message: string,
+    /** The answer's Retry-After, where it had one. */
+    readonly retryAfterInMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -70,13 +79,31 @@ export class ApiClient {
 
   /**
    * Calls the API. The body is sent as JSON, unless `options.contentType` is given: then it is sent as is (a
-   * policy file keeps its own text, so the API's line numbers are the file's).
+   * policy file keeps its own text, so the API's line numbers are the file's). A GET answered 503 or 429 is tried
+   * again after the answer's Retry-After (a few times, never for long): reads are safe to repeat.
    */
   async call<T>(
     method: string,
     path: string,
     body?: unknown,
     options: CallOptions = {},
+  ): Promise<{ status: number; headers: Headers; body: T }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.callOnce<T>(method, path, body, options);
+      } catch (err) {
+        const retryable = err instanceof ApiError && (err.status === 503 || err.status === 429);
+        if (!retryable || method !== 'GET' || attempt >= 4) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(err.retryAfterInMs ?? 2000, 10_000)));
+      }
+    }
+  }
+
+  private async callOnce<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    options: CallOptions,
   ): Promise<{ status: number; headers: Headers; body: T }> {
     const url = `${this.options.apiUrl.replace(/\/$/, '')}/${path.replace(/^\//, '')}`;
     let res: Response;
@@ -113,7 +140,13 @@ export class ApiClient {
       ]
         .filter(Boolean)
         .join('\n');
-      throw new ApiError(res.status, problem, message);
+      const retryAfter = Number(res.headers.get('retry-after'));
+      throw new ApiError(
+        res.status,
+        problem,
+        message,
+        Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter * 1000 : undefined,
+      );
     }
     return { status: res.status, headers: res.headers, body: parsed as T };
   }

@@ -9,6 +9,8 @@ export interface GlobalOptions {
   user?: string;
   roles?: string;
   scope?: string;
+  /** Default subscription for VMs given as `<resource group>/<name>`. */
+  subscription?: string;
   output: OutputFormat;
 }
 
@@ -18,11 +20,12 @@ export interface CliContext {
   options: GlobalOptions;
   out: (text: string) => void;
   err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
 }
 
 export function contextFor(
   command: Command,
-  io: { out: (t: string) => void; err: (t: string) => void },
+  io: { out: (t: string) => void; err: (t: string) => void; env: NodeJS.ProcessEnv },
 ): CliContext {
   const options = command.optsWithGlobals<GlobalOptions>();
   return {
@@ -35,5 +38,9 @@ export function contextFor(
     options,
     out: io.out,
     err: io.err,
+    env: io.env,
   };
 }
+
+/** Runs a command's action with its context, mapping what it returns or throws to the exit code. */
+export type Runner = (cmd: Command, action: (ctx: CliContext) => Promise<number>) => Promise<void>;

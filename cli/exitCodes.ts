@@ -22,3 +22,27 @@ export function exitCodeForStatus(httpStatus: number): number {
   if (httpStatus === 401 || httpStatus === 403 || httpStatus === 404) return EXIT.forbidden;
   return EXIT.error;
 }
+
+/** The exit code for an API refusal: access that already ended is told apart from other conflicts. */
+export function exitCodeForProblem(httpStatus: number, problemType: string | undefined): number {
+  if (problemType?.endsWith('#accessalreadyended')) return EXIT.ended;
+  return exitCodeForStatus(httpStatus);
+}
+
+/** The exit code for where a request stands after waiting for it to go live. */
+export function exitCodeForOutcome(status: string): number {
+  switch (status) {
+    case 'active':
+      return EXIT.ok;
+    case 'denied':
+    case 'approval-expired':
+      return EXIT.denied;
+    case 'failed':
+      return EXIT.failed;
+    case 'expired':
+    case 'revoked':
+      return EXIT.ended;
+    default:
+      return EXIT.timeout;
+  }
+}

@@ -89,6 +89,7 @@ export class Sandbox {
           lockDurationInMs: options.expiryLockDurationInMs ?? 30_000,
           maxDeliveryCount: 10,
         },
+        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10 },
       ],
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });

@@ -247,6 +247,7 @@ module roleAssignments 'modules/role-assignments.bicep' = {
     storageAccountName: storage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     serviceBusQueueName: serviceBus.outputs.expirationsQueueName
+    serviceBusStartsQueueName: serviceBus.outputs.startsQueueName
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     communicationServiceName: useAcs ? email.outputs.communicationServiceName : ''

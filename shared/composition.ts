@@ -20,6 +20,7 @@ import { RequestTable } from './adapters/requestTable';
 import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
 import { SmtpMailer } from './adapters/smtpMailer';
+import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
 import { StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
@@ -93,6 +94,7 @@ function build(o: CompositionOverrides): Services {
     config.mail.mode === 'smtp'
       ? new SmtpMailer(config.mail)
       : new AcsMailer(config.mail, credentialFor(config.managedIdentityClientId));
+  const starts = new ServiceBusStartScheduler(bus);
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
     maxDurationInSeconds: config.maxDurationInSeconds,
@@ -110,6 +112,7 @@ function build(o: CompositionOverrides): Services {
     audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
     scheduler,
+    starts,
     network: new ArmNetworkGateway(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
       endpoint: config.armEndpoint,
       caPem: o.armCaPem,
@@ -139,6 +142,7 @@ function build(o: CompositionOverrides): Services {
       await scheduler.close();
       await deadlines.close();
       if (mailer instanceof SmtpMailer) mailer.close();
+      await starts.close();
       await bus.close();
     },
   };

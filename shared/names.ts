@@ -15,6 +15,8 @@ export const QUEUES = {
 
 export const SERVICE_BUS_QUEUES = {
   expirations: 'jit-expirations',
+  /** Scheduled starts of requests made ahead of time (`startAt`). */
+  starts: 'jit-starts',
 } as const;
 
 /** The connection names the function triggers use (app-setting prefixes, as the Functions host reads them). */

@@ -145,6 +145,22 @@ export class TooManyRequests extends JitError {
   }
 }
 
+/**
+ * The operation needs live (or not yet live) access, but access already ended: it expired, was revoked, failed,
+ * or never started (denied, approval expired). Nothing was changed.
+ */
+export class AccessAlreadyEnded extends JitError {
+  readonly code = 'AccessAlreadyEnded';
+  constructor(
+    readonly requestId: string,
+    /** The request's final status, e.g. `expired`. */
+    readonly requestStatus: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** An approval link's token is malformed, tampered with, signed by an unknown key or with another algorithm. */
 export class ApprovalTokenInvalid extends JitError {
   readonly code = 'ApprovalTokenInvalid';

@@ -9,6 +9,7 @@ import type {
   AuditEvent,
   GrantRule,
   Policy,
+  RequestStatus,
   SecurityRuleView,
   VmNetworkPath,
 } from './types';
@@ -19,14 +20,38 @@ export interface Versioned<T> {
   etag: string;
 }
 
+/** One page of a requester's requests, newest first. */
+export interface RequestPage {
+  items: AccessRequest[];
+  /** Present when more may follow: pass it back to continue after this page. */
+  continuationToken?: string;
+}
+
+/** Which of a requester's requests to list. */
+export interface RequestListOptions {
+  status?: RequestStatus;
+  vmId?: string;
+  /** Most items in the page. A page may hold fewer, even none, and still have a continuation token. */
+  limit: number;
+  continuationToken?: string;
+}
+
 export interface RequestRepository {
-  /** Creates the row; fails if the id exists. Also records the request in the index of open requests. */
+  /**
+   * Creates the row; fails if the id exists. Also records the request in the index of open requests and in
+   * its requester's index.
+   */
   create(request: AccessRequest): Promise<string>;
   get(id: string): Promise<Versioned<AccessRequest> | undefined>;
   /** Conditional replace; throws `ConcurrencyConflict` when the row changed since `etag` was read. */
   update(request: AccessRequest, etag: string): Promise<string>;
   /** Ids of requests not yet in a final state, oldest first (the reconciler's work list). */
   listOpen(): AsyncIterable<string>;
+  /**
+   * A requester's requests, newest first. Throws `InvalidRequest` (field `continuationToken`) for a token this
+   * repository did not issue.
+   */
+  listByRequester(requester: string, options: RequestListOptions): Promise<RequestPage>;
 }
 
 export interface PolicyRepository {
@@ -95,6 +120,20 @@ export interface ExpiryScheduler {
   scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string>;
   /** Cancels a scheduled message; an unknown or already delivered one is fine. */
   cancelExpiry(sequenceNumber: string): Promise<void>;
+}
+
+/** What a scheduled start message carries. `startAt` lets a stale message (the request changed) be ignored. */
+export interface StartMessage {
+  requestId: string;
+  startAt: string;
+}
+
+/** Service Bus scheduled messages that open a request made ahead of time, due at its start. */
+export interface StartScheduler {
+  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  scheduleStart(message: StartMessage, at: Date): Promise<string>;
+  /** Cancels a scheduled message; an unknown or already delivered one is fine. */
+  cancelStart(sequenceNumber: string): Promise<void>;
 }
 
 /** ARM, as far as JIT touches it. */

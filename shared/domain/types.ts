@@ -84,6 +84,7 @@ export interface AccessRequest {
   protocol: Protocol;
   /** Canonical CIDR of the source, or `*` where a policy explicitly allows any source. */
   sourcePrefix: string;
+  /** How long access lasts once live, including any extensions since. */
   durationInSeconds: number;
   justification?: string;
   status: RequestStatus;
@@ -105,6 +106,12 @@ export interface AccessRequest {
   approvalDeadline?: string;
   /** Manual approval: when the approvers were mailed (unset means a retry must still mail them). */
   approversNotifiedAt?: string;
+  /** When access should begin, for a request made ahead of time; it waits as `scheduled` until then. */
+  startAt?: string;
+  /** Service Bus sequence number of the scheduled start message. */
+  startSequenceNumber?: string;
+  /** Who revoked (or, before it went live, cancelled) the request; `endedAt` says when. */
+  revokedBy?: string;
 }
 
 /** One NSG rule written for a grant: a row in `JitGrants`. */

@@ -10,6 +10,11 @@ const expiryMessage = z.object({
   expiresAt: z.iso.datetime(),
 });
 
+const startMessage = z.object({
+  requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/),
+  startAt: z.iso.datetime(),
+});
+
 function asObject(message: unknown): unknown {
   if (typeof message === 'string') {
     try {
@@ -43,5 +48,10 @@ export function parseApprovalDeadlineMessage(
   message: unknown,
 ): { requestId: string; deadline: string } | undefined {
   const r = approvalDeadlineMessage.safeParse(asObject(message));
+  return r.success ? r.data : undefined;
+}
+
+export function parseStartMessage(message: unknown): { requestId: string; startAt: string } | undefined {
+  const r = startMessage.safeParse(asObject(message));
   return r.success ? r.data : undefined;
 }

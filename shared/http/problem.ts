@@ -1,4 +1,5 @@
 import {
+  AccessAlreadyEnded,
   AccessNotAllowed,
   AlreadyDecided,
   ApprovalClosed,
@@ -30,6 +31,8 @@ export interface Problem {
   detail: string;
   /** For 400: every field that failed and why (for a policy document, also its line, column and rule). */
   errors?: FieldProblem[];
+  /** For AccessAlreadyEnded: the request's status, e.g. `expired`. */
+  requestStatus?: string;
 }
 
 export interface ProblemResponse {
@@ -107,8 +110,13 @@ export function toProblem(err: unknown): ProblemResponse {
     );
   if (err instanceof AlreadyDecided) return make(409, err.code, 'You have already decided', err.message);
   if (err instanceof ApprovalClosed) return make(409, err.code, 'Nothing left to decide', err.message);
-  if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
-    return make(409, err.code, 'Conflict', err.message);
+  if (err instanceof AccessAlreadyEnded) {
+    return make(409, err.code, 'Access already ended', err.message, { requestStatus: err.requestStatus });
+  }
+  if (err instanceof InvalidState) return make(409, err.code, 'Conflict', err.message);
+  // Someone else changed the request a moment ago: the same call is likely to succeed when made again.
+  if (err instanceof ConcurrencyConflict)
+    return make(409, err.code, 'Conflict', err.message, {}, { 'Retry-After': '1' });
   if (err instanceof TooManyRequests) {
     return make(
       429,
@@ -131,5 +139,28 @@ export function toProblem(err: unknown): ProblemResponse {
   }
   if (err instanceof JitError)
     return make(500, err.code, 'Internal error', 'The request could not be completed.');
+  if (isTransientDependencyFailure(err)) {
+    return make(
+      503,
+      'TransientFailure',
+      'Try again shortly',
+      'A service this API depends on is busy or unreachable; try again shortly.',
+      {},
+      { 'Retry-After': '2' },
+    );
+  }
   return make(500, 'InternalError', 'Internal error', 'The request could not be completed.');
+}
+
+/**
+ * Storage or Service Bus failing in a way a retry may fix: throttled, timed out, 5xx, or not reached at all.
+ * Recognised by the SDKs' error names (STYLE.md §5) rather than by importing them into this module.
+ */
+function isTransientDependencyFailure(err: unknown): boolean {
+  const e = err as { name?: string; statusCode?: number; retryable?: boolean };
+  if (e?.name === 'RestError') {
+    const status = e.statusCode ?? 0;
+    return status === 0 || status === 408 || status === 429 || status >= 500;
+  }
+  return e?.name === 'ServiceBusError' && e.retryable === true;
 }

@@ -12,6 +12,7 @@ import type {
   Notifier,
   PolicyRepository,
   RequestRepository,
+  StartScheduler,
   WorkQueues,
 } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
@@ -44,6 +45,8 @@ export interface Deps {
   audit: AuditLog;
   queues: WorkQueues;
   scheduler: ExpiryScheduler;
+  /** Start messages of requests made ahead of time (Service Bus `jit-starts`). */
+  starts: StartScheduler;
   network: NetworkGateway;
   clock: Clock;
   settings: GrantSettings;

@@ -1,8 +1,10 @@
 import { ConcurrencyConflict, GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
+import { startsLater } from '../domain/lifecycle';
 import { familyOfAddress, parsePrefix } from '../domain/network';
 import type { ExpiryMessage, Versioned } from '../domain/ports';
 import { lowestFreePriority, ruleNameFor } from '../domain/priority';
 import { assertTransition } from '../domain/state';
+import { isFinal } from '../domain/types';
 import type { AccessRequest, AllowRuleSpec, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
 import { startApproval } from './approvals';
 import type { Deps } from './deps';
@@ -83,6 +85,13 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
     );
     return;
   }
+  if (policy.approval.mode === 'auto' && startsLater(r, deps.clock.now())) {
+    await scheduleStart(deps, found, {
+      actor: 'system:policy',
+      detail: `auto-approved by policy ${policy.scope}`,
+    });
+    return;
+  }
   if (policy.approval.mode === 'auto') {
     const moved = await transition(
       deps,
@@ -102,13 +111,42 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
 }
 
 /**
+ * Approval of a request that asks to start later: schedule its start message, then move it to `scheduled` with
+ * the message's sequence number (so a revoke can cancel it). The approval flow calls this too when approvers
+ * decide before the start. Returns whether this call moved the request.
+ */
+export async function scheduleStart(
+  deps: Deps,
+  found: Versioned<AccessRequest>,
+  audit: { actor: string; detail: string },
+): Promise<boolean> {
+  const r = found.value;
+  const startAt = r.startAt as string;
+  // The message first: a crash after it leaves a message the handler ignores, never a request nothing will start.
+  const sequenceNumber = await deps.starts.scheduleStart({ requestId: r.id, startAt }, new Date(startAt));
+  const moved = await transition(
+    deps,
+    found,
+    'scheduled',
+    { approvedAt: deps.clock.now().toISOString(), startSequenceNumber: sequenceNumber },
+    { actor: audit.actor, action: 'request.scheduled', detail: `${audit.detail}; starts at ${startAt}` },
+  );
+  if (!moved) await deps.starts.cancelStart(sequenceNumber);
+  return moved !== undefined;
+}
+
+/**
  * `applyGrant` (queue jit-grants): open the hole in every NSG in front of the VM, then schedule the one expiry
  * message and mark the request active. Idempotent: rules are found by name, the expiry is scheduled once.
  */
 export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   let found = await deps.requests.get(requestId);
   if (!found) return void deps.log.warn('apply.unknown-request', { requestId });
-  if (found.value.status !== 'approved') return;
+  if (found.value.status !== 'approved') {
+    // Revoked while an earlier run was writing rules, and that run did not get to clean up: do it now.
+    if (found.value.status === 'revoked') await removeRules(deps, requestId);
+    return;
+  }
 
   // Fix the deadline before the first rule exists, so every rule ever written has a recorded end.
   if (!found.value.expiresAt) {
@@ -157,6 +195,9 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   if (!moved) {
     // Another run activated it first and scheduled its own expiry: ours would be a second one.
     await deps.scheduler.cancelExpiry(sequenceNumber);
+    // Or it was revoked while the rules were being written: what this run wrote must not outlive it.
+    const now = await deps.requests.get(requestId);
+    if (!now || isFinal(now.value.status)) await removeRules(deps, requestId);
   } else {
     await notifyRequester(deps, moved.value);
   }

@@ -4,6 +4,8 @@ export const TABLES = {
   requests: 'JitRequests',
   grants: 'JitGrants',
   audit: 'JitAudit',
+  /** NSGs the reconciler sweeps, VMs policies cover, baseline rules to keep, per-NSG write leases. */
+  nsgs: 'JitNsgs',
 } as const;
 
 export const QUEUES = {

@@ -12,6 +12,8 @@ import { ArmNetworkGateway } from './adapters/armNetwork';
 import { AuditTable } from './adapters/auditTable';
 import { credentialFor } from './adapters/credentials';
 import { GrantTable } from './adapters/grantTable';
+import { NsgTable, TableNsgLocks } from './adapters/nsgTable';
+import type { NsgLeaseOptions } from './adapters/nsgTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
@@ -25,6 +27,9 @@ export interface CompositionOverrides {
   armCredential?: TokenCredential;
   armCaPem?: string;
   armPollIntervalInMs?: number;
+  /** First delay of the ARM SDK's own retries of 5xx answers. */
+  armRetryDelayInMs?: number;
+  nsgLease?: Partial<NsgLeaseOptions>;
   settings?: Partial<GrantSettings>;
   clock?: Clock;
 }
@@ -81,8 +86,17 @@ function build(o: CompositionOverrides): Services {
     expiryGraceInSeconds: config.expiryGraceInSeconds,
     maxArmAttempts: 8,
     armBackoffInMs: 500,
+    baselineBand: config.baselinePriorityBand,
+    reconcileMaxArmCalls: config.reconcileMaxArmCalls,
     ...o.settings,
   };
+  // A crashed holder blocks an NSG for at most the TTL; renewed every third of it while held.
+  const locks = new TableNsgLocks(tableClient(config.tables, TABLES.nsgs, storageCredential), {
+    ttlInMs: 15_000,
+    waitInMs: 180_000,
+    pollInMs: 250,
+    ...o.nsgLease,
+  });
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
@@ -94,7 +108,10 @@ function build(o: CompositionOverrides): Services {
       endpoint: config.armEndpoint,
       caPem: o.armCaPem,
       pollIntervalInMs: o.armPollIntervalInMs,
+      retryDelayInMs: o.armRetryDelayInMs,
     }),
+    nsgs: new NsgTable(tableClient(config.tables, TABLES.nsgs, storageCredential)),
+    locks,
     clock,
     settings,
     log: consoleLogger,
@@ -103,6 +120,7 @@ function build(o: CompositionOverrides): Services {
     config,
     deps,
     close: async () => {
+      await locks.releaseAll();
       await scheduler.close();
       await bus.close();
     },

@@ -1,6 +1,7 @@
 import {
   AccessNotAllowed,
   ConcurrencyConflict,
+  GrantNotApplicable,
   InvalidRequest,
   InvalidState,
   JitError,
@@ -55,6 +56,9 @@ export function toProblem(err: unknown): ProblemResponse {
     );
   }
   if (err instanceof RequestNotFound) return make(404, err.code, 'Not found', err.message);
+  if (err instanceof GrantNotApplicable) {
+    return make(422, err.code, 'Access cannot be granted on this VM', err.message);
+  }
   if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
     return make(409, err.code, 'Conflict', err.message);
   if (err instanceof TransientFailure) {

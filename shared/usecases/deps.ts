@@ -4,6 +4,8 @@ import type {
   ExpiryScheduler,
   GrantRepository,
   NetworkGateway,
+  NsgLocks,
+  NsgRegistry,
   PolicyRepository,
   RequestRepository,
   WorkQueues,
@@ -26,6 +28,10 @@ export interface GrantSettings {
   maxArmAttempts: number;
   /** First back-off between attempts; it doubles, with jitter, up to 8 s. */
   armBackoffInMs: number;
+  /** Priorities of baseline deny rules (policies with `enforce`): below every JIT allow rule. */
+  baselineBand: PriorityBand;
+  /** Most ARM calls one reconciler run makes. */
+  reconcileMaxArmCalls: number;
 }
 
 /** Everything a use case may touch. Built once by the composition root. */
@@ -37,6 +43,9 @@ export interface Deps {
   queues: WorkQueues;
   scheduler: ExpiryScheduler;
   network: NetworkGateway;
+  /** Which NSGs JIT watches and what it keeps in them. */
+  nsgs: NsgRegistry;
+  locks: NsgLocks;
   clock: Clock;
   settings: GrantSettings;
   log: Logger;

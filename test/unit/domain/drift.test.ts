@@ -18,7 +18,14 @@ const surface = { ports: [22, 3389], addresses: ['10.0.1.4'] };
 
 test('a broad source is anywhere, the Internet, or a wide public prefix; private ranges are design', () => {
   for (const s of ['*', 'Internet', '0.0.0.0/0', '::/0', '20.0.0.0/8', 'Any']) assert.ok(isBroadSource(s), s);
-  for (const s of ['203.0.113.7/32', '198.51.100.0/24', '10.0.0.0/8', 'VirtualNetwork', '192.168.0.0/16', '10.0.0.4'])
+  for (const s of [
+    '203.0.113.7/32',
+    '198.51.100.0/24',
+    '10.0.0.0/8',
+    'VirtualNetwork',
+    '192.168.0.0/16',
+    '10.0.0.4',
+  ])
     assert.ok(!isBroadSource(s), s);
 });
 

@@ -18,7 +18,13 @@ const subnetNsgs = (map: Record<string, string | undefined>) => (id: string) =>
 describe('the network path in front of a VM', () => {
   test('subnet NSG first, then NIC NSG, ids lower-cased, each with the addresses it filters', () => {
     const path = buildNetworkPath(
-      vm([{ id: 'nic1', nsgId: nsg('Nic-NSG'), ipConfigurations: [{ privateAddress: '10.0.1.4', subnetId: subnet('a') }] }]),
+      vm([
+        {
+          id: 'nic1',
+          nsgId: nsg('Nic-NSG'),
+          ipConfigurations: [{ privateAddress: '10.0.1.4', subnetId: subnet('a') }],
+        },
+      ]),
       subnetNsgs({ [subnet('a')]: nsg('Subnet-NSG') }),
     );
     assert.deepEqual(path.nsgIds, [nsg('subnet-nsg').toLowerCase(), nsg('nic-nsg').toLowerCase()]);
@@ -75,7 +81,11 @@ describe('the network path in front of a VM', () => {
     const shared = nsg('shared');
     const path = buildNetworkPath(
       vm([
-        { id: 'nic1', nsgId: shared, ipConfigurations: [{ privateAddress: '10.0.1.4', subnetId: subnet('a') }] },
+        {
+          id: 'nic1',
+          nsgId: shared,
+          ipConfigurations: [{ privateAddress: '10.0.1.4', subnetId: subnet('a') }],
+        },
         { id: 'nic2', ipConfigurations: [{ privateAddress: '10.0.1.9', subnetId: subnet('a') }] },
       ]),
       subnetNsgs({ [subnet('a')]: shared.toUpperCase() }),
@@ -119,11 +129,14 @@ describe('the network path in front of a VM', () => {
       () => undefined,
     );
     assert.deepEqual(bare.nsgIds, []);
-    assert.throws(() => planGrantRules(bare, '203.0.113.7'), (e: unknown) => {
-      assert.ok(e instanceof GrantNotApplicable);
-      assert.match(e.message, /no network security group in its path/);
-      return true;
-    });
+    assert.throws(
+      () => planGrantRules(bare, '203.0.113.7'),
+      (e: unknown) => {
+        assert.ok(e instanceof GrantNotApplicable);
+        assert.match(e.message, /no network security group in its path/);
+        return true;
+      },
+    );
     const v4only = buildNetworkPath(
       vm([{ id: 'nic1', ipConfigurations: [{ privateAddress: '10.0.1.4', subnetId: subnet('a') }] }]),
       subnetNsgs({ [subnet('a')]: nsg('subnet-nsg') }),
@@ -137,12 +150,21 @@ describe('the network path in front of a VM', () => {
       ]),
       subnetNsgs({ [subnet('a')]: nsg('subnet-nsg') }),
     );
-    assert.throws(() => planGrantRules(v6open, '2001:db8::1'), /no network security group filters the VM's IPv6/);
+    assert.throws(
+      () => planGrantRules(v6open, '2001:db8::1'),
+      /no network security group filters the VM's IPv6/,
+    );
   });
 
   test('IP configurations without an address are skipped', () => {
     const path = buildNetworkPath(
-      vm([{ id: 'nic1', nsgId: nsg('n'), ipConfigurations: [{ subnetId: subnet('a') }, { privateAddress: 'bogus' }] }]),
+      vm([
+        {
+          id: 'nic1',
+          nsgId: nsg('n'),
+          ipConfigurations: [{ subnetId: subnet('a') }, { privateAddress: 'bogus' }],
+        },
+      ]),
       () => undefined,
     );
     assert.deepEqual(path.privateAddresses, []);

@@ -110,6 +110,8 @@ async function runChild(config: HostProcessConfig): Promise<void> {
 }
 
 if (require.main === module) {
+  // The parent (a test run) is gone: so is the reason to run.
+  process.once('disconnect', () => process.exit(0));
   process.once('message', (config: HostProcessConfig) => {
     runChild(config).catch((err: unknown) => {
       process.send?.({ type: 'failed', error: String((err as Error)?.stack ?? err) } satisfies FromChild);

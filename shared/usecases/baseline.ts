@@ -48,7 +48,7 @@ export async function ensureBaselineDeny(
   const policies = [...(await collect(deps.policies.list())).filter((p) => p.scope !== policy.scope), policy];
   const report = emptyBaselineReport();
   const covered = new Set<string>();
-  for await (const vmId of deps.network.listVms(policy.scope)) {
+  for (const vmId of await vmsInScope(deps, policy.scope)) {
     if (selectPolicy(scopesOf(vmId), policies)?.scope !== policy.scope) continue;
     covered.add(vmId.toLowerCase());
     await coverVm(deps, vmId, policy, actor, report);
@@ -196,6 +196,16 @@ export async function auditBaseline(
     detail: `${b.ruleName} (deny ${b.protocol} ${b.ports.join(',')} to ${b.destinations.join(', ')}) in ${b.nsgId}, policy ${b.policyScope}`,
   });
   deps.log.info(action, { vm: b.vmId, nsgId: b.nsgId, rule: b.ruleName, policy: b.policyScope });
+}
+
+/** The VMs in a policy's scope; none when the scope itself is gone (a deleted resource group or subscription). */
+export async function vmsInScope(deps: Deps, scope: string): Promise<string[]> {
+  try {
+    return await collect(deps.network.listVms(scope));
+  } catch (err) {
+    if (err instanceof ResourceNotFound) return [];
+    throw err;
+  }
 }
 
 export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {

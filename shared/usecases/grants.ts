@@ -184,8 +184,8 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     // Another run activated it first and scheduled its own expiry: ours would be a second one.
     await deps.scheduler.cancelExpiry(sequenceNumber);
     // Or it was revoked meanwhile, and its clean-up may have run before our rules landed.
-    const now = await deps.requests.get(requestId);
-    if (!now || isFinal(now.value.status)) await removeRules(deps, requestId);
+    const latest = await deps.requests.get(requestId);
+    if (!latest || isFinal(latest.value.status)) await removeRules(deps, requestId);
   }
 }
 
@@ -328,8 +328,8 @@ export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, rea
     },
   );
   if (!moved) {
-    const now = await deps.requests.get(found.value.id);
-    if (now && !isFinal(now.value.status)) return;
+    const latest = await deps.requests.get(found.value.id);
+    if (latest && !isFinal(latest.value.status)) return;
   }
   await removeRules(deps, found.value.id);
 }

@@ -12,6 +12,7 @@ import {
   auditBaseline,
   collect,
   coverVm,
+  vmsInScope,
   dropBaselineRule,
   emptyBaselineReport,
   keepBaselineRule,
@@ -225,7 +226,14 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
       continue;
     }
     const present = rules.find((r) => sameRuleName(r.name, b.ruleName));
-    if (present && ruleMatchesSpec(present, baselineSpec(b, present.priority))) continue;
+    const band = deps.settings.baselineBand;
+    if (
+      present &&
+      present.priority >= band.min &&
+      present.priority <= band.max &&
+      ruleMatchesSpec(present, baselineSpec(b, present.priority))
+    )
+      continue;
     if (await keepBaselineRule(deps, b)) {
       report.baselinesRestored++;
       await auditBaseline(deps, ACTOR, 'baseline.restored', b);
@@ -280,8 +288,9 @@ function driftDetail(nsgId: string, r: SecurityRuleView, baselineTop: number): s
 
 /**
  * Removes a `jit-<id>` rule that no live grant owns: no row for it in this NSG, its row says removed, or its
- * request has ended or does not exist. A rule of a request younger than the grace period is left alone: its
- * writer may be between steps. Rules of others (any other name) are never touched.
+ * request has ended or does not exist. Left alone within the grace period: a rule of a request created that
+ * recently (its writer may be between steps), or of one that ended that recently (its clean-up is running).
+ * Rules of others (any other name) are never touched.
  */
 async function removeIfOrphan(
   deps: Deps,
@@ -298,6 +307,9 @@ async function removeIfOrphan(
   if (row && row.state !== 'removed') {
     const request = await deps.requests.get(requestId);
     if (request && !isFinal(request.value.status)) return;
+    // Ended a moment ago: its own clean-up is running (and the leftovers phase finishes it if that dies).
+    const endedAt = request && Date.parse(request.value.endedAt ?? request.value.updatedAt);
+    if (endedAt && now - endedAt < deps.settings.expiryGraceInSeconds * 1000) return;
   }
   const deleted = await withNsg(deps, nsgId, async () => {
     // Another run may have removed it meanwhile: then it is that run's to report.
@@ -335,10 +347,19 @@ async function refreshCoverage(
 ): Promise<void> {
   const policies = await collect(deps.policies.list());
   const wanted = new Map<string, { vmId: string; policy: Policy }>();
+  let complete = true;
   for (const policy of policies) {
-    for await (const vmId of deps.network.listVms(policy.scope)) {
-      if (selectPolicy(scopesOf(vmId), policies)?.scope === policy.scope)
-        wanted.set(vmId.toLowerCase(), { vmId, policy });
+    try {
+      for (const vmId of await vmsInScope(deps, policy.scope)) {
+        if (selectPolicy(scopesOf(vmId), policies)?.scope === policy.scope)
+          wanted.set(vmId.toLowerCase(), { vmId, policy });
+      }
+    } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) throw err;
+      // One unreadable scope must not hold up the others; but without it, releasing would be a guess.
+      complete = false;
+      report.errors++;
+      deps.log.error('reconcile.scope-failed', { scope: policy.scope, error: String(err) });
     }
   }
   const known = new Map((await collect(deps.nsgs.listCoverage())).map((c) => [c.vmId, c]));
@@ -372,6 +393,7 @@ async function refreshCoverage(
       deps.log.error('reconcile.coverage-failed', { vm: w.vmId, error: String(err) });
     }
   }
+  if (!complete) return;
   for (const [key, record] of known) {
     if (wanted.has(key)) continue;
     await releaseVm(deps, record, ACTOR, baseline);

@@ -11,6 +11,8 @@ export interface ClientOptions {
   apiUrl: string;
   /** Sandbox only: the user to act as (sent as x-jit-dev-user). */
   devUser?: string;
+  /** Sandbox only: the app roles to act with, comma-separated (sent as x-jit-dev-roles). */
+  devRoles?: string;
   /** Azure: the API's scope, e.g. `api://<app id>/.default`. */
   scope?: string;
   credential?: TokenCredential;
@@ -29,6 +31,11 @@ export class ApiError extends Error {
   }
 }
 
+export interface CallOptions {
+  /** Send `body` verbatim with this content type instead of as JSON. */
+  contentType?: string;
+}
+
 export class ApiClient {
   private readonly credential?: TokenCredential;
 
@@ -44,7 +51,12 @@ export class ApiClient {
   }
 
   private async headers(): Promise<Record<string, string>> {
-    if (this.options.devUser) return { 'x-jit-dev-user': this.options.devUser };
+    if (this.options.devUser) {
+      return {
+        'x-jit-dev-user': this.options.devUser,
+        ...(this.options.devRoles ? { 'x-jit-dev-roles': this.options.devRoles } : {}),
+      };
+    }
     if (!this.options.scope)
       throw new ApiError(
         0,
@@ -56,10 +68,15 @@ export class ApiClient {
     return { authorization: `Bearer ${token.token}` };
   }
 
+  /**
+   * Calls the API. The body is sent as JSON, unless `options.contentType` is given: then it is sent as is (a
+   * policy file keeps its own text, so the API's line numbers are the file's).
+   */
   async call<T>(
     method: string,
     path: string,
     body?: unknown,
+    options: CallOptions = {},
   ): Promise<{ status: number; headers: Headers; body: T }> {
     const url = `${this.options.apiUrl.replace(/\/$/, '')}/${path.replace(/^\//, '')}`;
     let res: Response;
@@ -68,9 +85,14 @@ export class ApiClient {
         method,
         headers: {
           ...(await this.headers()),
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(body === undefined ? {} : { 'content-type': options.contentType ?? 'application/json' }),
         },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body:
+          body === undefined
+            ? undefined
+            : options.contentType && typeof body === 'string'
+              ? body
+              : JSON.stringify(body),
       });
     } catch (err) {
       throw new ApiError(0, undefined, `could not reach ${url}: ${(err as Error).message}`);

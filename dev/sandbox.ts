@@ -3,17 +3,19 @@
  * Tables and Queues, the Service Bus emulator (AMQP 1.0), the ARM emulator (HTTPS), and the local host running
  * the same function declarations Azure runs. `npm start` runs one; integration tests start their own on free ports.
  */
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { TableClient } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/core-auth';
 import { configureServices, resetServices, services } from '../shared/composition';
+import type { Principal } from '../shared/domain/types';
 import type { GrantSettings } from '../shared/usecases/deps';
+import { applyPolicies } from '../shared/usecases/policies';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
 import { ArmEmulator } from './arm/emulator';
 import type { ArmEmulatorOptions } from './arm/emulator';
 import { Azurite } from './azurite';
-import { DEMO_POLICIES } from './demoPolicies';
 import { readHostSettings } from './host/hostJson';
 import type { HostSettings } from './host/hostJson';
 import { HostProcess } from './host/hostProcess';
@@ -42,12 +44,17 @@ export interface SandboxOptions {
   /** Start the local host (tests of the emulators alone may not want it). */
   startHost?: boolean;
   quiet?: boolean;
+  /** The policy document applied at start; default dev/policies.yaml. */
+  policiesFile?: string;
 }
 
 /** Accepted by the ARM emulator; in Azure the managed identity's token takes its place. */
 export const sandboxCredential: TokenCredential = {
   getToken: async () => ({ token: 'sandbox-token', expiresOnTimestamp: Date.now() + 3600_000 }),
 };
+
+/** Who applies the sandbox's policy file, as the audit trail records it. */
+const SANDBOX_ADMIN: Principal = { id: 'system:sandbox', groups: [], roles: ['Jit.Admin'] };
 
 export class Sandbox {
   readonly azurite: Azurite;
@@ -93,6 +100,8 @@ export class Sandbox {
       JIT_PUBLIC_BASE_URL: `http://127.0.0.1:${this.options.httpPort ?? 7071}`,
       JIT_EXPIRY_GRACE: 'PT5S',
       JIT_RECONCILE_SCHEDULE: '0 */1 * * * *',
+      // Generous: tests open dozens of requests as one user; the limit itself is tested with a low setting.
+      JIT_RATE_LIMIT_PER_MINUTE: '600',
       ...this.options.settings,
     };
     await this.provisionStorage();
@@ -170,8 +179,13 @@ export class Sandbox {
     );
   }
 
+  /** Applies the policy file the way `PUT /api/policies` does: parsed, validated, diffed, audited. */
   private async seedPolicies(): Promise<void> {
-    for (const p of DEMO_POLICIES) await services().deps.policies.upsert(p);
+    const file = this.options.policiesFile ?? join(PROJECT_ROOT, 'dev', 'policies.yaml');
+    await applyPolicies(services().deps, SANDBOX_ADMIN, {
+      text: readFileSync(file, 'utf8'),
+      source: relative(PROJECT_ROOT, file),
+    });
   }
 
   /** A table client on the sandbox's storage, for tests and tools that read rows directly. */

@@ -20,7 +20,11 @@ import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceB
 import { StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
+import { createAuthenticator } from './http/auth';
+import type { Authenticator } from './http/auth';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
+import { NO_ENFORCEMENT } from './usecases/policies';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
@@ -36,6 +40,9 @@ export interface CompositionOverrides {
 
 export interface Services {
   config: Config;
+  authenticate: Authenticator;
+  /** Per-caller limit on creating requests (per instance). */
+  requestLimiter: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
   close(): Promise<void>;
@@ -100,6 +107,8 @@ function build(o: CompositionOverrides): Services {
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
+    // `enforce: true` does nothing yet: the network use cases will provide the baseline-deny mechanism here.
+    enforcement: NO_ENFORCEMENT,
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
@@ -119,6 +128,10 @@ function build(o: CompositionOverrides): Services {
   return {
     config,
     deps,
+    authenticate: createAuthenticator(config, (id) =>
+      consoleLogger.warn('auth.group-overage', { caller: id }),
+    ),
+    requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
     close: async () => {
       await locks.releaseAll();
       await scheduler.close();

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { parseDurationToSeconds } from './domain/duration';
 import { ConfigurationError } from './domain/errors';
 
-export type AuthMode = 'dev' | 'easyauth';
+export type AuthMode = 'dev' | 'easyauth' | 'jwt';
 
 /** How to reach one Azure service: a connection string (local sandbox) or an endpoint plus managed identity. */
 export type Connection =
@@ -36,12 +36,20 @@ export interface Config {
   expiryGraceInSeconds: number;
   /** Base URL people reach the API at (approval links). */
   publicBaseUrl?: string;
+  /** Bearer-token validation, in `jwt` mode. */
+  jwt?: { issuer: string; audiences: string[]; jwksUri: string };
+  /** Requests one caller may create per minute (per instance). */
+  requestsPerMinute: number;
 }
 
 /** Every setting the code reads, with what it must hold: the single list docs, samples and Bicep are checked against. */
 export const SETTINGS = {
   JIT_AUTH_MODE:
-    'how callers authenticate: easyauth (App Service Authentication) or dev (local sandbox only)',
+    'how callers authenticate: easyauth (App Service Authentication), jwt (bearer tokens) or dev (local sandbox only)',
+  JIT_JWT_ISSUER: 'jwt mode: the token issuer, e.g. https://login.microsoftonline.com/<tenant id>/v2.0',
+  JIT_JWT_AUDIENCE: 'jwt mode: accepted audiences, comma-separated (the API app id and/or api://<app id>)',
+  JIT_JWT_JWKS_URI: "jwt mode: the issuer's signing keys (default: derived from an Entra ID issuer)",
+  JIT_RATE_LIMIT_PER_MINUTE: 'requests one caller may create per minute, per instance (default 30)',
   AzureWebJobsStorage:
     'storage connection string (local sandbox); in Azure use the __tableServiceUri/__queueServiceUri form',
   AzureWebJobsStorage__tableServiceUri:
@@ -85,8 +93,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   const runningInAzure = Boolean(env.WEBSITE_INSTANCE_ID || env.WEBSITE_SITE_NAME);
   const authMode = get('JIT_AUTH_MODE') ?? fail('JIT_AUTH_MODE', 'is missing');
-  if (!['dev', 'easyauth'].includes(authMode))
-    fail('JIT_AUTH_MODE', `must be easyauth or dev, not "${authMode}"`);
+  if (!['dev', 'easyauth', 'jwt'].includes(authMode))
+    fail('JIT_AUTH_MODE', `must be easyauth, jwt or dev, not "${authMode}"`);
   if (authMode === 'dev' && runningInAzure) {
     fail(
       'JIT_AUTH_MODE',
@@ -98,6 +106,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!url(name).safeParse(value).success) fail(name, `must be an absolute URL, not "${value}"`);
     return value;
   };
+
+  // App Service strips a client-sent x-ms-client-principal only when its authentication is switched on;
+  // without that, the header is whatever the caller wrote.
+  if (authMode === 'easyauth' && !/^true$/i.test(env.WEBSITE_AUTH_ENABLED ?? '')) {
+    fail(
+      'JIT_AUTH_MODE',
+      'is "easyauth" but App Service Authentication is not enabled (WEBSITE_AUTH_ENABLED), so the principal header could be forged',
+    );
+  }
+  let jwt: Config['jwt'];
+  if (authMode === 'jwt') {
+    const issuer = checkUrl('JIT_JWT_ISSUER', get('JIT_JWT_ISSUER') ?? fail('JIT_JWT_ISSUER', 'is missing'));
+    const audiences = (get('JIT_JWT_AUDIENCE') ?? fail('JIT_JWT_AUDIENCE', 'is missing'))
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean);
+    const entra = /^https:\/\/login\.microsoftonline\.com\/([^/]+)\/v2\.0\/?$/.exec(issuer);
+    const jwksUri = checkUrl(
+      'JIT_JWT_JWKS_URI',
+      get('JIT_JWT_JWKS_URI') ??
+        (entra
+          ? `https://login.microsoftonline.com/${entra[1]}/discovery/v2.0/keys`
+          : fail('JIT_JWT_JWKS_URI', 'is missing (the issuer is not Entra ID, so it cannot be derived)')),
+    );
+    jwt = { issuer, audiences, jwksUri };
+  }
+  const rate = Number(get('JIT_RATE_LIMIT_PER_MINUTE') ?? '30');
+  if (!Number.isInteger(rate) || rate < 1)
+    fail('JIT_RATE_LIMIT_PER_MINUTE', 'must be a whole number of at least 1');
 
   const storageString = get('AzureWebJobsStorage');
   const storageClientId = get('AzureWebJobsStorage__clientId') ?? get('AZURE_CLIENT_ID');
@@ -191,5 +228,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDurationInSeconds: duration('JIT_MAX_DURATION', 'P1D'),
     expiryGraceInSeconds: duration('JIT_EXPIRY_GRACE', 'PT2M'),
     publicBaseUrl: publicBaseUrl ? checkUrl('JIT_PUBLIC_BASE_URL', publicBaseUrl) : undefined,
+    jwt,
+    requestsPerMinute: rate,
   };
 }

@@ -90,6 +90,45 @@ export class ConfigurationError extends JitError {
   readonly code = 'ConfigurationError';
 }
 
+/** One rule a policy document breaks, where it breaks it (1-based line and column) and which rule it is. */
+export interface PolicyProblem extends FieldProblem {
+  /** The file (or `(body)`) the document came from. */
+  source: string;
+  line: number;
+  column: number;
+  /** Stable name of the rule broken, e.g. `unknown-field`, `max-duration-over-cap` (docs/policies.md lists them). */
+  rule: string;
+}
+
+/** A policy document failed to parse or validate; nothing was applied. */
+export class PolicyDocumentInvalid extends JitError {
+  readonly code = 'PolicyDocumentInvalid';
+  constructor(readonly problems: PolicyProblem[]) {
+    super(problems.map(formatPolicyProblem).join('\n'));
+  }
+}
+
+/** `file:line:column: field: reason [rule]`, the form compilers use, so editors and CI annotations pick it up. */
+export function formatPolicyProblem(p: PolicyProblem): string {
+  return `${p.source}:${p.line}:${p.column}: ${p.field ? `${p.field}: ` : ''}${p.reason} [${p.rule}]`;
+}
+
+/** No policy is stored for the scope asked about (admins only, so saying so leaks nothing). */
+export class PolicyNotFound extends JitError {
+  readonly code = 'PolicyNotFound';
+  constructor(readonly scope: string) {
+    super(`No policy has the scope ${scope}`);
+  }
+}
+
+/** The caller is signed in but lacks the app role the operation needs. */
+export class RoleRequired extends JitError {
+  readonly code = 'RoleRequired';
+  constructor(readonly role: string) {
+    super(`This needs the ${role} app role`);
+  }
+}
+
 /** ARM refused a rule because another rule in the NSG has the same priority and direction: plan again. */
 export class PriorityTaken extends JitError {
   readonly code = 'PriorityTaken';
@@ -101,4 +140,15 @@ export class ResourceNotFound extends GrantNotApplicable {}
 /** The reconciler used up the ARM calls one run may make; what is left waits for the next run. */
 export class ArmCallBudgetSpent extends JitError {
   readonly code = 'ArmCallBudgetSpent';
+}
+
+/** The caller has sent too many requests; they may try again after the given time. */
+export class TooManyRequests extends JitError {
+  readonly code = 'TooManyRequests';
+  constructor(
+    message: string,
+    readonly retryAfterInMs: number,
+  ) {
+    super(message);
+  }
 }

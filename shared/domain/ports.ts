@@ -34,6 +34,36 @@ export interface PolicyRepository {
   getForScopes(scopes: string[]): Promise<Policy[]>;
   upsert(policy: Policy): Promise<void>;
   list(): AsyncIterable<Policy>;
+  /** The whole set, with its version: the token that makes the next `applyChanges` conditional on this read. */
+  getSet(): Promise<PolicySet>;
+  /**
+   * Writes changes to the set if it is still at `version` (undefined: never changed through this method), and
+   * moves the version on. Up to 99 changes are one transaction; more go in transactions of 99, in order, each
+   * conditional on the one before. Throws `ConcurrencyConflict` when someone changed the set since it was read;
+   * nothing of that transaction is written.
+   */
+  applyChanges(changes: PolicyWrite[], version: string | undefined): Promise<void>;
+}
+
+/** Every stored policy, and the version of the set they were read at. */
+export interface PolicySet {
+  policies: Policy[];
+  version: string | undefined;
+}
+
+/** One change to the stored set of policies. */
+export type PolicyWrite = { kind: 'put'; policy: Policy } | { kind: 'delete'; scope: string };
+
+/**
+ * The `enforce` flag's effect: a baseline deny rule for the policy's ports in the NSGs of the VMs it covers.
+ * The policy use cases call it after a change is stored; the network use cases implement it. Implementations
+ * should be idempotent (a call may repeat) and quick (queue long ARM work rather than do it inline).
+ */
+export interface PolicyEnforcement {
+  /** The policy enforces now: it was added with `enforce: true`, turned it on, or changed its ports while on. */
+  sync(policy: Policy): Promise<void>;
+  /** The policy no longer enforces: it was removed, or turned `enforce` off. `policy` is the last stored one. */
+  remove(policy: Policy): Promise<void>;
 }
 
 export interface GrantRepository {

@@ -47,6 +47,8 @@ export type ApprovalMode = 'auto' | 'manual';
 export interface Policy {
   /** Lower-cased ARM id of the subscription, resource group or VM the policy covers. */
   scope: string;
+  /** Why the policy exists, as its author wrote it (shown by `jit policy explain`). */
+  description?: string;
   ports: PolicyPort[];
   /** CIDR prefixes the source may lie in; `my-ip` means the caller's own address; `*` must be explicit. */
   allowedSourcePrefixes: string[];

@@ -1,6 +1,8 @@
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
+import type { JWTPayload } from 'jose';
 import { Unauthenticated } from '../domain/errors';
 import type { Principal } from '../domain/types';
-import type { AuthMode } from '../config';
+import type { AuthMode, Config } from '../config';
 
 /** The headers of an incoming call, case-insensitive (as @azure/functions' Headers are). */
 export interface HeaderReader {
@@ -27,6 +29,69 @@ const NAME_CLAIMS = [
 const OID_CLAIMS = ['oid', 'http://schemas.microsoft.com/identity/claims/objectidentifier'];
 
 /** Establishes who is calling, or throws `Unauthenticated`. */
+export type Authenticator = (headers: HeaderReader) => Promise<Principal>;
+
+/**
+ * The authenticator for the configured mode. In `jwt` mode the signing keys are fetched from the issuer's JWKS
+ * endpoint and cached (jose refetches on an unknown `kid`, rate-limited), so key rollover needs no restart.
+ */
+export function createAuthenticator(
+  config: Pick<Config, 'authMode' | 'jwt'>,
+  onGroupOverage?: (id: string) => void,
+): Authenticator {
+  if (config.authMode !== 'jwt') return async (headers) => authenticate(config.authMode, headers);
+  const jwt = config.jwt;
+  if (!jwt) throw new Error('jwt mode without jwt settings');
+  const keys = createRemoteJWKSet(new URL(jwt.jwksUri), {
+    cacheMaxAge: 10 * 60_000,
+    cooldownDuration: 30_000,
+  });
+  return async (headers) => {
+    const auth = headers.get('authorization') ?? '';
+    const m = /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(auth.trim());
+    if (!m?.[1]) throw new Unauthenticated('send a bearer token in the Authorization header');
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(m[1], keys, {
+        issuer: jwt.issuer,
+        audience: jwt.audiences,
+        // Only what Entra ID signs with; never `none`, never an HMAC a public key could be abused as.
+        algorithms: ['RS256'],
+        clockTolerance: 60,
+        requiredClaims: ['exp', 'iat'],
+      }));
+    } catch (err) {
+      const reason =
+        err instanceof joseErrors.JWTExpired
+          ? 'the token has expired'
+          : err instanceof joseErrors.JWTClaimValidationFailed
+            ? `the token's ${err.claim} claim is not accepted`
+            : 'the token is not valid';
+      throw new Unauthenticated(reason);
+    }
+    return principalFromClaims(payload, onGroupOverage);
+  };
+}
+
+/**
+ * A principal from token claims. Groups: Entra ID puts at most 200 group ids in a token; beyond that it sends an
+ * overage marker instead. Then the caller's groups are unknown here, `group:` entries do not match them, and a
+ * log line says so — configure the app registration to emit only groups assigned to the application.
+ */
+export function principalFromClaims(claims: JWTPayload, onGroupOverage?: (id: string) => void): Principal {
+  const str = (k: string) => (typeof claims[k] === 'string' ? claims[k] : undefined);
+  const list = (k: string) =>
+    Array.isArray(claims[k])
+      ? (claims[k] as unknown[]).filter((v): v is string => typeof v === 'string')
+      : [];
+  const id = str('preferred_username') ?? str('upn') ?? str('email') ?? str('oid') ?? str('sub');
+  if (!id) throw new Unauthenticated('the token names no user');
+  const claimNames = claims._claim_names as Record<string, unknown> | undefined;
+  if (claimNames?.groups !== undefined || claims.hasgroups === true) onGroupOverage?.(id);
+  return { id: id.toLowerCase(), displayName: str('name'), groups: list('groups'), roles: list('roles') };
+}
+
+/** The header-based modes (no I/O). */
 export function authenticate(mode: AuthMode, headers: HeaderReader): Principal {
   if (mode === 'dev') {
     const user = headers.get(DEV_USER_HEADER)?.trim();
@@ -48,8 +113,9 @@ export function authenticate(mode: AuthMode, headers: HeaderReader): Principal {
         .filter(Boolean) ?? [];
     return { id: user.toLowerCase(), groups, roles };
   }
+  if (mode === 'jwt') throw new Error('jwt mode authenticates through createAuthenticator');
   // App Service Authentication strips any client-sent x-ms-client-principal and sets its own, so inside
-  // Azure with authentication required, this header is the platform's word.
+  // Azure with authentication enabled (config refuses easyauth otherwise), this header is the platform's word.
   const raw = headers.get('x-ms-client-principal');
   if (!raw) throw new Unauthenticated('sign in through App Service Authentication');
   let cp: ClientPrincipal;

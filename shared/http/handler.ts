@@ -1,10 +1,9 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { InvalidRequest } from '../domain/errors';
+import { InvalidRequest, TooManyRequests } from '../domain/errors';
 import { parseClientAddress } from '../domain/network';
 import type { Principal } from '../domain/types';
 import { depsFor, services } from '../composition';
 import type { Deps } from '../usecases/deps';
-import { authenticate } from './auth';
 import { toProblem } from './problem';
 
 /** Largest request body accepted; anything bigger is refused before it is parsed. */
@@ -26,8 +25,7 @@ export interface HttpCall {
 export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
-      const { config } = services();
-      const caller = authenticate(config.authMode, request.headers);
+      const caller = await services().authenticate(request.headers);
       return await body({
         request,
         context,
@@ -74,5 +72,18 @@ export async function readJson(request: HttpRequest): Promise<unknown> {
     return JSON.parse(text) as unknown;
   } catch {
     throw new InvalidRequest([{ field: '(body)', reason: 'is not valid JSON' }]);
+  }
+}
+
+/**
+ * Spends one unit of the caller's request-creation quota, or refuses with 429 and when to come back.
+ * Counted per instance: with N instances a caller may get up to N times the limit (see docs/security.md).
+ */
+export async function consumeRequestQuota(callerId: string): Promise<void> {
+  try {
+    await services().requestLimiter.consume(callerId.toLowerCase());
+  } catch (res) {
+    const ms = (res as { msBeforeNext?: number }).msBeforeNext ?? 60_000;
+    throw new TooManyRequests('too many requests from this caller; try again later', ms);
   }
 }

@@ -5,9 +5,14 @@ import {
   InvalidRequest,
   InvalidState,
   JitError,
+  PolicyDocumentInvalid,
+  PolicyNotFound,
   RequestNotFound,
+  RoleRequired,
+  TooManyRequests,
   TransientFailure,
   Unauthenticated,
+  formatPolicyProblem,
 } from '../domain/errors';
 import type { FieldProblem } from '../domain/errors';
 
@@ -17,7 +22,7 @@ export interface Problem {
   title: string;
   status: number;
   detail: string;
-  /** For 400: every field that failed and why. */
+  /** For 400: every field that failed and why (for a policy document, also its line, column and rule). */
   errors?: FieldProblem[];
 }
 
@@ -46,7 +51,18 @@ export function toProblem(err: unknown): ProblemResponse {
   if (err instanceof InvalidRequest) {
     return make(400, err.code, 'The request is not valid', err.message, { errors: err.problems });
   }
+  if (err instanceof PolicyDocumentInvalid) {
+    const n = err.problems.length;
+    return make(
+      400,
+      err.code,
+      'The policy document is not valid',
+      `${n} problem${n === 1 ? '' : 's'}; nothing was applied. First: ${err.problems[0] ? formatPolicyProblem(err.problems[0]) : ''}`,
+      { errors: err.problems },
+    );
+  }
   if (err instanceof Unauthenticated) return make(401, err.code, 'Sign-in required', err.message);
+  if (err instanceof RoleRequired) return make(403, err.code, 'Role required', err.message);
   if (err instanceof AccessNotAllowed) {
     return make(
       403,
@@ -55,12 +71,23 @@ export function toProblem(err: unknown): ProblemResponse {
       err.disclose ? err.reason : 'No policy allows this request.',
     );
   }
-  if (err instanceof RequestNotFound) return make(404, err.code, 'Not found', err.message);
+  if (err instanceof RequestNotFound || err instanceof PolicyNotFound)
+    return make(404, err.code, 'Not found', err.message);
   if (err instanceof GrantNotApplicable) {
     return make(422, err.code, 'Access cannot be granted on this VM', err.message);
   }
   if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
     return make(409, err.code, 'Conflict', err.message);
+  if (err instanceof TooManyRequests) {
+    return make(
+      429,
+      err.code,
+      'Too many requests',
+      err.message,
+      {},
+      { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterInMs / 1000))) },
+    );
+  }
   if (err instanceof TransientFailure) {
     return make(
       503,

@@ -6,6 +6,7 @@ import type {
   NetworkGateway,
   NsgLocks,
   NsgRegistry,
+  PolicyEnforcement,
   PolicyRepository,
   RequestRepository,
   WorkQueues,
@@ -38,6 +39,8 @@ export interface GrantSettings {
 export interface Deps {
   requests: RequestRepository & { forgetOpen(id: string): Promise<void> };
   policies: PolicyRepository;
+  /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
+  enforcement?: PolicyEnforcement;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;

@@ -5,7 +5,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEMO } from '../../dev/arm/emulator';
-import { DEMO_POLICIES } from '../../dev/demoPolicies';
 import type { Sandbox } from '../../dev/sandbox';
 import { ulid } from 'ulid';
 import { odata } from '@azure/data-tables';
@@ -440,8 +439,13 @@ describe('the reconciler', () => {
   test('the ARM call budget bounds a run; what is left is reported and the next run finishes it', async () => {
     // A policy whose resource group was deleted must not hold up the rest.
     await appDeps().policies.upsert({
-      ...DEMO_POLICIES[0]!,
       scope: `/subscriptions/${DEMO.subscriptionId}/resourcegroups/deleted-rg`,
+      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 3600 }],
+      allowedSourcePrefixes: ['my-ip'],
+      requesters: ['*'],
+      approval: { mode: 'auto', approvers: [], required: 0, timeoutInSeconds: 600 },
+      justification: { required: false },
+      enforce: true,
     });
     const tight = await reconcile(appDeps(), { maxArmCalls: 2 });
     assert.equal(tight.budgetSpent, true);

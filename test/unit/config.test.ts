@@ -11,6 +11,7 @@ const local = {
 const azure = {
   JIT_AUTH_MODE: 'easyauth',
   WEBSITE_INSTANCE_ID: 'abc',
+  WEBSITE_AUTH_ENABLED: 'True',
   AzureWebJobsStorage__tableServiceUri: 'https://st.table.core.windows.net',
   AzureWebJobsStorage__queueServiceUri: 'https://st.queue.core.windows.net',
   ServiceBusConnection__fullyQualifiedNamespace: 'sb-x.servicebus.windows.net',
@@ -47,7 +48,7 @@ test('a bad or missing setting stops start-up with its name and what it must hol
   assert.throws(() => loadConfig({ ...local, JIT_AUTH_MODE: undefined }), /Setting JIT_AUTH_MODE is missing/);
   assert.throws(
     () => loadConfig({ ...local, JIT_AUTH_MODE: 'none' }),
-    /JIT_AUTH_MODE must be easyauth or dev/,
+    /JIT_AUTH_MODE must be easyauth, jwt or dev/,
   );
   assert.throws(
     () => loadConfig({ ...local, JIT_PRIORITY_RANGE: '50-100' }),
@@ -93,5 +94,38 @@ test('dev authentication and connection strings are refused inside Azure', () =>
   assert.throws(
     () => loadConfig({ ...azure, AzureWebJobsStorage: 'UseDevelopmentStorage=true' }),
     /AzureWebJobsStorage holds a connection string/,
+  );
+});
+
+test('easyauth is refused unless App Service Authentication is enabled, since the header could be forged', () => {
+  assert.throws(() => loadConfig({ ...azure, WEBSITE_AUTH_ENABLED: undefined }), /easyauth.*not enabled/);
+  assert.throws(() => loadConfig({ ...local, JIT_AUTH_MODE: 'easyauth' }), /easyauth.*not enabled/);
+});
+
+test('jwt mode needs an issuer and audience, and derives the keys of an Entra ID issuer', () => {
+  const tenant = 'contoso.onmicrosoft.com';
+  const jwt = {
+    ...azure,
+    JIT_AUTH_MODE: 'jwt',
+    JIT_JWT_ISSUER: `https://login.microsoftonline.com/${tenant}/v2.0`,
+    JIT_JWT_AUDIENCE: 'api://jit, 1234',
+  };
+  assert.deepEqual(loadConfig(jwt).jwt, {
+    issuer: `https://login.microsoftonline.com/${tenant}/v2.0`,
+    audiences: ['api://jit', '1234'],
+    jwksUri: `https://login.microsoftonline.com/${tenant}/discovery/v2.0/keys`,
+  });
+  assert.throws(() => loadConfig({ ...jwt, JIT_JWT_AUDIENCE: undefined }), /JIT_JWT_AUDIENCE is missing/);
+  assert.throws(
+    () => loadConfig({ ...jwt, JIT_JWT_ISSUER: 'https://idp.example.com' }),
+    /JIT_JWT_JWKS_URI is missing/,
+  );
+  assert.equal(
+    loadConfig({
+      ...jwt,
+      JIT_JWT_ISSUER: 'https://idp.example.com',
+      JIT_JWT_JWKS_URI: 'https://idp.example.com/keys',
+    }).jwt?.jwksUri,
+    'https://idp.example.com/keys',
   );
 });

@@ -1,0 +1,263 @@
+// azure-jit-access: everything `azd up` provisions, in the subscription the operator deploys to.
+//
+// One resource group holds the app (Flex Consumption function app, storage, Service Bus, monitoring, Key Vault,
+// optional Communication Services email). The app reaches every service with its user-assigned managed identity;
+// no connection string, account key or SAS is created or read here. Its only rights over VMs and NSGs come from
+// a custom role, assigned on each scope listed in `targetScopes` (see modules/role-assignments.bicep).
+targetScope = 'subscription'
+
+metadata name = 'azure-jit-access'
+metadata description = 'Just-in-time network access for Azure VMs: a Flex Consumption function app with managed identity and least-privilege roles.'
+
+// ---------------------------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('Required. Name of the azd environment; it names the resource group and seeds the resource token that makes every resource name unique.')
+param environmentName string
+
+@minLength(1)
+@description('Required. Azure region for all resources. It must offer the Flex Consumption plan (`az functionapp list-flexconsumption-locations`).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@minLength(1)
+@description('Required. Resource ids of the resource groups (`/subscriptions/<id>/resourceGroups/<name>`) or subscriptions (`/subscriptions/<id>`) whose VMs this deployment may open. The app gets the custom NSG rule operator role on each, and nothing outside them.')
+param targetScopes string[]
+
+@minLength(1)
+@description('Required. Application (client) id of the Entra ID app registration that App Service Authentication validates callers against (see docs/deploy.md, "Register the app").')
+param authClientId string
+
+@description('Optional. HTTPS base URL people reach the app at, used in links in approval mail. Empty means the function app\'s default host name.')
+param publicBaseUrl string = ''
+
+@allowed([
+  'acs'
+  'smtp'
+])
+@description('Optional. How the app sends mail: `acs` provisions Azure Communication Services Email with an Azure-managed domain; `smtp` provisions nothing and leaves mail to an SMTP relay the operator already has.')
+param emailProvider string = 'acs'
+
+@description('Optional. Where Communication Services stores email data at rest (for example `United States`, `Europe`, `UK`). Used only when emailProvider is `acs`.')
+param emailDataLocation string = 'United States'
+
+@description('Optional. NCRONTAB schedule (with seconds) of the reconciler, the safety net that closes grants whose expiry message was lost. Shorter is safer and costs more executions.')
+param reconcileSchedule string = '0 */2 * * * *'
+
+@description('Optional. NSG priorities JIT rules may use, "min-max" within 100-4096. Keep your own deny rules at higher numbers than this band.')
+param priorityRange string = '1000-1999'
+
+@description('Optional. Longest grant any policy may allow, as an ISO-8601 duration.')
+param maxDuration string = 'P1D'
+
+@description('Optional. How long past its expiry a grant may still be open before the reconciler closes it itself, as an ISO-8601 duration.')
+param expiryGrace string = 'PT2M'
+
+@minValue(1)
+@maxValue(1000)
+@description('Optional. Most instances the function app may scale out to. Grants are rare and NSG writes serialize per NSG, so a low ceiling costs nothing and bounds a runaway.')
+param maximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Optional. Memory of each function app instance in MB; billing is per GB-second of this size.')
+param instanceMemoryMB int = 2048
+
+@minValue(7)
+@maxValue(90)
+@description('Optional. Days a deleted Key Vault (and its signing key) stays recoverable. Purge protection is always on, so the vault name stays taken for this long after `azd down`.')
+param keyVaultSoftDeleteRetentionInDays int = 90
+
+@minValue(30)
+@maxValue(730)
+@description('Optional. Days Log Analytics keeps the app\'s logs and Key Vault audit events. The JitAudit table is the audit trail of grants; this is operational logging.')
+param logRetentionInDays int = 30
+
+@description('Optional. Name of the resource group to create. Empty means `rg-<environmentName>`.')
+param resourceGroupName string = ''
+
+@description('Optional. Tags added to every resource, on top of `azd-env-name`.')
+param tags object = {}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------------------------------------------
+
+var abbrs = loadJsonContent('abbreviations.json')
+// Stable per subscription, environment and region: a re-run of `azd up` updates the same resources.
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var allTags = union(tags, { 'azd-env-name': environmentName })
+var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
+var useAcs = emailProvider == 'acs'
+
+// Target scopes are split by kind because a role assignment on a subscription and one on a resource group need
+// deployments at different scopes. Anything that is neither is refused below rather than silently skipped.
+var subscriptionTargetScopes = filter(targetScopes, s => isSubscriptionId(s))
+var resourceGroupTargetScopes = filter(targetScopes, s => isResourceGroupId(s))
+var malformedTargetScopes = filter(targetScopes, s => !isSubscriptionId(s) && !isResourceGroupId(s))
+
+// Written without indexing into the split id: ARM evaluates every operand of `&&`, so `split(id, '/')[4]` would
+// fail the whole deployment on a short id instead of reporting it as malformed. Exactly one empty segment (the
+// one before the leading slash) rules out a trailing slash and an empty name.
+func isSubscriptionId(id string) bool =>
+  length(split(id, '/')) == 3 && startsWith(toLower(id), '/subscriptions/') && length(filter(split(id, '/'), segment => empty(segment))) == 1
+
+func isResourceGroupId(id string) bool =>
+  length(split(id, '/')) == 5 && startsWith(toLower(id), '/subscriptions/') && contains(toLower(id), '/resourcegroups/') && length(filter(split(id, '/'), segment => empty(segment))) == 1
+
+// ---------------------------------------------------------------------------------------------------------------
+// Resources
+// ---------------------------------------------------------------------------------------------------------------
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: allTags
+}
+
+module identities 'modules/identity.bicep' = {
+  name: 'identities'
+  scope: rg
+  params: {
+    appIdentityName: '${abbrs.managedIdentityUserAssignedIdentities}func-${resourceToken}'
+    authIdentityName: '${abbrs.managedIdentityUserAssignedIdentities}auth-${resourceToken}'
+    location: location
+    tags: allTags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    retentionInDays: logRetentionInDays
+    location: location
+    tags: allTags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    deploymentContainerName: 'app-package-${resourceToken}'
+    location: location
+    tags: allTags
+  }
+}
+
+module serviceBus 'modules/service-bus.bicep' = {
+  name: 'service-bus'
+  scope: rg
+  params: {
+    name: '${abbrs.serviceBusNamespaces}${resourceToken}'
+    location: location
+    tags: allTags
+  }
+}
+
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    location: location
+    tags: allTags
+  }
+}
+
+module email 'modules/email.bicep' = if (useAcs) {
+  name: 'email'
+  scope: rg
+  params: {
+    communicationServiceName: '${abbrs.communicationCommunicationServices}${resourceToken}'
+    emailServiceName: '${abbrs.communicationEmailServices}${resourceToken}'
+    dataLocation: emailDataLocation
+    tags: allTags
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: allTags
+    appIdentityId: identities.outputs.appIdentityId
+    appIdentityClientId: identities.outputs.appIdentityClientId
+    authIdentityId: identities.outputs.authIdentityId
+    authIdentityClientId: identities.outputs.authIdentityClientId
+    authClientId: authClientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    publicBaseUrl: publicBaseUrl
+    reconcileSchedule: reconcileSchedule
+    priorityRange: priorityRange
+    maxDuration: maxDuration
+    expiryGrace: expiryGrace
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+  }
+}
+
+module roleAssignments 'modules/role-assignments.bicep' = {
+  name: 'role-assignments'
+  scope: rg
+  params: {
+    principalId: identities.outputs.appIdentityPrincipalId
+    roleNameSuffix: '${environmentName}-${resourceToken}'
+    storageAccountName: storage.outputs.name
+    serviceBusNamespaceName: serviceBus.outputs.name
+    serviceBusQueueName: serviceBus.outputs.expirationsQueueName
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    communicationServiceName: useAcs ? email.outputs.communicationServiceName : ''
+    subscriptionTargetScopes: subscriptionTargetScopes
+    resourceGroupTargetScopes: resourceGroupTargetScopes
+    malformedTargetScopes: malformedTargetScopes
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Outputs: azd stores these in the environment (`azd env get-values`); docs/deploy.md says what each is for.
+// ---------------------------------------------------------------------------------------------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output SERVICE_API_URI string = functionApp.outputs.defaultUrl
+output JIT_APP_URL string = functionApp.outputs.publicBaseUrl
+output JIT_AUTH_REDIRECT_URI string = '${functionApp.outputs.publicBaseUrl}/.auth/login/aad/callback'
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identities.outputs.appIdentityClientId
+output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identities.outputs.appIdentityPrincipalId
+output JIT_AUTH_IDENTITY_CLIENT_ID string = identities.outputs.authIdentityClientId
+output JIT_AUTH_IDENTITY_PRINCIPAL_ID string = identities.outputs.authIdentityPrincipalId
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_SERVICE_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output ACS_EMAIL_ENDPOINT string = useAcs ? email.outputs.endpoint : ''
+output ACS_EMAIL_SENDER_ADDRESS string = useAcs ? email.outputs.senderAddress : ''
+output JIT_NSG_OPERATOR_ROLE_NAME_PREFIX string = roleAssignments.outputs.nsgOperatorRoleNamePrefix

@@ -1,0 +1,116 @@
+// The storage account: the app's tables and work queues, the Functions host's own state (blob leases, timer
+// schedules) and the blob container Flex Consumption deploys the app package from.
+//
+// Shared-key access is off, so the account cannot be reached with an account key or a SAS signed by one: every
+// caller, the Functions host and the deployment included, authenticates with Entra ID and an RBAC role.
+
+@description('Required. Name of the storage account (3-24 lowercase letters and digits).')
+param name string
+
+@description('Required. Name of the blob container Flex Consumption reads the app package from.')
+param deploymentContainerName string
+
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+@description('Optional. Redundancy of the account. ZRS keeps the state tables available through a zone outage.')
+param skuName string = 'Standard_LRS'
+
+@description('Required. Azure region of the account.')
+param location string
+
+@description('Optional. Tags of the account.')
+param tags object = {}
+
+// Exactly the names in shared/names.ts (TABLES, QUEUES); test/infra checks they stay in step. The poison queues
+// are where the Functions host moves a message after maxDequeueCount failures (host.json); creating them here
+// keeps the host from needing to create queues at run time.
+var tableNames = [
+  'JitPolicies'
+  'JitRequests'
+  'JitGrants'
+  'JitAudit'
+]
+var queueNames = [
+  'jit-requests'
+  'jit-grants'
+  'jit-requests-poison'
+  'jit-grants-poison'
+]
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    dnsEndpointType: 'Standard'
+    // Flex Consumption without VNet integration reaches storage over its public endpoint; access is by identity
+    // only. Restricting the network needs VNet integration and private endpoints (see docs/deploy.md).
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 7
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for tableName in tableNames: {
+    parent: tableService
+    name: tableName
+  }
+]
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource queues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [
+  for queueName in queueNames: {
+    parent: queueService
+    name: queueName
+  }
+]
+
+@description('Name of the storage account.')
+output name string = account.name
+
+@description('Name of the deployment container.')
+output deploymentContainerName string = deploymentContainer.name

@@ -31,6 +31,7 @@ var tableNames = [
   'JitRequests'
   'JitGrants'
   'JitAudit'
+  'JitNsgs'
 ]
 var queueNames = [
   'jit-requests'

@@ -24,7 +24,7 @@ import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
-import { NO_ENFORCEMENT } from './usecases/policies';
+import { baselineEnforcement } from './usecases/baseline';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
@@ -72,7 +72,10 @@ export async function resetServices(): Promise<void> {
 
 /** The dependencies for one invocation: log lines go to the invocation's log, tagged with an event name. */
 export function depsFor(context: InvocationContext): Deps {
-  return { ...services().deps, log: contextLogger(context) };
+  const deps: Deps = { ...services().deps, log: contextLogger(context) };
+  // The enforcement hook works on behalf of this invocation: its log lines belong to it.
+  deps.enforcement = baselineEnforcement(() => deps);
+  return deps;
 }
 
 function build(o: CompositionOverrides): Services {
@@ -107,8 +110,8 @@ function build(o: CompositionOverrides): Services {
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
-    // `enforce: true` does nothing yet: the network use cases will provide the baseline-deny mechanism here.
-    enforcement: NO_ENFORCEMENT,
+    // `enforce: true`: baseline deny rules, a bounded share at once and the rest by the reconciler.
+    enforcement: baselineEnforcement(() => deps),
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),

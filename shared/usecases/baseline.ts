@@ -6,12 +6,13 @@
  */
 import { baselineSpec, planBaseline } from '../domain/baseline';
 import type { BaselineRule, VmCoverage } from '../domain/baseline';
-import { ResourceNotFound } from '../domain/errors';
+import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
+import type { PolicyEnforcement } from '../domain/ports';
 import { selectPolicy } from '../domain/policy';
 import { scopesOf } from '../domain/resourceId';
 import type { Policy } from '../domain/types';
 import type { Deps } from './deps';
-import { deleteRuleWithRetry, putRuleWithRetry, withNsg } from './nsgWrites';
+import { deleteRuleWithRetry, putRuleWithRetry, withArmBudget, withNsg } from './nsgWrites';
 
 /** What an enforcement call did. */
 export interface BaselineReport {
@@ -32,6 +33,28 @@ export const emptyBaselineReport = (): BaselineReport => ({
   rulesRemoved: 0,
   skipped: [],
 });
+
+/**
+ * The `enforce` flag's effect for the policy use cases (the PolicyEnforcement port), called after a policy change
+ * is stored. Quick by design: it does at most `maxArmCalls` of the work at once (a resource group of a dozen VMs
+ * or so) and leaves the rest to the reconciler, which covers VMs new to an enforcing policy first and releases
+ * those a policy stopped enforcing on, so a large scope converges over a few runs.
+ */
+export function baselineEnforcement(deps: () => Deps, maxArmCalls = 60): PolicyEnforcement {
+  const bounded = async (work: (d: Deps) => Promise<BaselineReport>, scope: string) => {
+    const d = deps();
+    try {
+      await work({ ...d, network: withArmBudget(d.network, { left: maxArmCalls, used: 0 }) });
+    } catch (err) {
+      if (!(err instanceof ArmCallBudgetSpent)) throw err;
+      d.log.info('baseline.continued-by-reconciler', { policy: scope, armCalls: maxArmCalls });
+    }
+  };
+  return {
+    sync: (policy) => bounded((d) => ensureBaselineDeny(d, policy), policy.scope),
+    remove: (policy) => bounded((d) => removeBaselineDeny(d, policy.scope), policy.scope),
+  };
+}
 
 /**
  * Makes the NSGs of every VM the policy covers hold its baseline deny rules, and releases VMs it no longer

@@ -3,7 +3,8 @@
  * every write retried with back-off and a fresh plan of its priority, within a bound.
  */
 import { ruleMatchesSpec } from '../domain/baseline';
-import { GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
+import { ArmCallBudgetSpent, GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
+import type { NetworkGateway } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
 import { planPriority, sameRuleName } from '../domain/priority';
 import type { AllowRuleSpec, SecurityRuleView } from '../domain/types';
@@ -144,4 +145,45 @@ export async function deleteRuleWithRetry(
       await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
     }
   }
+}
+
+/**
+ * The gateway, counting calls against a budget; past it, every call throws `ArmCallBudgetSpent`. A path
+ * resolution counts 3 (VM, NIC, subnet), a VM listing 1 (a page holds up to a thousand VMs).
+ */
+export function withArmBudget(
+  network: NetworkGateway,
+  budget: { left: number; used: number },
+): NetworkGateway {
+  const take = (n: number) => {
+    if (budget.left < n) throw new ArmCallBudgetSpent(`the ARM call budget is spent (${budget.used} calls)`);
+    budget.left -= n;
+    budget.used += n;
+  };
+  return {
+    resolvePath(vmId) {
+      take(3);
+      return network.resolvePath(vmId);
+    },
+    listVms(scope) {
+      take(1);
+      return network.listVms(scope);
+    },
+    listRules(nsgId) {
+      take(1);
+      return network.listRules(nsgId);
+    },
+    getRule(nsgId, name) {
+      take(1);
+      return network.getRule(nsgId, name);
+    },
+    putRule(nsgId, rule) {
+      take(1);
+      return network.putRule(nsgId, rule);
+    },
+    deleteRule(nsgId, name) {
+      take(1);
+      return network.deleteRule(nsgId, name);
+    },
+  };
 }

@@ -3,7 +3,7 @@ import { baselineSpec, ruleMatchesSpec } from '../domain/baseline';
 import { findDrift, portInRange, ruleFingerprint } from '../domain/drift';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import { selectPolicy } from '../domain/policy';
-import type { NetworkGateway, WatchedNsg } from '../domain/ports';
+import type { WatchedNsg } from '../domain/ports';
 import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/priority';
 import { scopesOf } from '../domain/resourceId';
 import { isFinal } from '../domain/types';
@@ -20,7 +20,7 @@ import {
 } from './baseline';
 import type { Deps } from './deps';
 import { expireGrant, failGrant, removeRules } from './grants';
-import { deleteRuleWithRetry, withNsg } from './nsgWrites';
+import { deleteRuleWithRetry, withArmBudget, withNsg } from './nsgWrites';
 
 const ACTOR = 'system:reconciler';
 
@@ -94,7 +94,7 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     errors: 0,
   };
   const budget = { left: options.maxArmCalls ?? deps.settings.reconcileMaxArmCalls, used: 0 };
-  const d: Deps = { ...deps, network: budgeted(deps.network, budget) };
+  const d: Deps = { ...deps, network: withArmBudget(deps.network, budget) };
   const phases: Array<[string, (d: Deps, r: ReconcileReport, o: ReconcileOptions) => Promise<void>]> = [
     ['requests', sweepRequests],
     ['leftovers', sweepLeftovers],
@@ -399,43 +399,6 @@ async function refreshCoverage(
     await releaseVm(deps, record, ACTOR, baseline);
     report.vmsReleased++;
   }
-}
-
-/** The gateway, counting calls against the run's budget; past it, every call throws `ArmCallBudgetSpent`. */
-function budgeted(network: NetworkGateway, budget: { left: number; used: number }): NetworkGateway {
-  const take = (n: number) => {
-    if (budget.left < n)
-      throw new ArmCallBudgetSpent(`the run's ARM call budget is spent (${budget.used} calls)`);
-    budget.left -= n;
-    budget.used += n;
-  };
-  return {
-    resolvePath(vmId) {
-      take(3);
-      return network.resolvePath(vmId);
-    },
-    // One call per listing: a page holds up to a thousand VMs.
-    listVms(scope) {
-      take(1);
-      return network.listVms(scope);
-    },
-    listRules(nsgId) {
-      take(1);
-      return network.listRules(nsgId);
-    },
-    getRule(nsgId, name) {
-      take(1);
-      return network.getRule(nsgId, name);
-    },
-    putRule(nsgId, rule) {
-      take(1);
-      return network.putRule(nsgId, rule);
-    },
-    deleteRule(nsgId, name) {
-      take(1);
-      return network.deleteRule(nsgId, name);
-    },
-  };
 }
 
 /** When a ULID was made, or undefined for anything that is not one. */

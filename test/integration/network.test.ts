@@ -22,6 +22,10 @@ import {
 import { SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { reconcile } from '../../shared/usecases/reconcile';
 import { ensureBaselineDeny, removeBaselineDeny } from '../../shared/usecases/baseline';
+import { applyPolicies } from '../../shared/usecases/policies';
+import { PROJECT_ROOT } from '../../dev/sandbox';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Policy } from '../../shared/domain/types';
 
 const VM = DEMO.linuxVm.id;
@@ -615,5 +619,44 @@ describe('the reconciler', () => {
     const report = await reconcile(appDeps());
     assert.ok(report.leftoversRemoved >= 1 || DEMO.linuxVm.nsgIds.every((n) => !grantRule(sandbox, n, id)));
     for (const nsgId of DEMO.linuxVm.nsgIds) assert.equal(grantRule(sandbox, nsgId, id), undefined);
+  });
+
+  test('a policy document with enforce: true puts the baseline in place through the policies use case', async () => {
+    sandbox.arm.addVm({
+      resourceGroup: 'hook-rg',
+      name: 'hook-vm',
+      nics: [
+        {
+          name: 'hook-vm-nic',
+          nsg: 'hook-nic-nsg',
+          ipConfigurations: [
+            { privateIpAddress: '10.2.1.4', subnet: { vnet: 'hook-vnet', name: 'default' } },
+          ],
+        },
+      ],
+    });
+    const nsg = `/subscriptions/${DEMO.subscriptionId}/resourceGroups/hook-rg/providers/Microsoft.Network/networkSecurityGroups/hook-nic-nsg`;
+    const baselines = () =>
+      (sandbox.arm.getNsg(nsg)?.securityRules ?? []).filter((r) => r.name.startsWith('jit-baseline-'));
+    const admin = { id: 'admin@example.com', groups: [], roles: ['Jit.Admin'] };
+    const base = readFileSync(join(PROJECT_ROOT, 'dev', 'policies.yaml'), 'utf8');
+    const enforced = `${base}
+  - scope: /subscriptions/${DEMO.subscriptionId}/resourceGroups/hook-rg
+    ports:
+      - { port: 22, protocol: Tcp, maxDuration: PT1H }
+    allowedSourcePrefixes: [my-ip]
+    requesters: ['*']
+    approval: { mode: auto }
+    enforce: true
+`;
+    const on = await applyPolicies(appDeps(), admin, { text: enforced, source: 'test.yaml' });
+    assert.deepEqual(on.warnings, []);
+    assert.deepEqual(
+      baselines().map((r) => [r.properties.access, r.properties.destinationAddressPrefixes]),
+      [['Deny', ['10.2.1.4']]],
+    );
+    const off = await applyPolicies(appDeps(), admin, { text: base, source: 'dev/policies.yaml' });
+    assert.deepEqual(off.warnings, []);
+    assert.deepEqual(baselines(), []);
   });
 });

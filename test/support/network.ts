@@ -4,6 +4,7 @@ import type { ArmSecurityRule } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { services } from '../../shared/composition';
 import { TABLES } from '../../shared/names';
+import { baselineEnforcement } from '../../shared/usecases/baseline';
 import type { Deps, Logger } from '../../shared/usecases/deps';
 import { api } from './sandbox';
 
@@ -76,7 +77,9 @@ const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () 
 
 /** The sandbox's use-case dependencies, as another instance of the app would have them, with a quiet log. */
 export function appDeps(log: Logger = quiet): Deps {
-  return { ...services().deps, log };
+  const deps: Deps = { ...services().deps, log };
+  deps.enforcement = baselineEnforcement(() => deps);
+  return deps;
 }
 
 /** A logger that keeps what it is told, for asserting on log lines. */

@@ -19,6 +19,7 @@ import type { ArmEmulatorOptions } from './arm/emulator';
 import { Azurite } from './azurite';
 import { readHostSettings } from './host/hostJson';
 import type { HostSettings } from './host/hostJson';
+import { HostProcess } from './host/hostProcess';
 import { LocalHost } from './host/localHost';
 import { MailCatcher } from './mail/catcher';
 import { ServiceBusEmulator } from './servicebus/emulator';
@@ -123,13 +124,7 @@ export class Sandbox {
       ...this.options.settings,
     };
     await this.provisionStorage();
-    configureServices({
-      env: this.settings,
-      armCredential: sandboxCredential,
-      armCaPem: this.arm.caPem,
-      armPollIntervalInMs: 50,
-      settings: { armBackoffInMs: 100, ...this.options.grantSettings },
-    });
+    configureServices({ env: this.settings, armCredential: sandboxCredential, ...this.overrides() });
     await this.seedPolicies();
     if (this.options.startHost !== false) await this.startHost();
   }
@@ -150,6 +145,34 @@ export class Sandbox {
       },
     });
     await this.host.start();
+  }
+
+  /**
+   * Starts a local host in a child process against the running emulators: one more instance of the Function
+   * App, which a test can kill as a crash would. The caller stops or kills it.
+   */
+  async spawnHost(): Promise<HostProcess> {
+    const hostSettings = readHostSettings(join(PROJECT_ROOT, 'host.json'));
+    const { armCaPem, ...overrides } = this.overrides();
+    return HostProcess.start({
+      functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
+      host: this.options.host ? this.options.host(hostSettings) : hostSettings,
+      settings: this.settings,
+      armCaPem,
+      overrides,
+    });
+  }
+
+  /** How the sandbox's services differ from Azure's: its ARM emulator's CA, quick polls and retries. */
+  private overrides() {
+    return {
+      armCaPem: this.arm.caPem,
+      armPollIntervalInMs: 50,
+      armRetryDelayInMs: 50,
+      // A killed host's lease blocks its NSG this long: short, so a crash test recovers quickly.
+      nsgLease: { ttlInMs: 3000 },
+      settings: { armBackoffInMs: 100, ...this.options.grantSettings },
+    };
   }
 
   async stopHost(): Promise<void> {

@@ -15,6 +15,8 @@ import { ArmNetworkGateway } from './adapters/armNetwork';
 import { AuditTable } from './adapters/auditTable';
 import { credentialFor } from './adapters/credentials';
 import { GrantTable } from './adapters/grantTable';
+import { NsgTable, TableNsgLocks } from './adapters/nsgTable';
+import type { NsgLeaseOptions } from './adapters/nsgTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
 import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
@@ -28,14 +30,17 @@ import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
-import { NO_ENFORCEMENT } from './usecases/policies';
 import { MailNotifier } from './usecases/notify';
+import { baselineEnforcement } from './usecases/baseline';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
   armCredential?: TokenCredential;
   armCaPem?: string;
   armPollIntervalInMs?: number;
+  /** First delay of the ARM SDK's own retries of 5xx answers. */
+  armRetryDelayInMs?: number;
+  nsgLease?: Partial<NsgLeaseOptions>;
   settings?: Partial<GrantSettings>;
   clock?: Clock;
 }
@@ -74,7 +79,10 @@ export async function resetServices(): Promise<void> {
 
 /** The dependencies for one invocation: log lines go to the invocation's log, tagged with an event name. */
 export function depsFor(context: InvocationContext): Deps {
-  return { ...services().deps, log: contextLogger(context) };
+  const deps: Deps = { ...services().deps, log: contextLogger(context) };
+  // The enforcement hook works on behalf of this invocation: its log lines belong to it.
+  deps.enforcement = baselineEnforcement(() => deps);
+  return deps;
 }
 
 function build(o: CompositionOverrides): Services {
@@ -101,13 +109,22 @@ function build(o: CompositionOverrides): Services {
     expiryGraceInSeconds: config.expiryGraceInSeconds,
     maxArmAttempts: 8,
     armBackoffInMs: 500,
+    baselineBand: config.baselinePriorityBand,
+    reconcileMaxArmCalls: config.reconcileMaxArmCalls,
     ...o.settings,
   };
+  // A crashed holder blocks an NSG for at most the TTL; renewed every third of it while held.
+  const locks = new TableNsgLocks(tableClient(config.tables, TABLES.nsgs, storageCredential), {
+    ttlInMs: 15_000,
+    waitInMs: 180_000,
+    pollInMs: 250,
+    ...o.nsgLease,
+  });
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
-    // `enforce: true` does nothing yet: the network use cases will provide the baseline-deny mechanism here.
-    enforcement: NO_ENFORCEMENT,
+    // `enforce: true`: baseline deny rules, a bounded share at once and the rest by the reconciler.
+    enforcement: baselineEnforcement(() => deps),
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
@@ -117,7 +134,10 @@ function build(o: CompositionOverrides): Services {
       endpoint: config.armEndpoint,
       caPem: o.armCaPem,
       pollIntervalInMs: o.armPollIntervalInMs,
+      retryDelayInMs: o.armRetryDelayInMs,
     }),
+    nsgs: new NsgTable(tableClient(config.tables, TABLES.nsgs, storageCredential)),
+    locks,
     clock,
     settings,
     log: consoleLogger,
@@ -139,6 +159,7 @@ function build(o: CompositionOverrides): Services {
     ),
     requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
     close: async () => {
+      await locks.releaseAll();
       await scheduler.close();
       await deadlines.close();
       if (mailer instanceof SmtpMailer) mailer.close();

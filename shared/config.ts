@@ -27,6 +27,10 @@ export interface Config {
   /** ARM endpoint; the public cloud unless set (sovereign clouds, or the local sandbox). */
   armEndpoint: string;
   priorityBand: { min: number; max: number };
+  /** NSG priorities for baseline deny rules (policies with `enforce`); entirely below the JIT band. */
+  baselinePriorityBand: { min: number; max: number };
+  /** Most ARM calls one reconciler run makes; what is left waits for the next run. */
+  reconcileMaxArmCalls: number;
   /** Longest grant the system allows under any policy. */
   maxDurationInSeconds: number;
   /** How long past its expiry a grant may still show open before the reconciler closes it. */
@@ -92,6 +96,10 @@ export const SETTINGS = {
   AZURE_CLIENT_ID: 'client id of the user-assigned managed identity used for ARM',
   JIT_ARM_ENDPOINT: 'Azure Resource Manager endpoint (default https://management.azure.com)',
   JIT_PRIORITY_RANGE: 'NSG priorities JIT rules may use, "min-max" within 100-4096 (default 1000-1999)',
+  JIT_BASELINE_PRIORITY_RANGE:
+    'NSG priorities of baseline deny rules for policies with enforce, "min-max" above JIT_PRIORITY_RANGE (default: the 1000 priorities right above it, 2000-2999)',
+  JIT_RECONCILE_MAX_ARM_CALLS:
+    'most ARM calls one reconciler run makes, an integer from 10 to 100000 (default 200); the rest waits for the next run',
   JIT_MAX_DURATION: 'longest grant any policy may allow, ISO-8601 (default P1D)',
   JIT_EXPIRY_GRACE:
     'how long past expiry before the reconciler closes a grant itself, ISO-8601 (default PT2M)',
@@ -217,12 +225,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
-  const range = get('JIT_PRIORITY_RANGE') ?? '1000-1999';
-  const m = /^(\d{3,4})-(\d{3,4})$/.exec(range);
-  const min = Number(m?.[1]);
-  const max = Number(m?.[2]);
-  if (!m || min < 100 || max > 4096 || min > max)
-    fail('JIT_PRIORITY_RANGE', `must be "min-max" within 100-4096, not "${range}"`);
+  const band = (name: SettingName, fallback: string) => {
+    const text = get(name) ?? fallback;
+    const m = /^(\d{3,4})-(\d{3,4})$/.exec(text);
+    const lo = Number(m?.[1]);
+    const hi = Number(m?.[2]);
+    if (!m || lo < 100 || hi > 4096 || lo > hi)
+      fail(name, `must be "min-max" within 100-4096, not "${text}"`);
+    return { min: lo, max: hi };
+  };
+  const { min, max } = band('JIT_PRIORITY_RANGE', '1000-1999');
+  // By default the baseline band starts right below the JIT band, so a custom JIT band keeps working.
+  const baselinePriorityBand = band(
+    'JIT_BASELINE_PRIORITY_RANGE',
+    `${Math.min(max + 1, 4096)}-${Math.min(max + 1000, 4096)}`,
+  );
+  // Deny rules must sit below every JIT allow rule, or a grant could never open what the baseline closes.
+  if (baselinePriorityBand.min <= max) {
+    fail(
+      'JIT_BASELINE_PRIORITY_RANGE',
+      `must lie entirely above JIT_PRIORITY_RANGE (${min}-${max}), not "${baselinePriorityBand.min}-${baselinePriorityBand.max}"`,
+    );
+  }
+  const maxCallsText = get('JIT_RECONCILE_MAX_ARM_CALLS') ?? '200';
+  const reconcileMaxArmCalls = Number(maxCallsText);
+  if (!/^\d+$/.test(maxCallsText) || reconcileMaxArmCalls < 10 || reconcileMaxArmCalls > 100_000)
+    fail('JIT_RECONCILE_MAX_ARM_CALLS', `must be an integer from 10 to 100000, not "${maxCallsText}"`);
 
   const duration = (name: SettingName, fallback: string) => {
     const text = get(name) ?? fallback;
@@ -265,6 +293,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     managedIdentityClientId: get('AZURE_CLIENT_ID'),
     armEndpoint: checkUrl('JIT_ARM_ENDPOINT', get('JIT_ARM_ENDPOINT') ?? 'https://management.azure.com'),
     priorityBand: { min, max },
+    baselinePriorityBand,
+    reconcileMaxArmCalls,
     maxDurationInSeconds: duration('JIT_MAX_DURATION', 'P1D'),
     expiryGraceInSeconds: duration('JIT_EXPIRY_GRACE', 'PT2M'),
     jwt,

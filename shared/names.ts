@@ -6,6 +6,8 @@ export const TABLES = {
   audit: 'JitAudit',
   /** One row per approver decision (manual approval). */
   approvals: 'JitApprovals',
+  /** NSGs the reconciler sweeps, VMs policies cover, baseline rules to keep, per-NSG write leases. */
+  nsgs: 'JitNsgs',
 } as const;
 
 export const QUEUES = {

@@ -82,6 +82,12 @@ param approverGroupMailboxes string = ''
 @description('Optional. NSG priority band of JIT rules, "min-max".')
 param priorityRange string = '1000-1999'
 
+@description('Optional. NSG priority band of baseline deny rules (policies with enforce), "min-max", below the JIT band; empty means the 1000 priorities right below it.')
+param baselinePriorityRange string = ''
+
+@description('Optional. Most ARM calls one reconciler run makes; the rest waits for the next run.')
+param reconcileMaxArmCalls int = 200
+
 @description('Optional. Longest grant any policy may allow (ISO-8601).')
 param maxDuration string = 'P1D'
 
@@ -214,6 +220,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     JIT_AUTH_MODE: 'easyauth'
     JIT_ARM_ENDPOINT: armEndpoint
     JIT_PRIORITY_RANGE: priorityRange
+    JIT_BASELINE_PRIORITY_RANGE: baselinePriorityRange
+    JIT_RECONCILE_MAX_ARM_CALLS: string(reconcileMaxArmCalls)
     JIT_MAX_DURATION: maxDuration
     JIT_EXPIRY_GRACE: expiryGrace
     JIT_PUBLIC_BASE_URL: effectivePublicBaseUrl

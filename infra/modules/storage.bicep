@@ -32,6 +32,7 @@ var tableNames = [
   'JitGrants'
   'JitAudit'
   'JitApprovals'
+  'JitNsgs'
 ]
 var queueNames = [
   'jit-requests'

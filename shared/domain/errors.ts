@@ -134,6 +134,14 @@ export class PriorityTaken extends JitError {
   readonly code = 'PriorityTaken';
 }
 
+/** ARM says the VM, NIC, subnet or NSG does not exist (any more). A grant on it can never be applied. */
+export class ResourceNotFound extends GrantNotApplicable {}
+
+/** The reconciler used up the ARM calls one run may make; what is left waits for the next run. */
+export class ArmCallBudgetSpent extends JitError {
+  readonly code = 'ArmCallBudgetSpent';
+}
+
 /** The caller has sent too many requests; they may try again after the given time. */
 export class TooManyRequests extends JitError {
   readonly code = 'TooManyRequests';

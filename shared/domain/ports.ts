@@ -3,6 +3,7 @@
  * Azure SDKs; tests implement them with the local emulators (or, for pure logic, in memory).
  */
 import type { ApprovalClaims, ApprovalDecision } from './approval';
+import type { BaselineRule, VmCoverage } from './baseline';
 import type {
   AccessRequest,
   AllowRuleSpec,
@@ -94,6 +95,15 @@ export interface PolicyEnforcement {
 export interface GrantRepository {
   upsert(rule: GrantRule): Promise<void>;
   list(requestId: string): Promise<GrantRule[]>;
+  /** The row of one grant's rule in one NSG. */
+  get(requestId: string, nsgId: string): Promise<GrantRule | undefined>;
+  /**
+   * The index of grants that may still have a rule in some NSG: marked before a rule is written, cleared once
+   * every rule of the grant is removed. The reconciler walks it, whatever the request's state says.
+   */
+  markLive(requestId: string): Promise<void>;
+  clearLive(requestId: string): Promise<void>;
+  listLive(): AsyncIterable<string>;
 }
 
 export interface AuditLog {
@@ -140,6 +150,8 @@ export interface StartScheduler {
 export interface NetworkGateway {
   /** The VM's private addresses and every NSG in front of it. Throws `GrantNotApplicable` if the VM is gone. */
   resolvePath(vmId: string): Promise<VmNetworkPath>;
+  /** Ids of the VMs in a scope: a subscription, a resource group, or one VM (which may not exist). */
+  listVms(scope: string): AsyncIterable<string>;
   listRules(nsgId: string): Promise<SecurityRuleView[]>;
   getRule(nsgId: string, ruleName: string): Promise<SecurityRuleView | undefined>;
   /**
@@ -149,6 +161,52 @@ export interface NetworkGateway {
   putRule(nsgId: string, rule: AllowRuleSpec): Promise<void>;
   /** Deletes a rule and waits; a rule that is already gone is fine. */
   deleteRule(nsgId: string, ruleName: string): Promise<void>;
+}
+
+/**
+ * Serialises JIT's writes to one NSG, within a process and across instances (ARM runs one operation per NSG at a
+ * time and answers the rest `AnotherOperationInProgress`). An optimisation, not the guarantee: ARM's conflict
+ * answers still decide. Not re-entrant.
+ */
+export interface NsgLocks {
+  /** Runs `task` as the NSG's only JIT writer; throws `TransientFailure` if it stays busy too long. */
+  withLock<T>(nsgId: string, task: () => Promise<T>): Promise<T>;
+}
+
+/** An NSG the reconciler sweeps, and what JIT protects in it. */
+export interface WatchedNsg {
+  /** Lower-cased NSG id. */
+  nsgId: string;
+  /** Ports policies manage for VMs behind it. */
+  ports: number[];
+  /** Addresses of those VMs that the NSG filters. */
+  addresses: string[];
+  /** When the reconciler last swept it (ISO time), if ever. */
+  reconciledAt?: string;
+  /** Fingerprints of drift already reported, so the same drift is audited once. */
+  driftReported: string[];
+}
+
+/** What JIT watches and keeps in NSGs: the covered NSGs, the VMs behind them, the baseline rules to keep. */
+export interface NsgRegistry {
+  /** Records that JIT watches the NSG, adding ports and addresses to what it protects there. */
+  watchNsg(nsgId: string, protects: { ports: number[]; addresses: string[] }): Promise<void>;
+  listWatchedNsgs(): AsyncIterable<WatchedNsg>;
+  getWatchedNsg(nsgId: string): Promise<WatchedNsg | undefined>;
+  markSwept(nsgId: string, at: string, driftReported: string[]): Promise<void>;
+  /** Stops watching an NSG that no longer exists. */
+  forgetNsg(nsgId: string): Promise<void>;
+
+  upsertBaseline(rule: BaselineRule): Promise<void>;
+  deleteBaseline(nsgId: string, ruleName: string): Promise<void>;
+  /** The baseline rules to keep in one NSG. */
+  listBaselinesInNsg(nsgId: string): Promise<BaselineRule[]>;
+  /** The baseline rules kept for one VM, in any NSG. */
+  listBaselinesOfVm(vmId: string): Promise<BaselineRule[]>;
+
+  upsertCoverage(coverage: VmCoverage): Promise<void>;
+  deleteCoverage(vmId: string): Promise<void>;
+  listCoverage(): AsyncIterable<VmCoverage>;
 }
 
 export interface Clock {

@@ -142,6 +142,14 @@ export interface AuditEvent {
   clientAddress?: string;
 }
 
+/** One NSG in front of a VM, and which of the VM's addresses it filters. */
+export interface NsgGuard {
+  /** Lower-cased NSG id. */
+  nsgId: string;
+  /** The VM's private addresses whose inbound traffic passes this NSG. */
+  addresses: string[];
+}
+
 /** The network path in front of one VM, as ARM describes it. */
 export interface VmNetworkPath {
   vmId: string;
@@ -151,6 +159,10 @@ export interface VmNetworkPath {
   privateAddresses: string[];
   /** Every NSG traffic passes (subnet NSGs, then NIC NSGs), de-duplicated, ids lower-cased. */
   nsgIds: string[];
+  /** The same NSGs, in the same order, each with the addresses it filters. */
+  guards: NsgGuard[];
+  /** Addresses no NSG filters: nothing JIT writes can open or close them. */
+  unguardedAddresses: string[];
 }
 
 /** An NSG security rule as far as JIT needs to see it. */
@@ -166,9 +178,11 @@ export interface SecurityRuleView {
   description?: string;
 }
 
-/** The body of an NSG allow rule to write. */
+/** The body of an NSG rule to write: a grant's allow rule, or (with `access: 'Deny'`) a baseline deny rule. */
 export interface AllowRuleSpec {
   name: string;
+  /** Default `Allow`. */
+  access?: 'Allow' | 'Deny';
   priority: number;
   protocol: Protocol;
   sourceAddressPrefix: string;

@@ -9,6 +9,7 @@ import {
   CsrfCheckFailed,
   SelfApprovalRefused,
   ConcurrencyConflict,
+  GrantNotApplicable,
   InvalidRequest,
   InvalidState,
   JitError,
@@ -117,6 +118,9 @@ export function toProblem(err: unknown): ProblemResponse {
   // Someone else changed the request a moment ago: the same call is likely to succeed when made again.
   if (err instanceof ConcurrencyConflict)
     return make(409, err.code, 'Conflict', err.message, {}, { 'Retry-After': '1' });
+  if (err instanceof GrantNotApplicable) {
+    return make(422, err.code, 'Access cannot be granted on this VM', err.message);
+  }
   if (err instanceof TooManyRequests) {
     return make(
       429,

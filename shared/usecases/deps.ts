@@ -8,6 +8,8 @@ import type {
   GrantRepository,
   Mailer,
   NetworkGateway,
+  NsgLocks,
+  NsgRegistry,
   PolicyEnforcement,
   Notifier,
   PolicyRepository,
@@ -33,6 +35,10 @@ export interface GrantSettings {
   maxArmAttempts: number;
   /** First back-off between attempts; it doubles, with jitter, up to 8 s. */
   armBackoffInMs: number;
+  /** Priorities of baseline deny rules (policies with `enforce`): below every JIT allow rule. */
+  baselineBand: PriorityBand;
+  /** Most ARM calls one reconciler run makes. */
+  reconcileMaxArmCalls: number;
 }
 
 /** Everything a use case may touch. Built once by the composition root. */
@@ -48,6 +54,9 @@ export interface Deps {
   /** Start messages of requests made ahead of time (Service Bus `jit-starts`). */
   starts: StartScheduler;
   network: NetworkGateway;
+  /** Which NSGs JIT watches and what it keeps in them. */
+  nsgs: NsgRegistry;
+  locks: NsgLocks;
   clock: Clock;
   settings: GrantSettings;
   log: Logger;

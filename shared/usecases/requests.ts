@@ -6,6 +6,7 @@ import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import type { Deps } from './deps';
+import { checkGrantable } from './grants';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
@@ -38,6 +39,8 @@ export async function submitRequest(
     }
     throw err;
   }
+  // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
+  await checkGrantable(deps, ask.vmId, decision.sourcePrefix);
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {

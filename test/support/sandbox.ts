@@ -20,9 +20,9 @@ export interface ApiResponse {
   body: any;
 }
 
-/** Calls the sandbox's API as `user` (the dev-mode header). */
+/** Calls the sandbox's API (or a host process's) as `user` (the dev-mode header). */
 export async function api(
-  sandbox: Sandbox,
+  sandbox: { baseUrl: string },
   method: string,
   path: string,
   body?: unknown,

@@ -35,6 +35,8 @@ test('the sandbox settings load with defaults', () => {
   assert.equal(c.authMode, 'dev');
   assert.equal(c.tables.kind, 'connectionString');
   assert.deepEqual(c.priorityBand, { min: 1000, max: 1999 });
+  assert.deepEqual(c.baselinePriorityBand, { min: 2000, max: 2999 });
+  assert.equal(c.reconcileMaxArmCalls, 200);
   assert.equal(c.maxDurationInSeconds, 86400);
   assert.equal(c.armEndpoint, 'https://management.azure.com');
 });
@@ -65,6 +67,19 @@ test('a bad or missing setting stops start-up with its name and what it must hol
     /JIT_PRIORITY_RANGE must be "min-max" within 100-4096/,
   );
   assert.throws(() => loadConfig({ ...local, JIT_PRIORITY_RANGE: '2000-1000' }), /JIT_PRIORITY_RANGE/);
+  assert.throws(
+    () => loadConfig({ ...local, JIT_BASELINE_PRIORITY_RANGE: '1500-2500' }),
+    /JIT_BASELINE_PRIORITY_RANGE must lie entirely above JIT_PRIORITY_RANGE \(1000-1999\)/,
+  );
+  // A custom JIT band moves the default baseline band with it.
+  assert.deepEqual(loadConfig({ ...local, JIT_PRIORITY_RANGE: '200-2499' }).baselinePriorityBand, {
+    min: 2500,
+    max: 3499,
+  });
+  assert.throws(
+    () => loadConfig({ ...local, JIT_RECONCILE_MAX_ARM_CALLS: 'lots' }),
+    /JIT_RECONCILE_MAX_ARM_CALLS must be an integer from 10 to 100000/,
+  );
   assert.throws(
     () => loadConfig({ ...local, JIT_MAX_DURATION: 'forever' }),
     /JIT_MAX_DURATION must be an ISO-8601 duration/,

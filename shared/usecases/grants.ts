@@ -1,9 +1,17 @@
+import type { AuditAction } from '../domain/auditActions';
 import { ConcurrencyConflict, GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
 import { familyOfAddress, parsePrefix } from '../domain/network';
 import type { ExpiryMessage, Versioned } from '../domain/ports';
 import { lowestFreePriority, ruleNameFor } from '../domain/priority';
 import { assertTransition } from '../domain/state';
-import type { AccessRequest, AllowRuleSpec, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
+import type {
+  AccessRequest,
+  AllowRuleSpec,
+  AuditEvent,
+  GrantRule,
+  RequestStatus,
+  VmNetworkPath,
+} from '../domain/types';
 import type { Deps } from './deps';
 import { KeyedMutex } from './keyedMutex';
 
@@ -19,7 +27,7 @@ async function transition(
   current: Versioned<AccessRequest>,
   to: RequestStatus,
   changes: Partial<AccessRequest>,
-  audit: { actor: string; action: string; detail?: string },
+  audit: { actor: string; action: AuditAction; detail?: string; expiresAt?: string },
 ): Promise<Versioned<AccessRequest> | undefined> {
   assertTransition(current.value.status, to);
   const next: AccessRequest = {
@@ -42,6 +50,7 @@ async function transition(
     vm: next.vmId,
     ports: next.ports,
     sourcePrefix: next.sourcePrefix,
+    expiresAt: audit.expiresAt,
     detail: audit.detail,
   });
   deps.log.info(audit.action, { requestId: next.id, status: to });
@@ -145,6 +154,13 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   }
 
   const sequenceNumber = await deps.scheduler.scheduleExpiry({ requestId, expiresAt }, new Date(expiresAt));
+  await deps.audit.append({
+    ...grantSubject(request),
+    actor: 'system:grant',
+    action: 'grant.expiry-scheduled' satisfies AuditAction,
+    expiresAt,
+    expirySequenceNumber: sequenceNumber,
+  });
   const now = deps.clock.now().toISOString();
   const moved = await transition(
     deps,
@@ -154,6 +170,7 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     {
       actor: 'system:grant',
       action: 'grant.activated',
+      expiresAt,
       detail:
         `until ${expiresAt}; ` +
         rules.map((g) => `${g.ruleName} priority ${g.priority} in ${g.nsgId}`).join('; '),
@@ -162,6 +179,13 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   if (!moved) {
     // Another run activated it first and scheduled its own expiry: ours would be a second one.
     await deps.scheduler.cancelExpiry(sequenceNumber);
+    await deps.audit.append({
+      ...grantSubject(request),
+      actor: 'system:grant',
+      action: 'grant.expiry-cancelled' satisfies AuditAction,
+      expirySequenceNumber: sequenceNumber,
+      detail: 'a duplicate: another run activated the grant first and scheduled its own expiry',
+    });
   }
 }
 
@@ -226,10 +250,23 @@ async function writeRule(
     expiresAt,
     updatedAt: deps.clock.now().toISOString(),
   });
+  // Audited before the row says `applied`: a crash in between repeats the event rather than losing it.
+  const audit = (priority: number) =>
+    deps.audit.append({
+      ...grantSubject(request),
+      actor: 'system:grant',
+      action: 'grant.rule-applied' satisfies AuditAction,
+      nsg: nsgId,
+      rule: name,
+      priority,
+    });
   const present = await deps.network.getRule(nsgId, name);
   if (present) {
     const applied = row(present.priority, 'applied');
-    if (recorded?.state !== 'applied') await deps.grants.upsert(applied);
+    if (recorded?.state !== 'applied') {
+      await audit(present.priority);
+      await deps.grants.upsert(applied);
+    }
     return applied;
   }
   const losers = new Set<number>();
@@ -256,6 +293,7 @@ async function writeRule(
     try {
       await deps.network.putRule(nsgId, spec);
       const applied = row(priority, 'applied');
+      await audit(priority);
       await deps.grants.upsert(applied);
       deps.log.info('grant.rule-applied', { requestId: request.id, nsgId, priority, attempt });
       return applied;
@@ -282,13 +320,23 @@ async function writeRule(
   );
 }
 
+/** The columns that say which grant an event is about, so every event of a grant shows in the VM's index. */
+function grantSubject(r: AccessRequest): Pick<AuditEvent, 'requestId' | 'vm' | 'ports' | 'sourcePrefix'> {
+  return { requestId: r.id, vm: r.vmId, ports: r.ports, sourcePrefix: r.sourcePrefix };
+}
+
 function backoff(baseInMs: number, attempt: number): number {
   const cap = Math.min(8000, baseInMs * 2 ** (attempt - 1));
   return cap / 2 + Math.random() * (cap / 2);
 }
 
 /** Deletes every rule this grant wrote, retrying what is transient. Throws if ARM keeps refusing. */
-export async function removeRules(deps: Deps, requestId: string): Promise<GrantRule[]> {
+export async function removeRules(
+  deps: Deps,
+  requestId: string,
+  actor = 'system:grant',
+  subject: Pick<AuditEvent, 'vm' | 'ports' | 'sourcePrefix'> = {},
+): Promise<GrantRule[]> {
   const rows = await deps.grants.list(requestId);
   for (const g of rows) {
     if (g.state === 'removed') continue;
@@ -303,6 +351,15 @@ export async function removeRules(deps: Deps, requestId: string): Promise<GrantR
         }
       }
     });
+    await deps.audit.append({
+      ...subject,
+      actor,
+      action: 'grant.rule-removed' satisfies AuditAction,
+      requestId,
+      nsg: g.nsgId,
+      rule: g.ruleName,
+      priority: g.priority,
+    });
     await deps.grants.upsert({ ...g, state: 'removed', updatedAt: deps.clock.now().toISOString() });
     deps.log.info('grant.rule-removed', { requestId, nsgId: g.nsgId, rule: g.ruleName });
   }
@@ -310,15 +367,20 @@ export async function removeRules(deps: Deps, requestId: string): Promise<GrantR
 }
 
 /** Ends a grant that cannot be applied: remove whatever it wrote, then record why. */
-export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, reason: string): Promise<void> {
-  await removeRules(deps, found.value.id);
+export async function failGrant(
+  deps: Deps,
+  found: Versioned<AccessRequest>,
+  reason: string,
+  actor = 'system:grant',
+): Promise<void> {
+  await removeRules(deps, found.value.id, actor, grantSubject(found.value));
   await transition(
     deps,
     found,
     'failed',
     { statusReason: reason, endedAt: deps.clock.now().toISOString() },
     {
-      actor: 'system:grant',
+      actor,
       action: 'grant.failed',
       detail: reason,
     },
@@ -341,7 +403,7 @@ export async function expireGrant(
     deps.log.info('expire.stale-message', { requestId: r.id, status: r.status });
     return;
   }
-  const removed = await removeRules(deps, r.id);
+  const removed = await removeRules(deps, r.id, actor, grantSubject(r));
   await transition(
     deps,
     found,

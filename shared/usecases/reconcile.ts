@@ -1,3 +1,5 @@
+import type { AuditAction } from '../domain/auditActions';
+import type { AccessRequest } from '../domain/types';
 import type { Deps } from './deps';
 import { expireGrant, failGrant } from './grants';
 
@@ -64,13 +66,16 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
           deps,
           found,
           'the grant could not be completed before its expiry; the reconciler removed what was written',
+          'system:reconciler',
         );
         report.failedStuck++;
       } else if (r.status === 'approved' && idle) {
         await deps.queues.enqueueGrant(r.id);
+        await redriven(deps, r, 'applyGrant');
         report.redriven++;
       } else if (r.status === 'submitted' && idle) {
         await deps.queues.enqueueEvaluation(r.id);
+        await redriven(deps, r, 'evaluateRequest');
         report.redriven++;
       }
     } catch (err) {
@@ -80,4 +85,16 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
   }
   deps.log.info('reconcile.done', { ...report });
   return report;
+}
+
+function redriven(deps: Deps, r: AccessRequest, step: string): Promise<void> {
+  return deps.audit.append({
+    actor: 'system:reconciler',
+    action: 'reconcile.redriven' satisfies AuditAction,
+    requestId: r.id,
+    vm: r.vmId,
+    ports: r.ports,
+    sourcePrefix: r.sourcePrefix,
+    detail: `${r.status} since ${r.updatedAt}: handed on to ${step} again`,
+  });
 }

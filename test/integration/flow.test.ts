@@ -14,18 +14,32 @@ import { api, startSandbox, waitFor } from '../support/sandbox';
 
 const VM = DEMO.linuxVm.id;
 
+/** The audit events of a grant on a VM behind two NSGs, from request to expiry. */
+const LIFECYCLE = [
+  'request.submitted',
+  'request.approved',
+  'grant.rule-applied',
+  'grant.rule-applied',
+  'grant.expiry-scheduled',
+  'grant.activated',
+  'grant.rule-removed',
+  'grant.rule-removed',
+  'grant.expired',
+];
+
 function jitRules(sandbox: Sandbox, nsgId: string) {
   return (sandbox.arm.getNsg(nsgId)?.securityRules ?? []).filter((r) => r.name.startsWith('jit-'));
 }
 
+/** The request's audit events, oldest first, from its index partition (RowKeys sort newest first). */
 async function auditActions(sandbox: Sandbox, requestId: string): Promise<string[]> {
-  const out: Array<{ rowKey: string; action: string }> = [];
-  for await (const e of sandbox
-    .table(TABLES.audit)
-    .listEntities<{ action: string }>({ queryOptions: { filter: odata`requestId eq ${requestId}` } })) {
-    out.push({ rowKey: e.rowKey as string, action: e.action });
+  const out: string[] = [];
+  for await (const e of sandbox.table(TABLES.audit).listEntities<{ action: string }>({
+    queryOptions: { filter: odata`PartitionKey eq ${`request|${requestId}`}` },
+  })) {
+    out.push(e.action);
   }
-  return out.sort((a, b) => a.rowKey.localeCompare(b.rowKey)).map((e) => e.action);
+  return out.reverse();
 }
 
 async function countRows(sandbox: Sandbox, table: string): Promise<number> {
@@ -107,12 +121,7 @@ describe('the auto-approval flow on the sandbox', () => {
     for (const nsgId of DEMO.linuxVm.nsgIds) {
       assert.ok(sandbox.arm.getNsg(nsgId)?.securityRules.some((r) => r.name === DEMO.baselineRule.name));
     }
-    assert.deepEqual(await auditActions(sandbox, id), [
-      'request.submitted',
-      'request.approved',
-      'grant.activated',
-      'grant.expired',
-    ]);
+    assert.deepEqual(await auditActions(sandbox, id), LIFECYCLE);
   });
 
   test('a VM behind only a subnet NSG gets one rule', async () => {
@@ -282,12 +291,7 @@ describe('the auto-approval flow on the sandbox', () => {
       await bus.close();
     }
     assert.equal((await status(sandbox, id)).status, 'expired');
-    assert.deepEqual(await auditActions(sandbox, id), [
-      'request.submitted',
-      'request.approved',
-      'grant.activated',
-      'grant.expired',
-    ]);
+    assert.deepEqual(await auditActions(sandbox, id), LIFECYCLE);
   });
 
   test('ARM answering 409 AnotherOperationInProgress and 429 once each still ends with the rule in place', async () => {

@@ -7,7 +7,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { InvocationContext } from '@azure/functions';
 import { loadConfig } from './config';
 import type { Config } from './config';
-import type { Clock } from './domain/ports';
+import type { AuditTrail, Clock } from './domain/ports';
 import { ArmNetworkGateway } from './adapters/armNetwork';
 import { AuditTable } from './adapters/auditTable';
 import { credentialFor } from './adapters/credentials';
@@ -33,6 +33,8 @@ export interface Services {
   config: Config;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
+  /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
+  auditTrail: AuditTrail;
   close(): Promise<void>;
 }
 
@@ -83,11 +85,12 @@ function build(o: CompositionOverrides): Services {
     armBackoffInMs: 500,
     ...o.settings,
   };
+  const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
-    audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
+    audit,
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
     scheduler,
     network: new ArmNetworkGateway(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
@@ -102,6 +105,7 @@ function build(o: CompositionOverrides): Services {
   return {
     config,
     deps,
+    auditTrail: audit,
     close: async () => {
       await scheduler.close();
       await bus.close();

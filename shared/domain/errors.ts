@@ -51,6 +51,14 @@ export class Unauthenticated extends JitError {
   readonly code = 'Unauthenticated';
 }
 
+/** The caller is signed in but lacks the role the operation needs (auditors' and admins' views). */
+export class RoleRequired extends JitError {
+  readonly code = 'RoleRequired';
+  constructor(readonly roles: string[]) {
+    super(`this needs the ${roles.join(' or ')} role`);
+  }
+}
+
 /** The request does not exist, or the caller may not see it (the same answer for both). */
 export class RequestNotFound extends JitError {
   readonly code = 'RequestNotFound';

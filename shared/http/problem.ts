@@ -5,6 +5,7 @@ import {
   InvalidState,
   JitError,
   RequestNotFound,
+  RoleRequired,
   TransientFailure,
   Unauthenticated,
 } from '../domain/errors';
@@ -54,6 +55,7 @@ export function toProblem(err: unknown): ProblemResponse {
       err.disclose ? err.reason : 'No policy allows this request.',
     );
   }
+  if (err instanceof RoleRequired) return make(403, err.code, 'Forbidden', err.message);
   if (err instanceof RequestNotFound) return make(404, err.code, 'Not found', err.message);
   if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
     return make(409, err.code, 'Conflict', err.message);

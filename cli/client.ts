@@ -11,6 +11,8 @@ export interface ClientOptions {
   apiUrl: string;
   /** Sandbox only: the user to act as (sent as x-jit-dev-user). */
   devUser?: string;
+  /** Sandbox only: app roles to act with (sent as x-jit-dev-roles), e.g. `Jit.Auditor`. */
+  devRoles?: string;
   /** Azure: the API's scope, e.g. `api://<app id>/.default`. */
   scope?: string;
   credential?: TokenCredential;
@@ -44,7 +46,12 @@ export class ApiClient {
   }
 
   private async headers(): Promise<Record<string, string>> {
-    if (this.options.devUser) return { 'x-jit-dev-user': this.options.devUser };
+    if (this.options.devUser) {
+      return {
+        'x-jit-dev-user': this.options.devUser,
+        ...(this.options.devRoles ? { 'x-jit-dev-roles': this.options.devRoles } : {}),
+      };
+    }
     if (!this.options.scope)
       throw new ApiError(
         0,

@@ -7,6 +7,7 @@ export type OutputFormat = 'text' | 'json' | 'table' | 'csv';
 export interface GlobalOptions {
   api: string;
   user?: string;
+  roles?: string;
   scope?: string;
   output: OutputFormat;
 }
@@ -25,7 +26,12 @@ export function contextFor(
 ): CliContext {
   const options = command.optsWithGlobals<GlobalOptions>();
   return {
-    client: new ApiClient({ apiUrl: options.api, devUser: options.user, scope: options.scope }),
+    client: new ApiClient({
+      apiUrl: options.api,
+      devUser: options.user,
+      devRoles: options.roles,
+      scope: options.scope,
+    }),
     options,
     out: io.out,
     err: io.err,

@@ -8,6 +8,7 @@ import { ApiError } from './client';
 import { contextFor } from './context';
 import type { CliContext } from './context';
 import { EXIT, exitCodeForStatus } from './exitCodes';
+import * as audit from './commands/audit';
 import * as status from './commands/status';
 
 export interface CliIo {
@@ -24,6 +25,11 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
       new Option('--api <url>', 'API base URL').env('JIT_API_URL').default('http://127.0.0.1:7071/api'),
     )
     .addOption(new Option('--user <name>', 'sandbox only: act as this user').env('JIT_DEV_USER'))
+    .addOption(
+      new Option('--roles <roles>', 'sandbox only: act with these app roles, e.g. Jit.Auditor').env(
+        'JIT_DEV_ROLES',
+      ),
+    )
     .addOption(
       new Option('--scope <scope>', 'Azure: the API scope, e.g. api://<app id>/.default').env(
         'JIT_API_SCOPE',
@@ -52,6 +58,7 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     }
   };
   status.register(program, run);
+  audit.register(program, run);
   return program;
 }
 

@@ -39,9 +39,16 @@ function day(n: number): AuditRow[] {
 const kinds = (rows: AuditRow[]) => verifyDay(DAY, rows).problems.map((p) => [p.seq, p.kind]);
 
 test('row keys sort newest first, and the same millisecond by the later seq first', () => {
-  const keys = [eventRowKey(at(9).getTime(), 1), eventRowKey(at(10).getTime(), 2), eventRowKey(at(10).getTime(), 3)];
+  const keys = [
+    eventRowKey(at(9).getTime(), 1),
+    eventRowKey(at(10).getTime(), 2),
+    eventRowKey(at(10).getTime(), 3),
+  ];
   assert.deepEqual([...keys].sort(), [keys[2], keys[1], keys[0]]);
-  assert.ok(keys.every((k) => k < HEAD_ROW_KEY), 'the head row sorts after every event');
+  assert.ok(
+    keys.every((k) => k < HEAD_ROW_KEY),
+    'the head row sorts after every event',
+  );
   assert.ok(dayRowKey('2026-03-15') < dayRowKey('2026-03-14'), 'days too, newest first');
 });
 
@@ -80,7 +87,9 @@ test('each event links to the one before, and a clock running behind is raised t
   assert.equal(next.rows[1]!.prevHash, next.rows[0]!.hash);
   assert.deepEqual(next.head, { seq: 3, hash: next.rows[1]!.hash, time: at(9, 5).toISOString() });
   assert.throws(() =>
-    chainEvents(DAY, undefined, undefined, [{ at: new Date('2026-03-15T00:00:00Z'), event: { actor: 'a', action: 'x' } }]),
+    chainEvents(DAY, undefined, undefined, [
+      { at: new Date('2026-03-15T00:00:00Z'), event: { actor: 'a', action: 'x' } },
+    ]),
   );
 });
 
@@ -125,7 +134,10 @@ test('columns: every event field, arrays joined, vm and actor lower-cased, long 
     detail: 'x'.repeat(MAX_TEXT_LENGTH + 5),
   });
   assert.equal(c.actor, 'alice@example.com');
-  assert.equal(c.vm, '/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/prod-db');
+  assert.equal(
+    c.vm,
+    '/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/prod-db',
+  );
   assert.equal(c.ports, '22,3389');
   assert.equal(c.priority, 1000);
   assert.match(String(c.detail), /…\[5 more characters not kept\]$/);
@@ -135,10 +147,17 @@ test('columns: every event field, arrays joined, vm and actor lower-cased, long 
 test('index partitions name the VM, the actor and the request in a form a person can type', () => {
   const [row] = day(1);
   const vm = '/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/Prod-DB';
-  assert.equal(vmPartition(vm), 'vm|subscriptions|s|resourcegroups|rg|providers|microsoft.compute|virtualmachines|prod-db');
+  assert.equal(
+    vmPartition(vm),
+    'vm|subscriptions|s|resourcegroups|rg|providers|microsoft.compute|virtualmachines|prod-db',
+  );
   assert.equal(actorPartition('System:Grant'), 'actor|system:grant');
   assert.equal(actorPartition('odd/#?name'), 'actor|odd%2f%23%3fname');
-  assert.deepEqual(indexPartitions({ ...row!, vm, requestId: 'R1' }), [vmPartition(vm), 'actor|alice@example.com', 'request|R1']);
+  assert.deepEqual(indexPartitions({ ...row!, vm, requestId: 'R1' }), [
+    vmPartition(vm),
+    'actor|alice@example.com',
+    'request|R1',
+  ]);
 });
 
 test('an untouched day verifies', () => {
@@ -155,9 +174,16 @@ test('verification names the edited, the deleted and the re-chained rows', () =>
 
   assert.deepEqual(kinds(day(5).filter((r) => r.seq !== 2)), [[2, 'missing']]);
   assert.deepEqual(kinds(day(6).filter((r) => r.seq !== 2 && r.seq !== 3)), [[2, 'missing']]);
-  assert.match(verifyDay(DAY, day(6).filter((r) => r.seq !== 2 && r.seq !== 3)).problems[0]!.message, /#2–3/);
+  assert.match(
+    verifyDay(
+      DAY,
+      day(6).filter((r) => r.seq !== 2 && r.seq !== 3),
+    ).problems[0]!.message,
+    /#2–3/,
+  );
   // The last event: only the head still knows it existed.
-  assert.deepEqual(kinds(day(5).filter((r) => r.seq !== 5)), [[5, 'missing']]);
+  const five = day(5);
+  assert.deepEqual(kinds(five.filter((r) => r !== five[4])), [[5, 'missing']]);
   assert.deepEqual(kinds(day(5).filter((r) => r.rowKey !== HEAD_ROW_KEY)), [[undefined, 'head-missing']]);
 
   // Rewritten with a fresh, self-consistent hash: the next link breaks.
@@ -180,5 +206,7 @@ test('verification names the edited, the deleted and the re-chained rows', () =>
   unrecorded.push({ ...head, seq: 2, hash: unrecorded[1]!.hash });
   assert.deepEqual(kinds(unrecorded), [[3, 'unrecorded']]);
 
-  assert.deepEqual(kinds([...day(2), { partitionKey: DAY, rowKey: 'zz', note: 'hello' }]), [[undefined, 'malformed']]);
+  assert.deepEqual(kinds([...day(2), { partitionKey: DAY, rowKey: 'zz', note: 'hello' }]), [
+    [undefined, 'malformed'],
+  ]);
 });

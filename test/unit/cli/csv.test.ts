@@ -19,9 +19,12 @@ test('fields are quoted only when RFC 4180 needs it, with quotes doubled', () =>
 
 test('any text survives a write and a strict RFC 4180 read', () => {
   fc.assert(
-    fc.property(fc.array(fc.array(fc.string({ unit: 'grapheme' }), { minLength: 2, maxLength: 5 }), { minLength: 1 }), (rows) => {
-      const text = rows.map((r) => `${csvRecord(r)}\r\n`).join('');
-      assert.deepEqual(parseCsv(text), rows);
-    }),
+    fc.property(
+      fc.array(fc.array(fc.string({ unit: 'grapheme' }), { minLength: 2, maxLength: 5 }), { minLength: 1 }),
+      (rows) => {
+        const text = rows.map((r) => `${csvRecord(r)}\r\n`).join('');
+        assert.deepEqual(parseCsv(text), rows);
+      },
+    ),
   );
 });

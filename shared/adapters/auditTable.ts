@@ -22,15 +22,6 @@ import type { AuditLog, AuditTrail, Clock } from '../domain/ports';
 import type { AuditEvent } from '../domain/types';
 import { getEntityOrUndefined, restStatus } from './tableStorage';
 
-/**
- * `JitAudit`: the append-only, hash-chained audit trail (format in shared/domain/auditChain.ts, docs/audit.md).
- *
- * Writing: appends for one day are queued and committed together — up to 99 events and the day's head row in one
- * entity-group transaction, the head updated with the ETag read before. Event rows are only ever created; the head
- * is the one row updated. A writer that loses the race (412, or 409 on a day's first head) reads the head again
- * and re-chains its events on top. Each committed event is then copied, with all its columns, to its index
- * partitions (`vm|…`, `actor|…`, `request|…`), so "everything for this VM" is a single-partition range read.
- */
 export interface AuditTableOptions {
   /** Most events in one transaction (at most 99: the head row is the 100th operation). */
   maxBatch?: number;
@@ -52,6 +43,15 @@ interface KnownHead {
 const MAX_BATCH_BYTES = 2_000_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * `JitAudit`: the append-only, hash-chained audit trail (format in shared/domain/auditChain.ts, docs/audit.md).
+ *
+ * Writing: appends for one day are queued and committed together — up to 99 events and the day's head row in one
+ * entity-group transaction, the head updated with the ETag read before. Event rows are only ever created; the head
+ * is the one row updated. A writer that loses the race (412, or 409 on a day's first head) reads the head again
+ * and re-chains its events on top. Each committed event is then copied, with all its columns, to its index
+ * partitions (`vm|…`, `actor|…`, `request|…`), so "everything for this VM" is a single-partition range read.
+ */
 export class AuditTable implements AuditLog, AuditTrail {
   private readonly queues = new Map<string, Pending[]>();
   /** The head this instance last wrote, per day: saves a read per commit while no one else writes. */

@@ -129,19 +129,24 @@ describe('the audit trail', () => {
     );
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const id = res.body.id as string;
-    let scheduled: bigint | undefined;
     await waitFor('the grant to be active', async () => {
-      scheduled ??= sandbox.serviceBus
-        .listScheduled(SERVICE_BUS_QUEUES.expirations)
-        .find((m) => (m.body as { requestId: string }).requestId === id)?.sequenceNumber;
       return (await api(sandbox, 'GET', `requests/${id}`)).body.status === 'active';
     });
+    // The expiry message, while it is still scheduled (it may already have fired on a slow machine).
+    const scheduled = sandbox.serviceBus
+      .listScheduled(SERVICE_BUS_QUEUES.expirations)
+      .find((m) => (m.body as { requestId: string }).requestId === id)?.sequenceNumber;
     const request = await waitFor('the grant to expire', async () => {
       const r = (await api(sandbox, 'GET', `requests/${id}`)).body;
       return r.status === 'expired' ? r : undefined;
     });
 
-    const { items } = await allPages(sandbox, { requestId: id }, 3);
+    // Each event is written just after the state change it records: the status can read `expired` a moment
+    // before `grant.expired` is in the trail.
+    const { items } = await waitFor('grant.expired in the trail', async () => {
+      const all = await allPages(sandbox, { requestId: id }, 3);
+      return all.items[0]?.action === 'grant.expired' ? all : undefined;
+    });
     const events = items.reverse();
     assert.deepEqual(
       events.map((e) => e.action),
@@ -176,9 +181,10 @@ describe('the audit trail', () => {
     }
     const expiry = rest.find((e) => e.action === 'grant.expiry-scheduled')!;
     assert.equal(expiry.expiresAt, request.expiresAt);
-    assert.ok(scheduled !== undefined);
-    assert.equal(expiry.expirySequenceNumber, scheduled.toString());
-    assert.equal(rest.at(-1)!.actor, 'system:expiry');
+    assert.equal(expiry.expirySequenceNumber, request.expirySequenceNumber);
+    if (scheduled !== undefined) assert.equal(expiry.expirySequenceNumber, scheduled.toString());
+    // Closed by its scheduled message, or by the reconciler if that message was late on a busy machine.
+    assert.match(String(rest.at(-1)!.actor), /^system:(expiry|reconciler)$/);
     // Oldest first, the times never go back, and every event sits in one day's chain.
     for (let i = 1; i < events.length; i++) assert.ok(String(events[i]!.time) >= String(events[i - 1]!.time));
 

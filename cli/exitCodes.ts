@@ -15,6 +15,8 @@ export const EXIT = {
   ended: 6,
   /** --wait gave up before the request reached a final or live state. */
   timeout: 7,
+  /** `jit audit verify` found the audit chain broken: rows were edited or deleted. */
+  auditBroken: 8,
 } as const;
 
 export function exitCodeForStatus(httpStatus: number): number {

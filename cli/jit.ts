@@ -9,6 +9,7 @@ import { ApiError } from './client';
 import { contextFor } from './context';
 import type { CliContext } from './context';
 import { EXIT, exitCodeForProblem } from './exitCodes';
+import * as audit from './commands/audit';
 import * as extend from './commands/extend';
 import * as list from './commands/list';
 import * as policy from './commands/policy';
@@ -92,6 +93,7 @@ Exit codes: 0 ok, 1 error (API unreachable, 5xx), 2 usage or invalid input, 3 no
   extend.register(program, run);
   revoke.register(program, run);
   policy.register(program, run);
+  audit.register(program, run);
   return program;
 }
 

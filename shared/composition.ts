@@ -7,7 +7,7 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { InvocationContext } from '@azure/functions';
 import { loadConfig } from './config';
 import type { Config } from './config';
-import type { Clock } from './domain/ports';
+import type { AuditTrail, Clock } from './domain/ports';
 import { AcsMailer } from './adapters/acsMailer';
 import { ApprovalTable } from './adapters/approvalTable';
 import { JoseApprovalTokens } from './adapters/approvalTokens';
@@ -52,6 +52,8 @@ export interface Services {
   requestLimiter: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
+  /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
+  auditTrail: AuditTrail;
   close(): Promise<void>;
 }
 
@@ -120,13 +122,14 @@ function build(o: CompositionOverrides): Services {
     pollInMs: 250,
     ...o.nsgLease,
   });
+  const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
     // `enforce: true`: baseline deny rules, a bounded share at once and the rest by the reconciler.
     enforcement: baselineEnforcement(() => deps),
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
-    audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
+    audit,
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
     scheduler,
     starts,
@@ -158,6 +161,7 @@ function build(o: CompositionOverrides): Services {
       consoleLogger.warn('auth.group-overage', { caller: id }),
     ),
     requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
+    auditTrail: audit,
     close: async () => {
       await locks.releaseAll();
       await scheduler.close();

@@ -51,6 +51,17 @@ export class Unauthenticated extends JitError {
   readonly code = 'Unauthenticated';
 }
 
+/** The caller is signed in but lacks the app role the operation needs (one of them, where several would do). */
+export class RoleRequired extends JitError {
+  readonly code = 'RoleRequired';
+  readonly roles: string[];
+  constructor(roles: string | readonly string[]) {
+    const list = typeof roles === 'string' ? [roles] : [...roles];
+    super(`This needs the ${list.join(' or ')} app role`);
+    this.roles = list;
+  }
+}
+
 /** The request does not exist, or the caller may not see it (the same answer for both). */
 export class RequestNotFound extends JitError {
   readonly code = 'RequestNotFound';
@@ -118,14 +129,6 @@ export class PolicyNotFound extends JitError {
   readonly code = 'PolicyNotFound';
   constructor(readonly scope: string) {
     super(`No policy has the scope ${scope}`);
-  }
-}
-
-/** The caller is signed in but lacks the app role the operation needs. */
-export class RoleRequired extends JitError {
-  readonly code = 'RoleRequired';
-  constructor(readonly role: string) {
-    super(`This needs the ${role} app role`);
   }
 }
 

@@ -14,6 +14,8 @@ import type {
   SecurityRuleView,
   VmNetworkPath,
 } from './types';
+import type { AuditRow } from './auditChain';
+import type { AuditPage, AuditQuery } from './auditQuery';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
 export interface Versioned<T> {
@@ -108,6 +110,21 @@ export interface GrantRepository {
 
 export interface AuditLog {
   append(event: AuditEvent): Promise<void>;
+}
+
+/** Reading the audit trail: queries for auditors, and the raw rows of the hash chain for verification. */
+export interface AuditTrail {
+  /** One page of the events matching `query`, newest first. Throws `InvalidRequest` for a foreign token. */
+  listEvents(
+    query: AuditQuery,
+    options: { pageSize: number; continuationToken?: string },
+  ): Promise<AuditPage>;
+  /** Every row of one day's partition (events and head), as stored. */
+  readDay(day: string): Promise<AuditRow[]>;
+  /** One event of a day by its seq, as stored. */
+  findEvent(day: string, seq: number): Promise<AuditRow | undefined>;
+  /** The days from `fromDay` to `toDay` (inclusive) the list of days names. */
+  listDays(fromDay: string, toDay: string): Promise<string[]>;
 }
 
 /** The hops between functions (Storage Queues). */

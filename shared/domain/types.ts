@@ -127,10 +127,14 @@ export interface GrantRule {
   updatedAt: string;
 }
 
-/** One line of the audit trail. */
+/**
+ * One line of the audit trail. Every field becomes a column of the same name in `JitAudit` (arrays joined with
+ * commas), so a field added here is stored, hashed and returned without further changes (docs/audit.md).
+ */
 export interface AuditEvent {
   /** Who did it: a person, or `system:<component>`. */
   actor: string;
+  /** One of `AUDIT_ACTIONS` (shared/domain/auditActions.ts). */
   action: string;
   requestId?: string;
   vm?: string;
@@ -140,6 +144,18 @@ export interface AuditEvent {
   detail?: string;
   /** Where the actor came from (client address), when known. */
   clientAddress?: string;
+  /** The requester's justification, verbatim. */
+  justification?: string;
+  /** ARM id of the NSG a rule was written to or removed from. */
+  nsg?: string;
+  /** Name of the NSG rule. */
+  rule?: string;
+  /** Priority of the NSG rule. */
+  priority?: number;
+  /** When access ends (as scheduled, or as extended). */
+  expiresAt?: string;
+  /** Service Bus sequence number of the scheduled expiry message. */
+  expirySequenceNumber?: string;
 }
 
 /** One NSG in front of a VM, and which of the VM's addresses it filters. */

@@ -4,6 +4,7 @@ import {
   ResourceNotFound,
   TransientFailure,
 } from '../domain/errors';
+import type { AuditAction } from '../domain/auditActions';
 import { startsLater } from '../domain/lifecycle';
 import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
@@ -11,7 +12,7 @@ import type { ExpiryMessage, Versioned } from '../domain/ports';
 import { ruleNameFor } from '../domain/priority';
 import { assertTransition } from '../domain/state';
 import { isFinal } from '../domain/types';
-import type { AccessRequest, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
+import type { AccessRequest, AuditEvent, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
 import { startApproval } from './approvals';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
@@ -26,7 +27,7 @@ export async function transition(
   current: Versioned<AccessRequest>,
   to: RequestStatus,
   changes: Partial<AccessRequest>,
-  audit: { actor: string; action: string; detail?: string; clientAddress?: string },
+  audit: { actor: string; action: AuditAction; detail?: string; clientAddress?: string; expiresAt?: string },
 ): Promise<Versioned<AccessRequest> | undefined> {
   assertTransition(current.value.status, to);
   const next: AccessRequest = {
@@ -49,6 +50,7 @@ export async function transition(
     vm: next.vmId,
     ports: next.ports,
     sourcePrefix: next.sourcePrefix,
+    expiresAt: audit.expiresAt,
     detail: audit.detail,
     clientAddress: audit.clientAddress,
   });
@@ -194,6 +196,13 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   }
 
   const sequenceNumber = await deps.scheduler.scheduleExpiry({ requestId, expiresAt }, new Date(expiresAt));
+  await deps.audit.append({
+    ...grantSubject(request),
+    actor: 'system:grant',
+    action: 'grant.expiry-scheduled' satisfies AuditAction,
+    expiresAt,
+    expirySequenceNumber: sequenceNumber,
+  });
   const now = deps.clock.now().toISOString();
   const moved = await transition(
     deps,
@@ -203,6 +212,7 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     {
       actor: 'system:grant',
       action: 'grant.activated',
+      expiresAt,
       detail:
         `until ${expiresAt}; ` +
         rules.map((g) => `${g.ruleName} priority ${g.priority} in ${g.nsgId}`).join('; '),
@@ -211,6 +221,13 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   if (!moved) {
     // Another run activated it first and scheduled its own expiry: ours would be a second one.
     await deps.scheduler.cancelExpiry(sequenceNumber);
+    await deps.audit.append({
+      ...grantSubject(request),
+      actor: 'system:grant',
+      action: 'grant.expiry-cancelled' satisfies AuditAction,
+      expirySequenceNumber: sequenceNumber,
+      detail: 'a duplicate: another run activated the grant first and scheduled its own expiry',
+    });
     // Or it was revoked meanwhile, and its clean-up may have run before our rules landed.
     const latest = await deps.requests.get(requestId);
     if (!latest || isFinal(latest.value.status)) await removeRules(deps, requestId);
@@ -312,9 +329,22 @@ async function writeRule(
       logFields: { requestId: request.id },
     }),
   );
+  // Audited before the row says `applied`: a crash in between repeats the event rather than losing it.
+  await deps.audit.append({
+    ...grantSubject(request),
+    actor: 'system:grant',
+    action: 'grant.rule-applied' satisfies AuditAction,
+    nsg: nsgId,
+    rule: name,
+    priority,
+  });
   const applied = row(priority, 'applied');
   await deps.grants.upsert(applied);
   return applied;
+}
+
+function grantSubject(r: AccessRequest): Pick<AuditEvent, 'requestId' | 'vm' | 'ports' | 'sourcePrefix'> {
+  return { requestId: r.id, vm: r.vmId, ports: r.ports, sourcePrefix: r.sourcePrefix };
 }
 
 /**
@@ -323,11 +353,25 @@ async function writeRule(
  * Throws if ARM keeps refusing; the rows that are not `removed` and the live index keep it on the reconciler's
  * list until it succeeds.
  */
-export async function removeRules(deps: Deps, requestId: string): Promise<GrantRule[]> {
+export async function removeRules(
+  deps: Deps,
+  requestId: string,
+  actor = 'system:grant',
+  subject: Pick<AuditEvent, 'vm' | 'ports' | 'sourcePrefix'> = {},
+): Promise<GrantRule[]> {
   const rows = await deps.grants.list(requestId);
   for (const g of rows) {
     if (g.state === 'removed') continue;
     await withNsg(deps, g.nsgId, () => deleteRuleWithRetry(deps, g.nsgId, g.ruleName, { requestId }));
+    await deps.audit.append({
+      ...subject,
+      actor,
+      action: 'grant.rule-removed' satisfies AuditAction,
+      requestId,
+      nsg: g.nsgId,
+      rule: g.ruleName,
+      priority: g.priority,
+    });
     await deps.grants.upsert({ ...g, state: 'removed', updatedAt: deps.clock.now().toISOString() });
     deps.log.info('grant.rule-removed', { requestId, nsgId: g.nsgId, rule: g.ruleName });
   }
@@ -345,14 +389,19 @@ export async function removeRules(deps: Deps, requestId: string): Promise<GrantR
  * keeps the rules on the reconciler's list. When someone else moved the request on first (a duplicate run
  * activated it), its rules are theirs and stay.
  */
-export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, reason: string): Promise<void> {
+export async function failGrant(
+  deps: Deps,
+  found: Versioned<AccessRequest>,
+  reason: string,
+  actor = 'system:grant',
+): Promise<void> {
   const moved = await transition(
     deps,
     found,
     'failed',
     { statusReason: reason, endedAt: deps.clock.now().toISOString() },
     {
-      actor: 'system:grant',
+      actor,
       action: 'grant.failed',
       detail: reason,
     },
@@ -361,7 +410,7 @@ export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, rea
     const latest = await deps.requests.get(found.value.id);
     if (latest && !isFinal(latest.value.status)) return;
   }
-  await removeRules(deps, found.value.id);
+  await removeRules(deps, found.value.id, actor, grantSubject(found.value));
   if (moved) await notifyRequester(deps, moved.value);
 }
 
@@ -382,7 +431,7 @@ export async function expireGrant(
     deps.log.info('expire.stale-message', { requestId: r.id, status: r.status });
     return;
   }
-  const removed = await removeRules(deps, r.id);
+  const removed = await removeRules(deps, r.id, actor, grantSubject(r));
   const moved = await transition(
     deps,
     found,

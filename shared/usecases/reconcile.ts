@@ -8,7 +8,8 @@ import type { WatchedNsg } from '../domain/ports';
 import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/priority';
 import { scopesOf } from '../domain/resourceId';
 import { isFinal } from '../domain/types';
-import type { Policy, SecurityRuleView } from '../domain/types';
+import type { AccessRequest, Policy, SecurityRuleView } from '../domain/types';
+import type { AuditAction } from '../domain/auditActions';
 import {
   auditBaseline,
   collect,
@@ -153,13 +154,16 @@ async function sweepRequests(deps: Deps, report: ReconcileReport, options: Recon
           deps,
           found,
           'the grant could not be completed before its expiry; the reconciler removed what was written',
+          'system:reconciler',
         );
         report.failedStuck++;
       } else if (r.status === 'approved' && idle) {
         await deps.queues.enqueueGrant(r.id);
+        await redriven(deps, r, 'applyGrant');
         report.redriven++;
       } else if (r.status === 'submitted' && idle) {
         await deps.queues.enqueueEvaluation(r.id);
+        await redriven(deps, r, 'evaluateRequest');
         report.redriven++;
       } else if (r.status === 'pending-approval' && r.approvalDeadline) {
         if (now > Date.parse(r.approvalDeadline) + graceMs) {
@@ -421,4 +425,16 @@ function ulidTime(id: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+function redriven(deps: Deps, r: AccessRequest, step: string): Promise<void> {
+  return deps.audit.append({
+    actor: 'system:reconciler',
+    action: 'reconcile.redriven' satisfies AuditAction,
+    requestId: r.id,
+    vm: r.vmId,
+    ports: r.ports,
+    sourcePrefix: r.sourcePrefix,
+    detail: `${r.status} since ${r.updatedAt}: handed on to ${step} again`,
+  });
 }

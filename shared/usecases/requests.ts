@@ -67,7 +67,8 @@ export async function submitRequest(
     vm: request.vmId,
     ports: request.ports,
     sourcePrefix: request.sourcePrefix,
-    detail: `duration ${request.durationInSeconds}s${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}${request.justification ? `, justification: ${request.justification}` : ''}`,
+    justification: request.justification,
+    detail: `duration ${request.durationInSeconds}s${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
     clientAddress: callerAddress,
   });
   try {

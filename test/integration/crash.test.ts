@@ -12,7 +12,7 @@ import { isFinal } from '../../shared/domain/types';
 import type { RequestStatus as Status } from '../../shared/domain/types';
 import { reconcile } from '../../shared/usecases/reconcile';
 import { allGrantRules, appDeps, ask } from '../support/network';
-import { sleep, startSandbox, waitFor } from '../support/sandbox';
+import { AUTO_POLICIES, sleep, startSandbox, waitFor } from '../support/sandbox';
 
 const GRACE_IN_MS = 2000;
 
@@ -20,7 +20,11 @@ describe('hosts killed mid-flight', () => {
   let sandbox: Sandbox;
   const hosts: HostProcess[] = [];
   before(async () => {
-    sandbox = await startSandbox({ startHost: false, settings: { JIT_EXPIRY_GRACE: 'PT2S' } });
+    sandbox = await startSandbox({
+      startHost: false,
+      settings: { JIT_EXPIRY_GRACE: 'PT2S' },
+      policiesFile: AUTO_POLICIES,
+    });
   });
   after(async () => {
     await Promise.allSettled(hosts.map((h) => h.kill()));

@@ -8,7 +8,7 @@ import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { ulid } from 'ulid';
 import { odata } from '@azure/data-tables';
-import { api, sleep, startSandbox, waitFor } from '../support/sandbox';
+import { AUTO_POLICIES, api, sleep, startSandbox, waitFor } from '../support/sandbox';
 import {
   allGrantRules,
   appDeps,
@@ -35,7 +35,7 @@ describe('NSG rules under contention and failure', () => {
   let sandbox: Sandbox;
   before(async () => {
     // Five attempts per write: the bound is reached quickly where a test wants it reached.
-    sandbox = await startSandbox({ grantSettings: { maxArmAttempts: 5 } });
+    sandbox = await startSandbox({ grantSettings: { maxArmAttempts: 5 }, policiesFile: AUTO_POLICIES });
   });
   after(async () => {
     await sandbox?.stop();
@@ -352,6 +352,7 @@ describe('the reconciler', () => {
   before(async () => {
     // The timer's schedule is once a year: these tests decide when the reconciler runs (and assert what it did).
     sandbox = await startSandbox({
+      policiesFile: AUTO_POLICIES,
       settings: { JIT_EXPIRY_GRACE: 'PT2S', JIT_RECONCILE_SCHEDULE: '0 0 0 1 1 *' },
     });
   });

@@ -44,12 +44,18 @@ const putPolicies = (sandbox: Sandbox, text: string, query = '', user = ADMIN, r
   api(sandbox, 'PUT', `policies${query}`, text, user, { ...YAML, ...roles });
 
 async function policyAuditEvents(sandbox: Sandbox): Promise<Array<{ action: string; detail: string }>> {
-  const out: Array<{ rowKey: string; action: string; detail: string }> = [];
-  for await (const e of sandbox.table(TABLES.audit).listEntities<{ action: string; detail: string }>()) {
-    if (e.action.startsWith('policy.'))
-      out.push({ rowKey: e.rowKey as string, action: e.action, detail: e.detail });
+  // Events live in day partitions (index partitions hold copies, and each day has a head row); oldest first.
+  const out: Array<{ time: string; seq: number; action: string; detail: string }> = [];
+  const rows = sandbox
+    .table(TABLES.audit)
+    .listEntities<{ action?: string; detail: string; time: string; seq: number }>();
+  for await (const e of rows) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string) || !e.action?.startsWith('policy.')) continue;
+    out.push({ time: e.time, seq: e.seq, action: e.action, detail: e.detail });
   }
-  return out.sort((a, b) => a.rowKey.localeCompare(b.rowKey));
+  return out
+    .sort((a, b) => a.time.localeCompare(b.time) || a.seq - b.seq)
+    .map(({ action, detail }) => ({ action, detail }));
 }
 
 async function requestStatus(sandbox: Sandbox, id: string): Promise<string> {

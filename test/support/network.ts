@@ -38,16 +38,27 @@ export interface AuditRow {
   detail?: string;
 }
 
-/** Audit events, oldest first, optionally only those matching an OData filter. */
+/**
+ * Audit events, oldest first, optionally only those matching an OData filter. Only the day partitions: the
+ * index partitions hold copies of the same events, and each day has a head row.
+ */
 export async function auditEvents(sandbox: Sandbox, filter?: string): Promise<AuditRow[]> {
-  const out: AuditRow[] = [];
-  const rows = sandbox.table(TABLES.audit).listEntities<AuditRow>(filter ? { queryOptions: { filter } } : {});
-  for await (const e of rows) out.push({ ...e, rowKey: e.rowKey });
-  return out.sort((a, b) => a.rowKey.localeCompare(b.rowKey));
+  const out: Array<AuditRow & { time: string; seq: number }> = [];
+  const rows = sandbox
+    .table(TABLES.audit)
+    .listEntities<AuditRow & { time: string; seq: number }>(filter ? { queryOptions: { filter } } : {});
+  for await (const e of rows) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string) || !e.action) continue;
+    out.push({ ...e, rowKey: e.rowKey });
+  }
+  return out.sort((a, b) => a.time.localeCompare(b.time) || a.seq - b.seq);
 }
 
+/** A request's state changes, oldest first (the per-rule and per-message detail events left out). */
 export async function auditActions(sandbox: Sandbox, requestId: string): Promise<string[]> {
-  return (await auditEvents(sandbox, odata`requestId eq ${requestId}`)).map((e) => e.action);
+  return (await auditEvents(sandbox, odata`requestId eq ${requestId}`))
+    .map((e) => e.action)
+    .filter((a) => !/^(grant\.rule-|grant\.expiry-|reconcile\.)/.test(a));
 }
 
 export interface RequestStatus {

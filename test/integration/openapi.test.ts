@@ -168,9 +168,9 @@ describe('the API as openapi.yaml describes it', () => {
     assert.equal((await call('POST', '/requests/{id}/revoke', { id: short.body.id })).status, 409);
 
     // Every documented answer of the request routes was seen, but for those a healthy sandbox cannot give.
-    // The policy and approval routes are documented (the route check above holds them to it) and tested in their
+    // The policy, approval and audit routes are documented (the route check above holds them to it) and tested in their
     // own suites; checking their every answer against the spec here is still to do (noted on the issue).
-    const notYetConformanceTested = ['/policies', '/approvals'];
+    const notYetConformanceTested = ['/policies', '/approvals', '/audit'];
     assert.deepEqual(
       spec
         .unexercised(['500', '503'])

@@ -114,6 +114,7 @@ export class Sandbox {
       JIT_RECONCILE_SCHEDULE: '0 */1 * * * *',
       // Generous: tests open dozens of requests as one user; the limit itself is tested with a low setting.
       JIT_RATE_LIMIT_PER_MINUTE: '600',
+      JIT_APPROVAL_ATTEMPTS_PER_MINUTE: '600',
       // A fresh key each start: links from an earlier run stop working, as after a rotation without overlap.
       JIT_APPROVAL_KEY: `sandbox-${randomBytes(3).toString('hex')}:${randomBytes(32).toString('base64')}`,
       JIT_MAIL_MODE: 'smtp',

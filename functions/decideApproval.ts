@@ -1,4 +1,5 @@
 import { declareFunction } from '../shared/hosting/declare';
+import { consumeApprovalQuota } from '../shared/http/handler';
 import { assertSameOrigin, htmlResponse, pageEndpoint, readForm } from '../shared/http/pages';
 import { decideApproval } from '../shared/usecases/approvals';
 import { resultPage } from '../shared/views/approvalPage';
@@ -8,6 +9,7 @@ export default declareFunction({
   name: 'decideApproval',
   trigger: { type: 'http', route: 'approvals', methods: ['POST'] },
   handler: pageEndpoint(async ({ request, deps, config, signedIn, callerAddress }) => {
+    await consumeApprovalQuota(signedIn?.id, callerAddress);
     assertSameOrigin(request.headers, config.publicBaseUrl);
     const form = await readForm(request);
     const outcome = await decideApproval(deps, {

@@ -50,6 +50,8 @@ export interface Services {
   authenticate: Authenticator;
   /** Per-caller limit on creating requests (per instance). */
   requestLimiter: RateLimiterMemory;
+  /** Per-person-and-address limit on posting approval decisions (per instance). */
+  approvalLimiter: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
   /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
@@ -161,6 +163,7 @@ function build(o: CompositionOverrides): Services {
       consoleLogger.warn('auth.group-overage', { caller: id }),
     ),
     requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
+    approvalLimiter: new RateLimiterMemory({ points: config.approvalAttemptsPerMinute, duration: 60 }),
     auditTrail: audit,
     close: async () => {
       await locks.releaseAll();

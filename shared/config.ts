@@ -39,6 +39,8 @@ export interface Config {
   jwt?: { issuer: string; audiences: string[]; jwksUri: string };
   /** Requests one caller may create per minute (per instance). */
   requestsPerMinute: number;
+  /** Approval decisions one person from one address may post per minute (per instance). */
+  approvalAttemptsPerMinute: number;
   /** Base URL people reach the app at (approval links), without a trailing slash. */
   publicBaseUrl: string;
   /** Keys that sign approval links: the current one signs, both verify (rotation). */
@@ -81,6 +83,8 @@ export const SETTINGS = {
   JIT_JWT_AUDIENCE: 'jwt mode: accepted audiences, comma-separated (the API app id and/or api://<app id>)',
   JIT_JWT_JWKS_URI: "jwt mode: the issuer's signing keys (default: derived from an Entra ID issuer)",
   JIT_RATE_LIMIT_PER_MINUTE: 'requests one caller may create per minute, per instance (default 30)',
+  JIT_APPROVAL_ATTEMPTS_PER_MINUTE:
+    'approval decisions one person from one address may post per minute, per instance (default 10)',
   AzureWebJobsStorage:
     'storage connection string (local sandbox); in Azure use the __tableServiceUri/__queueServiceUri form',
   AzureWebJobsStorage__tableServiceUri:
@@ -183,6 +187,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const rate = Number(get('JIT_RATE_LIMIT_PER_MINUTE') ?? '30');
   if (!Number.isInteger(rate) || rate < 1)
     fail('JIT_RATE_LIMIT_PER_MINUTE', 'must be a whole number of at least 1');
+  const approvalAttempts = Number(get('JIT_APPROVAL_ATTEMPTS_PER_MINUTE') ?? '10');
+  if (!Number.isInteger(approvalAttempts) || approvalAttempts < 1)
+    fail('JIT_APPROVAL_ATTEMPTS_PER_MINUTE', 'must be a whole number of at least 1');
 
   const storageString = get('AzureWebJobsStorage');
   const storageClientId = get('AzureWebJobsStorage__clientId') ?? get('AZURE_CLIENT_ID');
@@ -299,6 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     expiryGraceInSeconds: duration('JIT_EXPIRY_GRACE', 'PT2M'),
     jwt,
     requestsPerMinute: rate,
+    approvalAttemptsPerMinute: approvalAttempts,
     publicBaseUrl,
     approvalKeys: { current, previous },
     mail,

@@ -54,6 +54,9 @@ param reconcileSchedule string = '0 */2 * * * *'
 @description('Optional. Requests one caller may create per minute, per instance.')
 param rateLimitPerMinute int = 30
 
+@description('Optional. Approval decisions one person from one address may post per minute, per instance.')
+param approvalAttemptsPerMinute int = 10
+
 @description('Required. Name of the Key Vault holding the approval-link signing key (secret jit-approval-key).')
 param keyVaultName string
 
@@ -227,6 +230,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     JIT_PUBLIC_BASE_URL: effectivePublicBaseUrl
     JIT_RECONCILE_SCHEDULE: reconcileSchedule
     JIT_RATE_LIMIT_PER_MINUTE: string(rateLimitPerMinute)
+    JIT_APPROVAL_ATTEMPTS_PER_MINUTE: string(approvalAttemptsPerMinute)
     // Approval links are signed with a key kept in Key Vault (see docs/deploy.md to create it); the app reads it
     // through a Key Vault reference with its own identity, so the secret never sits in the app settings.
     JIT_APPROVAL_KEY: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=jit-approval-key)'

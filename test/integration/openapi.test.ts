@@ -62,6 +62,25 @@ describe('the API as openapi.yaml describes it', () => {
     assert.deepEqual(served, spec.operations(), 'openapi.yaml paths vs declared HTTP functions');
   });
 
+  test('every documented answer is a well-formed Response Object', () => {
+    // A YAML slip (a comma in a plain scalar inside a flow mapping) turns half a description into a key.
+    const allowed = new Set(['description', 'headers', 'content', 'links', '$ref']);
+    for (const op of spec.operations()) {
+      const [method, path] = op.split(' ') as [string, string];
+      const responses = spec.doc.paths[path][method.toLowerCase()].responses as Record<string, object>;
+      for (const [status, answer] of Object.entries(responses)) {
+        const keys = Object.keys(answer);
+        assert.deepEqual(
+          keys.filter((k) => !allowed.has(k)),
+          [],
+          `${op} ${status}: unknown keys`,
+        );
+        if (!('$ref' in answer))
+          assert.equal(typeof (answer as { description?: unknown }).description, 'string', `${op} ${status}`);
+      }
+    }
+  });
+
   test('every route answers as documented, on success and on error', async () => {
     const newRequest = {
       vm: VM,

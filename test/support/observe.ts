@@ -1,11 +1,12 @@
 /** What a person could look at in the sandbox: the NSG rules, the audit trail, scheduled messages, a request. */
+import assert from 'node:assert/strict';
 import { odata } from '@azure/data-tables';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { services } from '../../shared/composition';
 import type { Policy } from '../../shared/domain/types';
 import { TABLES } from '../../shared/names';
-import { api } from './sandbox';
+import { api, waitFor } from './sandbox';
 
 /** The JIT rule of one request in one NSG, as the ARM emulator holds it. */
 export function ruleOf(sandbox: Sandbox, nsgId: string, requestId: string) {
@@ -22,7 +23,6 @@ export function rulesInNone(sandbox: Sandbox, nsgIds: readonly string[], request
   return nsgIds.every((n) => ruleOf(sandbox, n, requestId) === undefined);
 }
 
-/** The audit actions recorded for a request, in order. */
 /**
  * The request's state changes in the audit trail, oldest first (from its index partition, whose RowKeys sort
  * newest first). The per-rule and per-message detail events (`grant.rule-*`, `grant.expiry-*`, `reconcile.*`)
@@ -36,6 +36,20 @@ export async function auditActions(sandbox: Sandbox, requestId: string): Promise
     if (!/^(grant\.rule-|grant\.expiry-|reconcile\.)/.test(e.action)) out.push(e.action);
   }
   return out.reverse();
+}
+
+/**
+ * Asserts the request's state changes, once as many as expected are in. Each event is appended just after the
+ * state change it records, so a status can read `expired` a moment before `grant.expired` is in the trail.
+ */
+export async function assertAudited(sandbox: Sandbox, requestId: string, expected: string[]): Promise<void> {
+  let seen: string[] = [];
+  await waitFor(
+    `the audit trail of ${requestId} to hold ${expected.length} state changes`,
+    async () => (seen = await auditActions(sandbox, requestId)).length >= expected.length,
+    10_000,
+  ).catch(() => undefined); // the comparison below says what is missing
+  assert.deepEqual(seen, expected);
 }
 
 /** Scheduled Service Bus messages about one request on a queue. */

@@ -15,9 +15,10 @@ import { describeMachine } from './support/stats';
 import { latency } from './latency';
 import { intake } from './intake';
 import { contention } from './contention';
+import { auditBench } from './audit';
 
 /** Every benchmark, in the order a full run takes them. Add a module here to make it runnable. */
-const BENCHMARKS: Benchmark[] = [latency, intake, contention];
+const BENCHMARKS: Benchmark[] = [latency, intake, contention, auditBench];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

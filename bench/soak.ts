@@ -428,11 +428,21 @@ async function takeSnapshot(sandbox: Sandbox, accepted: string[]): Promise<Snaps
     });
   }
   const grants: Snapshot['grants'] = [];
-  for await (const e of sandbox.table(TABLES.grants).listEntities<{ nsg: string; state: string }>())
-    grants.push({ requestId: e.partitionKey as string, nsgId: e.nsg, state: e.state });
+  // Rule rows only: the `live` index rows name a request, not a rule.
+  for await (const e of sandbox.table(TABLES.grants).listEntities<{ nsg?: string; state: string }>())
+    if (e.nsg) grants.push({ requestId: e.partitionKey as string, nsgId: e.nsg, state: e.state });
+  // Each event once, from the day partitions (the vm|…, actor|… and request|… partitions hold copies).
   const audit: Snapshot['audit'] = [];
-  for await (const e of sandbox.table(TABLES.audit).listEntities<{ requestId?: string; action: string }>())
-    audit.push({ rowKey: e.rowKey as string, requestId: e.requestId, action: e.action });
+  for await (const e of sandbox
+    .table(TABLES.audit)
+    .listEntities<{ requestId?: string; action?: string; time?: string; seq?: number }>()) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string) || !e.action) continue;
+    audit.push({
+      rowKey: `${e.time}|${String(e.seq).padStart(10, '0')}`,
+      requestId: e.requestId,
+      action: e.action,
+    });
+  }
   const nsgs = sandbox.arm
     .listNsgs()
     .map((n) => ({ nsgId: n.id, ruleNames: n.securityRules.map((r) => r.name) }));

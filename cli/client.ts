@@ -11,6 +11,8 @@ export interface ClientOptions {
   apiUrl: string;
   /** Sandbox only: the user to act as (sent as x-jit-dev-user). */
   devUser?: string;
+  /** Sandbox only: the app roles to act with, comma-separated (sent as x-jit-dev-roles). */
+  devRoles?: string;
   /** Azure: the API's scope, e.g. `api://<app id>/.default`. */
   scope?: string;
   credential?: TokenCredential;
@@ -21,12 +23,26 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly problem:
-      { title?: string; detail?: string; errors?: Array<{ field: string; reason: string }> } | undefined,
+      | {
+          type?: string;
+          title?: string;
+          detail?: string;
+          errors?: Array<{ field: string; reason: string }>;
+          requestStatus?: string;
+        }
+      | undefined,
     message: string,
+    /** The answer's Retry-After, where it had one. */
+    readonly retryAfterInMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+export interface CallOptions {
+  /** Send `body` verbatim with this content type instead of as JSON. */
+  contentType?: string;
 }
 
 export class ApiClient {
@@ -44,7 +60,12 @@ export class ApiClient {
   }
 
   private async headers(): Promise<Record<string, string>> {
-    if (this.options.devUser) return { 'x-jit-dev-user': this.options.devUser };
+    if (this.options.devUser) {
+      return {
+        'x-jit-dev-user': this.options.devUser,
+        ...(this.options.devRoles ? { 'x-jit-dev-roles': this.options.devRoles } : {}),
+      };
+    }
     if (!this.options.scope)
       throw new ApiError(
         0,
@@ -56,10 +77,33 @@ export class ApiClient {
     return { authorization: `Bearer ${token.token}` };
   }
 
+  /**
+   * Calls the API. The body is sent as JSON, unless `options.contentType` is given: then it is sent as is (a
+   * policy file keeps its own text, so the API's line numbers are the file's). A GET answered 503 or 429 is tried
+   * again after the answer's Retry-After (a few times, never for long): reads are safe to repeat.
+   */
   async call<T>(
     method: string,
     path: string,
     body?: unknown,
+    options: CallOptions = {},
+  ): Promise<{ status: number; headers: Headers; body: T }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.callOnce<T>(method, path, body, options);
+      } catch (err) {
+        const retryable = err instanceof ApiError && (err.status === 503 || err.status === 429);
+        if (!retryable || method !== 'GET' || attempt >= 4) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(err.retryAfterInMs ?? 2000, 10_000)));
+      }
+    }
+  }
+
+  private async callOnce<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    options: CallOptions,
   ): Promise<{ status: number; headers: Headers; body: T }> {
     const url = `${this.options.apiUrl.replace(/\/$/, '')}/${path.replace(/^\//, '')}`;
     let res: Response;
@@ -68,9 +112,14 @@ export class ApiClient {
         method,
         headers: {
           ...(await this.headers()),
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(body === undefined ? {} : { 'content-type': options.contentType ?? 'application/json' }),
         },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body:
+          body === undefined
+            ? undefined
+            : options.contentType && typeof body === 'string'
+              ? body
+              : JSON.stringify(body),
       });
     } catch (err) {
       throw new ApiError(0, undefined, `could not reach ${url}: ${(err as Error).message}`);
@@ -91,7 +140,13 @@ export class ApiClient {
       ]
         .filter(Boolean)
         .join('\n');
-      throw new ApiError(res.status, problem, message);
+      const retryAfter = Number(res.headers.get('retry-after'));
+      throw new ApiError(
+        res.status,
+        problem,
+        message,
+        Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter * 1000 : undefined,
+      );
     }
     return { status: res.status, headers: res.headers, body: parsed as T };
   }

@@ -15,10 +15,36 @@ export const EXIT = {
   ended: 6,
   /** --wait gave up before the request reached a final or live state. */
   timeout: 7,
+  /** `jit audit verify` found the audit chain broken: rows were edited or deleted. */
+  auditBroken: 8,
 } as const;
 
 export function exitCodeForStatus(httpStatus: number): number {
   if (httpStatus === 400 || httpStatus === 422) return EXIT.usage;
   if (httpStatus === 401 || httpStatus === 403 || httpStatus === 404) return EXIT.forbidden;
   return EXIT.error;
+}
+
+/** The exit code for an API refusal: access that already ended is told apart from other conflicts. */
+export function exitCodeForProblem(httpStatus: number, problemType: string | undefined): number {
+  if (problemType?.endsWith('#accessalreadyended')) return EXIT.ended;
+  return exitCodeForStatus(httpStatus);
+}
+
+/** The exit code for where a request stands after waiting for it to go live. */
+export function exitCodeForOutcome(status: string): number {
+  switch (status) {
+    case 'active':
+      return EXIT.ok;
+    case 'denied':
+    case 'approval-expired':
+      return EXIT.denied;
+    case 'failed':
+      return EXIT.failed;
+    case 'expired':
+    case 'revoked':
+      return EXIT.ended;
+    default:
+      return EXIT.timeout;
+  }
 }

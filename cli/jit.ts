@@ -4,10 +4,17 @@
  * machine-readable output, and exit codes are stable (cli/exitCodes.ts).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { UsageError } from './args';
 import { ApiError } from './client';
 import { contextFor } from './context';
 import type { CliContext } from './context';
-import { EXIT, exitCodeForStatus } from './exitCodes';
+import { EXIT, exitCodeForProblem } from './exitCodes';
+import * as audit from './commands/audit';
+import * as extend from './commands/extend';
+import * as list from './commands/list';
+import * as policy from './commands/policy';
+import * as request from './commands/request';
+import * as revoke from './commands/revoke';
 import * as status from './commands/status';
 
 export interface CliIo {
@@ -25,14 +32,38 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     )
     .addOption(new Option('--user <name>', 'sandbox only: act as this user').env('JIT_DEV_USER'))
     .addOption(
+      new Option('--roles <roles>', 'sandbox only: act with these app roles, e.g. Jit.Admin').env(
+        'JIT_DEV_ROLES',
+      ),
+    )
+    .addOption(
       new Option('--scope <scope>', 'Azure: the API scope, e.g. api://<app id>/.default').env(
         'JIT_API_SCOPE',
       ),
     )
     .addOption(
-      new Option('-o, --output <format>', 'output format')
+      new Option('--subscription <id>', 'default subscription for VMs given as <resource group>/<name>').env(
+        'JIT_SUBSCRIPTION_ID',
+      ),
+    )
+    .addOption(
+      new Option('-o, --output <format>', 'output format (json: one document on stdout, for scripts)')
         .choices(['text', 'json', 'table', 'csv'])
         .default('text'),
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  export JIT_API_URL=https://<app>.azurewebsites.net/api JIT_API_SCOPE=api://<app id>/.default
+  export JIT_SUBSCRIPTION_ID=<subscription id>
+  jit request demo-rg/demo-vm --port 22 --for 1h --wait     # waits, then prints the ssh line
+  jit list --status active
+  jit extend <id> --for 30m
+  jit revoke <id>                                          # done early
+
+Exit codes: 0 ok, 1 error (API unreachable, 5xx), 2 usage or invalid input, 3 not allowed or not found,
+4 denied, 5 failed, 6 access already ended, 7 timed out waiting. See docs/cli.md.`,
     )
     .showHelpAfterError()
     .exitOverride()
@@ -44,14 +75,25 @@ export function buildProgram(io: CliIo, setExitCode: (code: number) => void): Co
     } catch (err) {
       if (err instanceof ApiError) {
         io.err(`jit: ${err.message}`);
-        setExitCode(err.status ? exitCodeForStatus(err.status) : EXIT.error);
+        setExitCode(err.status ? exitCodeForProblem(err.status, err.problem?.type) : EXIT.error);
+        return;
+      }
+      if (err instanceof UsageError) {
+        io.err(`jit: ${err.message}`);
+        setExitCode(EXIT.usage);
         return;
       }
       io.err(`jit: ${(err as Error).message}`);
       setExitCode(EXIT.error);
     }
   };
+  request.register(program, run);
   status.register(program, run);
+  list.register(program, run);
+  extend.register(program, run);
+  revoke.register(program, run);
+  policy.register(program, run);
+  audit.register(program, run);
   return program;
 }
 

@@ -3,20 +3,25 @@
  * Tables and Queues, the Service Bus emulator (AMQP 1.0), the ARM emulator (HTTPS), and the local host running
  * the same function declarations Azure runs. `npm start` runs one; integration tests start their own on free ports.
  */
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { TableClient } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/core-auth';
 import { configureServices, resetServices, services } from '../shared/composition';
+import type { Principal } from '../shared/domain/types';
+import { randomBytes } from 'node:crypto';
 import type { GrantSettings } from '../shared/usecases/deps';
+import { applyPolicies } from '../shared/usecases/policies';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
 import { ArmEmulator } from './arm/emulator';
 import type { ArmEmulatorOptions } from './arm/emulator';
 import { Azurite } from './azurite';
-import { DEMO_POLICIES } from './demoPolicies';
 import { readHostSettings } from './host/hostJson';
 import type { HostSettings } from './host/hostJson';
+import { HostProcess } from './host/hostProcess';
 import { LocalHost } from './host/localHost';
+import { MailCatcher } from './mail/catcher';
 import { ServiceBusEmulator } from './servicebus/emulator';
 
 /** The project root (this file is compiled to dist/dev/sandbox.js). */
@@ -28,6 +33,10 @@ export interface SandboxOptions {
   serviceBusPort?: number;
   armPort?: number;
   storagePorts?: { blob: number; queue: number; table: number };
+  /** SMTP port of the mail catcher (0: a free one). */
+  smtpPort?: number;
+  /** Port of the caught-mail web view; none when undefined. */
+  mailWebPort?: number;
   /** Keep storage on disk here, so it survives an Azurite restart. */
   storageLocation?: string;
   arm?: ArmEmulatorOptions;
@@ -41,6 +50,10 @@ export interface SandboxOptions {
   /** Start the local host (tests of the emulators alone may not want it). */
   startHost?: boolean;
   quiet?: boolean;
+  /** The policy document applied at start; default dev/policies.yaml. */
+  policiesFile?: string;
+  /** Receives the local host's log lines (tests check what is logged); overrides `quiet` for the host. */
+  hostLog?: (level: string, functionName: string, message: string) => void;
 }
 
 /** Accepted by the ARM emulator; in Azure the managed identity's token takes its place. */
@@ -48,10 +61,15 @@ export const sandboxCredential: TokenCredential = {
   getToken: async () => ({ token: 'sandbox-token', expiresOnTimestamp: Date.now() + 3600_000 }),
 };
 
+/** Who applies the sandbox's policy file, as the audit trail records it. */
+const SANDBOX_ADMIN: Principal = { id: 'system:sandbox', groups: [], roles: ['Jit.Admin'] };
+
 export class Sandbox {
   readonly azurite: Azurite;
   readonly serviceBus: ServiceBusEmulator;
   readonly arm: ArmEmulator;
+  /** Every mail the system sends, caught (SMTP on loopback). */
+  readonly mail: MailCatcher;
   host?: LocalHost;
   settings: Record<string, string> = {};
 
@@ -72,9 +90,11 @@ export class Sandbox {
           lockDurationInMs: options.expiryLockDurationInMs ?? 30_000,
           maxDeliveryCount: 10,
         },
+        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10 },
       ],
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });
+    this.mail = new MailCatcher({ smtpPort: options.smtpPort ?? 0, webPort: options.mailWebPort });
   }
 
   get baseUrl(): string {
@@ -83,7 +103,7 @@ export class Sandbox {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start()]);
+    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start(), this.mail.start()]);
     this.settings = {
       JIT_AUTH_MODE: 'dev',
       AzureWebJobsStorage: this.azurite.connectionString,
@@ -94,16 +114,18 @@ export class Sandbox {
       JIT_RECONCILE_SCHEDULE: '0 */1 * * * *',
       // Generous: tests open dozens of requests as one user; the limit itself is tested with a low setting.
       JIT_RATE_LIMIT_PER_MINUTE: '600',
+      JIT_APPROVAL_ATTEMPTS_PER_MINUTE: '600',
+      // A fresh key each start: links from an earlier run stop working, as after a rotation without overlap.
+      JIT_APPROVAL_KEY: `sandbox-${randomBytes(3).toString('hex')}:${randomBytes(32).toString('base64')}`,
+      JIT_MAIL_MODE: 'smtp',
+      JIT_MAIL_FROM: 'jit-access@example.com',
+      JIT_SMTP_HOST: '127.0.0.1',
+      JIT_SMTP_PORT: String(this.mail.smtpPort),
+      JIT_SMTP_TLS: 'none',
       ...this.options.settings,
     };
     await this.provisionStorage();
-    configureServices({
-      env: this.settings,
-      armCredential: sandboxCredential,
-      armCaPem: this.arm.caPem,
-      armPollIntervalInMs: 50,
-      settings: { armBackoffInMs: 100, ...this.options.grantSettings },
-    });
+    configureServices({ env: this.settings, armCredential: sandboxCredential, ...this.overrides() });
     await this.seedPolicies();
     if (this.options.startHost !== false) await this.startHost();
   }
@@ -116,9 +138,42 @@ export class Sandbox {
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,
       settings: this.settings,
       httpPort: this.options.httpPort ?? 0,
-      log: this.options.quiet ? () => undefined : undefined,
+      log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
+      // On a free port the links in mail must name the port the host got. Services are built on first use,
+      // which comes after this (the host binds triggers afterwards), so they read the address set here.
+      onListening: (baseUrl) => {
+        if (!this.options.settings?.JIT_PUBLIC_BASE_URL) this.settings.JIT_PUBLIC_BASE_URL = baseUrl;
+      },
     });
     await this.host.start();
+  }
+
+  /**
+   * Starts a local host in a child process against the running emulators: one more instance of the Function
+   * App, which a test can kill as a crash would. The caller stops or kills it.
+   */
+  async spawnHost(): Promise<HostProcess> {
+    const hostSettings = readHostSettings(join(PROJECT_ROOT, 'host.json'));
+    const { armCaPem, ...overrides } = this.overrides();
+    return HostProcess.start({
+      functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
+      host: this.options.host ? this.options.host(hostSettings) : hostSettings,
+      settings: this.settings,
+      armCaPem,
+      overrides,
+    });
+  }
+
+  /** How the sandbox's services differ from Azure's: its ARM emulator's CA, quick polls and retries. */
+  private overrides() {
+    return {
+      armCaPem: this.arm.caPem,
+      armPollIntervalInMs: 50,
+      armRetryDelayInMs: 50,
+      // A killed host's lease blocks its NSG this long: short, so a crash test recovers quickly.
+      nsgLease: { ttlInMs: 3000 },
+      settings: { armBackoffInMs: 100, ...this.options.grantSettings },
+    };
   }
 
   async stopHost(): Promise<void> {
@@ -129,7 +184,12 @@ export class Sandbox {
 
   async stop(): Promise<void> {
     await this.stopHost();
-    await Promise.allSettled([this.serviceBus.stop(), this.arm.stop(), this.azurite.stop()]);
+    await Promise.allSettled([
+      this.serviceBus.stop(),
+      this.arm.stop(),
+      this.azurite.stop(),
+      this.mail.stop(),
+    ]);
   }
 
   /** What Bicep provisions in Azure: the tables and queues. */
@@ -149,8 +209,16 @@ export class Sandbox {
     );
   }
 
+  /** Applies the policy file the way `PUT /api/policies` does: parsed, validated, diffed, audited. */
   private async seedPolicies(): Promise<void> {
-    for (const p of DEMO_POLICIES) await services().deps.policies.upsert(p);
+    const file = this.options.policiesFile ?? join(PROJECT_ROOT, 'dev', 'policies.yaml');
+    await applyPolicies(services().deps, SANDBOX_ADMIN, {
+      text: readFileSync(file, 'utf8'),
+      source: relative(PROJECT_ROOT, file),
+    });
+    // The services built for this fixed the public URL before the host has its port: drop them, so the first
+    // invocation builds them again with the address the host got.
+    await resetServices();
   }
 
   /** A table client on the sandbox's storage, for tests and tools that read rows directly. */

@@ -1,10 +1,11 @@
 /**
  * `npm start`: the whole system on this machine, on fixed ports, until Ctrl-C.
- * Ports can be moved with JIT_SANDBOX_HTTP_PORT, JIT_SANDBOX_ARM_PORT, JIT_SANDBOX_SERVICEBUS_PORT and
- * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports).
+ * Ports can be moved with JIT_SANDBOX_HTTP_PORT, JIT_SANDBOX_ARM_PORT, JIT_SANDBOX_SERVICEBUS_PORT,
+ * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports), JIT_SANDBOX_SMTP_PORT and JIT_SANDBOX_MAIL_PORT.
  */
 import { join } from 'node:path';
 import { DEMO } from './arm/emulator';
+import { DEMO_APPROVERS } from './demoPolicies';
 import { PROJECT_ROOT, Sandbox } from './sandbox';
 
 function port(name: string, fallback: number): number {
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
     serviceBusPort: port('JIT_SANDBOX_SERVICEBUS_PORT', 5672),
     storagePorts: { blob: storage, queue: storage + 1, table: storage + 2 },
     storageLocation: join(PROJECT_ROOT, '.sandbox', 'azurite'),
+    smtpPort: port('JIT_SANDBOX_SMTP_PORT', 2525),
+    mailWebPort: port('JIT_SANDBOX_MAIL_PORT', 8025),
     quiet: false,
   });
   let stopping = false;
@@ -48,6 +51,7 @@ azure-jit-access sandbox is running (Ctrl-C stops it)
   ARM emulator (HTTPS)    ${sandbox.arm.endpoint}    NSG rules: ${sandbox.arm.endpoint}/_emulator/nsgs  (or: npm run rules)
   Service Bus emulator    ${sandbox.serviceBus.connectionString}
   Azurite (storage)       tables :${sandbox.azurite.tablePort}, queues :${sandbox.azurite.queuePort}  (data in .sandbox/azurite)
+  Mail catcher            smtp://127.0.0.1:${sandbox.mail.smtpPort}    caught mail: ${sandbox.mail.webUrl ?? ''}
 
 Ask for SSH to the demo VM for five minutes from a documentation address:
 
@@ -59,6 +63,13 @@ Then follow it (the id is in the answer) and watch the rule appear and, after fi
 
   curl -s ${api}/requests/<id> -H 'x-jit-dev-user: alice@example.com'
   npm run rules
+
+RDP to demo-win needs an approver (${DEMO_APPROVERS.join(' or ')}). Ask, then open the caught mail at
+${sandbox.mail.webUrl ?? ''} and follow its Approve link:
+
+  curl -s -X POST ${api}/requests \\
+    -H 'content-type: application/json' -H 'x-jit-dev-user: alice@example.com' \\
+    -d '{"vm":"${DEMO.windowsVm.id}","ports":[3389],"sourcePrefix":"203.0.113.7/32","duration":"PT30M","justification":"patch night"}'
 `);
 }
 

@@ -1,10 +1,14 @@
 import { declareFunction } from '../shared/hosting/declare';
-import { parseExpiryMessage } from '../shared/hosting/messages';
+import { parseApprovalDeadlineMessage, parseExpiryMessage } from '../shared/hosting/messages';
 import { depsFor } from '../shared/composition';
 import { CONNECTIONS, SERVICE_BUS_QUEUES } from '../shared/names';
+import { expireApproval } from '../shared/usecases/approvals';
 import { expireGrant } from '../shared/usecases/grants';
 
-/** Service Bus `jit-expirations`: a grant's scheduled end. Throwing abandons the message for redelivery. */
+/**
+ * Service Bus `jit-expirations`: a grant's scheduled end, or (`kind: approval-deadline`) the moment a pending
+ * request stops waiting for approvers. Throwing abandons the message for redelivery.
+ */
 export default declareFunction({
   name: 'revokeGrant',
   trigger: {
@@ -13,6 +17,8 @@ export default declareFunction({
     connection: CONNECTIONS.serviceBus,
   },
   handler: async (message, context) => {
+    const deadline = parseApprovalDeadlineMessage(message);
+    if (deadline) return expireApproval(depsFor(context), deadline);
     const m = parseExpiryMessage(message);
     if (!m) return void context.warn(JSON.stringify({ event: 'expire.malformed-message' }));
     await expireGrant(depsFor(context), m);

@@ -9,6 +9,11 @@ export default declareFunction({
   handler: httpEndpoint(async ({ request, deps, caller, callerAddress }) => {
     await consumeRequestQuota(caller.id);
     const created = await submitRequest(deps, caller, await readJson(request), callerAddress);
-    return { status: 202, headers: { Location: `/api/requests/${created.id}` }, jsonBody: created };
+    // Accepted, not done: Location is where to follow it, Retry-After how soon there is news.
+    return {
+      status: 202,
+      headers: { Location: `/api/requests/${created.id}`, 'Retry-After': '1' },
+      jsonBody: created,
+    };
   }),
 });

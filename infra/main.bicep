@@ -48,6 +48,18 @@ param emailProvider string = 'acs'
 @description('Optional. Where Communication Services stores email data at rest (for example `United States`, `Europe`, `UK`). Used only when emailProvider is `acs`.')
 param emailDataLocation string = 'United States'
 
+@description('Optional. SMTP relay host when emailProvider is smtp.')
+param smtpHost string = ''
+
+@description('Optional. SMTP relay port when emailProvider is smtp.')
+param smtpPort int = 587
+
+@description('Optional. Sender address when emailProvider is smtp.')
+param smtpFrom string = ''
+
+@description('Optional. Mailbox per approver group, "<group object id>=<address>,...".')
+param approverGroupMailboxes string = ''
+
 @description('Optional. NCRONTAB schedule (with seconds) of the reconciler, the safety net that closes grants whose expiry message was lost. Shorter is safer and costs more executions.')
 param reconcileSchedule string = '0 */2 * * * *'
 
@@ -216,6 +228,13 @@ module functionApp 'modules/function-app.bicep' = {
     expiryGrace: expiryGrace
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    keyVaultName: keyVault.outputs.name
+    mailMode: emailProvider
+    mailFrom: useAcs ? email.outputs.senderAddress : smtpFrom
+    acsEndpoint: useAcs ? email.outputs.endpoint : ''
+    smtpHost: smtpHost
+    smtpPort: smtpPort
+    approverGroupMailboxes: approverGroupMailboxes
   }
 }
 
@@ -228,6 +247,7 @@ module roleAssignments 'modules/role-assignments.bicep' = {
     storageAccountName: storage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     serviceBusQueueName: serviceBus.outputs.expirationsQueueName
+    serviceBusStartsQueueName: serviceBus.outputs.startsQueueName
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     communicationServiceName: useAcs ? email.outputs.communicationServiceName : ''

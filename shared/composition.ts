@@ -7,14 +7,22 @@ import type { TokenCredential } from '@azure/core-auth';
 import type { InvocationContext } from '@azure/functions';
 import { loadConfig } from './config';
 import type { Config } from './config';
-import type { Clock } from './domain/ports';
+import type { AuditTrail, Clock } from './domain/ports';
+import { AcsMailer } from './adapters/acsMailer';
+import { ApprovalTable } from './adapters/approvalTable';
+import { JoseApprovalTokens } from './adapters/approvalTokens';
 import { ArmNetworkGateway } from './adapters/armNetwork';
 import { AuditTable } from './adapters/auditTable';
 import { credentialFor } from './adapters/credentials';
 import { GrantTable } from './adapters/grantTable';
+import { NsgTable, TableNsgLocks } from './adapters/nsgTable';
+import type { NsgLeaseOptions } from './adapters/nsgTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
+import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
+import { SmtpMailer } from './adapters/smtpMailer';
+import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
 import { StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
@@ -22,12 +30,17 @@ import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
+import { MailNotifier } from './usecases/notify';
+import { baselineEnforcement } from './usecases/baseline';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
   armCredential?: TokenCredential;
   armCaPem?: string;
   armPollIntervalInMs?: number;
+  /** First delay of the ARM SDK's own retries of 5xx answers. */
+  armRetryDelayInMs?: number;
+  nsgLease?: Partial<NsgLeaseOptions>;
   settings?: Partial<GrantSettings>;
   clock?: Clock;
 }
@@ -37,8 +50,12 @@ export interface Services {
   authenticate: Authenticator;
   /** Per-caller limit on creating requests (per instance). */
   requestLimiter: RateLimiterMemory;
+  /** Per-person-and-address limit on posting approval decisions (per instance). */
+  approvalLimiter: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
+  /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
+  auditTrail: AuditTrail;
   close(): Promise<void>;
 }
 
@@ -66,7 +83,10 @@ export async function resetServices(): Promise<void> {
 
 /** The dependencies for one invocation: log lines go to the invocation's log, tagged with an event name. */
 export function depsFor(context: InvocationContext): Deps {
-  return { ...services().deps, log: contextLogger(context) };
+  const deps: Deps = { ...services().deps, log: contextLogger(context) };
+  // The enforcement hook works on behalf of this invocation: its log lines belong to it.
+  deps.enforcement = baselineEnforcement(() => deps);
+  return deps;
 }
 
 function build(o: CompositionOverrides): Services {
@@ -81,29 +101,60 @@ function build(o: CompositionOverrides): Services {
   );
   const bus = serviceBusClient(config.serviceBus, busCredential);
   const scheduler = new ServiceBusExpiryScheduler(bus);
+  const deadlines = new ServiceBusApprovalDeadlines(bus);
+  const mailer =
+    config.mail.mode === 'smtp'
+      ? new SmtpMailer(config.mail)
+      : new AcsMailer(config.mail, credentialFor(config.managedIdentityClientId));
+  const starts = new ServiceBusStartScheduler(bus);
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
     maxDurationInSeconds: config.maxDurationInSeconds,
     expiryGraceInSeconds: config.expiryGraceInSeconds,
     maxArmAttempts: 8,
     armBackoffInMs: 500,
+    baselineBand: config.baselinePriorityBand,
+    reconcileMaxArmCalls: config.reconcileMaxArmCalls,
     ...o.settings,
   };
+  // A crashed holder blocks an NSG for at most the TTL; renewed every third of it while held.
+  const locks = new TableNsgLocks(tableClient(config.tables, TABLES.nsgs, storageCredential), {
+    ttlInMs: 15_000,
+    waitInMs: 180_000,
+    pollInMs: 250,
+    ...o.nsgLease,
+  });
+  const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
   const deps: Deps = {
     requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
+    // `enforce: true`: baseline deny rules, a bounded share at once and the rest by the reconciler.
+    enforcement: baselineEnforcement(() => deps),
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
-    audit: new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock),
+    audit,
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
     scheduler,
+    starts,
     network: new ArmNetworkGateway(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
       endpoint: config.armEndpoint,
       caPem: o.armCaPem,
       pollIntervalInMs: o.armPollIntervalInMs,
+      retryDelayInMs: o.armRetryDelayInMs,
     }),
+    nsgs: new NsgTable(tableClient(config.tables, TABLES.nsgs, storageCredential)),
+    locks,
     clock,
     settings,
     log: consoleLogger,
+    notifier: new MailNotifier(mailer),
+    approvals: {
+      decisions: new ApprovalTable(tableClient(config.tables, TABLES.approvals, storageCredential)),
+      tokens: new JoseApprovalTokens(config.approvalKeys, () => clock.now()),
+      mailer,
+      deadlines,
+      publicBaseUrl: config.publicBaseUrl,
+      groupMailboxes: config.approverGroupMailboxes,
+    },
   };
   return {
     config,
@@ -112,8 +163,14 @@ function build(o: CompositionOverrides): Services {
       consoleLogger.warn('auth.group-overage', { caller: id }),
     ),
     requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
+    approvalLimiter: new RateLimiterMemory({ points: config.approvalAttemptsPerMinute, duration: 60 }),
+    auditTrail: audit,
     close: async () => {
+      await locks.releaseAll();
       await scheduler.close();
+      await deadlines.close();
+      if (mailer instanceof SmtpMailer) mailer.close();
+      await starts.close();
       await bus.close();
     },
   };

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { parseDurationToSeconds } from './domain/duration';
+import { looksLikeMailAddress } from './domain/approval';
 import { ConfigurationError } from './domain/errors';
 
 export type AuthMode = 'dev' | 'easyauth' | 'jwt';
@@ -26,17 +27,53 @@ export interface Config {
   /** ARM endpoint; the public cloud unless set (sovereign clouds, or the local sandbox). */
   armEndpoint: string;
   priorityBand: { min: number; max: number };
+  /** NSG priorities for baseline deny rules (policies with `enforce`); entirely below the JIT band. */
+  baselinePriorityBand: { min: number; max: number };
+  /** Most ARM calls one reconciler run makes; what is left waits for the next run. */
+  reconcileMaxArmCalls: number;
   /** Longest grant the system allows under any policy. */
   maxDurationInSeconds: number;
   /** How long past its expiry a grant may still show open before the reconciler closes it. */
   expiryGraceInSeconds: number;
-  /** Base URL people reach the API at (approval links). */
-  publicBaseUrl?: string;
   /** Bearer-token validation, in `jwt` mode. */
   jwt?: { issuer: string; audiences: string[]; jwksUri: string };
   /** Requests one caller may create per minute (per instance). */
   requestsPerMinute: number;
+  /** Approval decisions one person from one address may post per minute (per instance). */
+  approvalAttemptsPerMinute: number;
+  /** Base URL people reach the app at (approval links), without a trailing slash. */
+  publicBaseUrl: string;
+  /** Keys that sign approval links: the current one signs, both verify (rotation). */
+  approvalKeys: ApprovalKeyring;
+  mail: MailConfig;
+  /** Mailbox for each approver group (object id, lower-cased), where one is configured. */
+  approverGroupMailboxes: Record<string, string>;
 }
+
+/** An HMAC key for approval links: its id (the JWS `kid`) and at least 32 random bytes. */
+export interface SigningKey {
+  kid: string;
+  secret: Uint8Array;
+}
+
+export interface ApprovalKeyring {
+  current: SigningKey;
+  previous?: SigningKey;
+}
+
+export type SmtpTls = 'starttls' | 'tls' | 'none';
+
+export type MailConfig =
+  | {
+      mode: 'smtp';
+      from: string;
+      host: string;
+      port: number;
+      tls: SmtpTls;
+      user?: string;
+      password?: string;
+    }
+  | { mode: 'acs'; from: string; endpoint: string };
 
 /** Every setting the code reads, with what it must hold: the single list docs, samples and Bicep are checked against. */
 export const SETTINGS = {
@@ -46,6 +83,8 @@ export const SETTINGS = {
   JIT_JWT_AUDIENCE: 'jwt mode: accepted audiences, comma-separated (the API app id and/or api://<app id>)',
   JIT_JWT_JWKS_URI: "jwt mode: the issuer's signing keys (default: derived from an Entra ID issuer)",
   JIT_RATE_LIMIT_PER_MINUTE: 'requests one caller may create per minute, per instance (default 30)',
+  JIT_APPROVAL_ATTEMPTS_PER_MINUTE:
+    'approval decisions one person from one address may post per minute, per instance (default 10)',
   AzureWebJobsStorage:
     'storage connection string (local sandbox); in Azure use the __tableServiceUri/__queueServiceUri form',
   AzureWebJobsStorage__tableServiceUri:
@@ -61,10 +100,31 @@ export const SETTINGS = {
   AZURE_CLIENT_ID: 'client id of the user-assigned managed identity used for ARM',
   JIT_ARM_ENDPOINT: 'Azure Resource Manager endpoint (default https://management.azure.com)',
   JIT_PRIORITY_RANGE: 'NSG priorities JIT rules may use, "min-max" within 100-4096 (default 1000-1999)',
+  JIT_BASELINE_PRIORITY_RANGE:
+    'NSG priorities of baseline deny rules for policies with enforce, "min-max" above JIT_PRIORITY_RANGE (default: the 1000 priorities right above it, 2000-2999)',
+  JIT_RECONCILE_MAX_ARM_CALLS:
+    'most ARM calls one reconciler run makes, an integer from 10 to 100000 (default 200); the rest waits for the next run',
   JIT_MAX_DURATION: 'longest grant any policy may allow, ISO-8601 (default P1D)',
   JIT_EXPIRY_GRACE:
     'how long past expiry before the reconciler closes a grant itself, ISO-8601 (default PT2M)',
   JIT_PUBLIC_BASE_URL: 'https URL people reach this app at, for links in mail',
+  JIT_APPROVAL_KEY:
+    'key that signs approval links, "<kid>:<base64 of at least 32 random bytes>" (e.g. k1:$(openssl rand -base64 32))',
+  JIT_APPROVAL_KEY_PREVIOUS:
+    'the key before JIT_APPROVAL_KEY, same form and a different kid; links it signed keep working while it is set',
+  JIT_MAIL_MODE:
+    'how mail is sent: smtp, or acs (Azure Communication Services Email with the managed identity)',
+  JIT_MAIL_FROM: 'sender address of every mail (for acs, a verified sender such as DoNotReply@<your domain>)',
+  JIT_SMTP_HOST: 'SMTP server host name (JIT_MAIL_MODE=smtp)',
+  JIT_SMTP_PORT: 'SMTP server port (default 587)',
+  JIT_SMTP_TLS:
+    'starttls (default: the server must upgrade), tls (implicit TLS, usually port 465) or none (a local catcher only; refused in Azure)',
+  JIT_SMTP_USER: 'SMTP user name, if the server wants one',
+  JIT_SMTP_PASSWORD: 'SMTP password (in Azure, a Key Vault reference)',
+  JIT_ACS_ENDPOINT:
+    'Azure Communication Services endpoint, https://<name>.<region>.communication.azure.com (JIT_MAIL_MODE=acs)',
+  JIT_APPROVER_GROUP_MAILBOXES:
+    'where links for group approvers go: "<group object id>=<address>", comma-separated (groups without one get no mail)',
   JIT_RECONCILE_SCHEDULE:
     'NCRONTAB schedule of the reconciler, with seconds (read by the timer trigger; e.g. 0 */2 * * * *)',
 } as const;
@@ -127,6 +187,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const rate = Number(get('JIT_RATE_LIMIT_PER_MINUTE') ?? '30');
   if (!Number.isInteger(rate) || rate < 1)
     fail('JIT_RATE_LIMIT_PER_MINUTE', 'must be a whole number of at least 1');
+  const approvalAttempts = Number(get('JIT_APPROVAL_ATTEMPTS_PER_MINUTE') ?? '10');
+  if (!Number.isInteger(approvalAttempts) || approvalAttempts < 1)
+    fail('JIT_APPROVAL_ATTEMPTS_PER_MINUTE', 'must be a whole number of at least 1');
 
   const storageString = get('AzureWebJobsStorage');
   const storageClientId = get('AzureWebJobsStorage__clientId') ?? get('AZURE_CLIENT_ID');
@@ -169,12 +232,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
 
-  const range = get('JIT_PRIORITY_RANGE') ?? '1000-1999';
-  const m = /^(\d{3,4})-(\d{3,4})$/.exec(range);
-  const min = Number(m?.[1]);
-  const max = Number(m?.[2]);
-  if (!m || min < 100 || max > 4096 || min > max)
-    fail('JIT_PRIORITY_RANGE', `must be "min-max" within 100-4096, not "${range}"`);
+  const band = (name: SettingName, fallback: string) => {
+    const text = get(name) ?? fallback;
+    const m = /^(\d{3,4})-(\d{3,4})$/.exec(text);
+    const lo = Number(m?.[1]);
+    const hi = Number(m?.[2]);
+    if (!m || lo < 100 || hi > 4096 || lo > hi)
+      fail(name, `must be "min-max" within 100-4096, not "${text}"`);
+    return { min: lo, max: hi };
+  };
+  const { min, max } = band('JIT_PRIORITY_RANGE', '1000-1999');
+  // By default the baseline band starts right below the JIT band, so a custom JIT band keeps working.
+  const baselinePriorityBand = band(
+    'JIT_BASELINE_PRIORITY_RANGE',
+    `${Math.min(max + 1, 4096)}-${Math.min(max + 1000, 4096)}`,
+  );
+  // Deny rules must sit below every JIT allow rule, or a grant could never open what the baseline closes.
+  if (baselinePriorityBand.min <= max) {
+    fail(
+      'JIT_BASELINE_PRIORITY_RANGE',
+      `must lie entirely above JIT_PRIORITY_RANGE (${min}-${max}), not "${baselinePriorityBand.min}-${baselinePriorityBand.max}"`,
+    );
+  }
+  const maxCallsText = get('JIT_RECONCILE_MAX_ARM_CALLS') ?? '200';
+  const reconcileMaxArmCalls = Number(maxCallsText);
+  if (!/^\d+$/.test(maxCallsText) || reconcileMaxArmCalls < 10 || reconcileMaxArmCalls > 100_000)
+    fail('JIT_RECONCILE_MAX_ARM_CALLS', `must be an integer from 10 to 100000, not "${maxCallsText}"`);
 
   const duration = (name: SettingName, fallback: string) => {
     const text = get(name) ?? fallback;
@@ -185,7 +268,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   };
 
-  const publicBaseUrl = get('JIT_PUBLIC_BASE_URL');
+  const publicBaseUrl = checkUrl(
+    'JIT_PUBLIC_BASE_URL',
+    get('JIT_PUBLIC_BASE_URL') ?? fail('JIT_PUBLIC_BASE_URL', 'is missing'),
+  ).replace(/\/+$/, '');
+  if (runningInAzure && !publicBaseUrl.startsWith('https://'))
+    fail('JIT_PUBLIC_BASE_URL', 'must be an https URL in Azure (approval links carry a token)');
+
+  const current = signingKey('JIT_APPROVAL_KEY', get('JIT_APPROVAL_KEY'), fail);
+  const previousText = get('JIT_APPROVAL_KEY_PREVIOUS');
+  const previous = previousText ? signingKey('JIT_APPROVAL_KEY_PREVIOUS', previousText, fail) : undefined;
+  if (previous && previous.kid === current.kid)
+    fail('JIT_APPROVAL_KEY_PREVIOUS', `must have a different kid from JIT_APPROVAL_KEY ("${current.kid}")`);
+
+  const mail = mailConfig(get, fail, runningInAzure, checkUrl);
+
+  const approverGroupMailboxes: Record<string, string> = {};
+  for (const pair of (get('JIT_APPROVER_GROUP_MAILBOXES') ?? '').split(',').filter((p) => p.trim())) {
+    const [group, address, ...rest] = pair.split('=').map((x) => x.trim());
+    if (!group || !address || rest.length || !looksLikeMailAddress(address))
+      fail('JIT_APPROVER_GROUP_MAILBOXES', `must be "<group id>=<address>" pairs, not "${pair.trim()}"`);
+    approverGroupMailboxes[(group as string).toLowerCase()] = address as string;
+  }
+
   return {
     authMode: authMode as AuthMode,
     runningInAzure,
@@ -195,10 +300,71 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     managedIdentityClientId: get('AZURE_CLIENT_ID'),
     armEndpoint: checkUrl('JIT_ARM_ENDPOINT', get('JIT_ARM_ENDPOINT') ?? 'https://management.azure.com'),
     priorityBand: { min, max },
+    baselinePriorityBand,
+    reconcileMaxArmCalls,
     maxDurationInSeconds: duration('JIT_MAX_DURATION', 'P1D'),
     expiryGraceInSeconds: duration('JIT_EXPIRY_GRACE', 'PT2M'),
-    publicBaseUrl: publicBaseUrl ? checkUrl('JIT_PUBLIC_BASE_URL', publicBaseUrl) : undefined,
     jwt,
     requestsPerMinute: rate,
+    approvalAttemptsPerMinute: approvalAttempts,
+    publicBaseUrl,
+    approvalKeys: { current, previous },
+    mail,
+    approverGroupMailboxes,
   };
+}
+
+type Fail = (name: SettingName, what: string) => never;
+
+/** `kid:base64secret`. The message never repeats the value: it is a secret. */
+function signingKey(name: SettingName, text: string | undefined, fail: Fail): SigningKey {
+  if (text === undefined)
+    return fail(name, 'is missing; generate one with: echo "k1:$(openssl rand -base64 32)"');
+  const colon = text.indexOf(':');
+  const kid = text.slice(0, colon);
+  const encoded = text.slice(colon + 1);
+  if (colon < 1 || !/^[A-Za-z0-9._-]{1,64}$/.test(kid))
+    fail(name, 'must start with a key id of letters, digits, ".", "_" or "-", then ":" and the secret');
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(encoded)) fail(name, `must hold the secret in base64 after "${kid}:"`);
+  const secret = Buffer.from(encoded, 'base64');
+  if (secret.length < 32)
+    fail(
+      name,
+      `must hold at least 32 bytes of secret (it holds ${secret.length}); use openssl rand -base64 32`,
+    );
+  return { kid, secret: new Uint8Array(secret) };
+}
+
+function mailConfig(
+  get: (name: SettingName) => string | undefined,
+  fail: Fail,
+  runningInAzure: boolean,
+  checkUrl: (name: SettingName, value: string) => string,
+): MailConfig {
+  const mode = get('JIT_MAIL_MODE') ?? fail('JIT_MAIL_MODE', 'is missing');
+  const from = get('JIT_MAIL_FROM') ?? fail('JIT_MAIL_FROM', 'is missing');
+  if (!looksLikeMailAddress(from)) fail('JIT_MAIL_FROM', `must be a mail address, not "${from}"`);
+  if (mode === 'acs') {
+    const endpoint = checkUrl(
+      'JIT_ACS_ENDPOINT',
+      get('JIT_ACS_ENDPOINT') ?? fail('JIT_ACS_ENDPOINT', 'is missing (JIT_MAIL_MODE is acs)'),
+    );
+    if (!endpoint.startsWith('https://')) fail('JIT_ACS_ENDPOINT', 'must be an https URL');
+    return { mode, from, endpoint };
+  }
+  if (mode !== 'smtp') return fail('JIT_MAIL_MODE', `must be smtp or acs, not "${mode}"`);
+  const host = get('JIT_SMTP_HOST') ?? fail('JIT_SMTP_HOST', 'is missing (JIT_MAIL_MODE is smtp)');
+  const portText = get('JIT_SMTP_PORT') ?? '587';
+  const port = Number(portText);
+  if (!/^\d{1,5}$/.test(portText) || port < 1 || port > 65535)
+    fail('JIT_SMTP_PORT', `must be a port number, not "${portText}"`);
+  const tls = get('JIT_SMTP_TLS') ?? 'starttls';
+  if (!['starttls', 'tls', 'none'].includes(tls))
+    fail('JIT_SMTP_TLS', `must be starttls, tls or none, not "${tls}"`);
+  if (tls === 'none' && runningInAzure)
+    fail('JIT_SMTP_TLS', 'is "none", which sends approval links in clear text and is refused in Azure');
+  const user = get('JIT_SMTP_USER');
+  const password = get('JIT_SMTP_PASSWORD');
+  if (password && !user) fail('JIT_SMTP_USER', 'is missing while JIT_SMTP_PASSWORD is set');
+  return { mode, from, host, port, tls: tls as SmtpTls, user, password };
 }

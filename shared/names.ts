@@ -4,6 +4,10 @@ export const TABLES = {
   requests: 'JitRequests',
   grants: 'JitGrants',
   audit: 'JitAudit',
+  /** One row per approver decision (manual approval). */
+  approvals: 'JitApprovals',
+  /** NSGs the reconciler sweeps, VMs policies cover, baseline rules to keep, per-NSG write leases. */
+  nsgs: 'JitNsgs',
 } as const;
 
 export const QUEUES = {
@@ -13,6 +17,8 @@ export const QUEUES = {
 
 export const SERVICE_BUS_QUEUES = {
   expirations: 'jit-expirations',
+  /** Scheduled starts of requests made ahead of time (`startAt`). */
+  starts: 'jit-starts',
 } as const;
 
 /** The connection names the function triggers use (app-setting prefixes, as the Functions host reads them). */

@@ -38,6 +38,8 @@ export interface LocalHostOptions {
   httpHost?: string;
   /** Where log lines go; default: the console. */
   log?: (level: LogLevel, functionName: string, message: string) => void;
+  /** Called once HTTP listens (its port known), before any trigger binds and so before any invocation. */
+  onListening?: (baseUrl: string) => void;
 }
 
 /** One finished invocation, emitted as `invocation` for tests and the console. */
@@ -84,6 +86,7 @@ export class LocalHost extends EventEmitter {
     const functions = [...declaredFunctions()];
     this.running = true;
     await this.startHttp(functions.filter((f): f is HttpFunction => f.trigger.type === 'http'));
+    this.options.onListening?.(this.baseUrl);
     for (const f of functions) {
       if (f.trigger.type === 'storageQueue') this.loops.push(this.pollQueue(f as StorageQueueFunction));
       if (f.trigger.type === 'serviceBusQueue') this.subscribe(f as ServiceBusQueueFunction);

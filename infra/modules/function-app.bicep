@@ -54,8 +54,42 @@ param reconcileSchedule string = '0 */2 * * * *'
 @description('Optional. Requests one caller may create per minute, per instance.')
 param rateLimitPerMinute int = 30
 
+@description('Optional. Approval decisions one person from one address may post per minute, per instance.')
+param approvalAttemptsPerMinute int = 10
+
+@description('Required. Name of the Key Vault holding the approval-link signing key (secret jit-approval-key).')
+param keyVaultName string
+
+@description('Optional. The previous approval-link key while rotating, normally a Key Vault reference; empty otherwise.')
+param approvalKeyPrevious string = ''
+
+@description('Optional. How mail is sent: acs (Communication Services, managed identity) or smtp.')
+@allowed(['acs', 'smtp'])
+param mailMode string = 'acs'
+
+@description('Optional. Sender address of mail to approvers and requesters.')
+param mailFrom string = ''
+
+@description('Optional. Communication Services endpoint, in acs mode.')
+param acsEndpoint string = ''
+
+@description('Optional. SMTP relay host, in smtp mode.')
+param smtpHost string = ''
+
+@description('Optional. SMTP relay port, in smtp mode.')
+param smtpPort int = 587
+
+@description('Optional. Mailbox per approver group, "<group object id>=<address>,...".')
+param approverGroupMailboxes string = ''
+
 @description('Optional. NSG priority band of JIT rules, "min-max".')
 param priorityRange string = '1000-1999'
+
+@description('Optional. NSG priority band of baseline deny rules (policies with enforce), "min-max", below the JIT band; empty means the 1000 priorities right below it.')
+param baselinePriorityRange string = ''
+
+@description('Optional. Most ARM calls one reconciler run makes; the rest waits for the next run.')
+param reconcileMaxArmCalls int = 200
 
 @description('Optional. Longest grant any policy may allow (ISO-8601).')
 param maxDuration string = 'P1D'
@@ -189,11 +223,25 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     JIT_AUTH_MODE: 'easyauth'
     JIT_ARM_ENDPOINT: armEndpoint
     JIT_PRIORITY_RANGE: priorityRange
+    JIT_BASELINE_PRIORITY_RANGE: baselinePriorityRange
+    JIT_RECONCILE_MAX_ARM_CALLS: string(reconcileMaxArmCalls)
     JIT_MAX_DURATION: maxDuration
     JIT_EXPIRY_GRACE: expiryGrace
     JIT_PUBLIC_BASE_URL: effectivePublicBaseUrl
     JIT_RECONCILE_SCHEDULE: reconcileSchedule
     JIT_RATE_LIMIT_PER_MINUTE: string(rateLimitPerMinute)
+    JIT_APPROVAL_ATTEMPTS_PER_MINUTE: string(approvalAttemptsPerMinute)
+    // Approval links are signed with a key kept in Key Vault (see docs/deploy.md to create it); the app reads it
+    // through a Key Vault reference with its own identity, so the secret never sits in the app settings.
+    JIT_APPROVAL_KEY: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=jit-approval-key)'
+    JIT_APPROVAL_KEY_PREVIOUS: approvalKeyPrevious
+    JIT_MAIL_MODE: mailMode
+    JIT_MAIL_FROM: mailFrom
+    JIT_ACS_ENDPOINT: acsEndpoint
+    JIT_SMTP_HOST: smtpHost
+    JIT_SMTP_PORT: string(smtpPort)
+    JIT_SMTP_TLS: 'starttls'
+    JIT_APPROVER_GROUP_MAILBOXES: approverGroupMailboxes
   }
 }
 

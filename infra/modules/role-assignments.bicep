@@ -34,6 +34,9 @@ param serviceBusNamespaceName string
 @description('Required. Name of the expirations queue; the Service Bus roles are scoped to it, not the namespace.')
 param serviceBusQueueName string
 
+@description('Required. Name of the queue of scheduled starts; the Service Bus roles are scoped to it too.')
+param serviceBusStartsQueueName string
+
 @description('Required. Name of the Key Vault.')
 param keyVaultName string
 
@@ -111,6 +114,11 @@ resource expirationsQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' ex
   name: serviceBusQueueName
 }
 
+resource startsQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBusNamespace
+  name: serviceBusStartsQueueName
+}
+
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
 }
@@ -177,6 +185,28 @@ resource serviceBusDataReceiver 'Microsoft.Authorization/roleAssignments@2022-04
     principalType: 'ServicePrincipal'
     roleDefinitionId: roleDefinitionIds.serviceBusDataReceiver
     description: 'The revokeGrant trigger on jit-expirations.'
+  }
+}
+
+resource startsDataSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(startsQueue.id, principalId, roleDefinitionIds.serviceBusDataSender)
+  scope: startsQueue
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: roleDefinitionIds.serviceBusDataSender
+    description: 'Schedule and cancel the start message of a request made ahead of time.'
+  }
+}
+
+resource startsDataReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(startsQueue.id, principalId, roleDefinitionIds.serviceBusDataReceiver)
+  scope: startsQueue
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: roleDefinitionIds.serviceBusDataReceiver
+    description: 'The startGrant trigger on jit-starts.'
   }
 }
 

@@ -55,4 +55,20 @@ output name string = namespace.name
 output fullyQualifiedNamespace string = replace(replace(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':443', ''), '/', '')
 
 @description('Name of the expirations queue.')
+// SERVICE_BUS_QUEUES.starts in shared/names.ts: one scheduled message per request made ahead of time (startAt).
+resource starts 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
+  parent: namespace
+  name: 'jit-starts'
+  properties: {
+    lockDuration: 'PT1M'
+    maxDeliveryCount: 10
+    deadLetteringOnMessageExpiration: true
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'PT1H'
+  }
+}
+
 output expirationsQueueName string = expirations.name
+
+@description('Name of the queue of scheduled starts.')
+output startsQueueName string = starts.name

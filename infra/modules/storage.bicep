@@ -31,6 +31,8 @@ var tableNames = [
   'JitRequests'
   'JitGrants'
   'JitAudit'
+  'JitApprovals'
+  'JitNsgs'
 ]
 var queueNames = [
   'jit-requests'

@@ -2,7 +2,9 @@ import { ComputeManagementClient } from '@azure/arm-compute';
 import { NetworkManagementClient } from '@azure/arm-network';
 import type { SecurityRule } from '@azure/arm-network';
 import type { TokenCredential } from '@azure/core-auth';
-import { GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
+import { GrantNotApplicable, PriorityTaken, ResourceNotFound, TransientFailure } from '../domain/errors';
+import { buildNetworkPath } from '../domain/networkPath';
+import type { NicDescription } from '../domain/networkPath';
 import type { NetworkGateway } from '../domain/ports';
 import { parseResourceId, parseVmId } from '../domain/resourceId';
 import type { AllowRuleSpec, SecurityRuleView, VmNetworkPath } from '../domain/types';
@@ -16,6 +18,8 @@ export interface ArmNetworkGatewayOptions {
   pollIntervalInMs?: number;
   /** Retries the SDK itself makes on 429/5xx before an error reaches the use case. */
   maxRetries?: number;
+  /** First delay of those retries (5xx; a 429 waits its Retry-After). Default 500 ms. */
+  retryDelayInMs?: number;
 }
 
 /** ARM's answers that mean "try again in a moment". */
@@ -50,7 +54,7 @@ export class ArmNetworkGateway implements NetworkGateway {
       ...(this.options.caPem ? { tlsOptions: { ca: this.options.caPem } } : {}),
       retryOptions: {
         maxRetries: this.options.maxRetries ?? 3,
-        retryDelayInMs: 500,
+        retryDelayInMs: this.options.retryDelayInMs ?? 500,
         maxRetryDelayInMs: 8000,
       },
     };
@@ -79,39 +83,61 @@ export class ArmNetworkGateway implements NetworkGateway {
     const vm = await call(`reading VM ${vmRef.name}`, () =>
       this.computeClient(vmRef.subscriptionId).virtualMachines.get(vmRef.resourceGroup, vmRef.name),
     );
-    const addresses: string[] = [];
-    const subnetNsgs: string[] = [];
-    const nicNsgs: string[] = [];
-    const subnetsSeen = new Set<string>();
+    const nics: NicDescription[] = [];
+    const subnetNsgs = new Map<string, string | undefined>();
+    // Every NIC and every IP configuration: a secondary NIC or a second subnet is as much a way in.
     for (const nicRef of vm.networkProfile?.networkInterfaces ?? []) {
       if (!nicRef.id) continue;
       const n = parseResourceId(nicRef.id);
       const nic = await call(`reading NIC ${n.name}`, () =>
         this.networkClient(n.subscriptionId).networkInterfaces.get(n.resourceGroup, n.name),
       );
-      if (nic.networkSecurityGroup?.id) nicNsgs.push(nic.networkSecurityGroup.id);
+      nics.push({
+        id: nic.id ?? nicRef.id,
+        nsgId: nic.networkSecurityGroup?.id,
+        ipConfigurations: (nic.ipConfigurations ?? []).map((ipc) => ({
+          privateAddress: ipc.privateIPAddress,
+          subnetId: ipc.subnet?.id,
+        })),
+      });
       for (const ipc of nic.ipConfigurations ?? []) {
-        if (ipc.privateIPAddress) addresses.push(ipc.privateIPAddress);
         const subnetId = ipc.subnet?.id;
-        if (!subnetId || subnetsSeen.has(subnetId.toLowerCase())) continue;
-        subnetsSeen.add(subnetId.toLowerCase());
+        if (!subnetId || subnetNsgs.has(subnetId.toLowerCase())) continue;
         const s = parseResourceId(subnetId);
         const subnet = await call(`reading subnet ${s.children[1] ?? ''}`, () =>
           this.networkClient(s.subscriptionId).subnets.get(s.resourceGroup, s.name, s.children[1] ?? ''),
         );
-        if (subnet.networkSecurityGroup?.id) subnetNsgs.push(subnet.networkSecurityGroup.id);
+        subnetNsgs.set(subnetId.toLowerCase(), subnet.networkSecurityGroup?.id);
       }
     }
-    // Inbound traffic meets the subnet NSG first, then the NIC NSG; both must allow it.
-    const nsgIds = [...new Set([...subnetNsgs, ...nicNsgs].map((id) => id.toLowerCase()))];
     const os = vm.storageProfile?.osDisk?.osType;
-    return {
-      vmId,
-      vmName: vm.name ?? vmRef.name,
-      osType: os === 'Linux' || os === 'Windows' ? os : undefined,
-      privateAddresses: [...new Set(addresses)],
-      nsgIds,
-    };
+    return buildNetworkPath(
+      {
+        id: vmId,
+        name: vm.name ?? vmRef.name,
+        osType: os === 'Linux' || os === 'Windows' ? os : undefined,
+        nics,
+      },
+      (subnetId) => subnetNsgs.get(subnetId.toLowerCase()),
+    );
+  }
+
+  async *listVms(scope: string): AsyncIterable<string> {
+    const m = /^\/subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?$/i.exec(scope.trim());
+    if (!m) {
+      // A VM scope is the VM itself; parseVmId refuses anything else. resolvePath tells whether it exists.
+      parseVmId(scope);
+      yield scope;
+      return;
+    }
+    const [, subscriptionId = '', resourceGroup] = m;
+    const vms = this.computeClient(subscriptionId).virtualMachines;
+    const pages = resourceGroup ? vms.list(resourceGroup) : vms.listAll();
+    try {
+      for await (const vm of pages) if (vm.id) yield vm.id;
+    } catch (err) {
+      throw classify(err, `listing VMs in ${scope}`);
+    }
   }
 
   async listRules(nsgId: string): Promise<SecurityRuleView[]> {
@@ -140,14 +166,15 @@ export class ArmNetworkGateway implements NetworkGateway {
     const n = parseResourceId(nsgId);
     const body: SecurityRule = {
       protocol: rule.protocol,
-      access: 'Allow',
+      access: rule.access ?? 'Allow',
       direction: 'Inbound',
       priority: rule.priority,
       sourceAddressPrefix: rule.sourceAddressPrefix,
       sourcePortRange: '*',
       destinationAddressPrefixes: rule.destinationAddressPrefixes,
       destinationPortRanges: rule.destinationPortRanges,
-      description: rule.description,
+      // Azure refuses descriptions longer than 140 characters (a long UPN would otherwise fail the grant).
+      description: rule.description.length > 140 ? `${rule.description.slice(0, 139)}…` : rule.description,
     };
     await call(`writing rule ${rule.name} to ${n.name}`, () =>
       this.networkClient(n.subscriptionId).securityRules.beginCreateOrUpdateAndWait(
@@ -233,6 +260,6 @@ function classify(err: unknown, what: string): Error {
       Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
     );
   }
-  if (status === 404) return new GrantNotApplicable(`not found ${what}`);
+  if (status === 404) return new ResourceNotFound(`not found ${what}`);
   return new GrantNotApplicable(message);
 }

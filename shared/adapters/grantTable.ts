@@ -3,11 +3,15 @@ import { odata } from '@azure/data-tables';
 import type { TableClient } from '@azure/data-tables';
 import type { GrantRepository } from '../domain/ports';
 import type { GrantRule } from '../domain/types';
+import { deleteEntityIfExists, getEntityOrUndefined } from './tableStorage';
 
 /**
  * `JitGrants`: one row per NSG rule written. PartitionKey = request id (a grant's rules are one range read),
  * RowKey = a hash of the NSG id (RowKeys may not hold `/`), columns `nsg`, `rule`, `priority`, `state`, ...
+ * Plus index rows: PartitionKey `live`, RowKey = request id, for every grant that may still have a rule in an
+ * NSG (request ids are 26-character ULIDs, so they never collide with `live`).
  */
+const LIVE = 'live';
 interface GrantEntity {
   partitionKey: string;
   rowKey: string;
@@ -46,18 +50,41 @@ export class GrantTable implements GrantRepository {
       queryOptions: { filter: odata`PartitionKey eq ${requestId}` },
     });
     const out: GrantRule[] = [];
-    for await (const e of rows) {
-      out.push({
-        requestId: e.partitionKey,
-        nsgId: e.nsg,
-        ruleName: e.rule,
-        priority: e.priority,
-        destinationAddresses: e.destinations ? e.destinations.split(',') : [],
-        state: e.state as GrantRule['state'],
-        expiresAt: e.expiresAt,
-        updatedAt: e.updatedAt,
-      });
-    }
+    for await (const e of rows) out.push(fromEntity(e));
     return out;
   }
+
+  async get(requestId: string, nsgId: string): Promise<GrantRule | undefined> {
+    if (!/^[0-9A-Za-z]{1,64}$/.test(requestId)) return undefined;
+    const e = await getEntityOrUndefined<GrantEntity>(this.client, requestId, grantRowKey(nsgId));
+    return e && fromEntity(e);
+  }
+
+  async markLive(requestId: string): Promise<void> {
+    await this.client.upsertEntity({ partitionKey: LIVE, rowKey: requestId }, 'Replace');
+  }
+
+  async clearLive(requestId: string): Promise<void> {
+    await deleteEntityIfExists(this.client, LIVE, requestId);
+  }
+
+  async *listLive(): AsyncIterable<string> {
+    const rows = this.client.listEntities<{ rowKey: string }>({
+      queryOptions: { filter: `PartitionKey eq '${LIVE}'`, select: ['RowKey'] },
+    });
+    for await (const row of rows) yield row.rowKey;
+  }
+}
+
+function fromEntity(e: GrantEntity): GrantRule {
+  return {
+    requestId: e.partitionKey,
+    nsgId: e.nsg,
+    ruleName: e.rule,
+    priority: e.priority,
+    destinationAddresses: e.destinations ? e.destinations.split(',') : [],
+    state: e.state as GrantRule['state'],
+    expiresAt: e.expiresAt,
+    updatedAt: e.updatedAt,
+  };
 }

@@ -51,6 +51,17 @@ export class Unauthenticated extends JitError {
   readonly code = 'Unauthenticated';
 }
 
+/** The caller is signed in but lacks the app role the operation needs (one of them, where several would do). */
+export class RoleRequired extends JitError {
+  readonly code = 'RoleRequired';
+  readonly roles: string[];
+  constructor(roles: string | readonly string[]) {
+    const list = typeof roles === 'string' ? [roles] : [...roles];
+    super(`This needs the ${list.join(' or ')} app role`);
+    this.roles = list;
+  }
+}
+
 /** The request does not exist, or the caller may not see it (the same answer for both). */
 export class RequestNotFound extends JitError {
   readonly code = 'RequestNotFound';
@@ -90,9 +101,48 @@ export class ConfigurationError extends JitError {
   readonly code = 'ConfigurationError';
 }
 
+/** One rule a policy document breaks, where it breaks it (1-based line and column) and which rule it is. */
+export interface PolicyProblem extends FieldProblem {
+  /** The file (or `(body)`) the document came from. */
+  source: string;
+  line: number;
+  column: number;
+  /** Stable name of the rule broken, e.g. `unknown-field`, `max-duration-over-cap` (docs/policies.md lists them). */
+  rule: string;
+}
+
+/** A policy document failed to parse or validate; nothing was applied. */
+export class PolicyDocumentInvalid extends JitError {
+  readonly code = 'PolicyDocumentInvalid';
+  constructor(readonly problems: PolicyProblem[]) {
+    super(problems.map(formatPolicyProblem).join('\n'));
+  }
+}
+
+/** `file:line:column: field: reason [rule]`, the form compilers use, so editors and CI annotations pick it up. */
+export function formatPolicyProblem(p: PolicyProblem): string {
+  return `${p.source}:${p.line}:${p.column}: ${p.field ? `${p.field}: ` : ''}${p.reason} [${p.rule}]`;
+}
+
+/** No policy is stored for the scope asked about (admins only, so saying so leaks nothing). */
+export class PolicyNotFound extends JitError {
+  readonly code = 'PolicyNotFound';
+  constructor(readonly scope: string) {
+    super(`No policy has the scope ${scope}`);
+  }
+}
+
 /** ARM refused a rule because another rule in the NSG has the same priority and direction: plan again. */
 export class PriorityTaken extends JitError {
   readonly code = 'PriorityTaken';
+}
+
+/** ARM says the VM, NIC, subnet or NSG does not exist (any more). A grant on it can never be applied. */
+export class ResourceNotFound extends GrantNotApplicable {}
+
+/** The reconciler used up the ARM calls one run may make; what is left waits for the next run. */
+export class ArmCallBudgetSpent extends JitError {
+  readonly code = 'ArmCallBudgetSpent';
 }
 
 /** The caller has sent too many requests; they may try again after the given time. */
@@ -104,4 +154,61 @@ export class TooManyRequests extends JitError {
   ) {
     super(message);
   }
+}
+
+/**
+ * The operation needs live (or not yet live) access, but access already ended: it expired, was revoked, failed,
+ * or never started (denied, approval expired). Nothing was changed.
+ */
+export class AccessAlreadyEnded extends JitError {
+  readonly code = 'AccessAlreadyEnded';
+  constructor(
+    readonly requestId: string,
+    /** The request's final status, e.g. `expired`. */
+    readonly requestStatus: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** An approval link's token is malformed, tampered with, signed by an unknown key or with another algorithm. */
+export class ApprovalTokenInvalid extends JitError {
+  readonly code = 'ApprovalTokenInvalid';
+}
+
+/** An approval link's token was genuine but is past its expiry. */
+export class ApprovalTokenExpired extends JitError {
+  readonly code = 'ApprovalTokenExpired';
+}
+
+/** The person deciding is not (or no longer) an approver the link and the policy name. */
+export class ApproverNotAllowed extends JitError {
+  readonly code = 'ApproverNotAllowed';
+}
+
+/** The requester tried to decide on their own request. */
+export class SelfApprovalRefused extends JitError {
+  readonly code = 'SelfApprovalRefused';
+}
+
+/** This approver has already decided on this request: a link is good for one decision. */
+export class AlreadyDecided extends JitError {
+  readonly code = 'AlreadyDecided';
+}
+
+/** The request no longer waits for a decision (approved, denied, expired, ...). */
+export class ApprovalClosed extends JitError {
+  readonly code = 'ApprovalClosed';
+  constructor(
+    readonly status: string,
+    message = `the request is no longer awaiting approval: it is ${status}`,
+  ) {
+    super(message);
+  }
+}
+
+/** A decision form was not posted from the page this app served for that link. */
+export class CsrfCheckFailed extends JitError {
+  readonly code = 'CsrfCheckFailed';
 }

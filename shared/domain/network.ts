@@ -37,6 +37,14 @@ export function parsePrefix(text: string): Prefix {
   }
   if (len === 0)
     return { cidr: addr.kind() === 'ipv4' ? '0.0.0.0/0' : '::/0', family: addr.kind(), any: true };
+  // ipaddr.js also reads legacy IPv4 forms (octal `010.0.0.1` is 8.0.0.1, hex, fewer parts); a person writing
+  // an address means four plain decimals, so any other IPv4 spelling is refused.
+  const host = t.split('/')[0] ?? '';
+  if (addr.kind() === 'ipv4' && !host.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(host)) {
+    throw new RangeError(
+      'must write its IPv4 address as four decimal numbers without leading zeros (a.b.c.d)',
+    );
+  }
   return { cidr: `${addr.toString()}/${len}`, family: addr.kind(), any: false };
 }
 

@@ -12,6 +12,8 @@ export interface AccessAsk {
   sourcePrefix?: string;
   durationInSeconds: number;
   justification?: string;
+  /** When access should begin (ISO-8601, as given); undefined means as soon as it is approved. */
+  startAt?: string;
 }
 
 /** What the policy grants: the ask made concrete. */

@@ -2,15 +2,20 @@
  * Ports: what the use cases need from the outside world. Adapters in shared/adapters implement them with the
  * Azure SDKs; tests implement them with the local emulators (or, for pure logic, in memory).
  */
+import type { ApprovalClaims, ApprovalDecision } from './approval';
+import type { BaselineRule, VmCoverage } from './baseline';
 import type {
   AccessRequest,
   AllowRuleSpec,
   AuditEvent,
   GrantRule,
   Policy,
+  RequestStatus,
   SecurityRuleView,
   VmNetworkPath,
 } from './types';
+import type { AuditRow } from './auditChain';
+import type { AuditPage, AuditQuery } from './auditQuery';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
 export interface Versioned<T> {
@@ -18,14 +23,38 @@ export interface Versioned<T> {
   etag: string;
 }
 
+/** One page of a requester's requests, newest first. */
+export interface RequestPage {
+  items: AccessRequest[];
+  /** Present when more may follow: pass it back to continue after this page. */
+  continuationToken?: string;
+}
+
+/** Which of a requester's requests to list. */
+export interface RequestListOptions {
+  status?: RequestStatus;
+  vmId?: string;
+  /** Most items in the page. A page may hold fewer, even none, and still have a continuation token. */
+  limit: number;
+  continuationToken?: string;
+}
+
 export interface RequestRepository {
-  /** Creates the row; fails if the id exists. Also records the request in the index of open requests. */
+  /**
+   * Creates the row; fails if the id exists. Also records the request in the index of open requests and in
+   * its requester's index.
+   */
   create(request: AccessRequest): Promise<string>;
   get(id: string): Promise<Versioned<AccessRequest> | undefined>;
   /** Conditional replace; throws `ConcurrencyConflict` when the row changed since `etag` was read. */
   update(request: AccessRequest, etag: string): Promise<string>;
   /** Ids of requests not yet in a final state, oldest first (the reconciler's work list). */
   listOpen(): AsyncIterable<string>;
+  /**
+   * A requester's requests, newest first. Throws `InvalidRequest` (field `continuationToken`) for a token this
+   * repository did not issue.
+   */
+  listByRequester(requester: string, options: RequestListOptions): Promise<RequestPage>;
 }
 
 export interface PolicyRepository {
@@ -33,15 +62,69 @@ export interface PolicyRepository {
   getForScopes(scopes: string[]): Promise<Policy[]>;
   upsert(policy: Policy): Promise<void>;
   list(): AsyncIterable<Policy>;
+  /** The whole set, with its version: the token that makes the next `applyChanges` conditional on this read. */
+  getSet(): Promise<PolicySet>;
+  /**
+   * Writes changes to the set if it is still at `version` (undefined: never changed through this method), and
+   * moves the version on. Up to 99 changes are one transaction; more go in transactions of 99, in order, each
+   * conditional on the one before. Throws `ConcurrencyConflict` when someone changed the set since it was read;
+   * nothing of that transaction is written.
+   */
+  applyChanges(changes: PolicyWrite[], version: string | undefined): Promise<void>;
+}
+
+/** Every stored policy, and the version of the set they were read at. */
+export interface PolicySet {
+  policies: Policy[];
+  version: string | undefined;
+}
+
+/** One change to the stored set of policies. */
+export type PolicyWrite = { kind: 'put'; policy: Policy } | { kind: 'delete'; scope: string };
+
+/**
+ * The `enforce` flag's effect: a baseline deny rule for the policy's ports in the NSGs of the VMs it covers.
+ * The policy use cases call it after a change is stored; the network use cases implement it. Implementations
+ * should be idempotent (a call may repeat) and quick (queue long ARM work rather than do it inline).
+ */
+export interface PolicyEnforcement {
+  /** The policy enforces now: it was added with `enforce: true`, turned it on, or changed its ports while on. */
+  sync(policy: Policy): Promise<void>;
+  /** The policy no longer enforces: it was removed, or turned `enforce` off. `policy` is the last stored one. */
+  remove(policy: Policy): Promise<void>;
 }
 
 export interface GrantRepository {
   upsert(rule: GrantRule): Promise<void>;
   list(requestId: string): Promise<GrantRule[]>;
+  /** The row of one grant's rule in one NSG. */
+  get(requestId: string, nsgId: string): Promise<GrantRule | undefined>;
+  /**
+   * The index of grants that may still have a rule in some NSG: marked before a rule is written, cleared once
+   * every rule of the grant is removed. The reconciler walks it, whatever the request's state says.
+   */
+  markLive(requestId: string): Promise<void>;
+  clearLive(requestId: string): Promise<void>;
+  listLive(): AsyncIterable<string>;
 }
 
 export interface AuditLog {
   append(event: AuditEvent): Promise<void>;
+}
+
+/** Reading the audit trail: queries for auditors, and the raw rows of the hash chain for verification. */
+export interface AuditTrail {
+  /** One page of the events matching `query`, newest first. Throws `InvalidRequest` for a foreign token. */
+  listEvents(
+    query: AuditQuery,
+    options: { pageSize: number; continuationToken?: string },
+  ): Promise<AuditPage>;
+  /** Every row of one day's partition (events and head), as stored. */
+  readDay(day: string): Promise<AuditRow[]>;
+  /** One event of a day by its seq, as stored. */
+  findEvent(day: string, seq: number): Promise<AuditRow | undefined>;
+  /** The days from `fromDay` to `toDay` (inclusive) the list of days names. */
+  listDays(fromDay: string, toDay: string): Promise<string[]>;
 }
 
 /** The hops between functions (Storage Queues). */
@@ -66,10 +149,26 @@ export interface ExpiryScheduler {
   cancelExpiry(sequenceNumber: string): Promise<void>;
 }
 
+/** What a scheduled start message carries. `startAt` lets a stale message (the request changed) be ignored. */
+export interface StartMessage {
+  requestId: string;
+  startAt: string;
+}
+
+/** Service Bus scheduled messages that open a request made ahead of time, due at its start. */
+export interface StartScheduler {
+  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  scheduleStart(message: StartMessage, at: Date): Promise<string>;
+  /** Cancels a scheduled message; an unknown or already delivered one is fine. */
+  cancelStart(sequenceNumber: string): Promise<void>;
+}
+
 /** ARM, as far as JIT touches it. */
 export interface NetworkGateway {
   /** The VM's private addresses and every NSG in front of it. Throws `GrantNotApplicable` if the VM is gone. */
   resolvePath(vmId: string): Promise<VmNetworkPath>;
+  /** Ids of the VMs in a scope: a subscription, a resource group, or one VM (which may not exist). */
+  listVms(scope: string): AsyncIterable<string>;
   listRules(nsgId: string): Promise<SecurityRuleView[]>;
   getRule(nsgId: string, ruleName: string): Promise<SecurityRuleView | undefined>;
   /**
@@ -81,6 +180,106 @@ export interface NetworkGateway {
   deleteRule(nsgId: string, ruleName: string): Promise<void>;
 }
 
+/**
+ * Serialises JIT's writes to one NSG, within a process and across instances (ARM runs one operation per NSG at a
+ * time and answers the rest `AnotherOperationInProgress`). An optimisation, not the guarantee: ARM's conflict
+ * answers still decide. Not re-entrant.
+ */
+export interface NsgLocks {
+  /** Runs `task` as the NSG's only JIT writer; throws `TransientFailure` if it stays busy too long. */
+  withLock<T>(nsgId: string, task: () => Promise<T>): Promise<T>;
+}
+
+/** An NSG the reconciler sweeps, and what JIT protects in it. */
+export interface WatchedNsg {
+  /** Lower-cased NSG id. */
+  nsgId: string;
+  /** Ports policies manage for VMs behind it. */
+  ports: number[];
+  /** Addresses of those VMs that the NSG filters. */
+  addresses: string[];
+  /** When the reconciler last swept it (ISO time), if ever. */
+  reconciledAt?: string;
+  /** Fingerprints of drift already reported, so the same drift is audited once. */
+  driftReported: string[];
+}
+
+/** What JIT watches and keeps in NSGs: the covered NSGs, the VMs behind them, the baseline rules to keep. */
+export interface NsgRegistry {
+  /** Records that JIT watches the NSG, adding ports and addresses to what it protects there. */
+  watchNsg(nsgId: string, protects: { ports: number[]; addresses: string[] }): Promise<void>;
+  listWatchedNsgs(): AsyncIterable<WatchedNsg>;
+  getWatchedNsg(nsgId: string): Promise<WatchedNsg | undefined>;
+  markSwept(nsgId: string, at: string, driftReported: string[]): Promise<void>;
+  /** Stops watching an NSG that no longer exists. */
+  forgetNsg(nsgId: string): Promise<void>;
+
+  upsertBaseline(rule: BaselineRule): Promise<void>;
+  deleteBaseline(nsgId: string, ruleName: string): Promise<void>;
+  /** The baseline rules to keep in one NSG. */
+  listBaselinesInNsg(nsgId: string): Promise<BaselineRule[]>;
+  /** The baseline rules kept for one VM, in any NSG. */
+  listBaselinesOfVm(vmId: string): Promise<BaselineRule[]>;
+
+  upsertCoverage(coverage: VmCoverage): Promise<void>;
+  deleteCoverage(vmId: string): Promise<void>;
+  listCoverage(): AsyncIterable<VmCoverage>;
+}
+
 export interface Clock {
   now(): Date;
+}
+
+/** One e-mail, in plain text and HTML. Every user-supplied string in `html` is already escaped. */
+export interface MailMessage {
+  to: string[];
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/** Sends mail (SMTP or Azure Communication Services). Throws when the message was not accepted. */
+export interface Mailer {
+  send(message: MailMessage): Promise<void>;
+}
+
+/**
+ * Tells the requester where their request now stands; the request's status says what happened. Callers treat a
+ * failure as something to log, never as a reason to fail the transition that already happened.
+ */
+export interface Notifier {
+  /** `note` adds one line for the person (who was asked, who approved). */
+  requestChanged(request: AccessRequest, note?: string): Promise<void>;
+}
+
+/** `JitApprovals`: one row per approver and request, written once. */
+export interface ApprovalRepository {
+  /** Records a decision with a conditional insert; throws `AlreadyDecided` if this approver decided before. */
+  record(decision: ApprovalDecision): Promise<void>;
+  get(requestId: string, approver: string): Promise<ApprovalDecision | undefined>;
+  list(requestId: string): Promise<ApprovalDecision[]>;
+}
+
+/** Signs and checks the tokens in approval links, and the form tokens that guard the decision POST. */
+export interface ApprovalTokens {
+  issue(claims: { requestId: string; approver: string }, expiresAt: Date): Promise<string>;
+  /** Throws `ApprovalTokenInvalid` or `ApprovalTokenExpired`. */
+  verify(token: string): Promise<ApprovalClaims>;
+  /** A short-lived token for the decision form, bound to one approval token (by its id). */
+  issueFormToken(approvalTokenId: string): Promise<string>;
+  /** Throws `CsrfCheckFailed` unless the form token is genuine, unexpired and bound to this approval token. */
+  verifyFormToken(formToken: string, approvalTokenId: string): Promise<void>;
+}
+
+/** What the scheduled approval deadline message carries, on the `jit-expirations` queue. */
+export interface ApprovalDeadlineMessage {
+  kind: 'approval-deadline';
+  requestId: string;
+  deadline: string;
+}
+
+/** Service Bus scheduled message at a pending request's approval deadline. */
+export interface ApprovalDeadlineScheduler {
+  /** Returns the message's sequence number as a decimal string. */
+  scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string>;
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { SecurityRuleView } from './types';
 
 /** The priorities JIT may use in an NSG: a band that sits above (numerically below) the baseline deny rules. */
@@ -22,12 +23,71 @@ export function lowestFreePriority(
   return undefined;
 }
 
+/**
+ * The priority to write rule `name` at: the one it already holds when that is in the band and nobody else's
+ * (a retry after a write that landed keeps its place), otherwise the lowest free one, not counting the rule
+ * itself. Undefined when the band is full.
+ */
+export function planPriority(
+  rules: readonly SecurityRuleView[],
+  band: PriorityBand,
+  name: string,
+  exclude: ReadonlySet<number> = new Set(),
+): number | undefined {
+  const own = rules.find((r) => sameRuleName(r.name, name));
+  const others = rules.filter((r) => r !== own);
+  if (
+    own &&
+    own.direction === 'Inbound' &&
+    own.priority >= band.min &&
+    own.priority <= band.max &&
+    !exclude.has(own.priority) &&
+    !others.some((o) => o.direction === 'Inbound' && o.priority === own.priority)
+  ) {
+    return own.priority;
+  }
+  return lowestFreePriority(others, band, exclude);
+}
+
+/** ARM compares rule names without regard to case. */
+export function sameRuleName(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
 /** The rule name for a grant. Derived from the grant id so that a retry finds the rule it wrote before. */
 export function ruleNameFor(grantId: string): string {
   return `jit-${grantId.toLowerCase()}`;
 }
 
-/** Whether a rule name looks like one of ours. */
+/** Whether a rule name looks like one of ours: a grant's rule (`jit-` and a 26-character id). */
 export function isJitRuleName(name: string): boolean {
-  return /^jit-[0-9a-z]{26}$/.test(name);
+  return /^jit-[0-9a-z]{26}$/i.test(name);
+}
+
+/** The grant (request) id a grant rule's name was derived from, or undefined for any other name. */
+export function grantIdOfRuleName(name: string): string | undefined {
+  return isJitRuleName(name) ? name.slice(4).toUpperCase() : undefined;
+}
+
+const BASELINE = /^jit-baseline-[0-9a-f]{16}$/i;
+
+/**
+ * The name of the baseline deny rule JIT keeps for one VM, one address family and one protocol in an NSG:
+ * `jit-baseline-<hash>`. A hash, because a VM id is longer than a rule name may be; stable, so the reconciler
+ * finds the rule it wrote. It can never be mistaken for a grant's rule (`isJitRuleName` is false for it).
+ */
+export function baselineRuleName(vmId: string, family: 'ipv4' | 'ipv6', protocol: string): string {
+  const hash = createHash('sha256')
+    .update(`${vmId.toLowerCase()}|${family}|${protocol.toLowerCase()}`)
+    .digest('hex');
+  return `jit-baseline-${hash.slice(0, 16)}`;
+}
+
+export function isBaselineRuleName(name: string): boolean {
+  return BASELINE.test(name);
+}
+
+/** Whether JIT wrote (or would write) the rule: a grant rule or a baseline rule. Nothing else is ever touched. */
+export function isOwnRuleName(name: string): boolean {
+  return isJitRuleName(name) || isBaselineRuleName(name);
 }

@@ -10,7 +10,7 @@ export const MAX_JUSTIFICATION_LENGTH = 1000;
 /** Most ports one request may ask for (one NSG rule carries them all). */
 export const MAX_PORTS_PER_REQUEST = 16;
 
-const checked = <T>(check: (v: string) => T) =>
+export const checked = <T>(check: (v: string) => T) =>
   z.string().superRefine((v, ctx) => {
     try {
       check(v);
@@ -33,6 +33,12 @@ export const requestBodySchema = z.strictObject({
   justification: z
     .string()
     .max(MAX_JUSTIFICATION_LENGTH, `must be at most ${MAX_JUSTIFICATION_LENGTH} characters`)
+    .optional(),
+  startAt: z.iso
+    .datetime({
+      offset: true,
+      message: 'must be an RFC 3339 date-time with a zone, e.g. 2026-12-01T22:00:00Z',
+    })
     .optional(),
 });
 
@@ -66,5 +72,7 @@ export function parseRequestBody(body: unknown): AccessAsk {
     sourcePrefix: b.sourcePrefix,
     durationInSeconds: parseDurationToSeconds(b.duration),
     justification: b.justification,
+    // Only when asked for: most requests start at once, and their ask reads as it always did.
+    ...(b.startAt !== undefined ? { startAt: b.startAt } : {}),
   };
 }

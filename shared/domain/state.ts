@@ -1,9 +1,14 @@
 import { InvalidState } from './errors';
 import type { RequestStatus } from './types';
 
-/** The allowed moves between request states; everything else is refused. */
+/**
+ * The allowed moves between request states; everything else is refused.
+ * A request with a later start waits approved-but-idle: `submitted → scheduled → approved → active` when a policy
+ * approves it at once, `pending-approval → scheduled` when approvers do. Anything not yet final may be revoked
+ * (before it is live, that is a cancellation).
+ */
 const TRANSITIONS: Record<RequestStatus, readonly RequestStatus[]> = {
-  submitted: ['pending-approval', 'approved', 'scheduled', 'denied', 'failed'],
+  submitted: ['pending-approval', 'approved', 'scheduled', 'denied', 'failed', 'revoked'],
   'pending-approval': ['approved', 'scheduled', 'denied', 'approval-expired', 'revoked'],
   scheduled: ['approved', 'revoked', 'failed'],
   approved: ['active', 'failed', 'revoked'],

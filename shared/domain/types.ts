@@ -47,6 +47,8 @@ export type ApprovalMode = 'auto' | 'manual';
 export interface Policy {
   /** Lower-cased ARM id of the subscription, resource group or VM the policy covers. */
   scope: string;
+  /** Why the policy exists, as its author wrote it (shown by `jit policy explain`). */
+  description?: string;
   ports: PolicyPort[];
   /** CIDR prefixes the source may lie in; `my-ip` means the caller's own address; `*` must be explicit. */
   allowedSourcePrefixes: string[];
@@ -82,6 +84,7 @@ export interface AccessRequest {
   protocol: Protocol;
   /** Canonical CIDR of the source, or `*` where a policy explicitly allows any source. */
   sourcePrefix: string;
+  /** How long access lasts once live, including any extensions since. */
   durationInSeconds: number;
   justification?: string;
   status: RequestStatus;
@@ -99,6 +102,16 @@ export interface AccessRequest {
   endedAt?: string;
   /** Service Bus sequence number of the scheduled expiry message. */
   expirySequenceNumber?: string;
+  /** Manual approval: when the request stops waiting for a decision and becomes `approval-expired`. */
+  approvalDeadline?: string;
+  /** Manual approval: when the approvers were mailed (unset means a retry must still mail them). */
+  approversNotifiedAt?: string;
+  /** When access should begin, for a request made ahead of time; it waits as `scheduled` until then. */
+  startAt?: string;
+  /** Service Bus sequence number of the scheduled start message. */
+  startSequenceNumber?: string;
+  /** Who revoked (or, before it went live, cancelled) the request; `endedAt` says when. */
+  revokedBy?: string;
 }
 
 /** One NSG rule written for a grant: a row in `JitGrants`. */
@@ -114,10 +127,14 @@ export interface GrantRule {
   updatedAt: string;
 }
 
-/** One line of the audit trail. */
+/**
+ * One line of the audit trail. Every field becomes a column of the same name in `JitAudit` (arrays joined with
+ * commas), so a field added here is stored, hashed and returned without further changes (docs/audit.md).
+ */
 export interface AuditEvent {
   /** Who did it: a person, or `system:<component>`. */
   actor: string;
+  /** One of `AUDIT_ACTIONS` (shared/domain/auditActions.ts). */
   action: string;
   requestId?: string;
   vm?: string;
@@ -127,6 +144,26 @@ export interface AuditEvent {
   detail?: string;
   /** Where the actor came from (client address), when known. */
   clientAddress?: string;
+  /** The requester's justification, verbatim. */
+  justification?: string;
+  /** ARM id of the NSG a rule was written to or removed from. */
+  nsg?: string;
+  /** Name of the NSG rule. */
+  rule?: string;
+  /** Priority of the NSG rule. */
+  priority?: number;
+  /** When access ends (as scheduled, or as extended). */
+  expiresAt?: string;
+  /** Service Bus sequence number of the scheduled expiry message. */
+  expirySequenceNumber?: string;
+}
+
+/** One NSG in front of a VM, and which of the VM's addresses it filters. */
+export interface NsgGuard {
+  /** Lower-cased NSG id. */
+  nsgId: string;
+  /** The VM's private addresses whose inbound traffic passes this NSG. */
+  addresses: string[];
 }
 
 /** The network path in front of one VM, as ARM describes it. */
@@ -138,6 +175,10 @@ export interface VmNetworkPath {
   privateAddresses: string[];
   /** Every NSG traffic passes (subnet NSGs, then NIC NSGs), de-duplicated, ids lower-cased. */
   nsgIds: string[];
+  /** The same NSGs, in the same order, each with the addresses it filters. */
+  guards: NsgGuard[];
+  /** Addresses no NSG filters: nothing JIT writes can open or close them. */
+  unguardedAddresses: string[];
 }
 
 /** An NSG security rule as far as JIT needs to see it. */
@@ -153,9 +194,11 @@ export interface SecurityRuleView {
   description?: string;
 }
 
-/** The body of an NSG allow rule to write. */
+/** The body of an NSG rule to write: a grant's allow rule, or (with `access: 'Deny'`) a baseline deny rule. */
 export interface AllowRuleSpec {
   name: string;
+  /** Default `Allow`. */
+  access?: 'Allow' | 'Deny';
   priority: number;
   protocol: Protocol;
   sourceAddressPrefix: string;

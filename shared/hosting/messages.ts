@@ -10,6 +10,11 @@ const expiryMessage = z.object({
   expiresAt: z.iso.datetime(),
 });
 
+const startMessage = z.object({
+  requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/),
+  startAt: z.iso.datetime(),
+});
+
 function asObject(message: unknown): unknown {
   if (typeof message === 'string') {
     try {
@@ -29,5 +34,24 @@ export function parseRequestMessage(message: unknown): { requestId: string } | u
 
 export function parseExpiryMessage(message: unknown): { requestId: string; expiresAt: string } | undefined {
   const r = expiryMessage.safeParse(asObject(message));
+  return r.success ? r.data : undefined;
+}
+
+const approvalDeadlineMessage = z.object({
+  kind: z.literal('approval-deadline'),
+  requestId: z.string().regex(/^[0-9A-Za-z]{1,64}$/),
+  deadline: z.iso.datetime(),
+});
+
+/** A pending request's approval deadline, scheduled on the same queue as grant expiries (told apart by `kind`). */
+export function parseApprovalDeadlineMessage(
+  message: unknown,
+): { requestId: string; deadline: string } | undefined {
+  const r = approvalDeadlineMessage.safeParse(asObject(message));
+  return r.success ? r.data : undefined;
+}
+
+export function parseStartMessage(message: unknown): { requestId: string; startAt: string } | undefined {
+  const r = startMessage.safeParse(asObject(message));
   return r.success ? r.data : undefined;
 }

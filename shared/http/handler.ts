@@ -3,6 +3,7 @@ import { InvalidRequest, TooManyRequests } from '../domain/errors';
 import { parseClientAddress } from '../domain/network';
 import type { Principal } from '../domain/types';
 import { depsFor, services } from '../composition';
+import type { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps } from '../usecases/deps';
 import { toProblem } from './problem';
 
@@ -48,7 +49,8 @@ export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>
   };
 }
 
-function callerAddress(request: HttpRequest): string | undefined {
+/** The caller's address: the last X-Forwarded-For entry, which Azure's front end appends. */
+export function callerAddress(request: HttpRequest): string | undefined {
   const xff = request.headers.get('x-forwarded-for');
   if (!xff) return undefined;
   const last = xff.split(',').pop();
@@ -79,11 +81,36 @@ export async function readJson(request: HttpRequest): Promise<unknown> {
  * Spends one unit of the caller's request-creation quota, or refuses with 429 and when to come back.
  * Counted per instance: with N instances a caller may get up to N times the limit (see docs/security.md).
  */
-export async function consumeRequestQuota(callerId: string): Promise<void> {
+export function consumeRequestQuota(callerId: string): Promise<void> {
+  return consume(
+    services().requestLimiter,
+    callerId.toLowerCase(),
+    'too many requests from this caller; try again later',
+  );
+}
+
+/**
+ * Spends one of the approval decisions a person may post from one address per minute, before the token is even
+ * looked at: links are signed, so this does not guard the signature; it bounds what one browser (or script) can
+ * throw at the decision endpoint — replays, stale links, guesses — and the mail and audit noise that makes.
+ * Nobody is signed in on the sandbox's pages, so there the address alone is the key.
+ */
+export function consumeApprovalQuota(
+  personId: string | undefined,
+  address: string | undefined,
+): Promise<void> {
+  return consume(
+    services().approvalLimiter,
+    `${personId?.toLowerCase() ?? '(anonymous)'}|${address ?? '(no address)'}`,
+    'too many approval attempts from this person and address; try again in a minute',
+  );
+}
+
+async function consume(limiter: RateLimiterMemory, key: string, refusal: string): Promise<void> {
   try {
-    await services().requestLimiter.consume(callerId.toLowerCase());
+    await limiter.consume(key);
   } catch (res) {
     const ms = (res as { msBeforeNext?: number }).msBeforeNext ?? 60_000;
-    throw new TooManyRequests('too many requests from this caller; try again later', ms);
+    throw new TooManyRequests(refusal, ms);
   }
 }

@@ -1,13 +1,26 @@
 import {
+  AccessAlreadyEnded,
   AccessNotAllowed,
+  AlreadyDecided,
+  ApprovalClosed,
+  ApprovalTokenExpired,
+  ApprovalTokenInvalid,
+  ApproverNotAllowed,
+  CsrfCheckFailed,
+  SelfApprovalRefused,
   ConcurrencyConflict,
+  GrantNotApplicable,
   InvalidRequest,
   InvalidState,
   JitError,
+  PolicyDocumentInvalid,
+  PolicyNotFound,
   RequestNotFound,
+  RoleRequired,
   TooManyRequests,
   TransientFailure,
   Unauthenticated,
+  formatPolicyProblem,
 } from '../domain/errors';
 import type { FieldProblem } from '../domain/errors';
 
@@ -17,8 +30,10 @@ export interface Problem {
   title: string;
   status: number;
   detail: string;
-  /** For 400: every field that failed and why. */
+  /** For 400: every field that failed and why (for a policy document, also its line, column and rule). */
   errors?: FieldProblem[];
+  /** For AccessAlreadyEnded: the request's status, e.g. `expired`. */
+  requestStatus?: string;
 }
 
 export interface ProblemResponse {
@@ -46,7 +61,18 @@ export function toProblem(err: unknown): ProblemResponse {
   if (err instanceof InvalidRequest) {
     return make(400, err.code, 'The request is not valid', err.message, { errors: err.problems });
   }
+  if (err instanceof PolicyDocumentInvalid) {
+    const n = err.problems.length;
+    return make(
+      400,
+      err.code,
+      'The policy document is not valid',
+      `${n} problem${n === 1 ? '' : 's'}; nothing was applied. First: ${err.problems[0] ? formatPolicyProblem(err.problems[0]) : ''}`,
+      { errors: err.problems },
+    );
+  }
   if (err instanceof Unauthenticated) return make(401, err.code, 'Sign-in required', err.message);
+  if (err instanceof RoleRequired) return make(403, err.code, 'Role required', err.message);
   if (err instanceof AccessNotAllowed) {
     return make(
       403,
@@ -55,9 +81,46 @@ export function toProblem(err: unknown): ProblemResponse {
       err.disclose ? err.reason : 'No policy allows this request.',
     );
   }
-  if (err instanceof RequestNotFound) return make(404, err.code, 'Not found', err.message);
-  if (err instanceof InvalidState || err instanceof ConcurrencyConflict)
-    return make(409, err.code, 'Conflict', err.message);
+  if (err instanceof RequestNotFound || err instanceof PolicyNotFound)
+    return make(404, err.code, 'Not found', err.message);
+  // Approval links: the detail is shown to the approver on the page, so it says what to do next.
+  if (err instanceof ApprovalTokenInvalid)
+    return make(
+      400,
+      err.code,
+      'This approval link is not valid',
+      `${err.message}. Use the link from the mail as it is.`,
+    );
+  if (err instanceof ApprovalTokenExpired)
+    return make(
+      410,
+      err.code,
+      'This approval link has expired',
+      'The time to decide with this link is over.',
+    );
+  if (err instanceof SelfApprovalRefused)
+    return make(403, err.code, 'You cannot decide on your own request', err.message);
+  if (err instanceof ApproverNotAllowed)
+    return make(403, err.code, 'You cannot decide on this request', err.message);
+  if (err instanceof CsrfCheckFailed)
+    return make(
+      403,
+      err.code,
+      'The decision form could not be verified',
+      `${err.message}. Open the link from the mail again.`,
+    );
+  if (err instanceof AlreadyDecided) return make(409, err.code, 'You have already decided', err.message);
+  if (err instanceof ApprovalClosed) return make(409, err.code, 'Nothing left to decide', err.message);
+  if (err instanceof AccessAlreadyEnded) {
+    return make(409, err.code, 'Access already ended', err.message, { requestStatus: err.requestStatus });
+  }
+  if (err instanceof InvalidState) return make(409, err.code, 'Conflict', err.message);
+  // Someone else changed the request a moment ago: the same call is likely to succeed when made again.
+  if (err instanceof ConcurrencyConflict)
+    return make(409, err.code, 'Conflict', err.message, {}, { 'Retry-After': '1' });
+  if (err instanceof GrantNotApplicable) {
+    return make(422, err.code, 'Access cannot be granted on this VM', err.message);
+  }
   if (err instanceof TooManyRequests) {
     return make(
       429,
@@ -80,5 +143,28 @@ export function toProblem(err: unknown): ProblemResponse {
   }
   if (err instanceof JitError)
     return make(500, err.code, 'Internal error', 'The request could not be completed.');
+  if (isTransientDependencyFailure(err)) {
+    return make(
+      503,
+      'TransientFailure',
+      'Try again shortly',
+      'A service this API depends on is busy or unreachable; try again shortly.',
+      {},
+      { 'Retry-After': '2' },
+    );
+  }
   return make(500, 'InternalError', 'Internal error', 'The request could not be completed.');
+}
+
+/**
+ * Storage or Service Bus failing in a way a retry may fix: throttled, timed out, 5xx, or not reached at all.
+ * Recognised by the SDKs' error names (STYLE.md §5) rather than by importing them into this module.
+ */
+function isTransientDependencyFailure(err: unknown): boolean {
+  const e = err as { name?: string; statusCode?: number; retryable?: boolean };
+  if (e?.name === 'RestError') {
+    const status = e.statusCode ?? 0;
+    return status === 0 || status === 408 || status === 429 || status >= 500;
+  }
+  return e?.name === 'ServiceBusError' && e.retryable === true;
 }

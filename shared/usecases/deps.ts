@@ -1,11 +1,20 @@
 import type {
+  ApprovalDeadlineScheduler,
+  ApprovalRepository,
+  ApprovalTokens,
   AuditLog,
   Clock,
   ExpiryScheduler,
   GrantRepository,
+  Mailer,
   NetworkGateway,
+  NsgLocks,
+  NsgRegistry,
+  PolicyEnforcement,
+  Notifier,
   PolicyRepository,
   RequestRepository,
+  StartScheduler,
   WorkQueues,
 } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
@@ -26,18 +35,45 @@ export interface GrantSettings {
   maxArmAttempts: number;
   /** First back-off between attempts; it doubles, with jitter, up to 8 s. */
   armBackoffInMs: number;
+  /** Priorities of baseline deny rules (policies with `enforce`): below every JIT allow rule. */
+  baselineBand: PriorityBand;
+  /** Most ARM calls one reconciler run makes. */
+  reconcileMaxArmCalls: number;
 }
 
 /** Everything a use case may touch. Built once by the composition root. */
 export interface Deps {
   requests: RequestRepository & { forgetOpen(id: string): Promise<void> };
   policies: PolicyRepository;
+  /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
+  enforcement?: PolicyEnforcement;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;
   scheduler: ExpiryScheduler;
+  /** Start messages of requests made ahead of time (Service Bus `jit-starts`). */
+  starts: StartScheduler;
   network: NetworkGateway;
+  /** Which NSGs JIT watches and what it keeps in them. */
+  nsgs: NsgRegistry;
+  locks: NsgLocks;
   clock: Clock;
   settings: GrantSettings;
   log: Logger;
+  /** Tells requesters what happened to their requests (optional: fakes in tests may leave it out). */
+  notifier?: Notifier;
+  /** What manual approval needs; the composition root always provides it. */
+  approvals?: ApprovalServices;
+}
+
+/** Manual approval's own ports and settings (issue #3). */
+export interface ApprovalServices {
+  decisions: ApprovalRepository;
+  tokens: ApprovalTokens;
+  mailer: Mailer;
+  deadlines: ApprovalDeadlineScheduler;
+  /** Base URL of the app, without a trailing slash; links are `<base>/api/approvals?token=…`. */
+  publicBaseUrl: string;
+  /** Mailbox per approver group object id (lower-cased). */
+  groupMailboxes: Readonly<Record<string, string>>;
 }

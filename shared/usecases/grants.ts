@@ -1,25 +1,33 @@
-import { ConcurrencyConflict, GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
-import { familyOfAddress, parsePrefix } from '../domain/network';
+import {
+  ConcurrencyConflict,
+  GrantNotApplicable,
+  ResourceNotFound,
+  TransientFailure,
+} from '../domain/errors';
+import type { AuditAction } from '../domain/auditActions';
+import { startsLater } from '../domain/lifecycle';
+import { planGrantRules } from '../domain/networkPath';
+import type { RulePlacement } from '../domain/networkPath';
 import type { ExpiryMessage, Versioned } from '../domain/ports';
-import { lowestFreePriority, ruleNameFor } from '../domain/priority';
+import { ruleNameFor } from '../domain/priority';
 import { assertTransition } from '../domain/state';
-import type { AccessRequest, AllowRuleSpec, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
+import { isFinal } from '../domain/types';
+import type { AccessRequest, AuditEvent, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
+import { startApproval } from './approvals';
 import type { Deps } from './deps';
-import { KeyedMutex } from './keyedMutex';
-
-const nsgWrites = new KeyedMutex();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { notifyRequester } from './notify';
+import { deleteRuleWithRetry, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
 
 /**
  * Moves a request to a new status with a conditional write and records the audit event.
  * Returns undefined (and writes nothing) when someone else moved it first.
  */
-async function transition(
+export async function transition(
   deps: Deps,
   current: Versioned<AccessRequest>,
   to: RequestStatus,
   changes: Partial<AccessRequest>,
-  audit: { actor: string; action: string; detail?: string },
+  audit: { actor: string; action: AuditAction; detail?: string; clientAddress?: string; expiresAt?: string },
 ): Promise<Versioned<AccessRequest> | undefined> {
   assertTransition(current.value.status, to);
   const next: AccessRequest = {
@@ -42,23 +50,27 @@ async function transition(
     vm: next.vmId,
     ports: next.ports,
     sourcePrefix: next.sourcePrefix,
+    expiresAt: audit.expiresAt,
     detail: audit.detail,
+    clientAddress: audit.clientAddress,
   });
   deps.log.info(audit.action, { requestId: next.id, status: to });
   return { value: next, etag };
 }
 
 /**
- * `evaluateRequest` (queue jit-requests): decide by policy. Auto-approval moves the request on to `jit-grants`.
- * A message for a request that already moved on is a no-op, except that an `approved` request is handed on
- * again (the previous run may have crashed between the write and the enqueue).
+ * `evaluateRequest` (queue jit-requests): decide by policy. Auto-approval moves the request on to `jit-grants`;
+ * manual approval mails the approvers (shared/usecases/approvals.ts). A message for a request that already moved
+ * on is a no-op, except that an `approved` request is handed on again and a pending one whose approvers were
+ * never mailed is mailed (the previous run may have crashed between the write and the next step).
  */
 export async function evaluateRequest(deps: Deps, requestId: string): Promise<void> {
   const found = await deps.requests.get(requestId);
   if (!found) return void deps.log.warn('evaluate.unknown-request', { requestId });
   const r = found.value;
   if (r.status === 'approved') return deps.queues.enqueueGrant(r.id);
-  if (r.status !== 'submitted') return;
+  const unmailed = r.status === 'pending-approval' && !r.approversNotifiedAt;
+  if (r.status !== 'submitted' && !unmailed) return;
 
   const [policy] = await deps.policies.getForScopes([r.policyScope]);
   if (!policy) {
@@ -78,6 +90,13 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
     );
     return;
   }
+  if (policy.approval.mode === 'auto' && startsLater(r, deps.clock.now())) {
+    await scheduleStart(deps, found, {
+      actor: 'system:policy',
+      detail: `auto-approved by policy ${policy.scope}`,
+    });
+    return;
+  }
   if (policy.approval.mode === 'auto') {
     const moved = await transition(
       deps,
@@ -93,26 +112,47 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
     if (moved) await deps.queues.enqueueGrant(r.id);
     return;
   }
-  await transition(
+  await startApproval(deps, found, policy);
+}
+
+/**
+ * Approval of a request that asks to start later: schedule its start message, then move it to `scheduled` with
+ * the message's sequence number (so a revoke can cancel it). The approval flow calls this too when approvers
+ * decide before the start. Returns whether this call moved the request.
+ */
+export async function scheduleStart(
+  deps: Deps,
+  found: Versioned<AccessRequest>,
+  audit: { actor: string; detail: string },
+): Promise<boolean> {
+  const r = found.value;
+  const startAt = r.startAt as string;
+  // The message first: a crash after it leaves a message the handler ignores, never a request nothing will start.
+  const sequenceNumber = await deps.starts.scheduleStart({ requestId: r.id, startAt }, new Date(startAt));
+  const moved = await transition(
     deps,
     found,
-    'pending-approval',
-    {},
-    {
-      actor: 'system:policy',
-      action: 'request.pending-approval',
-      detail: `awaiting ${policy.approval.required} approval(s) from ${policy.approval.approvers.join(', ')}`,
-    },
+    'scheduled',
+    { approvedAt: deps.clock.now().toISOString(), startSequenceNumber: sequenceNumber },
+    { actor: audit.actor, action: 'request.scheduled', detail: `${audit.detail}; starts at ${startAt}` },
   );
+  if (!moved) await deps.starts.cancelStart(sequenceNumber);
+  return moved !== undefined;
 }
 
 /**
  * `applyGrant` (queue jit-grants): open the hole in every NSG in front of the VM, then schedule the one expiry
  * message and mark the request active. Idempotent: rules are found by name, the expiry is scheduled once.
+ * A message for a request that already ended only finishes its clean-up (a failure may have stopped half-way).
  */
 export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   let found = await deps.requests.get(requestId);
   if (!found) return void deps.log.warn('apply.unknown-request', { requestId });
+  if (isFinal(found.value.status)) {
+    if ((await deps.grants.list(requestId)).some((g) => g.state !== 'removed'))
+      await removeRules(deps, requestId);
+    return;
+  }
   if (found.value.status !== 'approved') return;
 
   // Fix the deadline before the first rule exists, so every rule ever written has a recorded end.
@@ -131,6 +171,11 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   }
   const request = found.value;
   const expiresAt = request.expiresAt as string;
+  // Never open what is already over (a message that waited out the whole grant in a queue).
+  if (deps.clock.now().getTime() >= Date.parse(expiresAt)) {
+    await failGrant(deps, found, 'the grant expired before its rules could be written');
+    return;
+  }
 
   let rules: GrantRule[];
   try {
@@ -141,10 +186,23 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
       await failGrant(deps, found, err.message);
       return;
     }
+    if (err instanceof RequestMovedOn) {
+      // Revoked or failed by someone else while we wrote: a rule that landed after their clean-up is ours to remove.
+      deps.log.info('apply.request-moved-on', { requestId, status: err.status });
+      if (err.status === 'missing' || isFinal(err.status)) await removeRules(deps, requestId);
+      return;
+    }
     throw err;
   }
 
   const sequenceNumber = await deps.scheduler.scheduleExpiry({ requestId, expiresAt }, new Date(expiresAt));
+  await deps.audit.append({
+    ...grantSubject(request),
+    actor: 'system:grant',
+    action: 'grant.expiry-scheduled' satisfies AuditAction,
+    expiresAt,
+    expirySequenceNumber: sequenceNumber,
+  });
   const now = deps.clock.now().toISOString();
   const moved = await transition(
     deps,
@@ -154,6 +212,7 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     {
       actor: 'system:grant',
       action: 'grant.activated',
+      expiresAt,
       detail:
         `until ${expiresAt}; ` +
         rules.map((g) => `${g.ruleName} priority ${g.priority} in ${g.nsgId}`).join('; '),
@@ -162,6 +221,43 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
   if (!moved) {
     // Another run activated it first and scheduled its own expiry: ours would be a second one.
     await deps.scheduler.cancelExpiry(sequenceNumber);
+    await deps.audit.append({
+      ...grantSubject(request),
+      actor: 'system:grant',
+      action: 'grant.expiry-cancelled' satisfies AuditAction,
+      expirySequenceNumber: sequenceNumber,
+      detail: 'a duplicate: another run activated the grant first and scheduled its own expiry',
+    });
+    // Or it was revoked meanwhile, and its clean-up may have run before our rules landed.
+    const latest = await deps.requests.get(requestId);
+    if (!latest || isFinal(latest.value.status)) await removeRules(deps, requestId);
+  } else {
+    await notifyRequester(deps, moved.value);
+  }
+}
+
+/**
+ * Refuses at submission what `applyGrant` would refuse anyway (no NSG in the path, no address of the source's
+ * family), so nobody approves a request that can never be applied. ARM being unreachable is no reason to refuse:
+ * `applyGrant` checks again, and fails the request then if it must.
+ */
+export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: string): Promise<void> {
+  let path: VmNetworkPath;
+  try {
+    path = await deps.network.resolvePath(vmId);
+  } catch (err) {
+    if (err instanceof ResourceNotFound) throw new GrantNotApplicable('the VM was not found');
+    if (err instanceof GrantNotApplicable) throw err;
+    deps.log.warn('request.path-unchecked', { vm: vmId, error: String(err) });
+    return;
+  }
+  planGrantRules(path, sourcePrefix);
+}
+
+/** The request left `approved` while its rules were being written. */
+class RequestMovedOn extends Error {
+  constructor(readonly status: RequestStatus | 'missing') {
+    super(`the request is ${status}`);
   }
 }
 
@@ -172,50 +268,29 @@ async function writeRules(
   path: VmNetworkPath,
   expiresAt: string,
 ): Promise<GrantRule[]> {
-  if (path.nsgIds.length === 0) {
-    throw new GrantNotApplicable(
-      'the VM has no network security group in its path: there is no rule to open (the port is either already exposed or unreachable)',
-    );
+  const placements = planGrantRules(path, request.sourcePrefix);
+  if (path.unguardedAddresses.length) {
+    deps.log.warn('grant.unguarded-addresses', { requestId: request.id, addresses: path.unguardedAddresses });
   }
-  const source = parsePrefix(request.sourcePrefix);
-  const destinations = path.privateAddresses.filter(
-    (ip) => source.cidr === '*' || familyOfAddress(ip) === source.family,
-  );
-  if (destinations.length === 0) {
-    throw new GrantNotApplicable(
-      `the VM has no private ${source.family === 'ipv6' ? 'IPv6' : 'IPv4'} address to open`,
-    );
-  }
-  const name = ruleNameFor(request.id);
-  const existing = await deps.grants.list(request.id);
-  const out: GrantRule[] = [];
-  // NSGs one after another: the subnet NSG first, so a partial grant never leaves a NIC-only hole to clean up.
-  for (const nsgId of path.nsgIds) {
-    const rule = await nsgWrites.run(nsgId, () =>
-      writeRule(
-        deps,
-        request,
-        nsgId,
-        name,
-        destinations,
-        expiresAt,
-        existing.find((g) => g.nsgId === nsgId),
-      ),
-    );
-    out.push(rule);
-  }
-  return out;
+  // On the live index before any row or rule exists, so whatever follows is on the reconciler's list.
+  await deps.grants.markLive(request.id);
+  // Every NSG at once: access needs all of them, so the user waits for the slowest write, not their sum. Order does
+  // not matter for safety (a rule in one NSG opens nothing while another NSG in the path still denies). All
+  // writes settle before a failure is reported, so the clean-up never races a write still in flight.
+  const results = await Promise.allSettled(placements.map((p) => writeRule(deps, request, p, expiresAt)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<GrantRule>).value);
 }
 
 async function writeRule(
   deps: Deps,
   request: AccessRequest,
-  nsgId: string,
-  name: string,
-  destinations: string[],
+  placement: RulePlacement,
   expiresAt: string,
-  recorded: GrantRule | undefined,
 ): Promise<GrantRule> {
+  const { nsgId, destinations } = placement;
+  const name = ruleNameFor(request.id);
   const row = (priority: number, state: GrantRule['state']): GrantRule => ({
     requestId: request.id,
     nsgId,
@@ -226,118 +301,130 @@ async function writeRule(
     expiresAt,
     updatedAt: deps.clock.now().toISOString(),
   });
-  const present = await deps.network.getRule(nsgId, name);
-  if (present) {
-    const applied = row(present.priority, 'applied');
-    if (recorded?.state !== 'applied') await deps.grants.upsert(applied);
-    return applied;
-  }
-  const losers = new Set<number>();
-  let lastError = '';
-  for (let attempt = 1; attempt <= deps.settings.maxArmAttempts; attempt++) {
-    const rules = await deps.network.listRules(nsgId);
-    const priority = lowestFreePriority(rules, deps.settings.priorityBand, losers);
-    if (priority === undefined) {
-      throw new GrantNotApplicable(
-        `no free priority in ${deps.settings.priorityBand.min}-${deps.settings.priorityBand.max} in ${nsgId}`,
-      );
-    }
-    // Recorded before the write: a crash after ARM accepted it still leaves a row that says where to look.
-    await deps.grants.upsert(row(priority, 'applying'));
-    const spec: AllowRuleSpec = {
+  // Watched before anything is written there: a rule stranded by a crash is in an NSG the reconciler sweeps.
+  await watchNsg(deps, nsgId, { ports: request.ports, addresses: destinations });
+  // Only what must not interleave with another writer of the NSG runs under its lock.
+  const { priority } = await withNsg(deps, nsgId, () =>
+    putRuleWithRetry(deps, {
+      nsgId,
       name,
-      priority,
-      protocol: request.protocol,
-      sourceAddressPrefix: request.sourcePrefix,
-      destinationAddressPrefixes: destinations,
-      destinationPortRanges: request.ports.map(String),
-      description: `JIT access for ${request.requester}, request ${request.id}, until ${expiresAt}`,
-    };
-    try {
-      await deps.network.putRule(nsgId, spec);
-      const applied = row(priority, 'applied');
-      await deps.grants.upsert(applied);
-      deps.log.info('grant.rule-applied', { requestId: request.id, nsgId, priority, attempt });
-      return applied;
-    } catch (err) {
-      if (err instanceof PriorityTaken) {
-        losers.add(priority);
-      } else if (!(err instanceof TransientFailure)) {
-        throw err;
-      }
-      lastError = (err as Error).message;
-      deps.log.warn('grant.rule-retry', {
-        requestId: request.id,
-        nsgId,
-        priority,
-        attempt,
-        error: lastError,
-      });
-      const retryAfter = err instanceof TransientFailure ? err.retryAfterInMs : undefined;
-      await sleep(retryAfter ?? backoff(deps.settings.armBackoffInMs, attempt));
-    }
-  }
-  throw new GrantNotApplicable(
-    `gave up writing the rule to ${nsgId} after ${deps.settings.maxArmAttempts} attempts: ${lastError}`,
+      band: deps.settings.priorityBand,
+      specAt: (p) => ({
+        name,
+        access: 'Allow',
+        priority: p,
+        protocol: request.protocol,
+        sourceAddressPrefix: request.sourcePrefix,
+        destinationAddressPrefixes: destinations,
+        destinationPortRanges: request.ports.map(String),
+        description: `JIT access for ${request.requester}, request ${request.id}, until ${expiresAt}`,
+      }),
+      beforeAttempt: async () => {
+        // A revoke or a failure elsewhere ends the attempt: no rule for a request that is not waiting for one.
+        const now = await deps.requests.get(request.id);
+        if (now?.value.status !== 'approved') throw new RequestMovedOn(now?.value.status ?? 'missing');
+      },
+      // Recorded before the write: a crash after ARM accepted it still leaves a row that says where to look.
+      beforeWrite: (p) => deps.grants.upsert(row(p, 'applying')),
+      logFields: { requestId: request.id },
+    }),
   );
+  // Audited before the row says `applied`: a crash in between repeats the event rather than losing it.
+  await deps.audit.append({
+    ...grantSubject(request),
+    actor: 'system:grant',
+    action: 'grant.rule-applied' satisfies AuditAction,
+    nsg: nsgId,
+    rule: name,
+    priority,
+  });
+  const applied = row(priority, 'applied');
+  await deps.grants.upsert(applied);
+  return applied;
 }
 
-function backoff(baseInMs: number, attempt: number): number {
-  const cap = Math.min(8000, baseInMs * 2 ** (attempt - 1));
-  return cap / 2 + Math.random() * (cap / 2);
+function grantSubject(r: AccessRequest): Pick<AuditEvent, 'requestId' | 'vm' | 'ports' | 'sourcePrefix'> {
+  return { requestId: r.id, vm: r.vmId, ports: r.ports, sourcePrefix: r.sourcePrefix };
 }
 
 /**
- * Deletes every rule this grant wrote, retrying what is transient. Throws if ARM keeps refusing.
+ * Deletes every rule this grant wrote, exactly those (by name, in the NSGs its rows name), retrying what is
+ * transient. A rule already gone is fine; another grant's rule for the same VM and port is never touched.
  * The NSGs are worked on at once (each still one writer at a time): a grant's port stays open until every rule
- * in its path is gone, and one after another doubled that time.
+ * in its path is gone, and one after another doubled that time. Throws if ARM keeps refusing — after every NSG
+ * has had its try, so a retry finds less to do; the rows that are not `removed` and the live index keep it on
+ * the reconciler's list until it succeeds.
  */
-export async function removeRules(deps: Deps, requestId: string): Promise<GrantRule[]> {
+export async function removeRules(
+  deps: Deps,
+  requestId: string,
+  actor = 'system:grant',
+  subject: Pick<AuditEvent, 'vm' | 'ports' | 'sourcePrefix'> = {},
+): Promise<GrantRule[]> {
   const rows = await deps.grants.list(requestId);
   const results = await Promise.allSettled(
     rows
       .filter((g) => g.state !== 'removed')
       .map(async (g) => {
-        await nsgWrites.run(g.nsgId, async () => {
-          for (let attempt = 1; ; attempt++) {
-            try {
-              await deps.network.deleteRule(g.nsgId, g.ruleName);
-              break;
-            } catch (err) {
-              if (!(err instanceof TransientFailure) || attempt >= deps.settings.maxArmAttempts) throw err;
-              await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
-            }
-          }
+        await withNsg(deps, g.nsgId, () => deleteRuleWithRetry(deps, g.nsgId, g.ruleName, { requestId }));
+        await deps.audit.append({
+          ...subject,
+          actor,
+          action: 'grant.rule-removed' satisfies AuditAction,
+          requestId,
+          nsg: g.nsgId,
+          rule: g.ruleName,
+          priority: g.priority,
         });
         await deps.grants.upsert({ ...g, state: 'removed', updatedAt: deps.clock.now().toISOString() });
         deps.log.info('grant.rule-removed', { requestId, nsgId: g.nsgId, rule: g.ruleName });
       }),
   );
-  // Every NSG has had its try before a failure is reported: the retry finds less to do.
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+  await deps.grants.clearLive(requestId);
+  // A writer that lost the race to a revoke may have recorded a rule since we listed: keep it on the index.
+  if ((await deps.grants.list(requestId)).some((g) => g.state !== 'removed')) {
+    await deps.grants.markLive(requestId);
+  }
   return rows;
 }
 
-/** Ends a grant that cannot be applied: remove whatever it wrote, then record why. */
-export async function failGrant(deps: Deps, found: Versioned<AccessRequest>, reason: string): Promise<void> {
-  await removeRules(deps, found.value.id);
-  await transition(
+/**
+ * Ends a grant that cannot be applied: record why, then remove whatever it wrote. The decision is recorded
+ * first so that a retry of the message cannot write the rules again; if the removal fails, the live index
+ * keeps the rules on the reconciler's list. When someone else moved the request on first (a duplicate run
+ * activated it), its rules are theirs and stay.
+ */
+export async function failGrant(
+  deps: Deps,
+  found: Versioned<AccessRequest>,
+  reason: string,
+  actor = 'system:grant',
+): Promise<void> {
+  const moved = await transition(
     deps,
     found,
     'failed',
     { statusReason: reason, endedAt: deps.clock.now().toISOString() },
     {
-      actor: 'system:grant',
+      actor,
       action: 'grant.failed',
       detail: reason,
     },
   );
+  if (!moved) {
+    const latest = await deps.requests.get(found.value.id);
+    if (latest && !isFinal(latest.value.status)) return;
+  }
+  await removeRules(deps, found.value.id, actor, grantSubject(found.value));
+  if (moved) await notifyRequester(deps, moved.value);
 }
 
 /**
  * `revokeGrant` (Service Bus jit-expirations): close the rules and mark the request expired. A message whose
- * expiry no longer matches the request (it was extended or revoked meanwhile) is ignored.
+ * expiry no longer matches the request (it was extended or revoked meanwhile) is ignored. The rules go first,
+ * so the request never says `expired` while its hole is still open.
  */
 export async function expireGrant(
   deps: Deps,
@@ -351,8 +438,8 @@ export async function expireGrant(
     deps.log.info('expire.stale-message', { requestId: r.id, status: r.status });
     return;
   }
-  const removed = await removeRules(deps, r.id);
-  await transition(
+  const removed = await removeRules(deps, r.id, actor, grantSubject(r));
+  const moved = await transition(
     deps,
     found,
     'expired',
@@ -363,4 +450,5 @@ export async function expireGrant(
       detail: `closed ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
     },
   );
+  if (moved) await notifyRequester(deps, moved.value);
 }

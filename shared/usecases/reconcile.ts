@@ -1,5 +1,30 @@
+import { expireApproval } from './approvals';
+import { decodeTime } from 'ulid';
+import { baselineSpec, ruleMatchesSpec } from '../domain/baseline';
+import { findDrift, portInRange, ruleFingerprint } from '../domain/drift';
+import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
+import { selectPolicy } from '../domain/policy';
+import type { WatchedNsg } from '../domain/ports';
+import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/priority';
+import { scopesOf } from '../domain/resourceId';
+import { isFinal } from '../domain/types';
+import type { AccessRequest, Policy, SecurityRuleView } from '../domain/types';
+import type { AuditAction } from '../domain/auditActions';
+import {
+  auditBaseline,
+  collect,
+  coverVm,
+  vmsInScope,
+  dropBaselineRule,
+  emptyBaselineReport,
+  keepBaselineRule,
+  releaseVm,
+} from './baseline';
 import type { Deps } from './deps';
-import { expireGrant, failGrant } from './grants';
+import { expireGrant, failGrant, removeRules } from './grants';
+import { deleteRuleWithRetry, withArmBudget, withNsg } from './nsgWrites';
+
+const ACTOR = 'system:reconciler';
 
 /** What one reconciler run did, for its log line and for tests. */
 export interface ReconcileReport {
@@ -8,23 +33,50 @@ export interface ReconcileReport {
   redriven: number;
   failedStuck: number;
   forgotten: number;
+  /** Pending requests past their approval deadline, closed as `approval-expired`. */
+  approvalsExpired: number;
+  /** Grants whose request had ended but whose rules were still recorded as present. */
+  leftoversRemoved: number;
+  nsgsSwept: number;
+  /** NSGs that no longer exist, dropped from the watch list. */
+  nsgsForgotten: number;
+  orphansRemoved: number;
+  baselinesRestored: number;
+  driftFound: number;
+  vmsRefreshed: number;
+  vmsReleased: number;
+  /** ARM calls made (a path resolution counts 3: VM, NIC, subnet). */
+  armCalls: number;
+  /** Set when the run stopped at its ARM call budget; `remaining` says what waits for the next run. */
+  budgetSpent: boolean;
+  /** The phase the budget ran out in (`requests`, `leftovers`, `nsgs`, `coverage`). */
+  stoppedIn?: string;
+  remaining: { nsgs: number; vms: number };
   errors: number;
 }
 
 export interface ReconcileOptions {
-  /** Most open requests examined in one run, to bound its ARM calls. */
+  /** Most open requests examined in one run, to bound its table reads. */
   maxRequests?: number;
   /** How long a request may sit in `submitted` or `approved` before it is handed on again. */
   staleAfterInSeconds?: number;
+  /** Most ARM calls in this run; the configured JIT_RECONCILE_MAX_ARM_CALLS when unset. */
+  maxArmCalls?: number;
+  /** How old a VM's recorded network path may get before it is resolved again. */
+  coverageRefreshInSeconds?: number;
 }
 
 /**
- * The safety net (timer): walks the open requests and heals what the message flow missed.
- * - active past expiresAt + grace: close it (a lost or failed expiry message, a crash);
- * - approved whose deadline passed before it went live: remove what was written, mark failed;
- * - submitted / approved sitting still: hand on again (a lost enqueue);
- * - an index row of a final or missing request: drop it.
- * Every action goes through the same idempotent use cases as the message flow, so two runs at once are safe.
+ * The safety net (timer, and at start-up). In order of what matters most, within a budget of ARM calls:
+ * 1. open requests: close grants past expiresAt + grace (a lost or failed expiry message, a crash), fail those
+ *    that never went live before their deadline, hand on what stalled, close pending approvals past their
+ *    deadline (a lost deadline message) and mail approvers never mailed;
+ * 2. grants whose request ended but whose rules are still recorded as present (a clean-up that failed);
+ * 3. every watched NSG: remove orphan `jit-` rules no live grant owns, restore missing baseline deny rules,
+ *    report others' allow rules that open a protected port to a broad source (drift);
+ * 4. coverage: the VMs in every policy's scope, so new VMs get their baseline rules and NSGs get watched.
+ * Every action goes through the same idempotent use cases as the message flow, and NSG writes take the NSG's
+ * lease, so two runs at once are safe.
  */
 export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const report: ReconcileReport = {
@@ -33,8 +85,49 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     redriven: 0,
     failedStuck: 0,
     forgotten: 0,
+    approvalsExpired: 0,
+    leftoversRemoved: 0,
+    nsgsSwept: 0,
+    nsgsForgotten: 0,
+    orphansRemoved: 0,
+    baselinesRestored: 0,
+    driftFound: 0,
+    vmsRefreshed: 0,
+    vmsReleased: 0,
+    armCalls: 0,
+    budgetSpent: false,
+    remaining: { nsgs: 0, vms: 0 },
     errors: 0,
   };
+  const budget = { left: options.maxArmCalls ?? deps.settings.reconcileMaxArmCalls, used: 0 };
+  const d: Deps = { ...deps, network: withArmBudget(deps.network, budget) };
+  const phases: Array<[string, (d: Deps, r: ReconcileReport, o: ReconcileOptions) => Promise<void>]> = [
+    ['requests', sweepRequests],
+    ['leftovers', sweepLeftovers],
+    ['nsgs', sweepNsgs],
+    ['coverage', refreshCoverage],
+  ];
+  for (const [name, phase] of phases) {
+    try {
+      await phase(d, report, options);
+    } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) {
+        report.budgetSpent = true;
+        report.stoppedIn = name;
+        deps.log.warn('reconcile.budget-spent', { phase: name, armCalls: budget.used, ...report.remaining });
+        break;
+      }
+      report.errors++;
+      deps.log.error('reconcile.phase-failed', { phase: name, error: String(err) });
+    }
+  }
+  report.armCalls = budget.used;
+  deps.log.info('reconcile.done', { ...report });
+  return report;
+}
+
+/** Phase 1: the open requests (the `open` index of JitRequests). */
+async function sweepRequests(deps: Deps, report: ReconcileReport, options: ReconcileOptions): Promise<void> {
   const max = options.maxRequests ?? 500;
   const staleMs = (options.staleAfterInSeconds ?? 120) * 1000;
   const now = deps.clock.now().getTime();
@@ -45,10 +138,7 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     report.examined++;
     try {
       const found = await deps.requests.get(id);
-      if (
-        !found ||
-        ['denied', 'approval-expired', 'failed', 'expired', 'revoked'].includes(found.value.status)
-      ) {
+      if (!found || isFinal(found.value.status)) {
         await deps.requests.forgetOpen(id);
         report.forgotten++;
         continue;
@@ -57,27 +147,294 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
       const idle = now - Date.parse(r.updatedAt) > staleMs;
       const deadline = r.expiresAt ? Date.parse(r.expiresAt) : undefined;
       if (r.status === 'active' && deadline !== undefined && now > deadline + graceMs) {
-        await expireGrant(deps, { requestId: r.id, expiresAt: r.expiresAt as string }, 'system:reconciler');
+        await expireGrant(deps, { requestId: r.id, expiresAt: r.expiresAt as string }, ACTOR);
         report.closedExpired++;
       } else if (r.status === 'approved' && deadline !== undefined && now > deadline + graceMs) {
         await failGrant(
           deps,
           found,
           'the grant could not be completed before its expiry; the reconciler removed what was written',
+          'system:reconciler',
         );
         report.failedStuck++;
       } else if (r.status === 'approved' && idle) {
         await deps.queues.enqueueGrant(r.id);
+        await redriven(deps, r, 'applyGrant');
         report.redriven++;
       } else if (r.status === 'submitted' && idle) {
         await deps.queues.enqueueEvaluation(r.id);
+        await redriven(deps, r, 'evaluateRequest');
         report.redriven++;
+      } else if (r.status === 'pending-approval' && r.approvalDeadline) {
+        if (now > Date.parse(r.approvalDeadline) + graceMs) {
+          await expireApproval(deps, { requestId: r.id, deadline: r.approvalDeadline }, 'system:reconciler');
+          report.approvalsExpired++;
+        } else if (!r.approversNotifiedAt && idle) {
+          await deps.queues.enqueueEvaluation(r.id);
+          report.redriven++;
+        }
       }
     } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) throw err;
       report.errors++;
       deps.log.error('reconcile.request-failed', { requestId: id, error: String(err) });
     }
   }
-  deps.log.info('reconcile.done', { ...report });
-  return report;
+}
+
+/** Phase 2: grants on the live index whose request has ended (a removal that failed after the state moved). */
+async function sweepLeftovers(deps: Deps, report: ReconcileReport): Promise<void> {
+  for await (const id of deps.grants.listLive()) {
+    try {
+      const rows = await deps.grants.list(id);
+      const found = await deps.requests.get(id);
+      if (found && !isFinal(found.value.status)) continue; // phase 1 owns requests still open
+      if (rows.some((g) => g.state !== 'removed')) {
+        await removeRules(deps, id);
+        report.leftoversRemoved++;
+        deps.log.warn('reconcile.leftovers-removed', { requestId: id, status: found?.value.status });
+      } else {
+        await deps.grants.clearLive(id);
+      }
+    } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) throw err;
+      report.errors++;
+      deps.log.error('reconcile.leftover-failed', { requestId: id, error: String(err) });
+    }
+  }
+}
+
+/** Phase 3: every watched NSG, least recently swept first, so a run cut short by its budget is resumed fairly. */
+async function sweepNsgs(deps: Deps, report: ReconcileReport): Promise<void> {
+  const nsgs = (await collect(deps.nsgs.listWatchedNsgs())).sort((a, b) =>
+    (a.reconciledAt ?? '').localeCompare(b.reconciledAt ?? ''),
+  );
+  for (const [i, nsg] of nsgs.entries()) {
+    try {
+      await sweepNsg(deps, nsg, report);
+    } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) {
+        report.remaining.nsgs = nsgs.length - i;
+        throw err;
+      }
+      report.errors++;
+      deps.log.error('reconcile.nsg-failed', { nsgId: nsg.nsgId, error: String(err) });
+    }
+  }
+}
+
+async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): Promise<void> {
+  let rules: SecurityRuleView[];
+  try {
+    rules = await deps.network.listRules(nsg.nsgId);
+  } catch (err) {
+    if (!(err instanceof ResourceNotFound)) throw err;
+    await deps.nsgs.forgetNsg(nsg.nsgId);
+    report.nsgsForgotten++;
+    deps.log.info('reconcile.nsg-gone', { nsgId: nsg.nsgId });
+    return;
+  }
+  for (const rule of rules) await removeIfOrphan(deps, nsg.nsgId, rule, report);
+
+  const desired = await deps.nsgs.listBaselinesInNsg(nsg.nsgId);
+  for (const b of desired) {
+    if (b.removing) {
+      await dropBaselineRule(deps, b, ACTOR, emptyBaselineReport());
+      continue;
+    }
+    const present = rules.find((r) => sameRuleName(r.name, b.ruleName));
+    const band = deps.settings.baselineBand;
+    if (
+      present &&
+      present.priority >= band.min &&
+      present.priority <= band.max &&
+      ruleMatchesSpec(present, baselineSpec(b, present.priority))
+    )
+      continue;
+    if (await keepBaselineRule(deps, b)) {
+      report.baselinesRestored++;
+      await auditBaseline(deps, ACTOR, 'baseline.restored', b);
+    }
+  }
+  for (const r of rules) {
+    // Ours by name but not on record: left in place, since deleting a deny rule can only open a port.
+    if (isBaselineRuleName(r.name) && !desired.some((b) => sameRuleName(b.ruleName, r.name)))
+      deps.log.warn('reconcile.unknown-baseline-rule', { nsgId: nsg.nsgId, rule: r.name });
+  }
+
+  const surface = {
+    ports: [...new Set([...nsg.ports, ...desired.flatMap((b) => b.ports)])],
+    addresses: [...new Set([...nsg.addresses, ...desired.flatMap((b) => b.destinations)])],
+  };
+  const baselineTop = Math.min(
+    ...desired.map((b) => rules.find((r) => sameRuleName(r.name, b.ruleName))?.priority ?? Infinity),
+  );
+  const drift = findDrift(rules, surface);
+  for (const r of drift)
+    deps.log.warn('reconcile.drift', {
+      nsgId: nsg.nsgId,
+      rule: r.name,
+      detail: driftDetail(nsg.nsgId, r, baselineTop),
+    });
+  // Under the NSG's lock with a fresh read of what was reported, so two runs at once audit a drift once.
+  await withNsg(deps, nsg.nsgId, async () => {
+    const reported = (await deps.nsgs.getWatchedNsg(nsg.nsgId))?.driftReported ?? [];
+    for (const r of drift) {
+      if (reported.includes(ruleFingerprint(r))) continue;
+      report.driftFound++;
+      await deps.audit.append({
+        actor: ACTOR,
+        action: 'drift.detected',
+        ports: surface.ports.filter((p) => r.destinationPortRanges.some((range) => portInRange(p, range))),
+        sourcePrefix: r.sourceAddressPrefixes.join(','),
+        detail: driftDetail(nsg.nsgId, r, baselineTop),
+      });
+    }
+    await deps.nsgs.markSwept(nsg.nsgId, deps.clock.now().toISOString(), drift.map(ruleFingerprint));
+  });
+  report.nsgsSwept++;
+}
+
+function driftDetail(nsgId: string, r: SecurityRuleView, baselineTop: number): string {
+  return (
+    `${r.name} in ${nsgId} allows ${r.protocol} ${r.destinationPortRanges.join(',')} from ` +
+    `${r.sourceAddressPrefixes.join(',')} to ${r.destinationAddressPrefixes.join(',')} at priority ${r.priority}` +
+    (r.priority < baselineTop ? ', above the JIT baseline deny rule' : '')
+  );
+}
+
+/**
+ * Removes a `jit-<id>` rule that no live grant owns: no row for it in this NSG, its row says removed, or its
+ * request has ended or does not exist. Left alone within the grace period: a rule of a request created that
+ * recently (its writer may be between steps), or of one that ended that recently (its clean-up is running).
+ * Rules of others (any other name) are never touched.
+ */
+async function removeIfOrphan(
+  deps: Deps,
+  nsgId: string,
+  rule: SecurityRuleView,
+  report: ReconcileReport,
+): Promise<void> {
+  const requestId = grantIdOfRuleName(rule.name);
+  if (!requestId) return;
+  const now = deps.clock.now().getTime();
+  const bornAt = ulidTime(requestId);
+  if (bornAt !== undefined && now - bornAt < deps.settings.expiryGraceInSeconds * 1000) return;
+  const row = await deps.grants.get(requestId, nsgId);
+  if (row && row.state !== 'removed') {
+    const request = await deps.requests.get(requestId);
+    if (request && !isFinal(request.value.status)) return;
+    // Ended a moment ago: its own clean-up is running (and the leftovers phase finishes it if that dies).
+    const endedAt = request && Date.parse(request.value.endedAt ?? request.value.updatedAt);
+    if (endedAt && now - endedAt < deps.settings.expiryGraceInSeconds * 1000) return;
+  }
+  const deleted = await withNsg(deps, nsgId, async () => {
+    // Another run may have removed it meanwhile: then it is that run's to report.
+    if (!(await deps.network.getRule(nsgId, rule.name))) return false;
+    await deleteRuleWithRetry(deps, nsgId, rule.name, { requestId });
+    return true;
+  });
+  if (row && row.state !== 'removed') {
+    await deps.grants.upsert({ ...row, state: 'removed', updatedAt: deps.clock.now().toISOString() });
+  }
+  if (!deleted) return;
+  report.orphansRemoved++;
+  const detail =
+    `removed ${rule.name} from ${nsgId} (allow ${rule.protocol} ${rule.destinationPortRanges.join(',')} from ` +
+    `${rule.sourceAddressPrefixes.join(',')}, priority ${rule.priority}): no live grant owns it`;
+  deps.log.warn('reconcile.orphan-removed', { requestId, nsgId, rule: rule.name });
+  await deps.audit.append({
+    actor: ACTOR,
+    action: 'reconcile.orphan-removed',
+    requestId,
+    sourcePrefix: rule.sourceAddressPrefixes.join(','),
+    detail,
+  });
+}
+
+/**
+ * Phase 4: which VMs each policy covers now. VMs new to a policy (or whose record is old) have their path
+ * resolved, their NSGs watched and, under `enforce`, their baseline rules written; VMs no policy covers any more
+ * are released. Releasing needs the whole picture, so it happens only when every policy's VMs were listed.
+ */
+async function refreshCoverage(
+  deps: Deps,
+  report: ReconcileReport,
+  options: ReconcileOptions,
+): Promise<void> {
+  const policies = await collect(deps.policies.list());
+  const wanted = new Map<string, { vmId: string; policy: Policy }>();
+  let complete = true;
+  for (const policy of policies) {
+    try {
+      for (const vmId of await vmsInScope(deps, policy.scope)) {
+        if (selectPolicy(scopesOf(vmId), policies)?.scope === policy.scope)
+          wanted.set(vmId.toLowerCase(), { vmId, policy });
+      }
+    } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) throw err;
+      // One unreadable scope must not hold up the others; but without it, releasing would be a guess.
+      complete = false;
+      report.errors++;
+      deps.log.error('reconcile.scope-failed', { scope: policy.scope, error: String(err) });
+    }
+  }
+  const known = new Map((await collect(deps.nsgs.listCoverage())).map((c) => [c.vmId, c]));
+  const now = deps.clock.now().getTime();
+  const refreshMs = (options.coverageRefreshInSeconds ?? 3600) * 1000;
+  const work = [...wanted.entries()]
+    .map(([key, w]) => ({ ...w, record: known.get(key) }))
+    .filter(({ policy, record }) => {
+      if (!record) return true;
+      const ports = policy.ports.map((p) => p.port).join(',');
+      return (
+        record.policyScope !== policy.scope ||
+        record.enforce !== policy.enforce ||
+        record.ports.join(',') !== ports ||
+        now - Date.parse(record.refreshedAt) > refreshMs
+      );
+    })
+    // VMs never seen first (a new VM under an enforcing policy is exposed until covered), then the oldest.
+    .sort((a, b) => (a.record?.refreshedAt ?? '').localeCompare(b.record?.refreshedAt ?? ''));
+  const baseline = emptyBaselineReport();
+  for (const [i, w] of work.entries()) {
+    try {
+      await coverVm(deps, w.vmId, w.policy, ACTOR, baseline);
+      report.vmsRefreshed++;
+    } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) {
+        report.remaining.vms = work.length - i;
+        throw err;
+      }
+      report.errors++;
+      deps.log.error('reconcile.coverage-failed', { vm: w.vmId, error: String(err) });
+    }
+  }
+  if (!complete) return;
+  for (const [key, record] of known) {
+    if (wanted.has(key)) continue;
+    await releaseVm(deps, record, ACTOR, baseline);
+    report.vmsReleased++;
+  }
+}
+
+/** When a ULID was made, or undefined for anything that is not one. */
+function ulidTime(id: string): number | undefined {
+  try {
+    return decodeTime(id);
+  } catch {
+    return undefined;
+  }
+}
+
+function redriven(deps: Deps, r: AccessRequest, step: string): Promise<void> {
+  return deps.audit.append({
+    actor: 'system:reconciler',
+    action: 'reconcile.redriven' satisfies AuditAction,
+    requestId: r.id,
+    vm: r.vmId,
+    ports: r.ports,
+    sourcePrefix: r.sourcePrefix,
+    detail: `${r.status} since ${r.updatedAt}: handed on to ${step} again`,
+  });
 }

@@ -1,10 +1,12 @@
 import { ulid } from 'ulid';
 import { AccessNotAllowed, InvalidRequest, RequestNotFound } from '../domain/errors';
+import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import type { Deps } from './deps';
+import { checkGrantable } from './grants';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
@@ -17,6 +19,7 @@ export async function submitRequest(
   callerAddress: string | undefined,
 ): Promise<AccessRequest> {
   const ask = parseRequestBody(body);
+  const startAt = checkStartAt(ask.startAt, deps.clock.now());
   if (ask.durationInSeconds > deps.settings.maxDurationInSeconds) {
     throw new InvalidRequest([
       {
@@ -36,6 +39,8 @@ export async function submitRequest(
     }
     throw err;
   }
+  // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
+  await checkGrantable(deps, ask.vmId, decision.sourcePrefix);
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {
@@ -47,6 +52,7 @@ export async function submitRequest(
     sourcePrefix: decision.sourcePrefix,
     durationInSeconds: ask.durationInSeconds,
     justification: ask.justification,
+    startAt,
     status: 'submitted',
     policyScope: decision.policyScope,
     approvalMode: decision.approvalMode,
@@ -61,7 +67,8 @@ export async function submitRequest(
     vm: request.vmId,
     ports: request.ports,
     sourcePrefix: request.sourcePrefix,
-    detail: `duration ${request.durationInSeconds}s, policy ${request.policyScope}${request.justification ? `, justification: ${request.justification}` : ''}`,
+    justification: request.justification,
+    detail: `duration ${request.durationInSeconds}s${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
     clientAddress: callerAddress,
   });
   try {
@@ -74,22 +81,33 @@ export async function submitRequest(
   return request;
 }
 
-/** A request with the rules written for it, as `GET /api/requests/{id}` shows it. */
+/**
+ * A request with the rules written for it, as `GET /api/requests/{id}` shows it. A rule's destination addresses
+ * are the VM's private addresses it opens: what to connect to.
+ */
 export interface RequestView extends AccessRequest {
-  rules: Array<Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state'>>;
+  rules: Array<Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state' | 'destinationAddresses'>>;
 }
 
 /** `GET /api/requests/{id}`: the requester sees their own requests; others get the same 404 as a missing one. */
 export async function getRequest(deps: Deps, caller: Principal, id: string): Promise<RequestView> {
   const found = await deps.requests.get(id);
   if (!found || !canSee(caller, found.value)) throw new RequestNotFound(id);
-  const rules = (await deps.grants.list(id)).map(({ nsgId, ruleName, priority, state }) => ({
-    nsgId,
-    ruleName,
-    priority,
-    state,
-  }));
-  return { ...found.value, rules };
+  return viewOf(deps, found.value);
+}
+
+/** The request as the API shows it, with its rules. */
+export async function viewOf(deps: Deps, request: AccessRequest): Promise<RequestView> {
+  const rules = (await deps.grants.list(request.id)).map(
+    ({ nsgId, ruleName, priority, state, destinationAddresses }) => ({
+      nsgId,
+      ruleName,
+      priority,
+      state,
+      destinationAddresses,
+    }),
+  );
+  return { ...request, rules };
 }
 
 function canSee(caller: Principal, request: AccessRequest): boolean {

@@ -22,6 +22,9 @@ import { REPO_ROOT } from './bicepModel';
 export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> = {
   // @azure/arm-compute 24 names its operations interfaces `<Group>Operations`.
   'VirtualMachinesOperations.get': ['Microsoft.Compute/virtualMachines/read'],
+  // The VMs in a policy's scope (a resource group, or a whole subscription).
+  'VirtualMachinesOperations.list': ['Microsoft.Compute/virtualMachines/read'],
+  'VirtualMachinesOperations.listAll': ['Microsoft.Compute/virtualMachines/read'],
   'NetworkInterfaces.get': ['Microsoft.Network/networkInterfaces/read'],
   'Subnets.get': ['Microsoft.Network/virtualNetworks/subnets/read'],
   'SecurityRules.get': ['Microsoft.Network/networkSecurityGroups/securityRules/read'],

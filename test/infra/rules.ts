@@ -27,6 +27,10 @@ export const NOT_IN_AZURE: Readonly<Record<string, string>> = {
   AzureWebJobsStorage: 'a storage connection string, for the local sandbox; loadConfig refuses it in Azure',
   ServiceBusConnection:
     'a Service Bus connection string, for the local sandbox; loadConfig refuses it in Azure',
+  JIT_SMTP_USER:
+    'SMTP relay credentials are not provisioned: the deployment mails through ACS with its identity; in smtp mode set them as Key Vault references',
+  JIT_SMTP_PASSWORD:
+    'SMTP relay credentials are not provisioned: the deployment mails through ACS with its identity; in smtp mode set them as Key Vault references',
   JIT_JWT_ISSUER:
     'jwt mode only; this deployment signs callers in with App Service Authentication (easyauth)',
   JIT_JWT_AUDIENCE:
@@ -113,10 +117,16 @@ export function checkAppSettings(
     }
     // The Application Insights connection string is allowed by name (HOST_ONLY says why); anything else that looks
     // like a secret is not.
-    const patterns =
+    // A Key Vault reference is how a secret should reach an app setting: the value names a vault and a secret,
+    // never the secret itself; it must not otherwise look like one.
+    const keyVaultReference = /^'@Microsoft\.KeyVault\(VaultName=[^;]+;SecretName=[A-Za-z0-9-]+\)'$/.test(
+      value.text,
+    );
+    const patterns = (
       key === 'APPLICATIONINSIGHTS_CONNECTION_STRING'
         ? SECRET_PATTERNS
-        : [...SECRET_PATTERNS, /ConnectionString/i];
+        : [...SECRET_PATTERNS, /ConnectionString/i]
+    ).filter((p) => !(keyVaultReference && p.source === 'password|secret'));
     for (const pattern of patterns) {
       if (pattern.test(value.text))
         problems.push(`${key} looks like it holds a secret (${pattern.source}): ${value.text}`);

@@ -13,7 +13,8 @@ import type { CryptoKey, JWK } from 'jose';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { TABLES } from '../../shared/names';
-import { api, startSandbox } from '../support/sandbox';
+import { approvalMail, formTokenIn, getPage, linkIn, postDecision, vmWithPolicy } from '../support/approvals';
+import { api, startSandbox, waitFor } from '../support/sandbox';
 
 const VM = DEMO.linuxVm.id;
 const AUDIENCE = 'api://jit-test';
@@ -268,10 +269,12 @@ describe('adversarial: bearer tokens, headers and bodies', () => {
   });
 });
 
-describe('adversarial: request rate per caller', () => {
+describe('adversarial: request and approval rates per caller', () => {
   let sandbox: Sandbox;
   before(async () => {
-    sandbox = await startSandbox({ settings: { JIT_RATE_LIMIT_PER_MINUTE: '3' } });
+    sandbox = await startSandbox({
+      settings: { JIT_RATE_LIMIT_PER_MINUTE: '3', JIT_APPROVAL_ATTEMPTS_PER_MINUTE: '3' },
+    });
   });
   after(async () => {
     await sandbox?.stop();
@@ -287,5 +290,51 @@ describe('adversarial: request rate per caller', () => {
     assert.ok(Number(limited.headers.get('retry-after')) >= 1);
     assert.equal(await countRequests(sandbox), before);
     assert.equal((await api(sandbox, 'POST', 'requests', body, 'calm@example.com')).status, 202);
+  });
+
+  test('past the limit on approval attempts a person at one address gets 429 even with a good link; nothing is decided', async () => {
+    const bob = 'bob@example.com';
+    const vm = await vmWithPolicy(sandbox, 'rate-appr', { approvers: [`user:${bob}`] });
+    const created = await api(
+      sandbox,
+      'POST',
+      'requests',
+      { vm: vm.vmId, ports: [22], duration: 'PT10M', sourcePrefix: '203.0.113.9' },
+      'dora@example.com',
+    );
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const id = (created.body as { id: string }).id;
+    const { token } = linkIn(await approvalMail(sandbox, bob, id), 'approve');
+    const csrf = formTokenIn((await getPage(sandbox, token)).text);
+    assert.ok(csrf, 'the page offers a decision');
+    const forged = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+
+    // Nobody signed in (the sandbox's pages), all from this machine's address: one caller.
+    for (let i = 0; i < 3; i++) {
+      const refused = await postDecision(sandbox, { token: forged, csrf, decision: 'approve' });
+      assert.ok(
+        refused.status >= 400 && refused.status < 500 && refused.status !== 429,
+        `attempt ${i}: ${refused.status}`,
+      );
+    }
+    const limited = await postDecision(sandbox, { token, csrf, decision: 'approve' });
+    assert.equal(limited.status, 429);
+    assert.ok(Number(limited.headers.get('retry-after')) >= 1);
+    assert.match(limited.headers.get('content-type') ?? '', /text\/html/);
+    assert.match(limited.text, /too many approval attempts/);
+    const still = await api(sandbox, 'GET', `requests/${id}`, undefined, 'dora@example.com');
+    assert.equal((still.body as { status: string }).status, 'pending-approval');
+
+    // Another caller from the same address — the approver, signed in — is not held back.
+    const approved = await postDecision(
+      sandbox,
+      { token, csrf, decision: 'approve' },
+      { 'x-jit-dev-user': bob },
+    );
+    assert.equal(approved.status, 200, approved.text.slice(0, 300));
+    await waitFor('the approved request to go live', async () => {
+      const v = await api(sandbox, 'GET', `requests/${id}`, undefined, 'dora@example.com');
+      return (v.body as { status: string }).status === 'active';
+    });
   });
 });

@@ -1,6 +1,10 @@
 /** Helpers for integration tests: a quiet sandbox on free ports, HTTP calls as a named user, and polling. */
-import { Sandbox } from '../../dev/sandbox';
+import { join } from 'node:path';
+import { PROJECT_ROOT, Sandbox } from '../../dev/sandbox';
 import type { SandboxOptions } from '../../dev/sandbox';
+
+/** Both demo VMs approved automatically: for tests that drive many grants (demo-win asks an approver otherwise). */
+export const AUTO_POLICIES = join(PROJECT_ROOT, 'test', 'fixtures', 'auto-policies.yaml');
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const sandbox = new Sandbox({
@@ -20,9 +24,9 @@ export interface ApiResponse {
   body: any;
 }
 
-/** Calls the sandbox's API as `user` (the dev-mode header). */
+/** Calls the sandbox's API (or a host process's) as `user` (the dev-mode header). */
 export async function api(
-  sandbox: Sandbox,
+  sandbox: { baseUrl: string },
   method: string,
   path: string,
   body?: unknown,

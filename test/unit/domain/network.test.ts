@@ -17,6 +17,10 @@ test('malformed prefixes and host bits are refused with a reason', () => {
   assert.throws(() => parsePrefix('300.1.1.1'), /IPv4 or IPv6/);
   assert.throws(() => parsePrefix('10.0.0.0/33'), /IPv4 or IPv6/);
   assert.throws(() => parsePrefix('bogus'), /IPv4 or IPv6/);
+  // Legacy IPv4 spellings ipaddr.js would read as other addresses (octal 010 is 8).
+  assert.throws(() => parsePrefix('010.0.0.1'), /four decimal numbers/);
+  assert.throws(() => parsePrefix('0x0a.0.0.0/8'), /four decimal numbers/);
+  assert.throws(() => parsePrefix('10.1/32'), /four decimal numbers/);
   assert.throws(() => parsePrefix('10.0.0.1/24'), /host bits set; did you mean 10\.0\.0\.0\/24/);
 });
 

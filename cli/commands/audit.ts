@@ -1,0 +1,238 @@
+import { AzureCliCredential } from '@azure/identity';
+import { Argument } from 'commander';
+import type { Command } from 'commander';
+import { AuditTable } from '../../shared/adapters/auditTable';
+import { tableClient } from '../../shared/adapters/tableStorage';
+import { parseVerifyRange } from '../../shared/domain/auditQuery';
+import type { AuditPage, AuditRecord } from '../../shared/domain/auditQuery';
+import { InvalidRequest } from '../../shared/domain/errors';
+import { TABLES } from '../../shared/names';
+import { verifyChain } from '../../shared/usecases/audit';
+import type { VerifyReport } from '../../shared/usecases/audit';
+import type { CliContext } from '../context';
+import { csvRecord } from '../csv';
+import { EXIT } from '../exitCodes';
+
+type Run = (cmd: Command, action: (ctx: CliContext) => Promise<number>) => Promise<void>;
+
+interface AuditOptions {
+  from?: string;
+  to?: string;
+  vm?: string;
+  actor?: string;
+  requestId?: string;
+  pageSize: string;
+  connectionString?: string;
+  tableEndpoint?: string;
+}
+
+interface VerifyOptions {
+  from: string;
+  to?: string;
+  connectionString?: string;
+  tableEndpoint?: string;
+}
+
+/** The CSV columns, in order. Every stored column of the known vocabulary; `--output json` carries any other. */
+export const CSV_COLUMNS = [
+  'time',
+  'day',
+  'seq',
+  'action',
+  'actor',
+  'requestId',
+  'vm',
+  'ports',
+  'sourcePrefix',
+  'clientAddress',
+  'justification',
+  'nsg',
+  'rule',
+  'priority',
+  'expiresAt',
+  'expirySequenceNumber',
+  'detail',
+  'prevDay',
+  'prevSeq',
+  'prevHash',
+  'hash',
+] as const;
+
+/**
+ * `jit audit` and `jit audit verify`. One command with an optional `verify` operand rather than a subcommand:
+ * a subcommand's --from/--to would be taken by the parent's options of the same name, and making options
+ * positional would stop global options (`-o json`) from working after the command name.
+ */
+export function register(program: Command, run: Run): void {
+  program
+    .command('audit')
+    .description(
+      'the audit trail, newest first; `audit verify` checks its hash chain (Jit.Auditor or Jit.Admin)',
+    )
+    .addArgument(
+      new Argument('[verify]', 'recompute the hash chain over whole UTC days instead').choices(['verify']),
+    )
+    .option('--from <time>', 'events at or after this date or date-time (2026-03-01, 2026-03-01T09:00Z)')
+    .option('--to <time>', 'events before this date or date-time (verify: default now)')
+    .option('--vm <id>', 'only events about this VM (its ARM resource id)')
+    .option(
+      '--actor <name>',
+      'only events by this person or component (alice@contoso.com, system:reconciler)',
+    )
+    .option('--request-id <id>', 'only events of this request')
+    .option('--page-size <n>', 'events fetched per API call', '500')
+    .option(
+      '--connection-string <cs>',
+      'verify: read the table directly with this storage connection string (the sandbox), not through the API',
+    )
+    .option(
+      '--table-endpoint <url>',
+      'verify: read the table directly at https://<account>.table.core.windows.net as the signed-in Azure CLI ' +
+        'user (who needs Storage Table Data Reader): a check that does not trust the app',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Output (-o): table (default), json (JSON Lines: one event object per line), csv (RFC 4180, with a header).',
+        'Events stream page by page as the API returns them, so a year of events is never held in memory.',
+        'verify exits 0 when the chain is intact and 8 when rows were edited or deleted (it says where).',
+        '',
+        'Examples:',
+        '  jit audit --vm /subscriptions/…/virtualMachines/prod-db --from 2026-03-01 --to 2026-04-01',
+        '  jit audit --actor alice@contoso.com --from 2026-03-01 -o csv > alice-march.csv',
+        '  jit audit --from 2026-03-14 --to 2026-03-15 -o json | jq -c "select(.action == \\"grant.activated\\")"',
+        '  jit audit verify --from 2026-03-01 --to 2026-04-01',
+      ].join('\n'),
+    )
+    .action(async (check: string | undefined, opts: AuditOptions, cmd: Command) =>
+      run(cmd, async (ctx) => {
+        if (check !== 'verify') return listEvents(ctx, opts);
+        const misplaced = (['vm', 'actor', 'requestId'] as const).filter((o) => opts[o] !== undefined);
+        if (misplaced.length || !opts.from) {
+          ctx.err(
+            misplaced.length
+              ? 'jit: audit verify checks whole days: --vm, --actor and --request-id do not apply'
+              : 'jit: audit verify needs --from',
+          );
+          return EXIT.usage;
+        }
+        return verify(ctx, { ...opts, from: opts.from });
+      }),
+    );
+}
+
+async function listEvents(ctx: CliContext, opts: AuditOptions): Promise<number> {
+  const params = new URLSearchParams();
+  for (const [name, value] of [
+    ['from', opts.from],
+    ['to', opts.to],
+    ['vm', opts.vm],
+    ['actor', opts.actor],
+    ['requestId', opts.requestId],
+    ['pageSize', opts.pageSize],
+  ] as const) {
+    if (value !== undefined) params.set(name, value);
+  }
+  const format = ctx.options.output;
+  if (format === 'csv') ctx.out(csvRecord(CSV_COLUMNS) + '\r');
+  if (format === 'table' || format === 'text') ctx.out(TABLE_HEADER);
+  let token: string | undefined;
+  do {
+    if (token) params.set('continuationToken', token);
+    const { body } = await ctx.client.call<AuditPage>('GET', `audit?${params.toString()}`);
+    // Each page is written as it arrives and then dropped: memory holds one page, whatever the range.
+    if (body.items.length) ctx.out(body.items.map((e) => formatEvent(e, format)).join('\n'));
+    token = body.continuationToken;
+  } while (token);
+  return EXIT.ok;
+}
+
+function formatEvent(e: AuditRecord, format: string): string {
+  if (format === 'json') return JSON.stringify(e);
+  const fields = e as unknown as Record<string, string | number | number[] | undefined>;
+  if (format === 'csv') return csvRecord(CSV_COLUMNS.map((c) => fields[c])) + '\r';
+  return tableRow(e);
+}
+
+const WIDTHS = [24, 24, 26, 26, 16, 10];
+const cell = (text: string, width: number) =>
+  text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
+const TABLE_HEADER = ['TIME', 'ACTION', 'ACTOR', 'REQUEST', 'VM', 'PORTS', 'WHAT']
+  .map((h, i) => (i < WIDTHS.length ? cell(h, WIDTHS[i]!) : h))
+  .join(' ');
+
+/** One line per event: the columns a person scans, then what happened, on one line. */
+function tableRow(e: AuditRecord): string {
+  const name = (id?: string) => id?.split('/').pop() ?? '';
+  const what = [
+    e.nsg && `${name(e.nsg)}/${e.rule ?? ''} priority ${e.priority ?? '?'}`,
+    e.expirySequenceNumber && `expiry message ${e.expirySequenceNumber}`,
+    e.expiresAt && `until ${e.expiresAt}`,
+    e.action === 'request.submitted' && e.sourcePrefix && `from ${e.sourcePrefix}`,
+    e.clientAddress && `client ${e.clientAddress}`,
+    e.justification && `justification: ${e.justification}`,
+    e.detail,
+  ]
+    .filter(Boolean)
+    .join('; ')
+    .replace(/\s+/g, ' ');
+  return [e.time, e.action, e.actor, e.requestId ?? '', name(e.vm), (e.ports ?? []).join(',')]
+    .map((v, i) => cell(String(v), WIDTHS[i]!))
+    .concat(what)
+    .join(' ');
+}
+
+async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
+  let report: VerifyReport;
+  if (opts.connectionString || opts.tableEndpoint) {
+    // Direct: this machine recomputes the chain from the table itself, trusting nothing the app says.
+    const params: Array<[string, string]> = [['from', opts.from]];
+    if (opts.to) params.push(['to', opts.to]);
+    let range;
+    try {
+      range = parseVerifyRange(params, new Date());
+    } catch (err) {
+      if (!(err instanceof InvalidRequest)) throw err;
+      ctx.err(`jit: ${err.problems.map((p) => `--${p.field}: ${p.reason}`).join('; ')}`);
+      return EXIT.usage;
+    }
+    const client = opts.connectionString
+      ? tableClient(
+          { kind: 'connectionString', connectionString: opts.connectionString },
+          TABLES.audit,
+          () => {
+            throw new Error('a connection string needs no credential');
+          },
+        )
+      : tableClient(
+          { kind: 'identity', endpoint: opts.tableEndpoint! },
+          TABLES.audit,
+          () => new AzureCliCredential(),
+        );
+    report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range);
+  } else {
+    const params = new URLSearchParams({ from: opts.from });
+    if (opts.to) params.set('to', opts.to);
+    report = (await ctx.client.call<VerifyReport>('GET', `audit/verify?${params.toString()}`)).body;
+  }
+  if (ctx.options.output === 'json') {
+    ctx.out(JSON.stringify(report, null, 2));
+  } else {
+    const range = `${report.fromDay} … ${report.toDay}`;
+    const days = report.days.length;
+    if (report.ok) {
+      ctx.out(`audit chain ${range}: intact — ${report.events} events in ${days} day(s)`);
+    } else {
+      ctx.out(`audit chain ${range}: BROKEN — ${report.problemCount} problem(s) in ${report.events} events`);
+      const first = report.firstBreak!;
+      ctx.out(`first broken link: ${first.day}${first.seq ? ` #${first.seq}` : ''} (${first.kind})`);
+      for (const p of report.problems) ctx.out(`  ${p.kind.padEnd(16)} ${p.message}`);
+    }
+    for (const d of report.days)
+      ctx.out(
+        `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}`,
+      );
+  }
+  return report.ok ? EXIT.ok : EXIT.auditBroken;
+}

@@ -1,0 +1,88 @@
+/** How requests are shown: detail lines for a person, rows for `table`/`csv`, one JSON document for scripts. */
+import { parseResourceId } from '../shared/domain/resourceId';
+import { shortDuration } from './args';
+import type { CliContext } from './context';
+import type { RequestView } from './types';
+
+/** `rg/name` for a VM id (what people call it); the id itself if it does not parse. */
+export function vmName(vmId: string): string {
+  try {
+    const r = parseResourceId(vmId);
+    return `${r.resourceGroup}/${r.name}`;
+  } catch {
+    return vmId;
+  }
+}
+
+/** "in 1h29m" / "3m ago", relative to now. */
+export function relative(iso: string, now = Date.now()): string {
+  const seconds = Math.round((Date.parse(iso) - now) / 1000);
+  if (seconds === 0) return 'now';
+  return seconds > 0 ? `in ${shortDuration(seconds)}` : `${shortDuration(-seconds)} ago`;
+}
+
+/** The VM's private addresses the rules open: what to connect to. */
+export function addressesOf(view: RequestView): string[] {
+  return [...new Set((view.rules ?? []).flatMap((r) => r.destinationAddresses ?? []))];
+}
+
+/** One request in detail, for a person. */
+export function detailLines(view: RequestView): string[] {
+  const lines = [`${view.id}  ${view.status}`, `  vm       ${view.vmId}`];
+  lines.push(`  ports    ${view.ports.join(', ')}/${view.protocol} from ${view.sourcePrefix}`);
+  if (view.startAt) lines.push(`  starts   ${view.startAt} (${relative(view.startAt)})`);
+  if (view.expiresAt) lines.push(`  expires  ${view.expiresAt} (${relative(view.expiresAt)})`);
+  else lines.push(`  for      ${shortDuration(view.durationInSeconds)}`);
+  if (view.endedAt) lines.push(`  ended    ${view.endedAt}${view.revokedBy ? ` by ${view.revokedBy}` : ''}`);
+  if (view.statusReason) lines.push(`  reason   ${view.statusReason}`);
+  for (const r of view.rules ?? [])
+    lines.push(`  rule     ${r.ruleName} priority ${r.priority} (${r.state}) in ${r.nsgId}`);
+  return lines;
+}
+
+const COLUMNS = ['id', 'status', 'vm', 'ports', 'from', 'when'] as const;
+
+function row(view: RequestView): Record<(typeof COLUMNS)[number], string> {
+  let when = `created ${view.createdAt}`;
+  if (view.status === 'active' && view.expiresAt) when = `until ${view.expiresAt}`;
+  else if (view.status === 'scheduled' && view.startAt) when = `starts ${view.startAt}`;
+  else if (view.endedAt) when = `ended ${view.endedAt}`;
+  return {
+    id: view.id,
+    status: view.status,
+    vm: vmName(view.vmId),
+    ports: view.ports.join(','),
+    from: view.sourcePrefix,
+    when,
+  };
+}
+
+/** RFC 4180 quoting: only fields holding a comma, a quote or a line break are quoted, quotes doubled. */
+function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+/** Requests as rows: aligned columns (`text`, `table`) or CSV with a header. */
+export function printRows(ctx: CliContext, views: RequestView[]): void {
+  const rows = views.map(row);
+  if (ctx.options.output === 'csv') {
+    ctx.out(COLUMNS.join(','));
+    for (const r of rows) ctx.out(COLUMNS.map((c) => csvField(r[c])).join(','));
+    return;
+  }
+  const widths = COLUMNS.map((c) => Math.max(c.length, ...rows.map((r) => r[c].length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  ctx.out(line(COLUMNS.map((c) => c.toUpperCase())));
+  for (const r of rows) ctx.out(line(COLUMNS.map((c) => r[c])));
+}
+
+/** One request: JSON, a row (`table`, `csv`), or detail lines. */
+export function printRequest(ctx: CliContext, view: RequestView, extra: Record<string, unknown> = {}): void {
+  if (ctx.options.output === 'json') return ctx.out(JSON.stringify({ ...view, ...extra }, null, 2));
+  if (ctx.options.output === 'table' || ctx.options.output === 'csv') return printRows(ctx, [view]);
+  for (const l of detailLines(view)) ctx.out(l);
+}

@@ -1,0 +1,20 @@
+import { declareFunction } from '../shared/hosting/declare';
+import { parseStartMessage } from '../shared/hosting/messages';
+import { depsFor } from '../shared/composition';
+import { CONNECTIONS, SERVICE_BUS_QUEUES } from '../shared/names';
+import { startScheduledRequest } from '../shared/usecases/lifecycle';
+
+/** Service Bus `jit-starts`: a scheduled request's start time. Throwing abandons the message for redelivery. */
+export default declareFunction({
+  name: 'startGrant',
+  trigger: {
+    type: 'serviceBusQueue',
+    queueName: SERVICE_BUS_QUEUES.starts,
+    connection: CONNECTIONS.serviceBus,
+  },
+  handler: async (message, context) => {
+    const m = parseStartMessage(message);
+    if (!m) return void context.warn(JSON.stringify({ event: 'start.malformed-message' }));
+    await startScheduledRequest(depsFor(context), m);
+  },
+});

@@ -1,0 +1,154 @@
+/**
+ * Rules of a grant's life after it is asked for: when it may start, who may revoke or extend it, and how far an
+ * extension may go. Pure functions of their arguments (the clock is passed in), tested without I/O.
+ */
+import { formatSeconds } from './duration';
+import { AccessAlreadyEnded, AccessNotAllowed, InvalidRequest, InvalidState } from './errors';
+import { principalMatches } from './policy';
+import { isFinal } from './types';
+import type { AccessRequest, Policy, Principal } from './types';
+
+/**
+ * Furthest ahead a request may ask to start. A maintenance window is planned days ahead, not months: a grant
+ * scheduled long before anyone remembers why it exists is a hole waiting to open.
+ */
+export const MAX_START_AHEAD_IN_SECONDS = 30 * 86400;
+
+/** App roles the API honours. */
+export const ROLES = { admin: 'Jit.Admin', auditor: 'Jit.Auditor' } as const;
+
+export const isAdmin = (p: Principal): boolean => p.roles.includes(ROLES.admin);
+
+const isRequester = (p: Principal, r: AccessRequest) => p.id.toLowerCase() === r.requester.toLowerCase();
+
+/** Whether the caller may read the request: its requester, an admin or an auditor (others get a 404). */
+export function mayRead(caller: Principal, request: AccessRequest): boolean {
+  return isRequester(caller, request) || isAdmin(caller) || caller.roles.includes(ROLES.auditor);
+}
+
+/** Whether the caller may end the request early: its requester, an approver of its policy, or an admin. */
+export function mayRevoke(caller: Principal, request: AccessRequest, policy: Policy | undefined): boolean {
+  return (
+    isRequester(caller, request) ||
+    isAdmin(caller) ||
+    (policy !== undefined && principalMatches(caller, policy.approval.approvers))
+  );
+}
+
+/**
+ * Whether the caller may extend the request: only its requester. The policy's `requesters` are checked against
+ * the caller's own groups, which are known only for the caller.
+ */
+export function mayExtend(caller: Principal, request: AccessRequest): boolean {
+  return isRequester(caller, request);
+}
+
+/**
+ * Checks a requested start against the clock. Returns it in UTC (`…Z`, which is what the tables and the start
+ * message hold), or undefined when none was asked for.
+ */
+export function checkStartAt(startAt: string | undefined, now: Date): string | undefined {
+  if (startAt === undefined) return undefined;
+  const at = Date.parse(startAt);
+  if (Number.isNaN(at)) throw new InvalidRequest([{ field: 'startAt', reason: 'is not a valid date-time' }]);
+  if (at <= now.getTime()) throw new InvalidRequest([{ field: 'startAt', reason: 'must be in the future' }]);
+  if (at - now.getTime() > MAX_START_AHEAD_IN_SECONDS * 1000) {
+    throw new InvalidRequest([
+      {
+        field: 'startAt',
+        reason: `must be at most ${formatSeconds(MAX_START_AHEAD_IN_SECONDS)} ahead (no later than ${new Date(now.getTime() + MAX_START_AHEAD_IN_SECONDS * 1000).toISOString()})`,
+      },
+    ]);
+  }
+  return new Date(at).toISOString();
+}
+
+/** Whether an approved request must wait for its start time rather than go live now. */
+export function startsLater(request: Pick<AccessRequest, 'startAt'>, now: Date): boolean {
+  return request.startAt !== undefined && Date.parse(request.startAt) > now.getTime();
+}
+
+/** The error for an operation on a request whose access is over. */
+export function alreadyEnded(request: AccessRequest, what: string): AccessAlreadyEnded {
+  const when = request.endedAt ? ` at ${request.endedAt}` : '';
+  return new AccessAlreadyEnded(
+    request.id,
+    request.status,
+    `request ${request.id} is ${request.status}${when}: ${what}`,
+  );
+}
+
+/** Refuses an extension of anything but live access, saying what the caller can do instead. */
+export function assertExtendable(request: AccessRequest): void {
+  if (request.status === 'active') return;
+  if (isFinal(request.status)) {
+    throw alreadyEnded(request, 'access has ended and cannot be extended; submit a new request');
+  }
+  const hint =
+    request.status === 'scheduled'
+      ? `; it starts at ${request.startAt}: revoke it and submit a new one for the time you need`
+      : '; try again once it is active';
+  throw new InvalidState(
+    `request ${request.id} is ${request.status}: only live access can be extended${hint}`,
+  );
+}
+
+/**
+ * The request's total duration after extending it by `bySeconds`, or `AccessNotAllowed` saying why not.
+ * The whole of the access — as first granted plus every extension — must fit the policy's limit for each of its
+ * ports and the system's limit: extending is not a way around the maximum. A policy that wants approval wants it
+ * for more time too, so such access is not extended in place.
+ */
+export function checkExtension(
+  policy: Policy | undefined,
+  request: AccessRequest,
+  caller: Principal,
+  bySeconds: number,
+  systemMaxInSeconds: number,
+): number {
+  if (!policy) {
+    throw new AccessNotAllowed(
+      'the policy that granted this access no longer exists, so it cannot be extended; submit a new request',
+      true,
+    );
+  }
+  if (!principalMatches(caller, policy.requesters)) {
+    throw new AccessNotAllowed('no policy allows this caller to request access to this VM', false);
+  }
+  if (policy.approval.mode !== 'auto') {
+    throw new AccessNotAllowed(
+      'the policy for this VM requires approval, so access cannot be extended in place; submit a new request for the extra time',
+      true,
+    );
+  }
+  let limit = systemMaxInSeconds;
+  let limitedBy = "the system's maximum";
+  for (const port of request.ports) {
+    const allowed = policy.ports.find(
+      (p) => p.port === port && (p.protocol === '*' || p.protocol === request.protocol),
+    );
+    if (!allowed) {
+      throw new AccessNotAllowed(
+        `port ${port}/${request.protocol} is no longer allowed by the policy, so this access cannot be extended`,
+        true,
+      );
+    }
+    if (allowed.maxDurationInSeconds < limit) {
+      limit = allowed.maxDurationInSeconds;
+      limitedBy = `the policy's maximum for port ${port}`;
+    }
+  }
+  const total = request.durationInSeconds + bySeconds;
+  if (total > limit) {
+    const room = limit - request.durationInSeconds;
+    throw new AccessNotAllowed(
+      `extending by ${formatSeconds(bySeconds)} would make this access last ${formatSeconds(total)} in all, ` +
+        `over ${limitedBy} of ${formatSeconds(limit)}; ` +
+        (room > 0
+          ? `it can be extended by at most ${formatSeconds(room)}`
+          : 'it cannot be extended further: submit a new request'),
+      true,
+    );
+  }
+  return total;
+}

@@ -1,0 +1,75 @@
+/** A request described for people: the same facts, in the same words, in every mail and on the approval page. */
+import { parseResourceId } from '../domain/resourceId';
+import type { AccessRequest } from '../domain/types';
+
+const WELL_KNOWN: Record<number, string> = {
+  22: 'SSH',
+  3389: 'RDP',
+  5985: 'WinRM',
+  5986: 'WinRM over HTTPS',
+};
+
+export function vmName(vmId: string): string {
+  try {
+    return parseResourceId(vmId).name;
+  } catch {
+    return vmId;
+  }
+}
+
+export function describeVm(vmId: string): string {
+  try {
+    const r = parseResourceId(vmId);
+    return `${r.name} (resource group ${r.resourceGroup}, subscription ${r.subscriptionId})`;
+  } catch {
+    return vmId;
+  }
+}
+
+export function describePorts(request: Pick<AccessRequest, 'ports' | 'protocol'>): string {
+  const proto = request.protocol === '*' ? 'any protocol' : request.protocol.toUpperCase();
+  return request.ports
+    .map((p) => (WELL_KNOWN[p] ? `${p}/${proto} (${WELL_KNOWN[p]})` : `${p}/${proto}`))
+    .join(', ');
+}
+
+/** `5400` -> `1 hour 30 minutes`. */
+export function describeDuration(seconds: number): string {
+  const parts: string[] = [];
+  const units: Array<[number, string]> = [
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+    [1, 'second'],
+  ];
+  let rest = Math.max(0, Math.round(seconds));
+  for (const [size, name] of units) {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n) parts.push(`${n} ${name}${n === 1 ? '' : 's'}`);
+  }
+  return parts.join(' ') || '0 seconds';
+}
+
+/** `2025-01-02T03:04:05.000Z` -> `2025-01-02 03:04:05 UTC`: unambiguous for approvers in any time zone. */
+export function describeTime(iso: string | undefined): string {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+}
+
+/** The facts an approver needs, as label/value pairs (plain strings: the renderers escape them). */
+export function requestFacts(r: AccessRequest): Array<[string, string]> {
+  const facts: Array<[string, string]> = [
+    ['Requested by', r.requester],
+    ['VM', describeVm(r.vmId)],
+    ['Ports', describePorts(r)],
+    ['From address', r.sourcePrefix === '*' ? 'any address' : r.sourcePrefix],
+    ['For', describeDuration(r.durationInSeconds)],
+    ['Justification', r.justification?.trim() ? r.justification : '(none given)'],
+    ['Asked at', describeTime(r.createdAt)],
+  ];
+  if (r.approvalDeadline) facts.push(['Decide by', describeTime(r.approvalDeadline)]);
+  facts.push(['Request id', r.id]);
+  return facts;
+}

@@ -451,7 +451,8 @@ async function takeSnapshot(sandbox: Sandbox, accepted: string[]): Promise<Snaps
 
 /** Prints what a person needs from a run: the load, the faults, and every violation with its request id. */
 export function printSoakReport(r: SoakReport, log: (line: string) => void = console.log): void {
-  log(`\nSoak (seed ${r.seed}, ${r.elapsedInSeconds} s; data and host log in ${r.workDir})`);
+  log('');
+  log(`Soak (seed ${r.seed}, ${r.elapsedInSeconds} s; data and host log in ${r.workDir})`);
   log(
     `  requests sent ${r.requests.sent}; answers ${JSON.stringify(r.requests.answers)}; accepted ${r.requests.accepted}`,
   );

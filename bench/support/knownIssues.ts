@@ -4,8 +4,6 @@
  * `npm run soak` still fails on them. Each has a deterministic reproduction in
  * test/integration/soakFindings.test.ts. Delete an entry when its fix lands: the soak is then strict about it.
  */
-import { FINAL_STATUSES } from '../../shared/domain/types';
-import type { RequestStatus } from '../../shared/domain/types';
 import type { Violation } from './invariants';
 
 export interface KnownIssue {
@@ -15,19 +13,6 @@ export interface KnownIssue {
 }
 
 export const KNOWN_ISSUES: KnownIssue[] = [
-  {
-    id: 'write-after-end',
-    summary:
-      'applyGrant checks the request is approved once, at its start; an invocation still running (slow ARM, a ' +
-      'duplicate delivery) writes rules after the reconciler or the expiry ended the grant and removed them. Its ' +
-      'move to active then loses the ETag race, it cancels its expiry message, and the rules stay open for good: ' +
-      'the reconciler never visits a final request again (shared/usecases/grants.ts).',
-    // A final request still holding a rule (or a row saying so) can only come from a write after the removal:
-    // removal failing leaves the request open, not final.
-    matches: (v) =>
-      (v.invariant === 'no-rule-of-ended-grant' || v.invariant === 'grant-records-match') &&
-      FINAL_STATUSES.has(v.requestStatus as RequestStatus),
-  },
   {
     id: 'audit-after-write',
     summary:

@@ -28,6 +28,7 @@ import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
 import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
+import { AuditedRequests } from './usecases/auditOutbox';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
@@ -126,7 +127,12 @@ function build(o: CompositionOverrides): Services {
   });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
   const deps: Deps = {
-    requests: new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
+    // Reads append a state change's event a crash left in the request row (shared/usecases/auditOutbox.ts).
+    requests: new AuditedRequests(
+      new RequestTable(tableClient(config.tables, TABLES.requests, storageCredential)),
+      audit,
+      clock,
+    ),
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
     // `enforce: true`: baseline deny rules, a bounded share at once and the rest by the reconciler.
     enforcement: baselineEnforcement(() => deps),

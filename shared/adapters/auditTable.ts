@@ -194,6 +194,18 @@ export class AuditTable implements AuditLog, AuditTrail {
 
   // ---- reading ------------------------------------------------------------------------------------------
 
+  async hasEvent(requestId: string, eventId: string): Promise<boolean> {
+    // Iterated, not one page read: the service may answer a filtered read with an empty page and a continuation.
+    const rows = this.client.listEntities({
+      queryOptions: {
+        filter: odata`PartitionKey eq ${requestPartition(requestId)} and eventId eq ${eventId}`,
+        select: ['RowKey'],
+      },
+    });
+    for await (const row of rows) if (row) return true;
+    return false;
+  }
+
   async listEvents(
     query: AuditQuery,
     options: { pageSize: number; continuationToken?: string },

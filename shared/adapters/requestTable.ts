@@ -1,7 +1,13 @@
 import { odata } from '@azure/data-tables';
 import type { TableClient } from '@azure/data-tables';
 import { ConcurrencyConflict, InvalidRequest } from '../domain/errors';
-import type { RequestListOptions, RequestPage, RequestRepository, Versioned } from '../domain/ports';
+import type {
+  PendingAudit,
+  RequestListOptions,
+  RequestPage,
+  RequestRepository,
+  StoredRequest,
+} from '../domain/ports';
 import { isFinal } from '../domain/types';
 import type { AccessRequest, Protocol, RequestStatus } from '../domain/types';
 import { deleteEntityIfExists, getEntityOrUndefined, restStatus } from './tableStorage';
@@ -76,9 +82,11 @@ interface RequestEntity {
   startAt?: string;
   startSequenceNumber?: string;
   revokedBy?: string;
+  /** A state change's audit event not yet in the trail (JSON of `PendingAudit`). */
+  pendingAudit?: string;
 }
 
-function toEntity(r: AccessRequest): RequestEntity {
+function toEntity(r: AccessRequest, pendingAudit?: PendingAudit): RequestEntity {
   return {
     partitionKey: r.id,
     rowKey: ROW,
@@ -105,6 +113,7 @@ function toEntity(r: AccessRequest): RequestEntity {
     startAt: r.startAt,
     startSequenceNumber: r.startSequenceNumber,
     revokedBy: r.revokedBy,
+    pendingAudit: pendingAudit && JSON.stringify(pendingAudit),
   };
 }
 
@@ -145,7 +154,7 @@ function withoutUndefined<T extends object>(o: T): T {
 export class RequestTable implements RequestRepository {
   constructor(private readonly client: TableClient) {}
 
-  async create(request: AccessRequest): Promise<string> {
+  async create(request: AccessRequest, pendingAudit?: PendingAudit): Promise<string> {
     // The index rows go first: a crash between them and the request leaves index rows that point nowhere (the
     // reconciler drops the open one, lists skip the other), never a live request the reconciler cannot see.
     await this.client.upsertEntity(
@@ -161,27 +170,33 @@ export class RequestTable implements RequestRepository {
       final: isFinal(request.status),
     };
     await this.client.upsertEntity(index, 'Replace');
-    const res = await this.client.createEntity(withoutUndefined(toEntity(request)));
+    const res = await this.client.createEntity(withoutUndefined(toEntity(request, pendingAudit)));
     return res.etag ?? '';
   }
 
-  async get(id: string): Promise<Versioned<AccessRequest> | undefined> {
+  async get(id: string): Promise<StoredRequest | undefined> {
     if (!/^[0-9A-Za-z]{1,64}$/.test(id)) return undefined;
     const e = await getEntityOrUndefined<RequestEntity>(this.client, id, ROW);
-    return e ? { value: fromEntity(e), etag: e.etag } : undefined;
+    if (!e) return undefined;
+    const stored: StoredRequest = { value: fromEntity(e), etag: e.etag };
+    if (e.pendingAudit) stored.pendingAudit = JSON.parse(e.pendingAudit) as PendingAudit;
+    return stored;
   }
 
-  async update(request: AccessRequest, etag: string): Promise<string> {
+  async update(request: AccessRequest, etag: string, pendingAudit?: PendingAudit): Promise<string> {
     let res;
     try {
-      res = await this.client.updateEntity(withoutUndefined(toEntity(request)), 'Replace', { etag });
+      res = await this.client.updateEntity(withoutUndefined(toEntity(request, pendingAudit)), 'Replace', {
+        etag,
+      });
     } catch (err) {
       if (restStatus(err) === 412)
         throw new ConcurrencyConflict(`request ${request.id} changed concurrently`);
       throw err;
     }
     if (isFinal(request.status)) {
-      await deleteEntityIfExists(this.client, OPEN, request.id);
+      // With its event still pending it stays on the reconciler's list: clearing the event removes it.
+      if (!pendingAudit) await deleteEntityIfExists(this.client, OPEN, request.id);
       await this.markFinalInIndex(request);
     }
     return res.etag ?? '';

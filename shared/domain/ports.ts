@@ -23,6 +23,23 @@ export interface Versioned<T> {
   etag: string;
 }
 
+/**
+ * An audit event stored in the request row by the write that makes the change it records, until the trail holds
+ * it (shared/usecases/auditOutbox.ts): a crash between the two writes delays the event, never loses it.
+ */
+export interface PendingAudit {
+  /** Also the event's `eventId` column in the trail, by which a second append is recognised. */
+  eventId: string;
+  /** When the change was written (ISO 8601). */
+  recordedAt: string;
+  event: AuditEvent;
+}
+
+/** A request as stored: the row, its ETag, and an audit event still to be appended, if any. */
+export interface StoredRequest extends Versioned<AccessRequest> {
+  pendingAudit?: PendingAudit;
+}
+
 /** One page of a requester's requests, newest first. */
 export interface RequestPage {
   items: AccessRequest[];
@@ -44,10 +61,14 @@ export interface RequestRepository {
    * Creates the row; fails if the id exists. Also records the request in the index of open requests and in
    * its requester's index.
    */
-  create(request: AccessRequest): Promise<string>;
-  get(id: string): Promise<Versioned<AccessRequest> | undefined>;
-  /** Conditional replace; throws `ConcurrencyConflict` when the row changed since `etag` was read. */
-  update(request: AccessRequest, etag: string): Promise<string>;
+  create(request: AccessRequest, pendingAudit?: PendingAudit): Promise<string>;
+  get(id: string): Promise<StoredRequest | undefined>;
+  /**
+   * Conditional replace; throws `ConcurrencyConflict` when the row changed since `etag` was read. The row keeps
+   * `pendingAudit` when given and loses any it had otherwise. A final request stays on the open index while an
+   * event is pending, so the reconciler comes back for it.
+   */
+  update(request: AccessRequest, etag: string, pendingAudit?: PendingAudit): Promise<string>;
   /** Ids of requests not yet in a final state, oldest first (the reconciler's work list). */
   listOpen(): AsyncIterable<string>;
   /**
@@ -110,6 +131,8 @@ export interface GrantRepository {
 
 export interface AuditLog {
   append(event: AuditEvent): Promise<void>;
+  /** Whether the trail holds the event with this `eventId` about this request (its index partition is read). */
+  hasEvent(requestId: string, eventId: string): Promise<boolean>;
 }
 
 /** Reading the audit trail: queries for auditors, and the raw rows of the hash chain for verification. */

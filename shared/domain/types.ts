@@ -156,6 +156,8 @@ export interface AuditEvent {
   expiresAt?: string;
   /** Service Bus sequence number of the scheduled expiry message. */
   expirySequenceNumber?: string;
+  /** Identifies a state change's event, so that appending it again after a crash is recognised. */
+  eventId?: string;
 }
 
 /** One NSG in front of a VM, and which of the VM's addresses it filters. */

@@ -24,7 +24,7 @@ import {
   InvalidRequest,
   TransientFailure,
 } from '../domain/errors';
-import type { ApprovalDeadlineMessage, Versioned } from '../domain/ports';
+import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { approverMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
@@ -47,11 +47,7 @@ export function approvalLink(publicBaseUrl: string, token: string, intent: Decis
  * message, one mail per approver and one to the requester. Called again for a pending request whose approvers
  * were never mailed (a crash or a mail failure in between), it mails them then.
  */
-export async function startApproval(
-  deps: Deps,
-  found: Versioned<AccessRequest>,
-  policy: Policy,
-): Promise<void> {
+export async function startApproval(deps: Deps, found: StoredRequest, policy: Policy): Promise<void> {
   const a = approvalServices(deps);
   const r = found.value;
   const required = approvalsRequired(policy);
@@ -123,7 +119,7 @@ export async function startApproval(
   };
   let stillPending = true;
   try {
-    await deps.requests.update(marked, current.etag);
+    await deps.requests.update(marked, current.etag, current.pendingAudit);
   } catch (err) {
     // Someone decided already (a quick approver): the mails went out, which is all the mark would say, and the
     // requester has been told the decision, so "waiting for approval" would now be wrong.
@@ -152,7 +148,7 @@ export async function startApproval(
 }
 
 interface DecisionContext {
-  found: Versioned<AccessRequest>;
+  found: StoredRequest;
   policy: Policy;
   decider: string;
 }
@@ -318,7 +314,7 @@ export async function settleApproval(
       (d) =>
         d.decision === 'deny' && d.approver !== r.requester.toLowerCase() && isStillApprover(policy, d.via),
     );
-    let moved: Versioned<AccessRequest> | undefined;
+    let moved: StoredRequest | undefined;
     if (denial) {
       const reason = `denied by ${denial.approver}${denial.comment ? `: ${denial.comment}` : ''}`;
       moved = await transition(

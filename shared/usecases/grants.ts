@@ -8,27 +8,28 @@ import type { AuditAction } from '../domain/auditActions';
 import { startsLater } from '../domain/lifecycle';
 import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
-import type { ExpiryMessage, Versioned } from '../domain/ports';
+import type { ExpiryMessage, StoredRequest } from '../domain/ports';
 import { ruleNameFor } from '../domain/priority';
 import { assertTransition } from '../domain/state';
 import { isFinal } from '../domain/types';
 import type { AccessRequest, AuditEvent, GrantRule, RequestStatus, VmNetworkPath } from '../domain/types';
 import { startApproval } from './approvals';
+import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
 import { deleteRuleWithRetry, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
 
 /**
- * Moves a request to a new status with a conditional write and records the audit event.
+ * Moves a request to a new status with a conditional write that carries its audit event (see auditOutbox.ts).
  * Returns undefined (and writes nothing) when someone else moved it first.
  */
 export async function transition(
   deps: Deps,
-  current: Versioned<AccessRequest>,
+  current: StoredRequest,
   to: RequestStatus,
   changes: Partial<AccessRequest>,
   audit: { actor: string; action: AuditAction; detail?: string; clientAddress?: string; expiresAt?: string },
-): Promise<Versioned<AccessRequest> | undefined> {
+): Promise<StoredRequest | undefined> {
   assertTransition(current.value.status, to);
   const next: AccessRequest = {
     ...current.value,
@@ -36,26 +37,26 @@ export async function transition(
     status: to,
     updatedAt: deps.clock.now().toISOString(),
   };
-  let etag: string;
+  let written: StoredRequest;
   try {
-    etag = await deps.requests.update(next, current.etag);
+    // The change and its event in one write; the event is appended right after (shared/usecases/auditOutbox.ts).
+    written = await writeAudited(deps, current, next, {
+      actor: audit.actor,
+      action: audit.action,
+      requestId: next.id,
+      vm: next.vmId,
+      ports: next.ports,
+      sourcePrefix: next.sourcePrefix,
+      expiresAt: audit.expiresAt,
+      detail: audit.detail,
+      clientAddress: audit.clientAddress,
+    });
   } catch (err) {
     if (err instanceof ConcurrencyConflict) return undefined;
     throw err;
   }
-  await deps.audit.append({
-    actor: audit.actor,
-    action: audit.action,
-    requestId: next.id,
-    vm: next.vmId,
-    ports: next.ports,
-    sourcePrefix: next.sourcePrefix,
-    expiresAt: audit.expiresAt,
-    detail: audit.detail,
-    clientAddress: audit.clientAddress,
-  });
   deps.log.info(audit.action, { requestId: next.id, status: to });
-  return { value: next, etag };
+  return written;
 }
 
 /**
@@ -122,7 +123,7 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
  */
 export async function scheduleStart(
   deps: Deps,
-  found: Versioned<AccessRequest>,
+  found: StoredRequest,
   audit: { actor: string; detail: string },
 ): Promise<boolean> {
   const r = found.value;
@@ -162,7 +163,11 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     ).toISOString();
     const next = { ...found.value, expiresAt, updatedAt: deps.clock.now().toISOString() };
     try {
-      found = { value: next, etag: await deps.requests.update(next, found.etag) };
+      found = {
+        value: next,
+        etag: await deps.requests.update(next, found.etag, found.pendingAudit),
+        pendingAudit: found.pendingAudit,
+      };
     } catch (err) {
       if (err instanceof ConcurrencyConflict)
         throw new TransientFailure('request changed while applying; retry');
@@ -398,7 +403,7 @@ export async function removeRules(
  */
 export async function failGrant(
   deps: Deps,
-  found: Versioned<AccessRequest>,
+  found: StoredRequest,
   reason: string,
   actor = 'system:grant',
 ): Promise<void> {

@@ -16,10 +16,11 @@ import {
   ROLES,
 } from '../domain/lifecycle';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
-import type { RequestPage, StartMessage, Versioned } from '../domain/ports';
+import type { RequestPage, StartMessage, StoredRequest } from '../domain/ports';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { removeRules, transition } from './grants';
+import { writeAudited } from './auditOutbox';
 import { viewOf } from './requests';
 import type { RequestView } from './requests';
 
@@ -94,7 +95,7 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
       );
     }
     const ended = { endedAt: deps.clock.now().toISOString(), revokedBy: caller.id };
-    let moved: Versioned<AccessRequest> | undefined;
+    let moved: StoredRequest | undefined;
     switch (r.status) {
       case 'revoked':
         await removeRules(deps, r.id);
@@ -197,24 +198,23 @@ export async function extendRequest(
       updatedAt: deps.clock.now().toISOString(),
     };
     try {
-      await deps.requests.update(next, found.etag);
+      await writeAudited(deps, found, next, {
+        actor: caller.id,
+        action: 'grant.extended',
+        requestId: r.id,
+        vm: r.vmId,
+        ports: r.ports,
+        sourcePrefix: r.sourcePrefix,
+        detail: `by ${formatSeconds(bySeconds)}, from ${previous} to ${expiresAt} (${formatSeconds(total)} in all)`,
+      });
     } catch (err) {
-      await cancelQuietly(deps, 'expiry', r.id, sequenceNumber);
       if (!(err instanceof ConcurrencyConflict)) throw err;
+      await cancelQuietly(deps, 'expiry', r.id, sequenceNumber);
       if (attempt >= MAX_ATTEMPTS) {
         throw new ConcurrencyConflict(`request ${id} kept changing while being extended; try again`);
       }
       continue;
     }
-    await deps.audit.append({
-      actor: caller.id,
-      action: 'grant.extended',
-      requestId: r.id,
-      vm: r.vmId,
-      ports: r.ports,
-      sourcePrefix: r.sourcePrefix,
-      detail: `by ${formatSeconds(bySeconds)}, from ${previous} to ${expiresAt} (${formatSeconds(total)} in all)`,
-    });
     deps.log.info('grant.extended', { requestId: r.id, expiresAt });
 
     const rules = await deps.grants.list(r.id);

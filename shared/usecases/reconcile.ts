@@ -139,6 +139,9 @@ async function sweepRequests(deps: Deps, report: ReconcileReport, options: Recon
     try {
       const found = await deps.requests.get(id);
       if (!found || isFinal(found.value.status)) {
+        // A final request whose event is still in its row (a writer is appending it, or crashed doing so): the
+        // read above appends it once the grace has passed, and clearing it takes the request off the list.
+        if (found?.pendingAudit) continue;
         await deps.requests.forgetOpen(id);
         report.forgotten++;
         continue;

@@ -6,6 +6,7 @@ import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import type { Deps } from './deps';
+import { writeAudited } from './auditOutbox';
 import { checkGrantable } from './grants';
 
 /**
@@ -59,18 +60,23 @@ export async function submitRequest(
     createdAt: now,
     updatedAt: now,
   };
-  await deps.requests.create(request);
-  await deps.audit.append({
-    actor: caller.id,
-    action: 'request.submitted',
-    requestId: request.id,
-    vm: request.vmId,
-    ports: request.ports,
-    sourcePrefix: request.sourcePrefix,
-    justification: request.justification,
-    detail: `duration ${request.durationInSeconds}s${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
-    clientAddress: callerAddress,
-  });
+  try {
+    await writeAudited(deps, undefined, request, {
+      actor: caller.id,
+      action: 'request.submitted',
+      requestId: request.id,
+      vm: request.vmId,
+      ports: request.ports,
+      sourcePrefix: request.sourcePrefix,
+      justification: request.justification,
+      detail: `duration ${request.durationInSeconds}s${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
+      clientAddress: callerAddress,
+    });
+  } catch (err) {
+    // Stored with its event in the row, which the next step appends: the request is accepted all the same.
+    if (!(await deps.requests.get(request.id).catch(() => undefined))) throw err;
+    deps.log.error('request.audit-pending', { requestId: request.id, error: String(err) });
+  }
   try {
     await deps.queues.enqueueEvaluation(request.id);
   } catch (err) {

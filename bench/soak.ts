@@ -13,7 +13,8 @@
  * Knobs (environment): SOAK_SECONDS (stream length, default 180), SOAK_RATE (requests/s, 2), SOAK_SEED,
  * SOAK_GRANT_MIN_S / SOAK_GRANT_MAX_S (3 / 15), SOAK_KILL_EVERY_S (45), SOAK_AZURITE_EVERY_S (60),
  * SOAK_ARM_FAULT_RATE (0.03 per kind), SOAK_DROP_RATE (0.1), SOAK_SETTLE_S (180). `--seconds N` and
- * `--seed N` on the command line too. Data and the host's warnings go to .sandbox/soak-<seed>/.
+ * `--seed N` on the command line too. Data and the host's warnings go to .sandbox/soak-<seed>-<time>/ (to a
+ * temporary directory when a test runs it).
  */
 import { appendFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -82,6 +82,9 @@ export class MailCatcher {
       this.smtp!.server.once('error', reject);
       this.smtp!.listen(this.options.smtpPort ?? 0, '127.0.0.1', () => resolve());
     });
+    // A sender that dies mid-conversation (a SIGKILLed host) resets its connection; smtp-server reports that as
+    // an 'error' event, which with no listener would take the whole sandbox down. The conversation is simply lost.
+    this.smtp.on('error', (err: Error) => this.events.emit('connection-error', err));
     if (this.options.webPort !== undefined) {
       this.web = createServer((req, res) => this.serve(req, res));
       await new Promise<void>((resolve, reject) => {

@@ -61,7 +61,12 @@ test('a sender that vanishes mid-conversation (a killed host) does not take the 
       await once(socket, 'close');
     }
     await new Promise((r) => setTimeout(r, 100));
-    await mailer.send({ to: ['someone@example.com'], subject: 'still here', text: 'yes', html: '<p>yes</p>' });
+    await mailer.send({
+      to: ['someone@example.com'],
+      subject: 'still here',
+      text: 'yes',
+      html: '<p>yes</p>',
+    });
     const mail = await catcher.waitFor('the mail after the resets', (m) => m.subject === 'still here');
     assert.deepEqual(mail.to, ['someone@example.com']);
   } finally {

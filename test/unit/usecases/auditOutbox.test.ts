@@ -75,7 +75,26 @@ function setup() {
   const inner = new MemoryRequests();
   const audit = new MemoryAudit();
   const requests = new AuditedRequests(inner, audit, clock);
-  return { inner, audit, requests, clock, advance: (ms: number) => (now += ms) };
+  const deps = { requests, audit, clock };
+  /** One state change of R1 (its creation when `current` is undefined), with its event. */
+  const change = (current: StoredRequest | undefined, status: AccessRequest['status'], action: string) =>
+    writeAudited(deps, current, { ...REQUEST, status }, event(action));
+  const submit = () => change(undefined, 'submitted', 'request.submitted');
+  /** A change whose append fails: it stands, and its event waits in the row. */
+  const failedChange = async (current: StoredRequest, status: AccessRequest['status'], action: string) => {
+    audit.failNext = 1;
+    await assert.rejects(change(current, status, action), /storage unavailable/);
+  };
+  return {
+    inner,
+    audit,
+    requests,
+    clock,
+    change,
+    submit,
+    failedChange,
+    advance: (ms: number) => (now += ms),
+  };
 }
 
 const REQUEST: AccessRequest = {
@@ -95,13 +114,8 @@ const REQUEST: AccessRequest = {
 const event = (action: string): AuditEvent => ({ actor: 'system:test', action, requestId: 'R1' });
 
 test('a change is written with its event, the event appended with its id, and the row cleared', async () => {
-  const { inner, audit, requests, clock } = setup();
-  const created = await writeAudited(
-    { requests, audit, clock },
-    undefined,
-    REQUEST,
-    event('request.submitted'),
-  );
+  const { inner, audit, submit } = setup();
+  const created = await submit();
   assert.equal(created.pendingAudit, undefined);
   assert.equal(inner.rows.get('R1')?.pendingAudit, undefined, 'the row no longer holds the event');
   assert.deepEqual(
@@ -112,23 +126,9 @@ test('a change is written with its event, the event appended with its id, and th
 });
 
 test('an append that fails leaves the event in the row; a read past the grace appends it once and clears it', async () => {
-  const { inner, audit, requests, clock, advance } = setup();
-  const created = await writeAudited(
-    { requests, audit, clock },
-    undefined,
-    REQUEST,
-    event('request.submitted'),
-  );
-  audit.failNext = 1;
-  await assert.rejects(
-    writeAudited(
-      { requests, audit, clock },
-      created,
-      { ...REQUEST, status: 'denied' },
-      event('request.denied'),
-    ),
-    /storage unavailable/,
-  );
+  const { inner, audit, requests, submit, failedChange, advance } = setup();
+  const created = await submit();
+  await failedChange(created, 'denied', 'request.denied');
   // The change stands, with its event waiting, and the final request stays on the reconciler's list.
   assert.equal(inner.rows.get('R1')?.value.status, 'denied');
   assert.equal(inner.rows.get('R1')?.pendingAudit?.event.action, 'request.denied');
@@ -155,13 +155,8 @@ test('an append that fails leaves the event in the row; a read past the grace ap
 });
 
 test('an event already in the trail (a crash after the append, before the clear) is not appended again', async () => {
-  const { inner, audit, requests, clock, advance } = setup();
-  const created = await writeAudited(
-    { requests, audit, clock },
-    undefined,
-    REQUEST,
-    event('request.submitted'),
-  );
+  const { inner, audit, requests, clock, submit, advance } = setup();
+  const created = await submit();
   // Simulate the crash: the row still holds an event the trail already has.
   const row = inner.rows.get('R1')!;
   const pending: PendingAudit = {
@@ -176,30 +171,12 @@ test('an event already in the trail (a crash after the append, before the clear)
 });
 
 test('the next change appends a waiting event first, whatever its age, so the trail keeps their order', async () => {
-  const { audit, requests, clock } = setup();
-  const created = await writeAudited(
-    { requests, audit, clock },
-    undefined,
-    REQUEST,
-    event('request.submitted'),
-  );
-  audit.failNext = 1;
-  await assert.rejects(
-    writeAudited(
-      { requests, audit, clock },
-      created,
-      { ...REQUEST, status: 'approved' },
-      event('request.approved'),
-    ),
-  );
+  const { audit, requests, submit, change, failedChange } = setup();
+  const created = await submit();
+  await failedChange(created, 'approved', 'request.approved');
   const waiting = await requests.get('R1');
   assert.ok(waiting?.pendingAudit, 'fresh: a reader left it');
-  await writeAudited(
-    { requests, audit, clock },
-    waiting,
-    { ...REQUEST, status: 'failed' },
-    event('grant.failed'),
-  );
+  await change(waiting, 'failed', 'grant.failed');
   assert.deepEqual(
     audit.events.map((e) => e.action),
     ['request.submitted', 'request.approved', 'grant.failed'],
@@ -207,34 +184,13 @@ test('the next change appends a waiting event first, whatever its age, so the tr
 });
 
 test('a change based on a stale read writes nothing, even when it found an event waiting', async () => {
-  const { inner, audit, requests, clock } = setup();
-  const created = await writeAudited(
-    { requests, audit, clock },
-    undefined,
-    REQUEST,
-    event('request.submitted'),
-  );
-  audit.failNext = 1;
-  await assert.rejects(
-    writeAudited(
-      { requests, audit, clock },
-      created,
-      { ...REQUEST, status: 'approved' },
-      event('request.approved'),
-    ),
-  );
+  const { inner, audit, requests, submit, change, failedChange } = setup();
+  const created = await submit();
+  await failedChange(created, 'approved', 'request.approved');
   const stale = (await requests.get('R1'))!;
   // Someone else moves it on meanwhile (and takes the waiting event with them).
-  await writeAudited(
-    { requests, audit, clock },
-    stale,
-    { ...REQUEST, status: 'active' },
-    event('grant.activated'),
-  );
-  await assert.rejects(
-    writeAudited({ requests, audit, clock }, stale, { ...REQUEST, status: 'failed' }, event('grant.failed')),
-    ConcurrencyConflict,
-  );
+  await change(stale, 'active', 'grant.activated');
+  await assert.rejects(change(stale, 'failed', 'grant.failed'), ConcurrencyConflict);
   assert.equal(inner.rows.get('R1')?.value.status, 'active');
   assert.deepEqual(
     audit.events.map((e) => e.action),

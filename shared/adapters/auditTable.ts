@@ -194,15 +194,31 @@ export class AuditTable implements AuditLog, AuditTrail {
 
   // ---- reading ------------------------------------------------------------------------------------------
 
-  async hasEvent(requestId: string, eventId: string): Promise<boolean> {
+  async hasEvent(requestId: string, eventId: string, recordedAt: string): Promise<boolean> {
     // Iterated, not one page read: the service may answer a filtered read with an empty page and a continuation.
-    const rows = this.client.listEntities({
+    const copies = this.client.listEntities({
       queryOptions: {
         filter: odata`PartitionKey eq ${requestPartition(requestId)} and eventId eq ${eventId}`,
         select: ['RowKey'],
       },
     });
-    for await (const row of rows) if (row) return true;
+    for await (const row of copies) if (row) return true;
+    // An append whose chain committed but whose index copies did not (storage went away in between) left the event
+    // in its day only: look there — the day it was recorded, or the next if it was appended past midnight — and
+    // restore the copies. (A read of one day partition, on this rare path only.)
+    const at = Date.parse(recordedAt);
+    for (const day of new Set([dayOf(at), dayOf(at + 10 * 60_000)])) {
+      const rows = this.client.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: odata`PartitionKey eq ${day} and eventId eq ${eventId}` },
+      });
+      for await (const e of rows) {
+        const row = Object.fromEntries(
+          Object.entries(e).filter(([k]) => k !== 'etag' && k !== 'timestamp' && !k.startsWith('odata.')),
+        ) as AuditRow;
+        await this.writeIndexRows([row]);
+        return true;
+      }
+    }
     return false;
   }
 

@@ -131,8 +131,11 @@ export interface GrantRepository {
 
 export interface AuditLog {
   append(event: AuditEvent): Promise<void>;
-  /** Whether the trail holds the event with this `eventId` about this request (its index partition is read). */
-  hasEvent(requestId: string, eventId: string): Promise<boolean>;
+  /**
+   * Whether the trail holds the event with this `eventId` about this request, appended at or soon after
+   * `recordedAt`. Restores the event's index copies if only the chain has it.
+   */
+  hasEvent(requestId: string, eventId: string, recordedAt: string): Promise<boolean>;
 }
 
 /** Reading the audit trail: queries for auditors, and the raw rows of the hash chain for verification. */

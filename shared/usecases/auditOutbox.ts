@@ -9,8 +9,9 @@
  *
  * A reader leaves an event younger than PENDING_AUDIT_GRACE_MS to the writer that is appending it; a writer about
  * to move the request on appends a pending event at once (its write would replace it). Before appending, the
- * trail is asked for the event's `eventId`, so a second append is rare: two flushes racing, or an append whose
- * chain committed but whose index rows did not. Copies share their `eventId` (docs/audit.md).
+ * trail is asked for the event's `eventId` (in the request's index partition, then in its day, restoring the
+ * index copies an interrupted append left out), so a second append takes two flushes racing. Copies share their
+ * `eventId` (docs/audit.md).
  */
 import { ulid } from 'ulid';
 import { ConcurrencyConflict } from '../domain/errors';
@@ -68,7 +69,7 @@ export async function flushPendingAudit(
 ): Promise<StoredRequest | undefined> {
   const pending = found.pendingAudit;
   if (!pending) return found;
-  if (!(await deps.audit.hasEvent(found.value.id, pending.eventId)))
+  if (!(await deps.audit.hasEvent(found.value.id, pending.eventId, pending.recordedAt)))
     await deps.audit.append({ ...pending.event, eventId: pending.eventId });
   const cleared = await clear(deps, { value: found.value, etag: found.etag });
   return cleared.etag === found.etag ? deps.requests.get(found.value.id) : cleared;

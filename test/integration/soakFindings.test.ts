@@ -133,6 +133,38 @@ describe('state changes whose audit append fails', () => {
       injected.restore();
     }
   });
+
+  test('an event whose index copies were cut off is found in its day, its copies restored, and not appended again', async () => {
+    const trail = services().deps.audit;
+    const recordedAt = new Date().toISOString();
+    const eventId = `EV${Date.now()}`;
+    const requestId = `R${Date.now()}`;
+    await trail.append({
+      actor: 'system:test',
+      action: 'request.submitted',
+      requestId,
+      vm: DEMO.linuxVm.id,
+      eventId,
+    });
+    // As if storage went away after the chain's transaction and before the copies: remove every copy.
+    const table = sandbox.table(TABLES.audit);
+    let copies = 0;
+    for await (const e of table.listEntities({ queryOptions: { filter: odata`eventId eq ${eventId}` } })) {
+      if (/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string)) continue;
+      await table.deleteEntity(e.partitionKey as string, e.rowKey as string);
+      copies++;
+    }
+    assert.equal(copies, 3, 'the event had its VM, actor and request copies');
+    assert.deepEqual(await auditActions(sandbox, requestId), []);
+
+    assert.equal(await trail.hasEvent(requestId, eventId, recordedAt), true);
+    assert.deepEqual(await auditActions(sandbox, requestId), ['request.submitted']);
+    let rows = 0;
+    for await (const e of table.listEntities({ queryOptions: { filter: odata`eventId eq ${eventId}` } }))
+      if (e) rows++;
+    assert.equal(rows, 4, 'one event in its day and its three copies, nothing twice');
+    assert.equal(await trail.hasEvent(requestId, 'EV-never-written', recordedAt), false);
+  });
 });
 
 describe('a grant ended while its rule write is still in flight', () => {

@@ -611,9 +611,14 @@ describe('the reconciler', () => {
     await waitFor('active', async () => (await requestStatus(sandbox, id)).status === 'active');
     // The request ends but the clean-up never ran (a crash between the two): only the live index knows.
     const requests = sandbox.table(TABLES.requests);
-    const row = await requests.getEntity<{ status: string }>(id, 'request');
-    await requests.updateEntity({ partitionKey: id, rowKey: 'request', status: 'revoked' }, 'Merge', {
-      etag: row.etag,
+    // Conditional, so the write does not undo another: the activation's audit event is cleared from the row
+    // just after the status shows `active`, which changes its ETag under a read made in between.
+    await waitFor('the request row to be marked revoked behind the app', async () => {
+      const row = await requests.getEntity<{ status: string }>(id, 'request');
+      await requests.updateEntity({ partitionKey: id, rowKey: 'request', status: 'revoked' }, 'Merge', {
+        etag: row.etag,
+      });
+      return true;
     });
     await requests.deleteEntity('open', id);
     for (const nsgId of DEMO.linuxVm.nsgIds) assert.ok(grantRule(sandbox, nsgId, id));

@@ -56,7 +56,11 @@ export async function listRequests(
  * Service Bus `jit-starts`: a scheduled request's start time has come; approve it for `applyGrant`, which fixes
  * its expiry from now. A message for a request that moved on (revoked, or one whose start changed) is ignored.
  */
-export async function startScheduledRequest(deps: Deps, message: StartMessage): Promise<void> {
+export async function startScheduledRequest(
+  deps: Deps,
+  message: StartMessage,
+  actor = 'system:schedule',
+): Promise<void> {
   const found = await deps.requests.get(message.requestId);
   if (!found) return void deps.log.warn('start.unknown-request', { requestId: message.requestId });
   const r = found.value;
@@ -70,7 +74,7 @@ export async function startScheduledRequest(deps: Deps, message: StartMessage): 
     found,
     'approved',
     {},
-    { actor: 'system:schedule', action: 'request.starting', detail: `start time ${r.startAt} reached` },
+    { actor, action: 'request.starting', detail: `start time ${r.startAt} reached` },
   );
   if (moved) await deps.queues.enqueueGrant(r.id);
 }

@@ -22,6 +22,7 @@ import {
 } from './baseline';
 import type { Deps } from './deps';
 import { expireGrant, failGrant, removeRules } from './grants';
+import { startScheduledRequest } from './lifecycle';
 import { deleteRuleWithRetry, withArmBudget, withNsg } from './nsgWrites';
 
 const ACTOR = 'system:reconciler';
@@ -163,6 +164,11 @@ async function sweepRequests(deps: Deps, report: ReconcileReport, options: Recon
       } else if (r.status === 'approved' && idle) {
         await deps.queues.enqueueGrant(r.id);
         await redriven(deps, r, 'applyGrant');
+        report.redriven++;
+      } else if (r.status === 'scheduled' && r.startAt && now > Date.parse(r.startAt) + graceMs) {
+        // Its start message never came (lost, or dead-lettered): start it as the message would have.
+        await startScheduledRequest(deps, { requestId: r.id, startAt: r.startAt }, ACTOR);
+        await redriven(deps, r, 'applyGrant (its start time passed with no start message)');
         report.redriven++;
       } else if (r.status === 'submitted' && idle) {
         await deps.queues.enqueueEvaluation(r.id);

@@ -6,10 +6,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ServiceBusClient } from '@azure/service-bus';
+import Long from 'long';
 import { odata } from '@azure/data-tables';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { services } from '../../shared/composition';
+import { reconcile } from '../../shared/usecases/reconcile';
 import type { Policy } from '../../shared/domain/types';
 import { SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
@@ -117,6 +119,40 @@ describe('the grant lifecycle on the sandbox', () => {
         'grant.extended',
         'grant.expired',
       ]);
+    });
+
+    test('a scheduled request whose start message is lost is started by the reconciler', async () => {
+      const startAt = new Date(Date.now() + 3000).toISOString();
+      const created = await submit(sandbox, { sourcePrefix: '203.0.113.29', duration: 'PT30S', startAt });
+      const scheduled = await until(sandbox, created.id, 'scheduled');
+      // Service Bus loses the start message.
+      const bus = new ServiceBusClient(sandbox.settings.ServiceBusConnection!);
+      try {
+        await bus
+          .createSender(SERVICE_BUS_QUEUES.starts)
+          .cancelScheduledMessages(Long.fromString(scheduled.startSequenceNumber!));
+      } finally {
+        await bus.close();
+      }
+      assert.equal(scheduledFor(sandbox, SERVICE_BUS_QUEUES.starts, created.id).length, 0);
+      // Past the start and the sandbox's 5 s grace it is still waiting; the reconciler starts it.
+      await waitFor('the start and its grace to pass', () => Date.now() > Date.parse(startAt) + 5500, 15_000);
+      assert.equal((await view(sandbox, created.id)).status, 'scheduled');
+      const report = await reconcile(services().deps);
+      assert.ok(report.redriven >= 1);
+      const active = await until(sandbox, created.id, 'active');
+      assert.ok(rulesInAll(sandbox, NSGS, created.id));
+      assert.ok(
+        Date.parse(active.expiresAt!) - Date.parse(active.activatedAt!) <= 31_000,
+        'its whole duration, from now',
+      );
+      await assertAudited(sandbox, created.id, [
+        'request.submitted',
+        'request.scheduled',
+        'request.starting',
+        'grant.activated',
+      ]);
+      await api(sandbox, 'POST', `requests/${created.id}/revoke`);
     });
 
     test('revoking closes the rules at once, and the old expiry message is harmless', async () => {

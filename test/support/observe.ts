@@ -75,6 +75,7 @@ export interface RequestBody {
   revokedBy?: string;
   statusReason?: string;
   expirySequenceNumber?: string;
+  startSequenceNumber?: string;
   rules: Array<{ nsgId: string; ruleName: string; state: string; destinationAddresses: string[] }>;
 }
 

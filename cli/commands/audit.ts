@@ -3,7 +3,7 @@ import { Argument } from 'commander';
 import type { Command } from 'commander';
 import { AuditTable } from '../../shared/adapters/auditTable';
 import { tableClient } from '../../shared/adapters/tableStorage';
-import { parseVerifyRange } from '../../shared/domain/auditQuery';
+import { CHAIN_TAIL, RECORD_ORDER, parseVerifyRange } from '../../shared/domain/auditQuery';
 import type { AuditPage, AuditRecord } from '../../shared/domain/auditQuery';
 import { InvalidRequest } from '../../shared/domain/errors';
 import { TABLES } from '../../shared/names';
@@ -34,29 +34,7 @@ interface VerifyOptions {
 }
 
 /** The CSV columns, in order. Every stored column of the known vocabulary; `--output json` carries any other. */
-export const CSV_COLUMNS = [
-  'time',
-  'day',
-  'seq',
-  'action',
-  'actor',
-  'requestId',
-  'vm',
-  'ports',
-  'sourcePrefix',
-  'clientAddress',
-  'justification',
-  'nsg',
-  'rule',
-  'priority',
-  'expiresAt',
-  'expirySequenceNumber',
-  'detail',
-  'prevDay',
-  'prevSeq',
-  'prevHash',
-  'hash',
-] as const;
+export const CSV_COLUMNS = [...RECORD_ORDER, ...CHAIN_TAIL] as const;
 
 /**
  * `jit audit` and `jit audit verify`. One command with an optional `verify` operand rather than a subcommand:

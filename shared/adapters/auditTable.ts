@@ -13,9 +13,11 @@ import {
   indexPartitions,
   requestPartition,
   rowKeyRange,
+  storedRow,
   vmPartition,
 } from '../domain/auditChain';
 import type { AuditRow, ChainAnchor, ChainHead, TimedEvent } from '../domain/auditChain';
+import { CHAIN_TAIL, RECORD_ORDER } from '../domain/auditQuery';
 import type { AuditPage, AuditQuery, AuditRecord } from '../domain/auditQuery';
 import { InvalidRequest } from '../domain/errors';
 import type { AuditLog, AuditTrail, Clock } from '../domain/ports';
@@ -212,10 +214,7 @@ export class AuditTable implements AuditLog, AuditTrail {
         queryOptions: { filter: odata`PartitionKey eq ${day} and eventId eq ${eventId}` },
       });
       for await (const e of rows) {
-        const row = Object.fromEntries(
-          Object.entries(e).filter(([k]) => k !== 'etag' && k !== 'timestamp' && !k.startsWith('odata.')),
-        ) as AuditRow;
-        await this.writeIndexRows([row]);
+        await this.writeIndexRows([storedRow(e)]);
         return true;
       }
     }
@@ -362,39 +361,16 @@ async function createAll(client: TableClient, rows: AuditRow[]): Promise<void> {
   }
 }
 
-/** The order a person reads an event in; any other column follows, then the chain's own columns. */
-const RECORD_ORDER = [
-  'time',
-  'day',
-  'seq',
-  'action',
-  'actor',
-  'requestId',
-  'vm',
-  'ports',
-  'sourcePrefix',
-  'clientAddress',
-  'justification',
-  'nsg',
-  'rule',
-  'priority',
-  'expiresAt',
-  'expirySequenceNumber',
-  'detail',
-];
-const CHAIN_TAIL = ['prevDay', 'prevSeq', 'prevHash', 'hash'];
-const NOT_COLUMNS = new Set(['partitionKey', 'rowKey', 'etag', 'timestamp']);
+const KEYS = new Set(['partitionKey', 'rowKey']);
 
 function toRecord(row: AuditRow): AuditRecord {
   const columns: Record<string, unknown> = { day: dayOf(String(row.time)) };
-  for (const [k, v] of Object.entries(row)) {
-    if (!NOT_COLUMNS.has(k) && !k.startsWith('odata.') && !k.includes('@odata')) columns[k] = v;
-  }
+  for (const [k, v] of Object.entries(storedRow(row))) if (!KEYS.has(k)) columns[k] = v;
   if (typeof columns.ports === 'string') columns.ports = columns.ports.split(',').filter(Boolean).map(Number);
   const out: Record<string, unknown> = {};
   for (const k of RECORD_ORDER) if (columns[k] !== undefined) out[k] = columns[k];
   for (const k of Object.keys(columns).sort())
-    if (!(k in out) && !CHAIN_TAIL.includes(k)) out[k] = columns[k];
+    if (!(k in out) && !(CHAIN_TAIL as readonly string[]).includes(k)) out[k] = columns[k];
   for (const k of CHAIN_TAIL) if (columns[k] !== undefined) out[k] = columns[k];
   return out as unknown as AuditRecord;
 }

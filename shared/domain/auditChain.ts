@@ -64,8 +64,18 @@ export interface TimedEvent {
 
 /** Columns the chain sets itself; an event may not carry fields of these names. */
 const CHAIN_COLUMNS = new Set(['time', 'seq', 'hash', 'prevHash', 'prevDay', 'prevSeq', 'day']);
-/** Properties the SDK or the service add to what is read, which are not the event's content. */
-const NOT_HASHED = new Set(['partitionKey', 'rowKey', 'etag', 'timestamp', 'hash']);
+/** Columns a row holds that its hash does not cover: its keys, and the hash itself. */
+const NOT_HASHED = new Set(['partitionKey', 'rowKey', 'hash']);
+
+/** Properties the SDK or the service add to an entity as it is read (ETag, timestamp, OData annotations). */
+function isReadMetadata(key: string): boolean {
+  return key === 'etag' || key === 'timestamp' || key.startsWith('odata.') || key.includes('@odata');
+}
+
+/** A row as stored: an entity as read, without what the SDK or the service added to it. */
+export function storedRow(entity: Record<string, unknown>): AuditRow {
+  return Object.fromEntries(Object.entries(entity).filter(([k]) => !isReadMetadata(k))) as AuditRow;
+}
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
@@ -163,7 +173,7 @@ function canonicalValue(value: unknown): unknown {
  */
 export function canonicalOf(row: AuditRow, day = row.partitionKey): string {
   const columns = Object.keys(row)
-    .filter((k) => !NOT_HASHED.has(k) && !k.startsWith('odata.') && !k.includes('@odata'))
+    .filter((k) => !NOT_HASHED.has(k) && !isReadMetadata(k))
     .sort()
     .map((k) => [k, canonicalValue(row[k])]);
   return JSON.stringify([CHAIN_FORMAT, day, row.rowKey, columns]);

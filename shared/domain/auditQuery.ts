@@ -30,6 +30,28 @@ export interface AuditRecord extends AuditEvent {
   prevSeq?: number;
 }
 
+/** The order a person reads an event in: these, then any other column, then the chain's own (CHAIN_TAIL). */
+export const RECORD_ORDER = [
+  'time',
+  'day',
+  'seq',
+  'action',
+  'actor',
+  'requestId',
+  'vm',
+  'ports',
+  'sourcePrefix',
+  'clientAddress',
+  'justification',
+  'nsg',
+  'rule',
+  'priority',
+  'expiresAt',
+  'expirySequenceNumber',
+  'detail',
+] as const;
+export const CHAIN_TAIL = ['prevDay', 'prevSeq', 'prevHash', 'hash'] as const;
+
 /** One page, newest first. A page may be short (even empty) and still have a token: follow it to the end. */
 export interface AuditPage {
   items: AuditRecord[];

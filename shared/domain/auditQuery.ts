@@ -48,6 +48,7 @@ export const RECORD_ORDER = [
   'priority',
   'expiresAt',
   'expirySequenceNumber',
+  'eventId',
   'detail',
 ] as const;
 export const CHAIN_TAIL = ['prevDay', 'prevSeq', 'prevHash', 'hash'] as const;

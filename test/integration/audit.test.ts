@@ -488,6 +488,7 @@ describe('the audit trail', () => {
             vm: vmId('db-9'),
             ports: [22, 3389],
             justification: tricky,
+            eventId: '01CLIEVENT0000000000000000',
           },
         },
         ...Array.from({ length: 4 }, (_, i) => ({
@@ -514,6 +515,8 @@ describe('the audit trail', () => {
       assert.equal(submitted[col('justification')], tricky);
       assert.equal(submitted[col('ports')], '22,3389');
       assert.equal(submitted[col('actor')], 'frank@example.com');
+      // A state change's id, by which an auditor counts changes once (docs/audit.md).
+      assert.equal(submitted[col('eventId')], '01CLIEVENT0000000000000000');
       assert.deepEqual(
         rows.map((r) => r[col('priority')]),
         ['1003', '1002', '1001', '1000', ''],

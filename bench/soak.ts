@@ -38,6 +38,7 @@ import { checkInvariants, requestIdOfRule } from './support/invariants';
 import { KNOWN_ISSUES, knownIssueOf } from './support/knownIssues';
 import type { Snapshot, Violation } from './support/invariants';
 import { exponentialGap, seededRandom, sleep } from './support/stats';
+import { isDayPartition } from '../shared/domain/auditChain';
 
 export interface SoakOptions {
   /** How long requests keep coming (faults run over the same window). */
@@ -437,7 +438,7 @@ async function takeSnapshot(sandbox: Sandbox, accepted: string[]): Promise<Snaps
   for await (const e of sandbox
     .table(TABLES.audit)
     .listEntities<{ requestId?: string; action?: string; time?: string; seq?: number }>()) {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string) || !e.action) continue;
+    if (!isDayPartition(e.partitionKey as string) || !e.action) continue;
     audit.push({
       rowKey: `${e.time}|${String(e.seq).padStart(10, '0')}`,
       requestId: e.requestId,

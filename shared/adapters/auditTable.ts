@@ -11,6 +11,7 @@ import {
   eventColumns,
   headRow,
   indexPartitions,
+  isDayPartition,
   requestPartition,
   rowKeyRange,
   storedRow,
@@ -409,7 +410,7 @@ function decodeCursor(token: string | undefined, fingerprint: string): Cursor | 
   // A token from other parameters would silently answer a different question: refuse it.
   if (
     c?.q !== fingerprint ||
-    (c.d !== undefined && !/^\d{4}-\d{2}-\d{2}$/.test(c.d)) ||
+    (c.d !== undefined && !isDayPartition(c.d)) ||
     (c.c !== undefined && typeof c.c !== 'string')
   )
     throw foreignToken();

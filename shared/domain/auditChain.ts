@@ -80,6 +80,11 @@ export function storedRow(entity: Record<string, unknown>): AuditRow {
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
 /** `yyyy-MM-dd` (UTC) of an ISO time or a millisecond timestamp. */
+/** Whether a PartitionKey is a day's (`2026-03-14`), holding that day's chain, rather than an index or the list. */
+export function isDayPartition(partitionKey: string): boolean {
+  return /^\d{4}-\d{2}-\d{2}$/.test(partitionKey);
+}
+
 export function dayOf(time: string | number): string {
   return (typeof time === 'number' ? new Date(time).toISOString() : time).slice(0, 10);
 }

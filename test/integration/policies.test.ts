@@ -15,6 +15,7 @@ import { PROJECT_ROOT } from '../../dev/sandbox';
 import type { Sandbox } from '../../dev/sandbox';
 import { TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
+import { isDayPartition } from '../../shared/domain/auditChain';
 
 const ADMIN = 'admin@example.com';
 const asAdmin = { 'x-jit-dev-roles': 'Jit.Admin' };
@@ -50,7 +51,7 @@ async function policyAuditEvents(sandbox: Sandbox): Promise<Array<{ action: stri
     .table(TABLES.audit)
     .listEntities<{ action?: string; detail: string; time: string; seq: number }>();
   for await (const e of rows) {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string) || !e.action?.startsWith('policy.')) continue;
+    if (!isDayPartition(e.partitionKey as string) || !e.action?.startsWith('policy.')) continue;
     out.push({ time: e.time, seq: e.seq, action: e.action, detail: e.detail });
   }
   return out

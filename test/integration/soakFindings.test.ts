@@ -13,19 +13,15 @@ import type { AuditEvent } from '../../shared/domain/types';
 import { TABLES } from '../../shared/names';
 import { PENDING_AUDIT_GRACE_MS } from '../../shared/usecases/auditOutbox';
 import { reconcile } from '../../shared/usecases/reconcile';
+import { auditActions, view } from '../support/observe';
 import { AUTO_POLICIES, api, sleep, startSandbox, waitFor } from '../support/sandbox';
+import { isDayPartition } from '../../shared/domain/auditChain';
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-/** A request's events, oldest first, once each (its index partition), without the per-rule detail. */
-async function auditActions(sandbox: Sandbox, requestId: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of sandbox.table(TABLES.audit).listEntities<{ action: string }>({
-    queryOptions: { filter: odata`PartitionKey eq ${`request|${requestId}`}` },
-  }))
-    if (!/^(grant\.rule-|grant\.expiry-|reconcile\.)/.test(e.action)) out.push(e.action);
-  return out.reverse();
-}
+/** Waits for a request to have run its course. */
+const expired = (sandbox: Sandbox, id: string) =>
+  waitFor(`request ${id} to expire`, async () => (await view(sandbox, id)).status === 'expired');
 
 /**
  * Makes the audit trail refuse the next append of `action` for requests from `sourcePrefix`, as a storage error
@@ -70,10 +66,7 @@ describe('state changes whose audit append fails', () => {
       assert.equal(injected.failed(), 1, 'the append was refused');
       assert.equal(res.status, 202, 'the request is stored, so it is accepted');
       const id = res.body.id as string;
-      await waitFor('the grant to run its course', async () => {
-        const v = (await api(sandbox, 'GET', `requests/${id}`)).body as { status: string };
-        return v.status === 'expired';
-      });
+      await expired(sandbox, id);
       await waitFor('the trail to hold every change once, in order', async () => {
         const actions = await auditActions(sandbox, id);
         assert.deepEqual(actions, [
@@ -100,10 +93,7 @@ describe('state changes whose audit append fails', () => {
       });
       assert.equal(res.status, 202);
       const id = res.body.id as string;
-      await waitFor('the request to expire', async () => {
-        const v = (await api(sandbox, 'GET', `requests/${id}`)).body as { status: string };
-        return v.status === 'expired';
-      });
+      await expired(sandbox, id);
       assert.equal(injected.failed(), 1, 'the expired event was refused');
       const open = async () => {
         for await (const id2 of services().deps.requests.listOpen()) if (id2 === id) return true;
@@ -150,7 +140,7 @@ describe('state changes whose audit append fails', () => {
     const table = sandbox.table(TABLES.audit);
     let copies = 0;
     for await (const e of table.listEntities({ queryOptions: { filter: odata`eventId eq ${eventId}` } })) {
-      if (/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string)) continue;
+      if (isDayPartition(e.partitionKey as string)) continue;
       await table.deleteEntity(e.partitionKey as string, e.rowKey as string);
       copies++;
     }

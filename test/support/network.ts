@@ -7,6 +7,7 @@ import { TABLES } from '../../shared/names';
 import { baselineEnforcement } from '../../shared/usecases/baseline';
 import type { Deps, Logger } from '../../shared/usecases/deps';
 import { api } from './sandbox';
+import { isDayPartition } from '../../shared/domain/auditChain';
 
 /** Every rule in an NSG whose name starts with `jit-` (grant rules and baseline rules). */
 export function jitRules(sandbox: Sandbox, nsgId: string): ArmSecurityRule[] {
@@ -48,7 +49,7 @@ export async function auditEvents(sandbox: Sandbox, filter?: string): Promise<Au
     .table(TABLES.audit)
     .listEntities<AuditRow & { time: string; seq: number }>(filter ? { queryOptions: { filter } } : {});
   for await (const e of rows) {
-    if (!/^\d{4}-\d{2}-\d{2}$/.test(e.partitionKey as string) || !e.action) continue;
+    if (!isDayPartition(e.partitionKey as string) || !e.action) continue;
     out.push({ ...e, rowKey: e.rowKey });
   }
   return out.sort((a, b) => a.time.localeCompare(b.time) || a.seq - b.seq);

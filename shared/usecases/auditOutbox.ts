@@ -44,11 +44,10 @@ export async function writeAudited(
 ): Promise<StoredRequest> {
   let etag = current?.etag;
   if (current?.pendingAudit) {
-    const flushed = await flushPendingAudit(deps, current);
     // Someone else wrote the request meanwhile (taking the event over): this write would lose anyway.
-    if (!flushed || flushed.value !== current.value)
-      throw new ConcurrencyConflict(`request ${next.id} changed concurrently`);
-    etag = flushed.etag;
+    const cleared = await appendPending(deps, current);
+    if (!cleared) throw new ConcurrencyConflict(`request ${next.id} changed concurrently`);
+    etag = cleared.etag;
   }
   const pending: PendingAudit = { eventId: ulid(), recordedAt: deps.clock.now().toISOString(), event };
   const written =
@@ -56,7 +55,9 @@ export async function writeAudited(
       ? await deps.requests.create(next, pending)
       : await deps.requests.update(next, etag, pending);
   await deps.audit.append({ ...event, eventId: pending.eventId });
-  return clear(deps, { value: next, etag: written });
+  // If the row changed meanwhile, its new writer has taken the event over (and appends it again only if the
+  // trail lacks it): the caller's next conditional write will find out.
+  return (await clear(deps, { value: next, etag: written })) ?? { value: next, etag: written };
 }
 
 /**
@@ -67,20 +68,24 @@ export async function flushPendingAudit(
   deps: OutboxDeps,
   found: StoredRequest,
 ): Promise<StoredRequest | undefined> {
-  const pending = found.pendingAudit;
-  if (!pending) return found;
-  if (!(await deps.audit.hasEvent(found.value.id, pending.eventId, pending.recordedAt)))
-    await deps.audit.append({ ...pending.event, eventId: pending.eventId });
-  const cleared = await clear(deps, { value: found.value, etag: found.etag });
-  return cleared.etag === found.etag ? deps.requests.get(found.value.id) : cleared;
+  if (!found.pendingAudit) return found;
+  return (await appendPending(deps, found)) ?? deps.requests.get(found.value.id);
 }
 
-/** Removes the event from the row; if the row changed meanwhile, its new writer has taken the event over. */
-async function clear(deps: OutboxDeps, found: StoredRequest): Promise<StoredRequest> {
+/** Appends a row's waiting event unless the trail has it, then clears it (see `clear`). */
+async function appendPending(deps: OutboxDeps, found: StoredRequest): Promise<StoredRequest | undefined> {
+  const pending = found.pendingAudit;
+  if (pending && !(await deps.audit.hasEvent(found.value.id, pending.eventId, pending.recordedAt)))
+    await deps.audit.append({ ...pending.event, eventId: pending.eventId });
+  return clear(deps, found);
+}
+
+/** Removes the event from the row: the row as cleared, or undefined when it changed since `found` was read. */
+async function clear(deps: OutboxDeps, found: StoredRequest): Promise<StoredRequest | undefined> {
   try {
     return { value: found.value, etag: await deps.requests.update(found.value, found.etag) };
   } catch (err) {
-    if (err instanceof ConcurrencyConflict) return found;
+    if (err instanceof ConcurrencyConflict) return undefined;
     throw err;
   }
 }

@@ -1,6 +1,6 @@
 /** How requests are shown: detail lines for a person, rows for `table`/`csv`, one JSON document for scripts. */
 import { parseResourceId } from '../shared/domain/resourceId';
-import { shortDuration } from './args';
+import { formatDuration } from '../shared/domain/duration';
 import type { CliContext } from './context';
 import type { RequestView } from './types';
 
@@ -18,7 +18,7 @@ export function vmName(vmId: string): string {
 export function relative(iso: string, now = Date.now()): string {
   const seconds = Math.round((Date.parse(iso) - now) / 1000);
   if (seconds === 0) return 'now';
-  return seconds > 0 ? `in ${shortDuration(seconds)}` : `${shortDuration(-seconds)} ago`;
+  return seconds > 0 ? `in ${formatDuration(seconds)}` : `${formatDuration(-seconds)} ago`;
 }
 
 /** The VM's private addresses the rules open: what to connect to. */
@@ -32,7 +32,7 @@ export function detailLines(view: RequestView): string[] {
   lines.push(`  ports    ${view.ports.join(', ')}/${view.protocol} from ${view.sourcePrefix}`);
   if (view.startAt) lines.push(`  starts   ${view.startAt} (${relative(view.startAt)})`);
   if (view.expiresAt) lines.push(`  expires  ${view.expiresAt} (${relative(view.expiresAt)})`);
-  else lines.push(`  for      ${shortDuration(view.durationInSeconds)}`);
+  else lines.push(`  for      ${formatDuration(view.durationInSeconds)}`);
   if (view.endedAt) lines.push(`  ended    ${view.endedAt}${view.revokedBy ? ` by ${view.revokedBy}` : ''}`);
   if (view.statusReason) lines.push(`  reason   ${view.statusReason}`);
   for (const r of view.rules ?? [])

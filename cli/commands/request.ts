@@ -4,7 +4,7 @@ import { collectPort, parseFor, parseStart, resolveVm } from '../args';
 import { connectHints } from '../connect';
 import type { Runner } from '../context';
 import { EXIT, exitCodeForOutcome } from '../exitCodes';
-import { parseDurationToSeconds } from '../../shared/domain/duration';
+import { formatDuration, parseDurationToSeconds } from '../../shared/domain/duration';
 import { printRequest, relative, vmName } from '../render';
 import type { RequestView } from '../types';
 import { waitForAccess } from '../wait';
@@ -88,7 +88,7 @@ Exit codes with --wait: 0 live, 4 denied, 5 failed, 6 ended before it was live, 
           view.status === 'active' ? connectHints(view, opts.login ?? ctx.env.USER ?? 'azureuser') : [];
         if (code === EXIT.timeout) {
           ctx.err(
-            `jit: gave up waiting after ${opts.timeout}; the request is ${view.status}: jit status ${view.id}`,
+            `jit: gave up waiting after ${formatDuration(parseDurationToSeconds(opts.timeout))}; the request is ${view.status}: jit status ${view.id}`,
           );
         }
         if (ctx.options.output !== 'text') {

@@ -9,7 +9,7 @@ import addFormats from 'ajv-formats';
 import { Document, LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml';
 import type { YAMLError } from 'yaml';
 import schema from '../../schemas/policies.schema.json';
-import { formatSeconds, parseDurationToSeconds } from './duration';
+import { formatDuration, formatSeconds, parseDurationToSeconds } from './duration';
 import { PolicyDocumentInvalid } from './errors';
 import type { PolicyProblem } from './errors';
 import { parsePrefix } from './network';
@@ -262,7 +262,7 @@ class PolicyCheck {
       this.report(
         rest,
         'max-duration-over-cap',
-        `${text} is longer than the system's maximum, ${formatSeconds(this.options.maxDurationInSeconds)} (the JIT_MAX_DURATION setting)`,
+        `${text} is longer than the system's maximum, ${formatDuration(this.options.maxDurationInSeconds)} (the JIT_MAX_DURATION setting)`,
       );
     }
     return seconds;

@@ -1,5 +1,6 @@
 import { ulid } from 'ulid';
 import { AccessNotAllowed, InvalidRequest, RequestNotFound } from '../domain/errors';
+import { formatDuration } from '../domain/duration';
 import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
@@ -25,7 +26,7 @@ export async function submitRequest(
     throw new InvalidRequest([
       {
         field: 'duration',
-        reason: `must be at most ${deps.settings.maxDurationInSeconds} seconds (the system's limit)`,
+        reason: `must be at most ${formatDuration(deps.settings.maxDurationInSeconds)} (the system's limit)`,
       },
     ]);
   }
@@ -69,7 +70,7 @@ export async function submitRequest(
       ports: request.ports,
       sourcePrefix: request.sourcePrefix,
       justification: request.justification,
-      detail: `duration ${request.durationInSeconds}s${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
+      detail: `duration ${formatDuration(request.durationInSeconds)}${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
       clientAddress: callerAddress,
     });
   } catch (err) {

@@ -1,4 +1,5 @@
 /** A request described for people: the same facts, in the same words, in every mail and on the approval page. */
+import { formatDuration } from '../domain/duration';
 import { parseResourceId } from '../domain/resourceId';
 import type { AccessRequest } from '../domain/types';
 
@@ -33,24 +34,6 @@ export function describePorts(request: Pick<AccessRequest, 'ports' | 'protocol'>
     .join(', ');
 }
 
-/** `5400` -> `1 hour 30 minutes`. */
-export function describeDuration(seconds: number): string {
-  const parts: string[] = [];
-  const units: Array<[number, string]> = [
-    [86400, 'day'],
-    [3600, 'hour'],
-    [60, 'minute'],
-    [1, 'second'],
-  ];
-  let rest = Math.max(0, Math.round(seconds));
-  for (const [size, name] of units) {
-    const n = Math.floor(rest / size);
-    rest -= n * size;
-    if (n) parts.push(`${n} ${name}${n === 1 ? '' : 's'}`);
-  }
-  return parts.join(' ') || '0 seconds';
-}
-
 /** `2025-01-02T03:04:05.000Z` -> `2025-01-02 03:04:05 UTC`: unambiguous for approvers in any time zone. */
 export function describeTime(iso: string | undefined): string {
   if (!iso) return '';
@@ -65,7 +48,7 @@ export function requestFacts(r: AccessRequest): Array<[string, string]> {
     ['VM', describeVm(r.vmId)],
     ['Ports', describePorts(r)],
     ['From address', r.sourcePrefix === '*' ? 'any address' : r.sourcePrefix],
-    ['For', describeDuration(r.durationInSeconds)],
+    ['For', formatDuration(r.durationInSeconds)],
     ['Justification', r.justification?.trim() ? r.justification : '(none given)'],
     ['Asked at', describeTime(r.createdAt)],
   ];

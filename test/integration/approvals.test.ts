@@ -94,7 +94,7 @@ describe('manual approval through links in mail', () => {
       'appr-one',
       '22/TCP (SSH)',
       '203.0.113.40/32',
-      '1 hour',
+      'for 1h',
       'deploy hotfix INC-42',
     ])
       assert.ok(mail.text.includes(needle), `the mail says ${needle}`);

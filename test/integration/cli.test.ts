@@ -286,7 +286,7 @@ describe('the jit command against the sandbox', () => {
       ]);
       assert.equal(pending.code, EXIT.timeout, pending.err);
       assert.match(pending.err, /Waiting for approval/);
-      assert.match(pending.err, /gave up waiting after PT2S; the request is pending-approval/);
+      assert.match(pending.err, /gave up waiting after 2s; the request is pending-approval/);
     } finally {
       await policies.upsert({ ...base, scope });
     }

@@ -225,7 +225,7 @@ describe('policies as code on the sandbox', () => {
       sourcePrefix: '203.0.113.7',
     });
     assert.equal(rdp.status, 403);
-    assert.equal(rdp.body.detail, 'port 3389/Tcp is not allowed by the policy');
+    assert.equal(rdp.body.detail, 'port 3389/Tcp is not allowed by the policy; it allows 22/Tcp up to 1h');
     const bob = await api(
       sandbox,
       'POST',

@@ -54,7 +54,7 @@ test('the approver mail says who asks for what, from where, for how long and why
     'demo-win (resource group demo-rg',
     '3389/TCP (RDP), 8080/TCP',
     '203.0.113.7/32',
-    '1 hour 30 minutes',
+    '1h30m',
     HOSTILE,
     '2 different approvers must approve (of 3',
     'Approve: https://jit.example.com/api/approvals?token=abc#approve',

@@ -6,6 +6,7 @@ import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { formatSeconds, parseDuration } from '../shared/domain/duration';
 import { parseVmId } from '../shared/domain/resourceId';
+import { UsageError } from './errors';
 
 /**
  * `--for`, `--timeout`: the short form (`90s`, `30m`, `1h30m`, `2d`) or ISO-8601 (`PT1H30M`), strictly
@@ -43,14 +44,6 @@ export function collectPort(text: string, previous: number[] | undefined): numbe
   const r = port.safeParse(text);
   if (!r.success) throw new InvalidArgumentError('must be a port number from 1 to 65535.');
   return [...(previous ?? []), r.data];
-}
-
-/** A thing the user got wrong that commander could not see (it depends on more than one option). */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
 }
 
 /**

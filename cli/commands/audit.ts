@@ -1,19 +1,13 @@
-import { AzureCliCredential } from '@azure/identity';
 import { Argument } from 'commander';
 import type { Command } from 'commander';
-import { AuditTable } from '../../shared/adapters/auditTable';
-import { tableClient } from '../../shared/adapters/tableStorage';
-import { CHAIN_TAIL, RECORD_ORDER, parseVerifyRange } from '../../shared/domain/auditQuery';
+import { CHAIN_TAIL, RECORD_ORDER } from '../../shared/domain/auditQuery';
 import type { AuditPage, AuditRecord } from '../../shared/domain/auditQuery';
-import { InvalidRequest } from '../../shared/domain/errors';
-import { TABLES } from '../../shared/names';
-import { verifyChain } from '../../shared/usecases/audit';
-import type { VerifyReport } from '../../shared/usecases/audit';
-import type { CliContext } from '../context';
+import { resolveVm } from '../args';
+import type { CliContext, Runner as Run } from '../context';
 import { csvRecord } from '../csv';
+import { UsageError } from '../errors';
 import { EXIT } from '../exitCodes';
-
-type Run = (cmd: Command, action: (ctx: CliContext) => Promise<number>) => Promise<void>;
+import type { VerifyReport } from '../types';
 
 interface AuditOptions {
   from?: string;
@@ -22,15 +16,11 @@ interface AuditOptions {
   actor?: string;
   requestId?: string;
   pageSize: string;
-  connectionString?: string;
-  tableEndpoint?: string;
 }
 
 interface VerifyOptions {
   from: string;
   to?: string;
-  connectionString?: string;
-  tableEndpoint?: string;
 }
 
 /** The CSV columns, in order. Every stored column of the known vocabulary; `--output json` carries any other. */
@@ -52,22 +42,13 @@ export function register(program: Command, run: Run): void {
     )
     .option('--from <time>', 'events at or after this date or date-time (2026-03-01, 2026-03-01T09:00Z)')
     .option('--to <time>', 'events before this date or date-time (verify: default now)')
-    .option('--vm <id>', 'only events about this VM (its ARM resource id)')
+    .option('--vm <vm>', 'only events about this VM: its resource id, or <resource group>/<name>')
     .option(
       '--actor <name>',
       'only events by this person or component (alice@contoso.com, system:reconciler)',
     )
     .option('--request-id <id>', 'only events of this request')
     .option('--page-size <n>', 'events fetched per API call', '500')
-    .option(
-      '--connection-string <cs>',
-      'verify: read the table directly with this storage connection string (the sandbox), not through the API',
-    )
-    .option(
-      '--table-endpoint <url>',
-      'verify: read the table directly at https://<account>.table.core.windows.net as the signed-in Azure CLI ' +
-        'user (who needs Storage Table Data Reader): a check that does not trust the app',
-    )
     .addHelpText(
       'after',
       [
@@ -75,9 +56,10 @@ export function register(program: Command, run: Run): void {
         'Output (-o): table (default), json (JSON Lines: one event object per line), csv (RFC 4180, with a header).',
         'Events stream page by page as the API returns them, so a year of events is never held in memory.',
         'verify exits 0 when the chain is intact and 8 when rows were edited or deleted (it says where).',
+        'To check the table without trusting the app, run npm run audit:verify in the server repository (docs/audit.md).',
         '',
         'Examples:',
-        '  jit audit --vm /subscriptions/…/virtualMachines/prod-db --from 2026-03-01 --to 2026-04-01',
+        '  jit audit --vm prod-rg/prod-db --from 2026-03-01 --to 2026-04-01',
         '  jit audit --actor alice@contoso.com --from 2026-03-01 -o csv > alice-march.csv',
         '  jit audit --from 2026-03-14 --to 2026-03-15 -o json | jq -c "select(.action == \\"grant.activated\\")"',
         '  jit audit verify --from 2026-03-01 --to 2026-04-01',
@@ -85,16 +67,16 @@ export function register(program: Command, run: Run): void {
     )
     .action(async (check: string | undefined, opts: AuditOptions, cmd: Command) =>
       run(cmd, async (ctx) => {
-        if (check !== 'verify') return listEvents(ctx, opts);
-        const misplaced = (['vm', 'actor', 'requestId'] as const).filter((o) => opts[o] !== undefined);
-        if (misplaced.length || !opts.from) {
-          ctx.err(
-            misplaced.length
-              ? 'jit: audit verify checks whole days: --vm, --actor and --request-id do not apply'
-              : 'jit: audit verify needs --from',
-          );
-          return EXIT.usage;
+        if (check !== 'verify') {
+          const vm = opts.vm === undefined ? undefined : resolveVm(opts.vm, ctx.options.subscription);
+          return listEvents(ctx, { ...opts, vm });
         }
+        const misplaced = (['vm', 'actor', 'requestId'] as const).filter((o) => opts[o] !== undefined);
+        if (misplaced.length) {
+          throw new UsageError('audit verify checks whole days: --vm, --actor and --request-id do not apply');
+        }
+        if (!opts.from)
+          throw new UsageError('audit verify needs --from', 'e.g. jit audit verify --from 2026-03-01');
         return verify(ctx, { ...opts, from: opts.from });
       }),
     );
@@ -162,38 +144,18 @@ function tableRow(e: AuditRecord): string {
 }
 
 async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
-  let report: VerifyReport;
-  if (opts.connectionString || opts.tableEndpoint) {
-    // Direct: this machine recomputes the chain from the table itself, trusting nothing the app says.
-    const params: Array<[string, string]> = [['from', opts.from]];
-    if (opts.to) params.push(['to', opts.to]);
-    let range;
-    try {
-      range = parseVerifyRange(params, new Date());
-    } catch (err) {
-      if (!(err instanceof InvalidRequest)) throw err;
-      ctx.err(`jit: ${err.problems.map((p) => `--${p.field}: ${p.reason}`).join('; ')}`);
-      return EXIT.usage;
-    }
-    const client = opts.connectionString
-      ? tableClient(
-          { kind: 'connectionString', connectionString: opts.connectionString },
-          TABLES.audit,
-          () => {
-            throw new Error('a connection string needs no credential');
-          },
-        )
-      : tableClient(
-          { kind: 'identity', endpoint: opts.tableEndpoint! },
-          TABLES.audit,
-          () => new AzureCliCredential(),
-        );
-    report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range);
-  } else {
-    const params = new URLSearchParams({ from: opts.from });
-    if (opts.to) params.set('to', opts.to);
-    report = (await ctx.client.call<VerifyReport>('GET', `audit/verify?${params.toString()}`)).body;
-  }
+  const params = new URLSearchParams({ from: opts.from });
+  if (opts.to) params.set('to', opts.to);
+  const report = (await ctx.client.call<VerifyReport>('GET', `audit/verify?${params.toString()}`)).body;
+  printVerifyReport(ctx, report);
+  return report.ok ? EXIT.ok : EXIT.auditBroken;
+}
+
+/** A verification report, for a person or (`-o json`) a script. */
+export function printVerifyReport(
+  ctx: Pick<CliContext, 'out'> & { options: { output: string } },
+  report: VerifyReport,
+): void {
   if (ctx.options.output === 'json') {
     ctx.out(JSON.stringify(report, null, 2));
   } else {
@@ -212,5 +174,4 @@ async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
         `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}`,
       );
   }
-  return report.ok ? EXIT.ok : EXIT.auditBroken;
 }

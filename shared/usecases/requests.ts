@@ -1,4 +1,6 @@
 import { ulid } from 'ulid';
+import { approvalsRequired, approverEntries, countingApprovals } from '../domain/approval';
+import type { ApprovalDecision } from '../domain/approval';
 import { AccessNotAllowed, InvalidRequest, RequestNotFound } from '../domain/errors';
 import { formatDuration } from '../domain/duration';
 import { checkStartAt } from '../domain/lifecycle';
@@ -94,6 +96,20 @@ export async function submitRequest(
  */
 export interface RequestView extends AccessRequest {
   rules: Array<Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state' | 'destinationAddresses'>>;
+  /** Under a policy that needs approval: who may decide, how many must, by when, and what each decided. */
+  approval?: ApprovalSummary;
+}
+
+/** Where the approval of a request stands, as its requester may read it. */
+export interface ApprovalSummary {
+  /** The policy's approver entries (`user:…`, `group:…`) as the policy names them now. */
+  approvers: string[];
+  required: number;
+  /** Approvals that count: distinct current approvers, not the requester. */
+  approvals: number;
+  deadline?: string;
+  /** Every decision recorded, oldest first, with the approver's comment: a denial's reason, an approval's note. */
+  decisions: Array<Pick<ApprovalDecision, 'approver' | 'decision' | 'comment' | 'decidedAt'>>;
 }
 
 /** `GET /api/requests/{id}`: the requester sees their own requests; others get the same 404 as a missing one. */
@@ -114,7 +130,28 @@ export async function viewOf(deps: Deps, request: AccessRequest): Promise<Reques
       destinationAddresses,
     }),
   );
-  return { ...request, rules };
+  const approval = await approvalSummary(deps, request);
+  return approval ? { ...request, rules, approval } : { ...request, rules };
+}
+
+async function approvalSummary(deps: Deps, request: AccessRequest): Promise<ApprovalSummary | undefined> {
+  if (request.approvalMode !== 'manual' || !deps.approvals) return undefined;
+  const [policy] = await deps.policies.getForScopes([request.policyScope]);
+  const decisions = await deps.approvals.decisions.list(request.id);
+  return {
+    approvers: policy ? approverEntries(policy).map((e) => e.entry) : [],
+    required: policy ? approvalsRequired(policy) : 0,
+    approvals: countingApprovals(decisions, policy, request.requester).length,
+    deadline: request.approvalDeadline,
+    decisions: [...decisions]
+      .sort((a, b) => a.decidedAt.localeCompare(b.decidedAt))
+      .map(({ approver, decision, comment, decidedAt }) => ({
+        approver,
+        decision,
+        ...(comment ? { comment } : {}),
+        decidedAt,
+      })),
+  };
 }
 
 function canSee(caller: Principal, request: AccessRequest): boolean {

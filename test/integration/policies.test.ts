@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { runCli } from '../../cli/jit';
+import { cliEnv } from '../support/cli';
 import { DEMO } from '../../dev/arm/emulator';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import type { Sandbox } from '../../dev/sandbox';
@@ -151,7 +152,7 @@ describe('policies as code on the sandbox', () => {
         line: broken.split('\n').findIndex((l) => l.includes('P2D')) + 1,
         column: 38,
         field: 'policies[2].ports[0].maxDuration',
-        reason: "P2D is longer than the system's maximum, P1D (the JIT_MAX_DURATION setting)",
+        reason: "P2D is longer than the system's maximum, 1d (the JIT_MAX_DURATION setting)",
         rule: 'max-duration-over-cap',
       },
     ]);
@@ -347,7 +348,7 @@ describe('policies as code on the sandbox', () => {
         {
           out: (t) => out.push(t),
           err: (t) => err.push(t),
-          env: {},
+          env: cliEnv(),
         },
       );
       return { code, out: out.join('\n'), err: err.join('\n') };
@@ -418,7 +419,7 @@ describe('policies as code on the sandbox', () => {
       {
         out: () => undefined,
         err: () => undefined,
-        env: {},
+        env: cliEnv(),
       },
     );
     assert.equal(notAdmin, 3);

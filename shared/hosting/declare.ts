@@ -56,6 +56,18 @@ export type FunctionDeclaration =
 
 const declared: FunctionDeclaration[] = [];
 
+/**
+ * Whether declarations go to @azure/functions too. The Functions host needs them there; the local host binds them
+ * itself, and outside the Functions host the package only prints "Skipping call to register function … test
+ * mode" for each, so the local host turns this off before it loads the function files.
+ */
+let registerWithFunctionsHost = true;
+
+/** Called by the local host before it loads function files: it binds what they declare, app.* is not needed. */
+export function declareForLocalHost(): void {
+  registerWithFunctionsHost = false;
+}
+
 /** Every function declared so far in this process, in declaration order. */
 export function declaredFunctions(): readonly FunctionDeclaration[] {
   return declared;
@@ -68,6 +80,7 @@ export function declareFunction(declaration: TimerFunction): TimerFunction;
 export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
   if (declared.some((x) => x.name === d.name)) throw new Error(`function ${d.name} is declared twice`);
   declared.push(d);
+  if (!registerWithFunctionsHost) return d;
   switch (d.trigger.type) {
     case 'http':
       // Anonymous at the Functions level: App Service Authentication (or the JWT check) guards the app.

@@ -3,6 +3,8 @@
  * device code or the browser (`jit login --use-device-code | --browser`). The latter two keep their tokens in a
  * file only the user can read, `token-cache.json` beside the configuration, as the Azure CLI itself does on Linux:
  * there is no OS key store to rely on everywhere, and @azure/identity's own persistence plugin needs native code.
+ *
+ * Loaded only by commands that call a deployment: @azure/identity takes a second to load, `jit --version` should not.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,8 +13,10 @@ import {
   DeviceCodeCredential,
   InteractiveBrowserCredential,
   deserializeAuthenticationRecord,
+  serializeAuthenticationRecord,
   useIdentityPlugin,
 } from '@azure/identity';
+import type { AuthenticationRecord } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
 import { decodeJwt } from 'jose';
 import type { AuthMethod } from './settings';
@@ -101,6 +105,18 @@ export function credentialFor(options: CredentialOptions): TokenCredential & {
     : new InteractiveBrowserCredential(common);
 }
 
+/**
+ * Signs in interactively (device code or browser) and returns the account to remember, or undefined for the Azure
+ * CLI, which remembers its own.
+ */
+export async function authenticate(
+  credential: ReturnType<typeof credentialFor>,
+  scope: string,
+): Promise<string | undefined> {
+  if (!credential.authenticate) return undefined;
+  return serializeAuthenticationRecord((await credential.authenticate(scope)) as AuthenticationRecord);
+}
+
 /** Who a token says its bearer is: what `jit whoami` shows. Read, not verified: the API verifies it. */
 export interface TokenIdentity {
   name?: string;
@@ -118,7 +134,7 @@ export function identityOf(accessToken: string): TokenIdentity {
   } catch {
     // Not a JWT: nothing to show but that the token was issued.
   }
-  const text = (k: string) => (typeof claims[k] === 'string' ? (claims[k] as string) : undefined);
+  const text = (k: string) => (typeof claims[k] === 'string' ? claims[k] : undefined);
   return {
     name: text('name'),
     user: text('upn') ?? text('preferred_username') ?? text('unique_name') ?? text('appid'),

@@ -16,8 +16,8 @@ export interface ClientOptions {
   devRoles?: string;
   /** Azure: the API's scope, e.g. `api://<app id>/.default`. */
   scope?: string;
-  /** Azure: where tokens come from; made only when a call needs one. */
-  credential?: () => TokenCredential;
+  /** Azure: where tokens come from; made (and @azure/identity loaded) only when a call needs one. */
+  credential?: () => Promise<TokenCredential>;
   /** Sent as User-Agent, so the API's logs tell the CLI's versions apart. */
   userAgent?: string;
 }
@@ -68,7 +68,7 @@ export class ApiClient {
         "set the API's scope, then sign in: jit config set scope api://<app id>/.default && jit login",
       );
     }
-    this.credential ??= this.options.credential?.();
+    this.credential ??= await this.options.credential?.();
     if (!this.credential) throw new SignInError('no credential to sign in with', 'run jit login');
     let token;
     try {

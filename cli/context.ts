@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { credentialFor } from './auth';
+import type * as Auth from './auth';
 import { ApiClient } from './client';
 import { configDir, readConfig, resolveSettings, SETTING_NAMES } from './settings';
 import type { ConfigFile, OutputFormat, Resolved, SettingName } from './settings';
@@ -66,8 +66,8 @@ export function contextFor(command: Command, io: CliIo, version: string): CliCon
       devRoles: v.roles,
       scope: v.scope,
       userAgent: `jit/${version}`,
-      credential: () =>
-        credentialFor({
+      credential: async () =>
+        loadAuth().credentialFor({
           method: settings.auth ?? 'azure-cli',
           tenant: v.tenant,
           clientId: v['client-id'],
@@ -82,6 +82,12 @@ export function contextFor(command: Command, io: CliIo, version: string): CliCon
     config,
     version,
   };
+}
+
+/** cli/auth.ts, loaded when a command signs in: @azure/identity takes a second to load, `jit --version` should not. */
+export function loadAuth(): typeof Auth {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./auth') as typeof Auth;
 }
 
 /** Runs a command's action with its context, mapping what it returns or throws to the exit code. */

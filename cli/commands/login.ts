@@ -1,11 +1,9 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { serializeAuthenticationRecord } from '@azure/identity';
-import type { AuthenticationRecord } from '@azure/identity';
 import type { Command } from 'commander';
-import { credentialFor, identityOf } from '../auth';
 import type { TokenIdentity } from '../auth';
 import { isLoopback } from '../client';
+import { loadAuth } from '../context';
 import type { CliContext, Runner } from '../context';
 import { SignInError, UsageError } from '../errors';
 import { EXIT } from '../exitCodes';
@@ -82,6 +80,7 @@ async function login(ctx: CliContext, opts: LoginOptions): Promise<number> {
     );
   }
   const method: AuthMethod = opts.useDeviceCode ? 'device-code' : opts.browser ? 'browser' : 'azure-cli';
+  const { authenticate, credentialFor, identityOf } = loadAuth();
   const credential = credentialFor({
     method,
     tenant: ctx.options.tenant,
@@ -94,7 +93,7 @@ async function login(ctx: CliContext, opts: LoginOptions): Promise<number> {
   let token;
   try {
     if (method !== 'azure-cli' && credential.authenticate) {
-      account = serializeAuthenticationRecord((await credential.authenticate(scope)) as AuthenticationRecord);
+      account = await authenticate(credential, scope);
     }
     token = await credential.getToken(scope);
   } catch (err) {
@@ -145,6 +144,7 @@ async function whoami(ctx: CliContext): Promise<number> {
       }
     : await (async () => {
         const headers = await ctx.client.identityHeaders();
+        const { identityOf } = loadAuth();
         const identity = identityOf(headers.authorization?.replace(/^Bearer /, '') ?? '');
         return {
           profile: ctx.settings.profile,

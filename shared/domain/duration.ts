@@ -60,7 +60,7 @@ export function parseDuration(text: string): number {
     try {
       return parseDurationToSeconds(t);
     } catch (e) {
-      throw new RangeError(`${(e as Error).message}; write e.g. ${DURATION_EXAMPLES}`);
+      throw new RangeError(`${(e as Error).message}; write e.g. ${DURATION_EXAMPLES}`, { cause: e });
     }
   }
   const m = SHORT.exec(t);

@@ -171,3 +171,27 @@ export function requesterMail(request: AccessRequest, note?: string): MailMessag
     ${note ? markup`<p>${note}</p>` : ''} ${factsTable(request)}`;
   return { to: [request.requester], subject, text, html: layout(subject, body) };
 }
+
+/** How a settled request ended, in the words of the mail to the approvers who did not decide. */
+function settledWords(r: AccessRequest): string {
+  switch (r.status) {
+    case 'denied':
+      return `was denied${r.statusReason ? ` (${r.statusReason})` : ''}`;
+    case 'approval-expired':
+      return 'lapsed: nobody decided in time';
+    default:
+      return `was approved${r.statusReason ? ` (${r.statusReason})` : ''}`;
+  }
+}
+
+/** To an approver who did not decide, once the request is settled: their link has nothing left to decide. */
+export function settledMail(request: AccessRequest, to: string): MailMessage {
+  const what = `${describePorts(request)} on ${vmName(request.vmId)}`;
+  const subject = oneLine(`No action needed: ${request.requester}'s request for ${what} is settled`);
+  const lead = `${request.requester}'s request for ${what} ${settledWords(request)}. Your approval link has nothing left to decide.`;
+  const text = [lead, '', factsText(request)].join('\n');
+  const body = markup`<h1 style="font-size:20px;margin:0 0 8px">No action needed</h1>
+    <p>${lead}</p>
+    ${factsTable(request)}`;
+  return { to: [to], subject, text, html: layout(subject, body) };
+}

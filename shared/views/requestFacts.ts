@@ -41,18 +41,31 @@ export function describeTime(iso: string | undefined): string {
   return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
-/** The facts an approver needs, as label/value pairs (plain strings: the renderers escape them). */
-export function requestFacts(r: AccessRequest): Array<[string, string]> {
-  const facts: Array<[string, string]> = [
+/**
+ * What is asked, as label/value pairs (plain strings: the renderers escape them): who, which VM, which ports, from
+ * where, for how long, and why. The approval page puts exactly these on a phone's first screen.
+ */
+export function askFacts(r: AccessRequest): Array<[string, string]> {
+  return [
     ['Requested by', r.requester],
     ['VM', describeVm(r.vmId)],
     ['Ports', describePorts(r)],
     ['From address', r.sourcePrefix === '*' ? 'any address' : r.sourcePrefix],
     ['For', formatDuration(r.durationInSeconds)],
     ['Justification', r.justification?.trim() ? r.justification : '(none given)'],
-    ['Asked at', describeTime(r.createdAt)],
   ];
+}
+
+/** The request's record: when it was asked, the deadline to decide, its id. */
+export function recordFacts(r: AccessRequest): Array<[string, string]> {
+  const facts: Array<[string, string]> = [['Asked at', describeTime(r.createdAt)]];
+  if (r.startAt) facts.push(['Starts at', describeTime(r.startAt)]);
   if (r.approvalDeadline) facts.push(['Decide by', describeTime(r.approvalDeadline)]);
   facts.push(['Request id', r.id]);
   return facts;
+}
+
+/** The facts an approver needs, as label/value pairs: every mail shows them in this order. */
+export function requestFacts(r: AccessRequest): Array<[string, string]> {
+  return [...askFacts(r), ...recordFacts(r)];
 }

@@ -1,3 +1,4 @@
+import type { AuditAction } from './auditActions';
 /**
  * The domain's nouns. Nothing here imports an Azure SDK: these types are what the tables hold,
  * what the API returns and what the use cases reason about.
@@ -134,8 +135,8 @@ export interface GrantRule {
 export interface AuditEvent {
   /** Who did it: a person, or `system:<component>`. */
   actor: string;
-  /** One of `AUDIT_ACTIONS` (shared/domain/auditActions.ts). */
-  action: string;
+  /** One of `AUDIT_ACTIONS` (shared/domain/auditActions.ts): the compiler refuses any other. */
+  action: AuditAction;
   requestId?: string;
   vm?: string;
   ports?: number[];

@@ -497,7 +497,7 @@ describe('the audit trail', () => {
           at: `2021-05-05T1${i}:00:00.000Z`,
           event: {
             actor: 'system:grant',
-            action: 'grant.rule-applied',
+            action: 'grant.rule-applied' as const,
             requestId: 'CLIREQ1',
             priority: 1000 + i,
           },

@@ -1,7 +1,8 @@
 /**
- * The API's answers as the CLI reads them. openapi.yaml is the contract; these are the CLI's own copies of the
- * shapes it uses, so that the CLI package carries none of the server's code.
+ * The API's answers as the CLI reads them. openapi.yaml is the contract; the request shapes are the CLI's own
+ * (it reads fewer fields than the server stores), the policy shapes are the domain's types-only module.
  */
+import type { PolicyDiff } from '../shared/domain/policyEntries';
 
 export interface RuleView {
   nsgId: string;
@@ -47,74 +48,15 @@ export interface RequestPage {
   continuationToken?: string;
 }
 
+export { REQUEST_STATUSES } from '../shared/domain/requestStatuses';
+export type { AccessExplanation, PolicyEntry, PolicyPortEntry } from '../shared/domain/policyEntries';
+export type { VerifyReport } from '../shared/domain/auditQuery';
+
 /** Statuses after which nothing changes again. */
 export const FINAL = new Set(['denied', 'approval-expired', 'failed', 'expired', 'revoked']);
 
-/** Every request status, in the order a request passes them (`jit list --status`). */
-export const REQUEST_STATUSES = [
-  'submitted',
-  'pending-approval',
-  'scheduled',
-  'approved',
-  'active',
-  'denied',
-  'approval-expired',
-  'failed',
-  'expired',
-  'revoked',
-] as const;
-
-/** A policy's port as documents and the API write it. */
-export interface PolicyPortEntry {
-  port: number;
-  protocol: string;
-  maxDuration: string;
-}
-
-export interface PolicyEntry {
-  scope: string;
-  description?: string;
-  ports: PolicyPortEntry[];
-  allowedSourcePrefixes: string[];
-  requesters: string[];
-  approval: { mode: 'auto' } | { mode: 'manual'; approvers: string[]; required: number; timeout: string };
-  justification: { required: boolean; pattern?: string };
-  enforce: boolean;
-}
-
 /** `PUT /api/policies` and `DELETE /api/policies`: what changed (or would, in a dry run). */
-export interface PolicyChangeResult {
+export interface PolicyChangeResult extends PolicyDiff {
   dryRun: boolean;
-  added: PolicyEntry[];
-  changed: Array<{ scope: string; fields: Array<{ field: string; before?: unknown; after?: unknown }> }>;
-  removed: PolicyEntry[];
-  unchanged: number;
   warnings: string[];
-}
-
-/** `GET /api/policies/explain`. */
-export interface AccessExplanation {
-  vm: string;
-  checked: Array<{
-    scope: string;
-    level: 'vm' | 'resourceGroup' | 'subscription';
-    hasPolicy: boolean;
-    decides: boolean;
-  }>;
-  decidedBy?: string;
-  policy?: PolicyEntry;
-  callerIsRequester: boolean;
-  port?: { port: number; protocol: string; allowed: boolean; maxDuration?: string };
-}
-
-/** `GET /api/audit/verify`. */
-export interface VerifyReport {
-  fromDay: string;
-  toDay: string;
-  ok: boolean;
-  events: number;
-  days: Array<{ day: string; events: number; headSeq?: number; headHash?: string }>;
-  firstBreak?: { day: string; seq?: number; kind: string; message: string };
-  problems: Array<{ day: string; seq?: number; kind: string; message: string }>;
-  problemCount: number;
 }

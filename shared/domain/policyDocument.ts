@@ -13,6 +13,7 @@ import { formatDuration, formatSeconds, parseDurationToSeconds } from './duratio
 import { PolicyDocumentInvalid } from './errors';
 import type { PolicyProblem } from './errors';
 import { parsePrefix } from './network';
+import type { PolicyDocument, PolicyEntry } from './policyEntries';
 import type { ApprovalMode, Policy, Protocol } from './types';
 
 /** Where editors find the schema (the `$id` of schemas/policies.schema.json). */
@@ -33,32 +34,7 @@ const EXPLICIT_ANY_SOURCES = new Set(['*', '0.0.0.0/0', '::/0']);
 const SCOPE =
   /^\/subscriptions\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:\/resourcegroups\/[^/\s]+(?:\/providers\/microsoft\.compute\/virtualmachines\/[^/\s]+)?)?$/i;
 
-/** One port as the document writes it (and as the API shows it). */
-export interface PolicyPortEntry {
-  port: number;
-  protocol: Protocol;
-  maxDuration: string;
-}
-
-export type PolicyApprovalEntry =
-  { mode: 'auto' } | { mode: 'manual'; approvers: string[]; required: number; timeout: string };
-
-/** One policy as the document writes it, with every default filled in. */
-export interface PolicyEntry {
-  scope: string;
-  description?: string;
-  ports: PolicyPortEntry[];
-  allowedSourcePrefixes: string[];
-  requesters: string[];
-  approval: PolicyApprovalEntry;
-  justification: { required: boolean; pattern?: string };
-  enforce: boolean;
-}
-
-/** The whole document: `GET /api/policies` returns it, `PUT /api/policies` takes it. */
-export interface PolicyDocument {
-  policies: PolicyEntry[];
-}
+export type { PolicyApprovalEntry, PolicyDocument, PolicyEntry, PolicyPortEntry } from './policyEntries';
 
 export interface PolicyDocumentOptions {
   /** The file name (or `(body)`) every problem names. */

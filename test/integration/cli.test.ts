@@ -376,20 +376,19 @@ describe('the jit command against the sandbox', () => {
       scope,
       approval: { mode: 'manual', approvers: ['user:bob@example.com'], required: 1, timeoutInSeconds: 3600 },
     });
+    const waitForRdp = (from: string) => [
+      'request',
+      DEMO.windowsVm.id,
+      '-p',
+      '3389',
+      '--for',
+      '10m',
+      '--from',
+      from,
+      '--wait',
+    ];
     try {
-      const pending = await jit([
-        'request',
-        DEMO.windowsVm.id,
-        '-p',
-        '3389',
-        '--for',
-        '10m',
-        '--from',
-        '198.51.100.45',
-        '--wait',
-        '--timeout',
-        '2s',
-      ]);
+      const pending = await jit([...waitForRdp('198.51.100.45'), '--timeout', '2s']);
       assert.equal(pending.code, EXIT.timeout, pending.err);
       assert.match(
         pending.err,
@@ -405,21 +404,7 @@ describe('the jit command against the sandbox', () => {
       const interrupt = new AbortController();
       const err: string[] = [];
       const code = await runCli(
-        [
-          '--api',
-          `${sandbox.baseUrl}/api`,
-          '--user',
-          'alice@example.com',
-          'request',
-          DEMO.windowsVm.id,
-          '-p',
-          '3389',
-          '--for',
-          '10m',
-          '--from',
-          '198.51.100.46',
-          '--wait',
-        ],
+        ['--api', `${sandbox.baseUrl}/api`, '--user', 'alice@example.com', ...waitForRdp('198.51.100.46')],
         {
           out: () => undefined,
           err: (t) => {

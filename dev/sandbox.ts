@@ -152,13 +152,14 @@ export class Sandbox {
    * Starts a local host in a child process against the running emulators: one more instance of the Function
    * App, which a test can kill as a crash would. The caller stops or kills it.
    */
-  async spawnHost(): Promise<HostProcess> {
+  async spawnHost(options: { settingsInEnvironment?: boolean } = {}): Promise<HostProcess> {
     const hostSettings = readHostSettings(join(PROJECT_ROOT, 'host.json'));
     const { armCaPem, ...overrides } = this.overrides();
     return HostProcess.start({
       functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,
       settings: this.settings,
+      settingsInEnvironment: options.settingsInEnvironment,
       armCaPem,
       overrides,
     });

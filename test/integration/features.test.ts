@@ -3,7 +3,7 @@
  * could not resolve (it then passes the reference text itself) and whose mail setting is wrong still opens
  * auto-approved grants, closes them on time, revokes and reconciles; it refuses what needs the broken features with
  * a clear 503, and GET /api/health says what is off. The host runs in a child process that reads its settings from
- * process.env, as an instance in Azure does. A second host, whose authentication setting is broken, shows what that
+ * process.env, as an instance in Azure does; the sandbox around it (which seeds the policies) has sound settings. A second host, whose authentication setting is broken, shows what that
  * means: no caller can be identified, so the routes that need one answer 503 while the timer keeps working.
  */
 import { readFileSync } from 'node:fs';
@@ -61,8 +61,9 @@ describe('a host whose approval key is an unresolved Key Vault reference and who
   const output = () => host.output.join('');
 
   before(async () => {
-    sandbox = await startSandbox({
-      startHost: false,
+    sandbox = await startSandbox({ startHost: false });
+    host = await sandbox.spawnHost({
+      settingsInEnvironment: true,
       settings: {
         JIT_APPROVAL_KEY: UNRESOLVED,
         JIT_SMTP_PORT: BROKEN_PORT,
@@ -72,7 +73,6 @@ describe('a host whose approval key is an unresolved Key Vault reference and who
         JIT_EXPIRY_GRACE: 'PT1M',
       },
     });
-    host = await sandbox.spawnHost({ settingsInEnvironment: true });
   });
   after(async () => {
     await host?.stop();
@@ -191,11 +191,11 @@ describe('a host whose authentication setting is broken', () => {
   let host: HostProcess;
 
   before(async () => {
-    sandbox = await startSandbox({
-      startHost: false,
+    sandbox = await startSandbox({ startHost: false });
+    host = await sandbox.spawnHost({
+      settingsInEnvironment: true,
       settings: { JIT_AUTH_MODE: 'dev-please', JIT_RECONCILE_SCHEDULE: '*/5 * * * * *' },
     });
-    host = await sandbox.spawnHost({ settingsInEnvironment: true });
   });
   after(async () => {
     await host?.stop();

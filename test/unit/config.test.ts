@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FeatureUnavailable } from '../../shared/domain/errors';
-import { SETTINGS, loadConfig, requireFeature } from '../../shared/config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SETTINGS, SettingInvalid, loadConfig, requireFeature } from '../../shared/config';
 import type { FeatureConfigs, FeatureName, SettingName } from '../../shared/config';
 
 const KEY = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
@@ -330,6 +332,49 @@ test('mail settings are checked for the chosen mode', () => {
     'approval',
     'JIT_APPROVER_GROUP_MAILBOXES',
     /must be/,
+  );
+});
+
+/** Which feature a broken value of each setting switches off (`core` when it stops the app), found by breaking it. */
+function featureOfEachSetting(): Record<string, string> {
+  const jwtAcs = {
+    ...azure,
+    JIT_AUTH_MODE: 'jwt',
+    JIT_JWT_ISSUER: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0',
+    JIT_JWT_AUDIENCE: 'api://jit',
+    JIT_JWT_JWKS_URI: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/discovery/v2.0/keys',
+  };
+  const broken = '@Microsoft.KeyVault(SecretUri=https://x.vault.azure.net/secrets/s/)';
+  const found: Record<string, string> = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    for (const env of [local, jwtAcs]) {
+      try {
+        const { features } = loadConfig({ ...env, [name]: broken });
+        const off = Object.entries(features).find(([, f]) => !f.ready && f.problem.setting === name);
+        if (off) found[name] = off[0];
+      } catch (err) {
+        assert.ok(err instanceof SettingInvalid && err.setting === name, `${name}: ${String(err)}`);
+        found[name] = 'core';
+      }
+      if (found[name]) break;
+    }
+  }
+  return found;
+}
+
+test('docs/operations.md names, for every setting, the feature a broken value switches off', () => {
+  const text = readFileSync(join(__dirname, '..', '..', '..', 'docs', 'operations.md'), 'utf8');
+  const section = text.slice(text.indexOf('## When a setting is broken'));
+  const documented: Record<string, string> = {};
+  for (const m of section.matchAll(/^\| `(\w+)` +\| ([^|]+)\|/gm)) {
+    for (const setting of m[2]!.matchAll(/`(\w+)`/g)) documented[setting[1]!] = m[1]!;
+  }
+  const derived = featureOfEachSetting();
+  assert.deepEqual(documented, derived);
+  // The one setting the app does not read: the Functions host resolves it in the timer trigger.
+  assert.deepEqual(
+    Object.keys(SETTINGS).filter((n) => !(n in derived)),
+    ['JIT_RECONCILE_SCHEDULE'],
   );
 });
 

@@ -51,7 +51,7 @@ const TYPE_BASE = 'https://github.com/azure-jit-access/azure-jit-access/blob/mai
 const FEATURE_NAMES: Readonly<Record<string, string>> = {
   authentication: 'Signing callers in',
   approval: 'Manual approval (approval links)',
-  mail: 'Mail (approval links are mailed)',
+  mail: 'Mail, which carries approval links,',
   requests: 'Creating requests',
 };
 

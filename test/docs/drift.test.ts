@@ -109,7 +109,9 @@ describe('policy snippets', () => {
     '<Entra group object id>': '11111111-1111-1111-1111-111111111111',
     '<group object id>': '11111111-1111-1111-1111-111111111111',
   };
-  const POLICY_FIELD = /\b(maxDuration|allowedSourcePrefixes|requesters|approvers|approval)\b/;
+  /** What only a policy holds (an `approval` key alone is also in /api/health's features). */
+  const POLICY_FIELD =
+    /\b(maxDuration|allowedSourcePrefixes|requesters|approvers)\b|"?mode"?\s*:\s*"?(manual|auto)\b/;
 
   test('every YAML or JSON block that shows a policy is a whole document the schema accepts', () => {
     const checked: string[] = [];

@@ -18,7 +18,7 @@ import type { DequeuedMessageItem } from '@azure/storage-queue';
 import { ServiceBusClient } from '@azure/service-bus';
 import type { ServiceBusReceiver } from '@azure/service-bus';
 import { Cron } from 'croner';
-import { declareForLocalHost, declaredFunctions } from '../../shared/hosting/declare';
+import { declaredFunctions } from '../../shared/hosting/declare';
 import type {
   FunctionDeclaration,
   HttpFunction,
@@ -76,7 +76,6 @@ export class LocalHost extends EventEmitter {
 
   /** Loads the function files, then binds every declaration. */
   async start(): Promise<FunctionDeclaration[]> {
-    declareForLocalHost();
     for (const file of readdirSync(this.options.functionsDir)
       .filter((f) => f.endsWith('.js'))
       .sort()) {

@@ -1,6 +1,7 @@
 /**
  * A function is declared once — name, trigger, handler — and this module both registers it with
- * @azure/functions (what Azure runs) and records it, so the local host binds the very same declarations.
+ * @azure/functions (what Azure runs, when the Functions worker runs this process) and records it, so the local
+ * host binds the very same declarations.
  * There is no second list of functions to keep in step.
  */
 import { app } from '@azure/functions';
@@ -56,21 +57,43 @@ export type FunctionDeclaration =
 
 const declared: FunctionDeclaration[] = [];
 
-/**
- * Whether declarations go to @azure/functions too. The Functions host needs them there; the local host binds them
- * itself, and outside the Functions host the package only prints "Skipping call to register function … test
- * mode" for each, so the local host turns this off before it loads the function files.
- */
-let registerWithFunctionsHost = true;
-
-/** Called by the local host before it loads function files: it binds what they declare, app.* is not needed. */
-export function declareForLocalHost(): void {
-  registerWithFunctionsHost = false;
-}
-
 /** Every function declared so far in this process, in declaration order. */
 export function declaredFunctions(): readonly FunctionDeclaration[] {
   return declared;
+}
+
+let worker: boolean | undefined;
+
+/**
+ * Whether the Azure Functions Node.js worker runs this process. The worker provides the module
+ * `@azure/functions-core` by intercepting `require` (Azure/azure-functions-nodejs-worker, src/setupCoreModule.ts:
+ * "available to users only at runtime, not as an installable npm package"); @azure/functions looks for it the same
+ * way. Outside the worker — the local host, tests, scripts — the package only prints "Skipping call to register
+ * function … test mode" for each app.* call, so none is made there: the local host binds the declarations itself.
+ */
+export function underFunctionsWorker(): boolean {
+  if (worker === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require('@azure/functions-core');
+      worker = true;
+    } catch {
+      worker = false;
+    }
+  }
+  return worker;
+}
+
+/**
+ * The host's start and stop hooks (STYLE.md §12), registered with @azure/functions under the worker. The local host
+ * and tests build and close the services themselves.
+ */
+export function declareHostHooks(hooks: { appStart: () => void; appTerminate: () => unknown }): void {
+  if (!underFunctionsWorker()) return;
+  app.hook.appStart(hooks.appStart);
+  app.hook.appTerminate(async () => {
+    await hooks.appTerminate();
+  });
 }
 
 export function declareFunction(declaration: HttpFunction): HttpFunction;
@@ -80,7 +103,7 @@ export function declareFunction(declaration: TimerFunction): TimerFunction;
 export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
   if (declared.some((x) => x.name === d.name)) throw new Error(`function ${d.name} is declared twice`);
   declared.push(d);
-  if (!registerWithFunctionsHost) return d;
+  if (!underFunctionsWorker()) return d;
   switch (d.trigger.type) {
     case 'http':
       // Anonymous at the Functions level: App Service Authentication (or the JWT check) guards the app.

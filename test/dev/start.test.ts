@@ -75,21 +75,55 @@ test('npm start prints the banner without "Skipping call to register function" l
   assert.ok(beforeBanner.split('\n').filter(Boolean).length <= 3, `before the banner:\n${beforeBanner}`);
 });
 
-test('outside the local host, every function file still registers with @azure/functions', () => {
-  // In plain node the package is in test mode and says so for each registration it receives: proof the call
-  // was made. Under the Functions host the same call registers the function.
+/**
+ * A child node process with the one thing the Functions worker adds: the module `@azure/functions-core`, provided
+ * by intercepting require as the worker does (Azure/azure-functions-nodejs-worker, src/setupCoreModule.ts). It loads
+ * every function file and prints what reached the core API, and whatever else was printed.
+ */
+function loadFunctions(withWorker: boolean): {
+  registered: string[];
+  hooks: string[];
+  declared: string[];
+  output: string;
+} {
   const script = `
+    const Module = require('node:module');
+    const registered = [], hooks = [];
+    if (${withWorker}) {
+      const core = {
+        version: '4.0.0', hostVersion: '4.0.0',
+        setProgrammingModel() {},
+        registerFunction(metadata) { registered.push(metadata.name); return { dispose() {} }; },
+        registerHook(name) { hooks.push(name); return { dispose() {} }; },
+        log() {},
+      };
+      const load = Module._load;
+      Module._load = function (request, ...rest) {
+        return request === '@azure/functions-core' ? core : load.call(this, request, ...rest);
+      };
+    }
     const { readdirSync } = require('node:fs');
     const dir = ${JSON.stringify(join(PROJECT_ROOT, 'dist', 'functions'))};
     for (const f of readdirSync(dir).filter((f) => f.endsWith('.js'))) require(dir + '/' + f);
     const { declaredFunctions } = require(${JSON.stringify(join(PROJECT_ROOT, 'dist', 'shared', 'hosting', 'declare.js'))});
-    console.log(JSON.stringify(declaredFunctions().map((d) => d.name)));
+    process.stdout.write('\\n' + JSON.stringify({ registered, hooks, declared: declaredFunctions().map((d) => d.name) }));
   `;
   const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  const names = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as string[];
-  assert.ok(names.length > 10);
-  for (const name of names) {
-    assert.match(`${r.stdout}${r.stderr}`, new RegExp(`Skipping call to register function "${name}"`), name);
-  }
+  const lines = r.stdout.trimEnd().split('\n');
+  return { ...JSON.parse(lines.pop()!), output: lines.join('\n') + r.stderr };
+}
+
+test('under the Functions worker every declaration and both host hooks register with @azure/functions', () => {
+  const { registered, hooks, declared } = loadFunctions(true);
+  assert.ok(declared.length > 10);
+  assert.deepEqual([...registered].sort(), [...declared].sort());
+  assert.deepEqual([...hooks].sort(), ['appStart', 'appTerminate']);
+});
+
+test('outside it, loading the function files declares them and prints nothing', () => {
+  const { registered, declared, output } = loadFunctions(false);
+  assert.ok(declared.length > 10);
+  assert.deepEqual(registered, []);
+  assert.doesNotMatch(output, /WARNING/);
 });

@@ -5,9 +5,17 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import type { InvocationContext } from '@azure/functions';
+import { metrics } from '@opentelemetry/api';
+import type { MeterProvider } from '@opentelemetry/api';
+import { logs } from '@opentelemetry/api-logs';
+import type { LoggerProvider } from '@opentelemetry/api-logs';
 import { loadConfig } from './config';
 import type { Config } from './config';
-import type { AuditTrail, Clock } from './domain/ports';
+import type { AuditAnchorStore, AuditTrail, Clock } from './domain/ports';
+import { BlobAuditAnchors } from './adapters/auditAnchorBlobs';
+import { startAzureMonitor } from './adapters/azureMonitor';
+import { FetchWebhookClient } from './adapters/fetchWebhooks';
+import { OpenTelemetrySignals } from './adapters/otelSignals';
 import { AcsMailer } from './adapters/acsMailer';
 import { ApprovalTable } from './adapters/approvalTable';
 import { JoseApprovalTokens } from './adapters/approvalTokens';
@@ -23,14 +31,14 @@ import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadli
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
 import { SmtpMailer } from './adapters/smtpMailer';
 import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
-import { StorageWorkQueues } from './adapters/storageQueues';
+import { StorageNotificationQueue, StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
 import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { AuditedRequests } from './usecases/auditOutbox';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { Deps, GrantSettings, Logger } from './usecases/deps';
+import type { ChannelServices, Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
 import { baselineEnforcement } from './usecases/baseline';
 
@@ -44,6 +52,10 @@ export interface CompositionOverrides {
   nsgLease?: Partial<NsgLeaseOptions>;
   settings?: Partial<GrantSettings>;
   clock?: Clock;
+  /** Where signals go instead of the global OpenTelemetry providers (tests: in-memory exporters). */
+  telemetry?: { meterProvider: MeterProvider; loggerProvider: LoggerProvider };
+  /** Retries of chat and webhook deliveries (tests shorten them). */
+  notifyRetry?: Partial<Pick<ChannelServices, 'maxAttempts' | 'firstRetryDelayInSeconds'>>;
 }
 
 export interface Services {
@@ -57,6 +69,8 @@ export interface Services {
   deps: Deps;
   /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
   auditTrail: AuditTrail;
+  /** The audit trail's daily anchors outside the table, when a Blob service is configured. */
+  auditAnchors?: AuditAnchorStore;
   close(): Promise<void>;
 }
 
@@ -93,6 +107,13 @@ export function depsFor(context: InvocationContext): Deps {
 function build(o: CompositionOverrides): Services {
   const config = loadConfig(o.env ?? process.env);
   const clock = o.clock ?? { now: () => new Date() };
+  for (const [feature, error] of Object.entries(config.disabledFeatures))
+    consoleLogger.error('config.feature-disabled', { feature, error });
+  if (config.telemetry && !o.telemetry) startAzureMonitor(config.telemetry);
+  const signals = new OpenTelemetrySignals(
+    o.telemetry?.meterProvider ?? metrics.getMeterProvider(),
+    o.telemetry?.loggerProvider ?? logs.getLoggerProvider(),
+  );
   // Credentials are made lazily: the sandbox never needs one for storage or Service Bus.
   const storageCredential = lazy(() =>
     credentialFor(config.tables.kind === 'identity' ? config.tables.clientId : undefined),
@@ -126,6 +147,17 @@ function build(o: CompositionOverrides): Services {
     ...o.nsgLease,
   });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
+  const channels: ChannelServices | undefined = config.notifyTargets.length
+    ? {
+        targets: config.notifyTargets,
+        queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
+        http: new FetchWebhookClient(),
+        // 15 s doubling: the eighth and last attempt about half an hour after the first.
+        maxAttempts: 8,
+        firstRetryDelayInSeconds: 15,
+        ...o.notifyRetry,
+      }
+    : undefined;
   const deps: Deps = {
     // Reads append a state change's event a crash left in the request row (shared/usecases/auditOutbox.ts).
     requests: new AuditedRequests(
@@ -153,6 +185,8 @@ function build(o: CompositionOverrides): Services {
     settings,
     log: consoleLogger,
     notifier: new MailNotifier(mailer),
+    signals,
+    channels,
     approvals: {
       decisions: new ApprovalTable(tableClient(config.tables, TABLES.approvals, storageCredential)),
       tokens: new JoseApprovalTokens(config.approvalKeys, () => clock.now()),
@@ -171,6 +205,9 @@ function build(o: CompositionOverrides): Services {
     requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
     approvalLimiter: new RateLimiterMemory({ points: config.approvalAttemptsPerMinute, duration: 60 }),
     auditTrail: audit,
+    auditAnchors: config.auditAnchors
+      ? BlobAuditAnchors.fromConnection(config.auditAnchors, storageCredential)
+      : undefined,
     close: async () => {
       await locks.releaseAll();
       await scheduler.close();

@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { parseDurationToSeconds } from './domain/duration';
 import { looksLikeMailAddress } from './domain/approval';
 import { ConfigurationError } from './domain/errors';
+import { NOTIFICATION_KINDS } from './domain/notifications';
+import type { NotifyTarget } from './domain/notifications';
 
 export type AuthMode = 'dev' | 'easyauth' | 'jwt';
 
@@ -48,7 +50,28 @@ export interface Config {
   mail: MailConfig;
   /** Mailbox for each approver group (object id, lower-cased), where one is configured. */
   approverGroupMailboxes: Record<string, string>;
+  /** Application Insights, when configured: where signals go (shared/adapters/azureMonitor.ts). */
+  telemetry?: TelemetryConfig;
+  /** Chat and webhook targets of notifications (none: only mail). */
+  notifyTargets: NotifyTarget[];
+  /** The Blob service holding the audit trail's daily anchors, when configured. */
+  auditAnchors?: Connection;
+  /**
+   * Optional features whose settings are wrong, with why: each is switched off and logged at start, and the rest
+   * of the app (grants, expiry) runs on. Settings every grant needs still stop the app.
+   */
+  disabledFeatures: Partial<Record<OptionalFeature, string>>;
 }
+
+/** Features that may be switched off by a bad setting without stopping grants and expiry. */
+export type OptionalFeature = 'telemetry' | 'notifications' | 'auditAnchors';
+
+export interface TelemetryConfig {
+  connectionString: string;
+  /** Client id of the managed identity that authenticates to ingestion (the component refuses keys). */
+  clientId?: string;
+}
+
 
 /** An HMAC key for approval links: its id (the JWS `kid`) and at least 32 random bytes. */
 export interface SigningKey {
@@ -127,6 +150,14 @@ export const SETTINGS = {
     'where links for group approvers go: "<group object id>=<address>", comma-separated (groups without one get no mail)',
   JIT_RECONCILE_SCHEDULE:
     'NCRONTAB schedule of the reconciler, with seconds (read by the timer trigger; e.g. 0 */2 * * * *)',
+  APPLICATIONINSIGHTS_CONNECTION_STRING:
+    'Application Insights connection string (names the component; not a secret when its local auth is off); unset: no telemetry',
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING:
+    '"ClientId=<managed identity client id>;Authorization=AAD": telemetry is sent with that identity',
+  AzureWebJobsStorage__blobServiceUri:
+    'Blob service URI of the storage account: the Functions host state, and the immutable audit anchors (container jit-audit-anchors)',
+  JIT_NOTIFY_TARGETS:
+    'chat and webhook targets of notifications, a JSON array (in Azure a Key Vault reference: the URLs are secrets; see docs/operations.md)',
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -291,6 +322,37 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     approverGroupMailboxes[(group as string).toLowerCase()] = address as string;
   }
 
+  const disabledFeatures: Config['disabledFeatures'] = {};
+  // A bad setting of an optional feature switches that feature off (logged at start); grants and expiry run on.
+  const optional = <T>(feature: OptionalFeature, read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (err) {
+      if (!(err instanceof ConfigurationError)) throw err;
+      disabledFeatures[feature] = err.message;
+      return fallback;
+    }
+  };
+  const telemetry = optional('telemetry', () => telemetryConfig(get, fail, checkUrl), undefined);
+  const notifyTargets = optional('notifications', () => notifyTargetsConfig(get, fail, runningInAzure), []);
+  const auditAnchors = optional(
+    'auditAnchors',
+    (): Connection | undefined =>
+      storageString
+        ? { kind: 'connectionString', connectionString: storageString }
+        : get('AzureWebJobsStorage__blobServiceUri')
+          ? {
+              kind: 'identity',
+              endpoint: checkUrl(
+                'AzureWebJobsStorage__blobServiceUri',
+                get('AzureWebJobsStorage__blobServiceUri') as string,
+              ),
+              clientId: storageClientId,
+            }
+          : undefined,
+    undefined,
+  );
+
   return {
     authMode: authMode as AuthMode,
     runningInAzure,
@@ -311,7 +373,106 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     approvalKeys: { current, previous },
     mail,
     approverGroupMailboxes,
+    telemetry,
+    notifyTargets,
+    auditAnchors,
+    disabledFeatures,
   };
+}
+
+function telemetryConfig(
+  get: (name: SettingName) => string | undefined,
+  fail: Fail,
+  checkUrl: (name: SettingName, value: string) => string,
+): TelemetryConfig | undefined {
+  const connectionString = get('APPLICATIONINSIGHTS_CONNECTION_STRING');
+  if (!connectionString) return undefined;
+  const ingestion = /(?:^|;)\s*IngestionEndpoint=([^;]+)/i.exec(connectionString)?.[1];
+  if (!/(?:^|;)\s*InstrumentationKey=[0-9a-f-]{36}\s*(?:;|$)/i.test(connectionString) || !ingestion)
+    fail(
+      'APPLICATIONINSIGHTS_CONNECTION_STRING',
+      'must hold InstrumentationKey=<guid> and IngestionEndpoint=<url> (copy it from the component)',
+    );
+  checkUrl('APPLICATIONINSIGHTS_CONNECTION_STRING', ingestion as string);
+  const auth = get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING');
+  let clientId: string | undefined;
+  if (auth) {
+    const m = /^\s*ClientId=([0-9a-f-]{36})\s*;\s*Authorization=AAD\s*$/i.exec(auth);
+    if (!m)
+      fail('APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'must be "ClientId=<client id>;Authorization=AAD"');
+    clientId = m?.[1];
+  }
+  return { connectionString, clientId };
+}
+
+const notifyTargetSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
+    type: z.enum(['teams', 'slack', 'webhook']),
+    url: z.url(),
+    secret: z.string().optional(),
+    events: z.array(z.enum(NOTIFICATION_KINDS)).min(1).optional(),
+    policies: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict();
+
+/** `JIT_NOTIFY_TARGETS`: a JSON array of targets. Messages name the target and the field, never a URL or key. */
+function notifyTargetsConfig(
+  get: (name: SettingName) => string | undefined,
+  fail: Fail,
+  runningInAzure: boolean,
+): NotifyTarget[] {
+  const text = get('JIT_NOTIFY_TARGETS');
+  if (!text) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // App Service leaves a Key Vault reference it cannot resolve as it is: say so rather than "not JSON".
+    return fail(
+      'JIT_NOTIFY_TARGETS',
+      text.startsWith('@Microsoft.KeyVault(')
+        ? 'is a Key Vault reference that did not resolve (does the secret exist, and may the app identity read it?)'
+        : 'must be a JSON array of targets',
+    );
+  }
+  if (!Array.isArray(json)) return fail('JIT_NOTIFY_TARGETS', 'must be a JSON array of targets');
+  const names = new Set<string>();
+  return json.map((item, i) => {
+    const parsed = notifyTargetSchema.safeParse(item);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return fail(
+        'JIT_NOTIFY_TARGETS',
+        `target ${i + 1}: ${issue?.path.join('.') || '(target)'} ${issue?.message ?? 'is invalid'}`,
+      );
+    }
+    const t = parsed.data;
+    if (names.has(t.name)) fail('JIT_NOTIFY_TARGETS', `target ${i + 1}: the name "${t.name}" is used twice`);
+    names.add(t.name);
+    if (runningInAzure && !t.url.startsWith('https://'))
+      fail('JIT_NOTIFY_TARGETS', `target "${t.name}": url must be https in Azure`);
+    let secret: Uint8Array | undefined;
+    if (t.type === 'webhook') {
+      const key = Buffer.from(t.secret ?? '', 'base64');
+      if (!t.secret || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(t.secret) || key.length < 32)
+        fail(
+          'JIT_NOTIFY_TARGETS',
+          `target "${t.name}": a webhook needs "secret", at least 32 random bytes in base64 (openssl rand -base64 32)`,
+        );
+      secret = new Uint8Array(key);
+    } else if (t.secret !== undefined) {
+      fail('JIT_NOTIFY_TARGETS', `target "${t.name}": only a webhook target takes a secret`);
+    }
+    return {
+      name: t.name,
+      type: t.type,
+      url: t.url,
+      secret,
+      events: t.events,
+      policies: t.policies?.map((p) => p.trim().toLowerCase()),
+    };
+  });
 }
 
 type Fail = (name: SettingName, what: string) => never;

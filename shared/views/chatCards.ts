@@ -4,7 +4,8 @@
  *   message with one Adaptive Card attachment, the shape in "Send Adaptive Cards using an Incoming Webhook"
  *   (https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/connectors-using) —
  *   `{type: "message", attachments: [{contentType: "application/vnd.microsoft.card.adaptive", content: <card>}]}`.
- *   Card version 1.4, which Teams renders on desktop, web and mobile.
+ *   Card version 1.4: Workflows refuse later versions (Skitionek/notify-microsoft-teams issue 107,
+ *   atc0005/go-teams-notify pull request 265).
  * - Slack, through an incoming webhook (https://api.slack.com/messaging/webhooks): `text` (the notification's
  *   fallback) and Block Kit `blocks` (https://api.slack.com/reference/block-kit/blocks), within their limits.
  * - A generic webhook: the JSON of docs/operations.md ("Webhooks"), schemas/webhook.schema.json.
@@ -67,9 +68,12 @@ export function notificationFacts(n: Notification): Array<[string, string]> {
 
 // ---- Teams -------------------------------------------------------------------------------------------------
 
-/** Adaptive Card text is Markdown (a CommonMark subset): escape what would make a person's text a link or markup. */
+/**
+ * Adaptive Card text is Markdown (a CommonMark subset): backslash-escape what would make a person's text a link
+ * (`[…](…)`), emphasis or code. Only those: other punctuation stays readable as it is.
+ */
 export function escapeCardMarkdown(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!<>|~]/g, (c) => `\\${c}`);
+  return text.replace(/[\\`*_[\]<>~]/g, (c) => `\\${c}`);
 }
 
 export function teamsMessage(n: Notification): Record<string, unknown> {

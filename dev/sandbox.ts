@@ -149,8 +149,16 @@ export class Sandbox {
       JIT_SMTP_PORT: String(this.mail.smtpPort),
       JIT_SMTP_TLS: 'none',
       JIT_NOTIFY_TARGETS: JSON.stringify([
-        { name: SANDBOX_TARGETS.teams, type: 'teams', url: this.webhooks.endpoint('teams', SANDBOX_TARGETS.teams) },
-        { name: SANDBOX_TARGETS.slack, type: 'slack', url: this.webhooks.endpoint('slack', SANDBOX_TARGETS.slack) },
+        {
+          name: SANDBOX_TARGETS.teams,
+          type: 'teams',
+          url: this.webhooks.endpoint('teams', SANDBOX_TARGETS.teams),
+        },
+        {
+          name: SANDBOX_TARGETS.slack,
+          type: 'slack',
+          url: this.webhooks.endpoint('slack', SANDBOX_TARGETS.slack),
+        },
         {
           name: SANDBOX_TARGETS.webhook,
           type: 'webhook',
@@ -236,7 +244,9 @@ export class Sandbox {
   private async provisionStorage(): Promise<void> {
     const cs = this.azurite.connectionString;
     // Azurite has no immutability policies (see shared/adapters/auditAnchorBlobs.ts): a plain container.
-    await BlobServiceClient.fromConnectionString(cs).getContainerClient(CONTAINERS.auditAnchors).createIfNotExists();
+    await BlobServiceClient.fromConnectionString(cs)
+      .getContainerClient(CONTAINERS.auditAnchors)
+      .createIfNotExists();
     await Promise.all(
       Object.values(TABLES).map((t) =>
         TableClient.fromConnectionString(cs, t, { allowInsecureConnection: true }).createTable(),

@@ -72,7 +72,6 @@ export interface TelemetryConfig {
   clientId?: string;
 }
 
-
 /** An HMAC key for approval links: its id (the JWS `kid`) and at least 32 random bytes. */
 export interface SigningKey {
   kid: string;

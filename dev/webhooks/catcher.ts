@@ -94,7 +94,11 @@ export class WebhookCatcher {
   }
 
   /** Resolves with the first delivery (caught or still to come) that matches. */
-  waitFor(what: string, match: (d: CaughtDelivery) => boolean, timeoutInMs = 20_000): Promise<CaughtDelivery> {
+  waitFor(
+    what: string,
+    match: (d: CaughtDelivery) => boolean,
+    timeoutInMs = 20_000,
+  ): Promise<CaughtDelivery> {
     const found = this.caught.find(match);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
@@ -131,7 +135,8 @@ export class WebhookCatcher {
       }
       const secret = this.options.secrets?.[target];
       const fault = this.faults.get(target);
-      const answer = fault && fault.remaining > 0 ? { status: fault.status, body: 'injected failure' } : SUCCESS[kind];
+      const answer =
+        fault && fault.remaining > 0 ? { status: fault.status, body: 'injected failure' } : SUCCESS[kind];
       if (fault && fault.remaining > 0) fault.remaining--;
       const delivery: CaughtDelivery = {
         id: this.nextId++,
@@ -181,7 +186,11 @@ export class WebhookCatcher {
     const rows = [...this.caught].reverse().map((d) => {
       const summary = summaryOf(d);
       const signature =
-        d.signatureValid === undefined ? '' : d.signatureValid ? ' · signature valid' : ' · SIGNATURE INVALID';
+        d.signatureValid === undefined
+          ? ''
+          : d.signatureValid
+            ? ' · signature valid'
+            : ' · SIGNATURE INVALID';
       return markup`<article>
           <h2>${d.kind} → ${d.target}: ${summary}</h2>
           <p><small>${d.receivedAt.toISOString()} · answered ${String(d.status)}${signature}</small></p>
@@ -216,6 +225,7 @@ function summaryOf(d: CaughtDelivery): string {
   if (!j) return '(not JSON)';
   if (d.kind === 'slack' && typeof j.text === 'string') return j.text;
   if (d.kind === 'webhook' && typeof j.summary === 'string') return j.summary;
-  const card = (j.attachments as Array<{ content?: { body?: Array<{ text?: string }> } }> | undefined)?.[0]?.content;
+  const card = (j.attachments as Array<{ content?: { body?: Array<{ text?: string }> } }> | undefined)?.[0]
+    ?.content;
   return card?.body?.[0]?.text?.replace(/\\(.)/g, '$1') ?? '(no headline)';
 }

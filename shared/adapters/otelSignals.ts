@@ -61,7 +61,8 @@ export class OpenTelemetrySignals implements Signals {
 /** Attributes without the undefined ones (OpenTelemetry drops them anyway, with a warning). */
 function defined(attributes: Record<string, unknown> | undefined): Attributes {
   const out: Attributes = {};
-  for (const [k, v] of Object.entries(attributes ?? {})) if (v !== undefined && v !== null) out[k] = v as never;
+  for (const [k, v] of Object.entries(attributes ?? {}))
+    if (v !== undefined && v !== null) out[k] = v as never;
   return out;
 }
 

@@ -94,7 +94,11 @@ export function parseAnchor(text: string): DayAnchor | undefined {
  * What a day's rows say against its anchor. A day the table no longer has, or whose head, event count or digest
  * differ, was rewritten or deleted after it was anchored, even if its chain is consistent in itself.
  */
-export function compareWithAnchor(day: string, check: DayCheck | undefined, anchor: DayAnchor): ChainProblem[] {
+export function compareWithAnchor(
+  day: string,
+  check: DayCheck | undefined,
+  anchor: DayAnchor,
+): ChainProblem[] {
   if (!check || check.events === 0) {
     return [
       {
@@ -106,7 +110,8 @@ export function compareWithAnchor(day: string, check: DayCheck | undefined, anch
   }
   const digest = dayDigest(check.hashes);
   const differs: string[] = [];
-  if (check.events !== anchor.events) differs.push(`${check.events} events where ${anchor.events} were anchored`);
+  if (check.events !== anchor.events)
+    differs.push(`${check.events} events where ${anchor.events} were anchored`);
   if (check.head?.seq !== anchor.headSeq || check.head?.hash !== anchor.headHash)
     differs.push(`head #${check.head?.seq ?? '-'} where #${anchor.headSeq} was anchored`);
   if (digest !== anchor.digest) differs.push('a different digest of its events');

@@ -11,7 +11,16 @@ import type { AccessRequest, RequestStatus } from './types';
 export const SIGNAL_EVENTS = {
   'jit.request.changed': {
     what: 'a request reached a status (submitted included): the series behind "requests by status"',
-    attributes: ['requestId', 'vm', 'requester', 'status', 'previousStatus', 'policy', 'approvalMode', 'actor'],
+    attributes: [
+      'requestId',
+      'vm',
+      'requester',
+      'status',
+      'previousStatus',
+      'policy',
+      'approvalMode',
+      'actor',
+    ],
   },
   'jit.grant.opened': {
     what: 'access went live: its rules are in place in every NSG in front of the VM',
@@ -146,7 +155,12 @@ const seconds = (from: string | undefined, to: string | undefined): number | und
 export type SignalCall =
   | { kind: 'event'; name: SignalEventName; attributes: Record<string, SignalValue | undefined> }
   | { kind: 'add'; name: CounterName; value: number; attributes: Record<string, SignalValue | undefined> }
-  | { kind: 'record'; name: HistogramName; value: number; attributes: Record<string, SignalValue | undefined> };
+  | {
+      kind: 'record';
+      name: HistogramName;
+      value: number;
+      attributes: Record<string, SignalValue | undefined>;
+    };
 
 /** Sends calls computed by `signalsOfTransition` (typed loosely there, checked against the lists here). */
 export function emitAll(signals: Signals, calls: SignalCall[]): void {
@@ -221,7 +235,12 @@ export function signalsOfTransition(
       { kind: 'add', name: 'jit.grants.closed', value: 1, attributes: { status, closedBy: actor } },
     );
     if (lag !== undefined)
-      calls.push({ kind: 'record', name: 'jit.grant.close_lag', value: lag, attributes: { closedBy: actor } });
+      calls.push({
+        kind: 'record',
+        name: 'jit.grant.close_lag',
+        value: lag,
+        attributes: { closedBy: actor },
+      });
   }
   if (status === 'failed') {
     const reasonCode = failureReasonCode(after.statusReason);
@@ -283,7 +302,9 @@ export function signalsOfReconcile(r: ReconcileCounts): SignalCall[] {
   ];
   for (const [kind, n] of repairs)
     if (n > 0) calls.push({ kind: 'add', name: 'jit.reconcile.repairs', value: n, attributes: { kind } });
-  if (r.driftFound > 0) calls.push({ kind: 'add', name: 'jit.reconcile.drift', value: r.driftFound, attributes: {} });
-  if (r.errors > 0) calls.push({ kind: 'add', name: 'jit.reconcile.errors', value: r.errors, attributes: {} });
+  if (r.driftFound > 0)
+    calls.push({ kind: 'add', name: 'jit.reconcile.drift', value: r.driftFound, attributes: {} });
+  if (r.errors > 0)
+    calls.push({ kind: 'add', name: 'jit.reconcile.errors', value: r.errors, attributes: {} });
   return calls;
 }

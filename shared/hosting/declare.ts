@@ -122,7 +122,8 @@ function reportingPoison(d: StorageQueueFunction): StorageQueueFunction['handler
     } catch (err) {
       const attempts = Number(context.triggerMetadata?.dequeueCount);
       if (attempts >= MAX_DEQUEUE_COUNT) {
-        const body = message as { requestId?: unknown; notification?: { request?: { id?: unknown } } } | undefined;
+        const body = message as
+          { requestId?: unknown; notification?: { request?: { id?: unknown } } } | undefined;
         const requestId = body?.requestId ?? body?.notification?.request?.id;
         const fields = {
           queue: d.trigger.queueName,

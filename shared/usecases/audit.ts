@@ -1,4 +1,10 @@
-import { ANCHOR_DELAY_MS, ANCHOR_LOOKBACK_DAYS, anchorOf, compareWithAnchor, sameAnchor } from '../domain/auditAnchor';
+import {
+  ANCHOR_DELAY_MS,
+  ANCHOR_LOOKBACK_DAYS,
+  anchorOf,
+  compareWithAnchor,
+  sameAnchor,
+} from '../domain/auditAnchor';
 import { dayOf, sortProblems, verifyDay } from '../domain/auditChain';
 import type { ChainAnchor, ChainProblem, DayCheck } from '../domain/auditChain';
 import { daysBetween, parseAuditQuery, parseVerifyRange } from '../domain/auditQuery';
@@ -142,7 +148,11 @@ export async function verifyChain(
       const entry = report.days.find((d) => d.day === day);
       if (entry) entry.anchored = true;
       if (anchor === 'invalid') {
-        problems.push({ day, kind: 'anchor-differs', message: `the anchor stored for ${day} is not an anchor` });
+        problems.push({
+          day,
+          kind: 'anchor-differs',
+          message: `the anchor stored for ${day} is not an anchor`,
+        });
         continue;
       }
       problems.push(...compareWithAnchor(day, checks.get(day), anchor));

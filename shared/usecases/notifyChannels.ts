@@ -24,7 +24,10 @@ import type { Deps } from './deps';
 type AnnounceDeps = Pick<Deps, 'channels' | 'log' | 'clock'>;
 
 /** Queues a notification for every target that wants it. Never throws. */
-export async function announce(deps: AnnounceDeps, notification: Omit<Notification, 'id' | 'at'>): Promise<void> {
+export async function announce(
+  deps: AnnounceDeps,
+  notification: Omit<Notification, 'id' | 'at'>,
+): Promise<void> {
   const channels = deps.channels;
   if (!channels) return;
   const n: Notification = { id: ulid(), at: deps.clock.now().toISOString(), ...notification };
@@ -45,7 +48,11 @@ export async function announce(deps: AnnounceDeps, notification: Omit<Notificati
 }
 
 /** The notification a request's move makes, if any (approval needed is announced by the approval flow). */
-export async function announceTransition(deps: AnnounceDeps, after: AccessRequest, actor: string): Promise<void> {
+export async function announceTransition(
+  deps: AnnounceDeps,
+  after: AccessRequest,
+  actor: string,
+): Promise<void> {
   const kind = kindOfTransition(after);
   if (kind) await announce(deps, { kind, actor, request: notifiedRequest(after) });
 }

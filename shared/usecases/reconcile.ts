@@ -296,7 +296,11 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
       report.driftFound++;
       const detail = driftDetail(nsg.nsgId, r, baselineTop);
       deps.signals.event('jit.drift.found', { nsg: nsg.nsgId, rule: r.name, detail });
-      await announce(deps, { kind: 'drift.found', actor: ACTOR, drift: { nsg: nsg.nsgId, rule: r.name, detail } });
+      await announce(deps, {
+        kind: 'drift.found',
+        actor: ACTOR,
+        drift: { nsg: nsg.nsgId, rule: r.name, detail },
+      });
       await deps.audit.append({
         actor: ACTOR,
         action: 'drift.detected',

@@ -31,10 +31,13 @@ const HEADLINES: Record<NotificationKind, string> = {
 /** One line that says what happened, for a notification banner and the start of every card. */
 export function headline(n: Notification): string {
   const r = n.request;
-  if (n.kind === 'drift.found' && n.drift) return `${HEADLINES[n.kind]}: ${n.drift.rule} in ${vmName(n.drift.nsg)}`;
+  if (n.kind === 'drift.found' && n.drift)
+    return `${HEADLINES[n.kind]}: ${n.drift.rule} in ${vmName(n.drift.nsg)}`;
   if (!r) return HEADLINES[n.kind];
   const head =
-    n.kind === 'request.denied' && r.status === 'approval-expired' ? 'No decision in time' : HEADLINES[n.kind];
+    n.kind === 'request.denied' && r.status === 'approval-expired'
+      ? 'No decision in time'
+      : HEADLINES[n.kind];
   return `${head}: ${r.requester} → ${vmName(r.vm)} ${r.ports.join(',')}`;
 }
 
@@ -58,8 +61,12 @@ export function notificationFacts(n: Notification): Array<[string, string]> {
   if (r.justification?.trim()) facts.push(['Justification', r.justification]);
   if (n.kind === 'grant.live' && r.expiresAt) facts.push(['Until', describeTime(r.expiresAt)]);
   if (n.kind === 'request.approved' && r.startAt) facts.push(['Starts', describeTime(r.startAt)]);
-  if (n.kind === 'approval.needed' && n.approvalDeadline) facts.push(['Decide by', describeTime(n.approvalDeadline)]);
-  if ((n.kind === 'request.denied' || n.kind === 'grant.failed' || n.kind === 'grant.ended') && r.statusReason)
+  if (n.kind === 'approval.needed' && n.approvalDeadline)
+    facts.push(['Decide by', describeTime(n.approvalDeadline)]);
+  if (
+    (n.kind === 'request.denied' || n.kind === 'grant.failed' || n.kind === 'grant.ended') &&
+    r.statusReason
+  )
     facts.push(['Reason', r.statusReason]);
   if (n.actor && !n.actor.startsWith('system:')) facts.push(['By', n.actor]);
   facts.push(['Request id', r.id]);
@@ -111,7 +118,9 @@ export function teamsMessage(n: Notification): Record<string, unknown> {
   };
   return {
     type: 'message',
-    attachments: [{ contentType: 'application/vnd.microsoft.card.adaptive', contentUrl: null, content: card }],
+    attachments: [
+      { contentType: 'application/vnd.microsoft.card.adaptive', contentUrl: null, content: card },
+    ],
   };
 }
 

@@ -29,13 +29,15 @@ export function teamsProblems(message: unknown): string[] {
   const m = message as { type?: unknown; attachments?: Array<Record<string, unknown>> };
   const problems: string[] = [];
   if (m?.type !== 'message') problems.push('type must be "message"');
-  if (!Array.isArray(m?.attachments) || m.attachments.length !== 1) return [...problems, 'one attachment expected'];
+  if (!Array.isArray(m?.attachments) || m.attachments.length !== 1)
+    return [...problems, 'one attachment expected'];
   const a = m.attachments[0]!;
   if (a.contentType !== 'application/vnd.microsoft.card.adaptive')
     problems.push('contentType must be application/vnd.microsoft.card.adaptive');
   const content = a.content as Record<string, unknown>;
   if (content?.type !== 'AdaptiveCard') problems.push('content.type must be AdaptiveCard');
-  if (content?.version !== '1.4') problems.push(`version ${String(content?.version)}: Workflows take 1.4 at most`);
+  if (content?.version !== '1.4')
+    problems.push(`version ${String(content?.version)}: Workflows take 1.4 at most`);
   const card = new AC.AdaptiveCard();
   const context = new AC.SerializationContext();
   card.parse(content, context);

@@ -13,7 +13,8 @@ import { slackMessage, teamsMessage, webhookBody } from '../../../shared/views/c
 import { deliveryOf } from '../../../shared/usecases/notifyChannels';
 import { slackProblems, teamsProblems, webhookProblems } from '../../support/payloads';
 
-const VM = '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/demo-vm';
+const VM =
+  '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/demo-vm';
 
 function notification(kind: NotificationKind, justification = 'patch night'): Notification {
   if (kind === 'drift.found')
@@ -50,7 +51,10 @@ function notification(kind: NotificationKind, justification = 'patch night'): No
     ...(kind === 'approval.needed'
       ? {
           approvals: [
-            { approver: 'user:approver@example.com', url: 'https://jit.example.com/api/approvals?token=abc#approve' },
+            {
+              approver: 'user:approver@example.com',
+              url: 'https://jit.example.com/api/approvals?token=abc#approve',
+            },
             { approver: 'group:0000-1111', url: 'https://jit.example.com/api/approvals?token=def#approve' },
           ],
           approvalDeadline: '2026-03-14T12:00:00.000Z',
@@ -82,7 +86,10 @@ describe('notification payloads', () => {
 
     const slack = slackMessage(n) as unknown as { blocks: Array<Record<string, unknown>> };
     slack.blocks[0] = { type: 'header', text: { type: 'plain_text', text: 'x'.repeat(151) } };
-    slack.blocks.push({ type: 'section', fields: Array.from({ length: 11 }, () => ({ type: 'mrkdwn', text: 'a' })) });
+    slack.blocks.push({
+      type: 'section',
+      fields: Array.from({ length: 11 }, () => ({ type: 'mrkdwn', text: 'a' })),
+    });
     const slackFound = slackProblems(slack).join('\n');
     assert.match(slackFound, /must NOT have more than 150 characters/);
     assert.match(slackFound, /must NOT have more than 10 items/);
@@ -93,7 +100,10 @@ describe('notification payloads', () => {
   test("a person's text cannot turn into markup or a link", () => {
     const n = notification('approval.needed', '[urgent](https://evil.example) <!channel> *now*');
     const cardText = JSON.stringify(teamsMessage(n));
-    assert.ok(cardText.includes('\\\\[urgent\\\\](https://evil.example) \\\\<!channel\\\\> \\\\*now\\\\*'), cardText);
+    assert.ok(
+      cardText.includes('\\\\[urgent\\\\](https://evil.example) \\\\<!channel\\\\> \\\\*now\\\\*'),
+      cardText,
+    );
     const slackText = JSON.stringify(slackMessage(n));
     assert.ok(slackText.includes('&lt;!channel&gt;'), slackText);
     assert.ok(!slackText.includes('<!channel>'));
@@ -101,8 +111,11 @@ describe('notification payloads', () => {
 
   test('approval needed carries each approver’s link as a button', () => {
     const n = notification('approval.needed');
-    const card = (teamsMessage(n) as { attachments: Array<{ content: { actions: Array<{ url: string; title: string }> } }> })
-      .attachments[0]!.content;
+    const card = (
+      teamsMessage(n) as {
+        attachments: Array<{ content: { actions: Array<{ url: string; title: string }> } }>;
+      }
+    ).attachments[0]!.content;
     assert.deepEqual(
       card.actions.map((a) => [a.title, a.url]),
       [
@@ -123,7 +136,10 @@ describe('webhook signatures', () => {
   test('a delivery verifies with its key and timestamp, and nothing else does', () => {
     const now = 1_773_482_400;
     const { body, headers } = deliveryOf(target, notification('grant.live'), now);
-    const h = { signature: headers[WEBHOOK_HEADERS.signature], timestamp: headers[WEBHOOK_HEADERS.timestamp] };
+    const h = {
+      signature: headers[WEBHOOK_HEADERS.signature],
+      timestamp: headers[WEBHOOK_HEADERS.timestamp],
+    };
     assert.match(h.signature!, /^v1=[0-9a-f]{64}$/);
     assert.equal(headers[WEBHOOK_HEADERS.delivery], '01J00000000000000000000000');
     assert.equal(headers[WEBHOOK_HEADERS.event], 'grant.live');
@@ -145,8 +161,19 @@ describe('who hears what, and when again', () => {
     const targets: NotifyTarget[] = [
       { name: 'all', type: 'slack', url: 'https://a' },
       { name: 'approvals', type: 'teams', url: 'https://b', events: ['approval.needed'] },
-      { name: 'other-policy', type: 'teams', url: 'https://c', policies: ['/subscriptions/x/resourcegroups/prod'] },
-      { name: 'this-policy', type: 'teams', url: 'https://d', policies: [policy], events: ['grant.live', 'drift.found'] },
+      {
+        name: 'other-policy',
+        type: 'teams',
+        url: 'https://c',
+        policies: ['/subscriptions/x/resourcegroups/prod'],
+      },
+      {
+        name: 'this-policy',
+        type: 'teams',
+        url: 'https://d',
+        policies: [policy],
+        events: ['grant.live', 'drift.found'],
+      },
     ];
     const names = (n: Notification) => targetsFor(targets, n).map((t) => t.name);
     assert.deepEqual(names(notification('approval.needed')), ['all', 'approvals']);
@@ -155,11 +182,29 @@ describe('who hears what, and when again', () => {
   });
 
   test('retries back off from the first delay, doubling, within ±20 % and at most an hour', () => {
-    assert.equal(retryDelayInSeconds(2, 15, () => 0.5), 15);
-    assert.equal(retryDelayInSeconds(3, 15, () => 0.5), 30);
-    assert.equal(retryDelayInSeconds(5, 15, () => 0.5), 120);
-    assert.equal(retryDelayInSeconds(20, 15, () => 0.5), 3600);
-    assert.equal(retryDelayInSeconds(2, 15, () => 0), 12);
-    assert.equal(retryDelayInSeconds(2, 15, () => 1), 18);
+    assert.equal(
+      retryDelayInSeconds(2, 15, () => 0.5),
+      15,
+    );
+    assert.equal(
+      retryDelayInSeconds(3, 15, () => 0.5),
+      30,
+    );
+    assert.equal(
+      retryDelayInSeconds(5, 15, () => 0.5),
+      120,
+    );
+    assert.equal(
+      retryDelayInSeconds(20, 15, () => 0.5),
+      3600,
+    );
+    assert.equal(
+      retryDelayInSeconds(2, 15, () => 0),
+      12,
+    );
+    assert.equal(
+      retryDelayInSeconds(2, 15, () => 1),
+      18,
+    );
   });
 });

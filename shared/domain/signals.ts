@@ -35,6 +35,10 @@ export const SIGNAL_EVENTS = {
       'openLatencyInSeconds',
     ],
   },
+  'jit.grant.extended': {
+    what: 'live access was extended: its new expiresAt (the "open past expiry" alert follows it)',
+    attributes: ['requestId', 'vm', 'expiresAt', 'actor'],
+  },
   'jit.grant.closed': {
     what: 'access ended: expired (by its message or by the reconciler, closedBy) or revoked',
     attributes: ['requestId', 'vm', 'requester', 'status', 'closedBy', 'expiresAt', 'closeLagInSeconds'],

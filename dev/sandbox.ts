@@ -198,8 +198,9 @@ export class Sandbox {
    */
   async spawnHost(): Promise<HostProcess> {
     const hostSettings = readHostSettings(join(PROJECT_ROOT, 'host.json'));
-    // Providers of this process cannot reach a child's signals.
-    const { armCaPem, telemetry: _inProcessOnly, ...overrides } = this.overrides();
+    // Providers of this process cannot reach a child's signals: the child keeps the global (no-op) ones.
+    const { armCaPem, ...rest } = this.overrides();
+    const overrides = { ...rest, telemetry: undefined };
     return HostProcess.start({
       functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,

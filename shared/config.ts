@@ -392,7 +392,7 @@ function telemetryConfig(
       'APPLICATIONINSIGHTS_CONNECTION_STRING',
       'must hold InstrumentationKey=<guid> and IngestionEndpoint=<url> (copy it from the component)',
     );
-  checkUrl('APPLICATIONINSIGHTS_CONNECTION_STRING', ingestion as string);
+  checkUrl('APPLICATIONINSIGHTS_CONNECTION_STRING', ingestion);
   const auth = get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING');
   let clientId: string | undefined;
   if (auth) {

@@ -169,9 +169,9 @@ export type SignalCall =
 /** Sends calls computed by `signalsOfTransition` (typed loosely there, checked against the lists here). */
 export function emitAll(signals: Signals, calls: SignalCall[]): void {
   for (const c of calls) {
-    if (c.kind === 'event') signals.event(c.name, c.attributes as never);
-    else if (c.kind === 'add') signals.add(c.name, c.value, c.attributes as never);
-    else signals.record(c.name, c.value, c.attributes as never);
+    if (c.kind === 'event') signals.event(c.name, c.attributes);
+    else if (c.kind === 'add') signals.add(c.name, c.value, c.attributes);
+    else signals.record(c.name, c.value, c.attributes);
   }
 }
 

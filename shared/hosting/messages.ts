@@ -73,5 +73,5 @@ const notificationMessage = z.object({
 /** A delivery queued by shared/usecases/notifyChannels.ts (its notification is ours: only its frame is checked). */
 export function parseNotificationMessage(message: unknown): NotificationMessage | undefined {
   const r = notificationMessage.safeParse(asObject(message));
-  return r.success ? (r.data as unknown as NotificationMessage) : undefined;
+  return r.success ? r.data : undefined;
 }

@@ -95,7 +95,7 @@ async function rewriteAndRechain(
     const link =
       anchor ??
       (first?.prevDay
-        ? { day: String(first.prevDay), seq: Number(first.prevSeq), hash: String(first.prevHash) }
+        ? { day: first.prevDay as string, seq: Number(first.prevSeq), hash: first.prevHash as string }
         : undefined);
     const { rows, head } = chainEvents(
       d,

@@ -46,7 +46,10 @@ export function captureSignals(): SignalCapture {
       logs
         .getFinishedLogRecords()
         .filter((r) => typeof r.attributes[CUSTOM_EVENT_ATTRIBUTE] === 'string')
-        .map((r) => ({ name: String(r.attributes[CUSTOM_EVENT_ATTRIBUTE]), attributes: { ...r.attributes } }))
+        .map((r) => ({
+          name: r.attributes[CUSTOM_EVENT_ATTRIBUTE] as string,
+          attributes: { ...r.attributes },
+        }))
         .filter((e) => name === undefined || e.name === name),
     metrics: async (name) => {
       const { resourceMetrics } = await reader.collect();

@@ -8,12 +8,12 @@
  * answers; observed by client libraries, e.g. atc0005/go-teams-notify pull request 265), Slack `200` with the body
  * `ok` (https://api.slack.com/messaging/webhooks), a generic receiver `204`. The app treats any 2xx as delivered.
  */
-import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WEBHOOK_HEADERS, verifyWebhookSignature } from '../../shared/domain/notifications';
 import { markup } from '../../shared/views/html';
+import { CaughtList } from '../caught';
 
 export type CaughtKind = 'teams' | 'slack' | 'webhook';
 
@@ -47,15 +47,12 @@ const SUCCESS: Record<CaughtKind, { status: number; body: string }> = {
 };
 
 export class WebhookCatcher {
-  private readonly caught: CaughtDelivery[] = [];
-  private readonly events = new EventEmitter();
+  private readonly caught = new CaughtList<CaughtDelivery>('a webhook delivery');
   private readonly faults = new Map<string, { status: number; remaining: number }>();
   private server?: Server;
   private nextId = 1;
 
-  constructor(private readonly options: WebhookCatcherOptions = {}) {
-    this.events.setMaxListeners(0);
-  }
+  constructor(private readonly options: WebhookCatcherOptions = {}) {}
 
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? 0;
@@ -85,7 +82,7 @@ export class WebhookCatcher {
 
   /** Every delivery caught so far, oldest first. */
   list(): readonly CaughtDelivery[] {
-    return this.caught;
+    return this.caught.list();
   }
 
   /** The next `times` deliveries to `target` are answered `status` (and still recorded). */
@@ -99,21 +96,7 @@ export class WebhookCatcher {
     match: (d: CaughtDelivery) => boolean,
     timeoutInMs = 20_000,
   ): Promise<CaughtDelivery> {
-    const found = this.caught.find(match);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const on = (d: CaughtDelivery) => {
-        if (!match(d)) return;
-        clearTimeout(timer);
-        this.events.off('delivery', on);
-        resolve(d);
-      };
-      const timer = setTimeout(() => {
-        this.events.off('delivery', on);
-        reject(new Error(`timed out after ${timeoutInMs} ms waiting for a webhook delivery: ${what}`));
-      }, timeoutInMs);
-      this.events.on('delivery', on);
-    });
+    return this.caught.waitFor(what, match, timeoutInMs);
   }
 
   private async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -160,8 +143,7 @@ export class WebhookCatcher {
             : undefined,
         status: answer.status,
       };
-      this.caught.push(delivery);
-      this.events.emit('delivery', delivery);
+      this.caught.add(delivery);
       res.writeHead(answer.status, { 'Content-Type': 'text/plain' }).end(answer.body);
       return;
     }
@@ -176,14 +158,16 @@ export class WebhookCatcher {
       return;
     }
     if (req.method === 'GET' && url.pathname === '/deliveries') {
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.caught, null, 2));
+      res
+        .writeHead(200, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify(this.caught.list(), null, 2));
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found');
   }
 
   private listPage(): string {
-    const rows = [...this.caught].reverse().map((d) => {
+    const rows = [...this.caught.list()].reverse().map((d) => {
       const summary = summaryOf(d);
       const signature =
         d.signatureValid === undefined
@@ -202,7 +186,7 @@ export class WebhookCatcher {
         <head>
           <meta charset="utf-8" />
           <meta name="viewport" content="width=device-width, initial-scale=1" />
-          <title>Sandbox webhooks (${this.caught.length})</title>
+          <title>Sandbox webhooks (${this.caught.list().length})</title>
           <style>
             body { font-family: system-ui, sans-serif; margin: 16px; max-width: 900px; }
             article { border-bottom: 1px solid #ddd; padding: 8px 0; }

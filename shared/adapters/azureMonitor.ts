@@ -13,16 +13,22 @@
  */
 import { app } from '@azure/functions';
 import { ManagedIdentityCredential } from '@azure/identity';
-import { shutdownAzureMonitor, useAzureMonitor } from '@azure/monitor-opentelemetry';
 import type { TelemetryConfig } from '../config';
 
+// Loaded on first use: the distro is large, and the sandbox, the tests and the CLI never need it. (It is then started
+// after the Azure SDKs were loaded, so their calls are not traced as dependencies; the app's own signals, which are
+// what the alerts read, do not depend on that.)
+type Distro = typeof import('@azure/monitor-opentelemetry');
+let distro: Distro | undefined;
 let started = false;
 
 /** Starts the distro the first time it is called in a process; later calls do nothing. */
 export function startAzureMonitor(config: TelemetryConfig): void {
   if (started) return;
   started = true;
-  useAzureMonitor({
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  distro = require('@azure/monitor-opentelemetry') as Distro;
+  distro.useAzureMonitor({
     azureMonitorExporterOptions: {
       connectionString: config.connectionString,
       credential: config.clientId ? new ManagedIdentityCredential({ clientId: config.clientId }) : undefined,
@@ -38,5 +44,5 @@ export function startAzureMonitor(config: TelemetryConfig): void {
 export async function stopAzureMonitor(): Promise<void> {
   if (!started) return;
   started = false;
-  await shutdownAzureMonitor();
+  await distro?.shutdownAzureMonitor();
 }

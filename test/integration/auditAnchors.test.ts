@@ -124,6 +124,15 @@ describe('audit anchors outside the table', () => {
       signals: services().deps.signals,
       log: quiet,
     });
+  const verifyThroughApi = () =>
+    api(
+      sandbox,
+      'GET',
+      'audit/verify?from=2024-05-01&to=2024-05-03',
+      undefined,
+      'audra@example.com',
+      AUDITOR,
+    );
   const blob = (day: string) =>
     BlobServiceClient.fromConnectionString(sandbox.azurite.connectionString)
       .getContainerClient(CONTAINERS.auditAnchors)
@@ -164,14 +173,7 @@ describe('audit anchors outside the table', () => {
       ],
     );
 
-    const res = await api(
-      sandbox,
-      'GET',
-      'audit/verify?from=2024-05-01&to=2024-05-03',
-      undefined,
-      'audra@example.com',
-      AUDITOR,
-    );
+    const res = await verifyThroughApi();
     assert.equal(res.status, 200);
     assert.equal(res.body.ok, true, JSON.stringify(res.body.problems));
     assert.deepEqual(res.body.anchors, { checked: true, anchoredDays: 2 });
@@ -187,14 +189,7 @@ describe('audit anchors outside the table', () => {
     // The chain alone cannot tell: every hash and link was recomputed.
     assert.equal((await verifyChain(services().auditTrail, range)).ok, true);
 
-    const res = await api(
-      sandbox,
-      'GET',
-      'audit/verify?from=2024-05-01&to=2024-05-03',
-      undefined,
-      'audra@example.com',
-      AUDITOR,
-    );
+    const res = await verifyThroughApi();
     assert.equal(res.body.ok, false);
     assert.equal(res.body.firstBreak.day, '2024-05-01');
     assert.equal(res.body.firstBreak.kind, 'anchor-differs');

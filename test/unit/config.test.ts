@@ -216,3 +216,91 @@ test('every setting is listed in local.settings.sample.json', () => {
   const sample = require('../../../local.settings.sample.json') as { Values: Record<string, string> };
   for (const name of Object.keys(SETTINGS)) assert.ok(name in sample.Values, `${name} in the sample`);
 });
+
+test('chat and webhook targets: validated, secrets decoded, a bad list switches notifications off and nothing else', () => {
+  const secret = Buffer.alloc(32, 9).toString('base64');
+  const targets = [
+    { name: 'secops', type: 'teams', url: 'https://prod.logic.azure.com/workflows/x' },
+    { name: 'siem', type: 'webhook', url: 'https://siem.example/jit', secret, events: ['grant.live'] },
+    {
+      name: 'prod',
+      type: 'slack',
+      url: 'https://hooks.slack.com/services/x',
+      policies: ['/Subscriptions/S/resourceGroups/Prod'],
+    },
+  ];
+  const c = loadConfig({ ...azure, JIT_NOTIFY_TARGETS: JSON.stringify(targets) });
+  assert.deepEqual(c.disabledFeatures, {});
+  assert.deepEqual(
+    c.notifyTargets.map((t) => [t.name, t.type, t.secret?.length, t.events, t.policies]),
+    [
+      ['secops', 'teams', undefined, undefined, undefined],
+      ['siem', 'webhook', 32, ['grant.live'], undefined],
+      ['prod', 'slack', undefined, undefined, ['/subscriptions/s/resourcegroups/prod']],
+    ],
+  );
+  const broken = (list: unknown, env: Record<string, string> = azure) =>
+    loadConfig({ ...env, JIT_NOTIFY_TARGETS: typeof list === 'string' ? list : JSON.stringify(list) });
+  const cases: Array<[unknown, RegExp, Record<string, string>?]> = [
+    [[{ ...targets[1], secret: undefined }], /target "siem": a webhook needs "secret"/],
+    [[{ ...targets[1], secret: Buffer.alloc(16).toString('base64') }], /at least 32 random bytes/],
+    [[{ ...targets[0], secret }], /only a webhook target takes a secret/],
+    [[targets[0], targets[0]], /the name "secops" is used twice/],
+    [[{ ...targets[0], url: 'http://plain.example' }], /url must be https in Azure/],
+    [[{ ...targets[0], events: ['grant.opened'] }], /target 1: events\.0/],
+    [[{ ...targets[0], colour: 'red' }], /target 1/],
+    [
+      '@Microsoft.KeyVault(VaultName=kv;SecretName=jit-notify-targets)',
+      /Key Vault reference that did not resolve/,
+    ],
+    ['{"name":"x"}', /must be a JSON array/],
+  ];
+  for (const [list, reason] of cases) {
+    const c2 = broken(list);
+    assert.deepEqual(c2.notifyTargets, []);
+    assert.match(c2.disabledFeatures.notifications ?? '', reason);
+    // The message never repeats a URL or a key.
+    assert.doesNotMatch(c2.disabledFeatures.notifications ?? '', /hooks\.slack|logic\.azure|siem\.example/);
+    assert.ok(!(c2.disabledFeatures.notifications ?? '').includes(secret));
+  }
+  // http is fine on the sandbox.
+  assert.equal(
+    broken([{ ...targets[0], url: 'http://127.0.0.1:8026/teams/x' }], local).notifyTargets.length,
+    1,
+  );
+});
+
+test('telemetry and audit anchors: read when set, off (not fatal) when wrong', () => {
+  const cs =
+    'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/';
+  const c = loadConfig({
+    ...azure,
+    APPLICATIONINSIGHTS_CONNECTION_STRING: cs,
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING:
+      'ClientId=22222222-2222-2222-2222-222222222222;Authorization=AAD',
+    AzureWebJobsStorage__blobServiceUri: 'https://st.blob.core.windows.net',
+  });
+  assert.deepEqual(c.telemetry, { connectionString: cs, clientId: '22222222-2222-2222-2222-222222222222' });
+  assert.deepEqual(c.auditAnchors, {
+    kind: 'identity',
+    endpoint: 'https://st.blob.core.windows.net',
+    clientId: '11111111-1111-1111-1111-111111111111',
+  });
+  assert.equal(loadConfig(azure).auditAnchors, undefined);
+  assert.equal(loadConfig(local).auditAnchors?.kind, 'connectionString');
+
+  const wrong = loadConfig({ ...azure, APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=abc' });
+  assert.equal(wrong.telemetry, undefined);
+  assert.match(wrong.disabledFeatures.telemetry ?? '', /APPLICATIONINSIGHTS_CONNECTION_STRING must hold/);
+  const badAuth = loadConfig({
+    ...azure,
+    APPLICATIONINSIGHTS_CONNECTION_STRING: cs,
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD',
+  });
+  assert.match(badAuth.disabledFeatures.telemetry ?? '', /APPLICATIONINSIGHTS_AUTHENTICATION_STRING/);
+  const badBlob = loadConfig({ ...azure, AzureWebJobsStorage__blobServiceUri: 'st.blob' });
+  assert.match(
+    badBlob.disabledFeatures.auditAnchors ?? '',
+    /AzureWebJobsStorage__blobServiceUri must be an absolute URL/,
+  );
+});

@@ -59,6 +59,8 @@ export interface SandboxOptions {
   hostLog?: (level: string, functionName: string, message: string) => void;
   /** Port of the webhook catcher (0: a free one). */
   webhookPort?: number;
+  /** Point a Teams, a Slack and a webhook target at the catcher (default true; most tests leave them off). */
+  chatTargets?: boolean;
   /** Where the app's signals go (tests: in-memory OpenTelemetry providers); in-process hosts only. */
   telemetry?: CompositionOverrides['telemetry'];
   /** Retries of chat and webhook deliveries (tests shorten them). */
@@ -148,24 +150,27 @@ export class Sandbox {
       JIT_SMTP_HOST: '127.0.0.1',
       JIT_SMTP_PORT: String(this.mail.smtpPort),
       JIT_SMTP_TLS: 'none',
-      JIT_NOTIFY_TARGETS: JSON.stringify([
-        {
-          name: SANDBOX_TARGETS.teams,
-          type: 'teams',
-          url: this.webhooks.endpoint('teams', SANDBOX_TARGETS.teams),
-        },
-        {
-          name: SANDBOX_TARGETS.slack,
-          type: 'slack',
-          url: this.webhooks.endpoint('slack', SANDBOX_TARGETS.slack),
-        },
-        {
-          name: SANDBOX_TARGETS.webhook,
-          type: 'webhook',
-          url: this.webhooks.endpoint('webhook', SANDBOX_TARGETS.webhook),
-          secret: this.webhookSecret.toString('base64'),
-        },
-      ]),
+      JIT_NOTIFY_TARGETS:
+        this.options.chatTargets === false
+          ? ''
+          : JSON.stringify([
+              {
+                name: SANDBOX_TARGETS.teams,
+                type: 'teams',
+                url: this.webhooks.endpoint('teams', SANDBOX_TARGETS.teams),
+              },
+              {
+                name: SANDBOX_TARGETS.slack,
+                type: 'slack',
+                url: this.webhooks.endpoint('slack', SANDBOX_TARGETS.slack),
+              },
+              {
+                name: SANDBOX_TARGETS.webhook,
+                type: 'webhook',
+                url: this.webhooks.endpoint('webhook', SANDBOX_TARGETS.webhook),
+                secret: this.webhookSecret.toString('base64'),
+              },
+            ]),
       ...this.options.settings,
     };
     await this.provisionStorage();

@@ -51,6 +51,7 @@ describe('signals and notifications on the sandbox', () => {
     sandbox = await startSandbox({
       telemetry: { meterProvider: signals.meterProvider, loggerProvider: signals.loggerProvider },
       notifyRetry: { maxAttempts: 3, firstRetryDelayInSeconds: 1 },
+      chatTargets: true,
     });
   });
   after(async () => {

@@ -230,20 +230,22 @@ export function signalsOfTransition(
   // Only access that was live closes: a request revoked before it went live opened nothing.
   if ((status === 'expired' || status === 'revoked') && after.activatedAt) {
     const lag = status === 'expired' ? seconds(after.expiresAt, after.endedAt) : undefined;
+    // Metrics are split by a few values only: a person who revoked is `person` there (the event names them).
+    const closer = actor.startsWith('system:') ? actor : 'person';
     calls.push(
       {
         kind: 'event',
         name: 'jit.grant.closed',
         attributes: { ...who, status, closedBy: actor, expiresAt: after.expiresAt, closeLagInSeconds: lag },
       },
-      { kind: 'add', name: 'jit.grants.closed', value: 1, attributes: { status, closedBy: actor } },
+      { kind: 'add', name: 'jit.grants.closed', value: 1, attributes: { status, closedBy: closer } },
     );
     if (lag !== undefined)
       calls.push({
         kind: 'record',
         name: 'jit.grant.close_lag',
         value: lag,
-        attributes: { closedBy: actor },
+        attributes: { closedBy: closer },
       });
   }
   if (status === 'failed') {

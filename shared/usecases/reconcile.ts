@@ -306,7 +306,7 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
         action: 'drift.detected',
         ports: surface.ports.filter((p) => r.destinationPortRanges.some((range) => portInRange(p, range))),
         sourcePrefix: r.sourceAddressPrefixes.join(','),
-        detail: driftDetail(nsg.nsgId, r, baselineTop),
+        detail,
       });
     }
     await deps.nsgs.markSwept(nsg.nsgId, deps.clock.now().toISOString(), drift.map(ruleFingerprint));

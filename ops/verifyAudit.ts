@@ -1,13 +1,15 @@
 /**
  * `npm run audit:verify -- --from 2026-03-01 --to 2026-04-01 --table-endpoint https://<account>.table.core.windows.net`:
- * recomputes the audit hash chain from the table itself, as the signed-in Azure CLI user (who needs Storage Table
- * Data Reader), or with a connection string (the sandbox). `jit audit verify` asks the app; this asks nobody but
+ * recomputes the audit hash chain from the table itself and compares each day with its anchor in blob storage, as
+ * the signed-in Azure CLI user (who needs Storage Table Data Reader and Storage Blob Data Reader), or with a
+ * connection string (the sandbox). `jit audit verify` asks the app; this asks nobody but
  * the table, so a compromised app cannot answer "intact". It runs the app's own verification code, which is why
  * it lives in this repository and not in the `jit` package (that one carries no storage SDK).
  */
 import { AzureCliCredential } from '@azure/identity';
 import { Command, CommanderError, Option } from 'commander';
 import { printVerifyReport } from '../cli/commands/audit';
+import { BlobAuditAnchors } from '../shared/adapters/auditAnchorBlobs';
 import { AuditTable } from '../shared/adapters/auditTable';
 import { tableClient } from '../shared/adapters/tableStorage';
 import { parseVerifyRange } from '../shared/domain/auditQuery';
@@ -20,6 +22,7 @@ interface Options {
   to?: string;
   connectionString?: string;
   tableEndpoint?: string;
+  blobEndpoint?: string;
   output: 'text' | 'json';
 }
 
@@ -34,6 +37,10 @@ export async function verifyAuditTable(
     .option('--to <date>', 'end, exclusive (default now)')
     .option('--connection-string <cs>', 'a storage connection string (the sandbox)')
     .option('--table-endpoint <url>', 'https://<account>.table.core.windows.net, read as the Azure CLI user')
+    .option(
+      '--blob-endpoint <url>',
+      "where the daily anchors are (default: the same account's blob endpoint; needs Storage Blob Data Reader)",
+    )
     .addOption(new Option('-o, --output <format>', 'text or json').choices(['text', 'json']).default('text'))
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
@@ -67,7 +74,19 @@ export async function verifyAuditTable(
         TABLES.audit,
         () => new AzureCliCredential(),
       );
-  const report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range);
+  // The anchors outside the table, in the same account (a connection string names its blob endpoint).
+  const anchors = opts.connectionString
+    ? BlobAuditAnchors.fromConnection(
+        { kind: 'connectionString', connectionString: opts.connectionString },
+        () => {
+          throw new Error('a connection string needs no credential');
+        },
+      )
+    : BlobAuditAnchors.fromConnection(
+        { kind: 'identity', endpoint: opts.blobEndpoint ?? opts.tableEndpoint!.replace('.table.', '.blob.') },
+        () => new AzureCliCredential(),
+      );
+  const report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range, anchors);
   printVerifyReport({ out: io.out, options: { output: opts.output } }, report);
   return report.ok ? 0 : 8;
 }

@@ -55,8 +55,9 @@ export function register(program: Command, run: Run): void {
         '',
         'Output (-o): table (default), json (JSON Lines: one event object per line), csv (RFC 4180, with a header).',
         'Events stream page by page as the API returns them, so a year of events is never held in memory.',
-        'verify exits 0 when the chain is intact and 8 when rows were edited or deleted (it says where).',
-        'To check the table without trusting the app, run npm run audit:verify in the server repository (docs/audit.md).',
+        'verify exits 0 when the chain is intact and matches the daily anchors kept outside the table, and 8 when',
+        'rows were edited or deleted, or a day was rewritten after it was anchored (it says where).',
+        'To check the table itself without trusting the app, run npm run audit:verify in the server repository.',
         '',
         'Examples:',
         '  jit audit --vm prod-rg/prod-db --from 2026-03-01 --to 2026-04-01',
@@ -162,7 +163,12 @@ export function printVerifyReport(
     const range = `${report.fromDay} … ${report.toDay}`;
     const days = report.days.length;
     if (report.ok) {
-      ctx.out(`audit chain ${range}: intact — ${report.events} events in ${days} day(s)`);
+      ctx.out(
+        `audit chain ${range}: intact — ${report.events} events in ${days} day(s)` +
+          (report.anchors.checked
+            ? `, ${report.anchors.anchoredDays} matching their anchors`
+            : ', anchors not checked'),
+      );
     } else {
       ctx.out(`audit chain ${range}: BROKEN — ${report.problemCount} problem(s) in ${report.events} events`);
       const first = report.firstBreak!;
@@ -171,7 +177,7 @@ export function printVerifyReport(
     }
     for (const d of report.days)
       ctx.out(
-        `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}`,
+        `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}${d.anchored ? '  anchored' : ''}`,
       );
   }
 }

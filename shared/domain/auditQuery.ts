@@ -208,7 +208,12 @@ export interface VerifyReport {
    * Each day with events: its count and the head's seq and hash. Keep these (the export does): a later
    * verification whose heads differ from a kept copy shows a rewrite even where the chain itself is consistent.
    */
-  days: Array<{ day: string; events: number; headSeq?: number; headHash?: string }>;
+  days: Array<{ day: string; events: number; headSeq?: number; headHash?: string; anchored?: boolean }>;
+  /**
+   * Whether the days were compared with their anchors outside the table (a store is configured), and how many
+   * had one. Days not yet anchored (today, yesterday until the anchoring job has run) are checked by the chain alone.
+   */
+  anchors: { checked: boolean; anchoredDays: number };
   firstBreak?: ChainProblem;
   /** Every problem found, in chain order (at most MAX_PROBLEMS). */
   problems: ChainProblem[];

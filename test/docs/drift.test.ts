@@ -189,13 +189,8 @@ describe('settings', () => {
   const NOT_APP_SETTINGS = new Set([
     ...Object.values(CLI_SETTINGS).map((s) => s.env),
     'JIT_PROFILE',
-    'JIT_SANDBOX_HTTP_PORT',
-    'JIT_SANDBOX_STORAGE_PORT',
-    'JIT_SANDBOX_SERVICEBUS_PORT',
-    'JIT_SANDBOX_ARM_PORT',
-    'JIT_SANDBOX_SMTP_PORT',
-    'JIT_SANDBOX_MAIL_PORT',
-    'JIT_SANDBOX_DATA_DIR',
+    // What npm start reads (its ports, its data folder), as dev/start.ts names them.
+    ...[...read('dev/start.ts').matchAll(/JIT_SANDBOX_[A-Z_]+/g)].map((m) => m[0]),
     // Set by App Service itself when its authentication is on (the app checks it; nobody sets it).
     'WEBSITE_AUTH_ENABLED',
   ]);

@@ -208,8 +208,6 @@ export interface ApprovalView {
   form?: { token: string; formToken: string };
   /** The rules approval would write (NSG, the VM's private addresses); absent when ARM could not be asked. */
   opens?: RulePlacement[];
-  /** Every decision so far: once the request is settled, the page says by whom. */
-  decisions: ApprovalDecision[];
 }
 
 /** `GET /api/approvals?token=…`: checks the link and shows the request. Reads only: mail scanners fetch links. */
@@ -233,7 +231,6 @@ export async function viewApproval(
     earlier,
     form: open ? { token, formToken: await a.tokens.issueFormToken(claims.tokenId) } : undefined,
     opens: open ? await whatOpens(deps, r) : undefined,
-    decisions,
   };
 }
 

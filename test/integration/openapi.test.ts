@@ -195,7 +195,9 @@ describe('the API as openapi.yaml describes it', () => {
       user: 'ops@example.com',
       headers: { 'x-jit-dev-roles': 'Jit.Admin' },
     });
-    assert.deepEqual(Object.values(detail.body.features), Array(4).fill({ ready: true }));
+    // Which features there are is openapi.yaml's (the check above holds the body to it); each is ready here.
+    const features = Object.values(detail.body.features);
+    assert.deepEqual(features, Array(features.length).fill({ ready: true }));
 
     // Every documented answer of the request routes was seen, but for those a healthy sandbox cannot give.
     // The policy, approval and audit routes are documented (the route check above holds them to it) and tested in their

@@ -202,8 +202,27 @@ export interface NetworkGateway {
    * priority, `TransientFailure` for what a retry may fix (busy NSG, throttling, 5xx, a failed operation).
    */
   putRule(nsgId: string, rule: AllowRuleSpec): Promise<void>;
-  /** Deletes a rule and waits; a rule that is already gone is fine. */
+  /**
+   * Deletes a rule and waits; a rule that is already gone is fine. Throws `ScopeLocked` when a management lock
+   * forbids the delete.
+   */
   deleteRule(nsgId: string, ruleName: string): Promise<void>;
+  /** The management locks that apply to the NSG: on it, its resource group and its subscription. */
+  listLocks(nsgId: string): Promise<ResourceLock[]>;
+  /**
+   * Makes the NSG re-evaluate established flows whenever its rules change (`flushConnection`), so that removing an
+   * allow rule also cuts the sessions it let in. Returns whether it had to turn it on.
+   */
+  enableFlushConnection(nsgId: string): Promise<boolean>;
+}
+
+/** A management lock that applies to a resource (set on it or inherited from a scope above). */
+export interface ResourceLock {
+  name: string;
+  /** `CanNotDelete` refuses deletes; `ReadOnly` refuses writes and deletes. */
+  level: 'CanNotDelete' | 'ReadOnly';
+  /** The scope the lock is set on (the resource, its resource group or its subscription). */
+  scope: string;
 }
 
 /**

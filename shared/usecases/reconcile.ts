@@ -23,7 +23,7 @@ import {
 import type { Deps } from './deps';
 import { expireGrant, failGrant, removeRules } from './grants';
 import { startScheduledRequest } from './lifecycle';
-import { deleteRuleWithRetry, withArmBudget, withNsg } from './nsgWrites';
+import { closeRule, withArmBudget, withNsg } from './nsgWrites';
 
 const ACTOR = 'system:reconciler';
 
@@ -330,6 +330,8 @@ async function removeIfOrphan(
   const bornAt = ulidTime(requestId);
   if (bornAt !== undefined && now - bornAt < deps.settings.expiryGraceInSeconds * 1000) return;
   const row = await deps.grants.get(requestId, nsgId);
+  // Turned to Deny because a lock refuses its deletion: the leftovers phase retries the delete and reports it.
+  if (row?.state === 'neutralised') return;
   if (row && row.state !== 'removed') {
     const request = await deps.requests.get(requestId);
     if (request && !isFinal(request.value.status)) return;
@@ -337,12 +339,30 @@ async function removeIfOrphan(
     const endedAt = request && Date.parse(request.value.endedAt ?? request.value.updatedAt);
     if (endedAt && now - endedAt < deps.settings.expiryGraceInSeconds * 1000) return;
   }
-  const deleted = await withNsg(deps, nsgId, async () => {
+  const outcome = await withNsg(deps, nsgId, async () => {
     // Another run may have removed it meanwhile: then it is that run's to report.
-    if (!(await deps.network.getRule(nsgId, rule.name))) return false;
-    await deleteRuleWithRetry(deps, nsgId, rule.name, { requestId });
-    return true;
+    if (!(await deps.network.getRule(nsgId, rule.name))) return undefined;
+    // A lock that refuses the delete gets the rule turned to Deny instead (and CloseBlocked where it refuses that).
+    return closeRule(deps, nsgId, rule.name, { requestId });
   });
+  const deleted = outcome !== undefined;
+  if (outcome?.closed === 'neutralised') {
+    deps.log.error('grant.rule-neutralised', { requestId, nsgId, rule: rule.name, lock: outcome.lock });
+    if (row)
+      await deps.grants.upsert({ ...row, state: 'neutralised', updatedAt: deps.clock.now().toISOString() });
+    // Audited when it is turned; later runs only retry the delete (and log it).
+    if (rule.access === 'Deny') return;
+    await deps.audit.append({
+      actor: ACTOR,
+      action: 'grant.rule-neutralised',
+      requestId,
+      nsg: nsgId,
+      rule: rule.name,
+      priority: rule.priority,
+      detail: `${outcome.lock} refuses deleting ${rule.name}, which no live grant owns; it was turned to Deny and lets nothing in`,
+    });
+    return;
+  }
   if (row && row.state !== 'removed') {
     await deps.grants.upsert({ ...row, state: 'removed', updatedAt: deps.clock.now().toISOString() });
   }

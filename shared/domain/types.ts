@@ -63,6 +63,12 @@ export interface Policy {
   justification: { required: boolean; pattern?: string };
   /** Keep a baseline deny rule for the policy's ports in the NSGs of covered VMs. */
   enforce: boolean;
+  /**
+   * Cut established sessions when a grant ends: JIT turns on `flushConnection` on every NSG in the VM's path before
+   * opening, so removing the allow rule also ends the connections it let in. Absent (policies stored before the
+   * option existed) means false.
+   */
+  cutSessions?: boolean;
 }
 
 /** The signed-in caller, as the authentication layer established it. */

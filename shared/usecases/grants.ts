@@ -28,7 +28,7 @@ import { startApproval } from './approvals';
 import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
-import { closeRule, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
+import { closeRule, enableFlushConnection, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
 import type { CloseOutcome } from './nsgWrites';
 
 /**
@@ -351,6 +351,13 @@ async function writeRules(
     deps.log.warn('grant.unguarded-addresses', { requestId: request.id, addresses: path.unguardedAddresses });
   }
   const listings = await preflight(deps, placements);
+  const [policy] = await deps.policies.getForScopes([request.policyScope]);
+  // Before the allow rules exist, so the end of the grant (removing them) re-evaluates and cuts their sessions.
+  if (policy?.cutSessions === true) {
+    await Promise.all(
+      placements.map((p) => withNsg(deps, p.nsgId, () => enableFlushConnection(deps, p.nsgId))),
+    );
+  }
   // On the live index before any row or rule exists, so whatever follows is on the reconciler's list.
   await deps.grants.markLive(request.id);
   // Every NSG at once: access needs all of them, so the user waits for the slowest write, not their sum. Order does

@@ -226,6 +226,25 @@ async function putRuleAsIs(
 }
 
 /**
+ * Turns on the NSG's `flushConnection`, retrying what is transient (an NSG written since it was read answers 412).
+ * Call inside `withNsg`: the NSG PUT carries every rule, and JIT's own writers must not interleave with it.
+ */
+export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<void> {
+  const max = deps.settings.maxArmAttempts;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (await deps.network.enableFlushConnection(nsgId))
+        deps.log.info('nsg.flush-connection-enabled', { nsgId });
+      return;
+    } catch (err) {
+      if (!(err instanceof TransientFailure) || attempt >= max) throw err;
+      deps.log.warn('nsg.flush-connection-retry', { nsgId, attempt, error: err.message });
+      await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
+    }
+  }
+}
+
+/**
  * The gateway, counting calls against a budget; past it, every call throws `ArmCallBudgetSpent`. A path
  * resolution counts 3 (VM, NIC, subnet), a VM listing 1 (a page holds up to a thousand VMs).
  */

@@ -252,6 +252,65 @@ describe('what ARM refuses, and what JIT does about it', () => {
     );
   });
 
+  test('a policy with cutSessions turns on flushConnection on every NSG in the path before opening', async () => {
+    sandbox.arm.addVm({
+      resourceGroup: DEMO.resourceGroup,
+      name: 'flush-vm',
+      nics: [
+        {
+          name: 'flush-vm-nic',
+          nsg: 'flush-vm-nic-nsg',
+          ipConfigurations: [
+            {
+              privateIpAddress: '10.0.9.4',
+              subnet: {
+                vnet: 'demo-vnet',
+                name: 'flush',
+                addressPrefix: '10.0.9.0/24',
+                nsg: 'flush-subnet-nsg',
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const nsgIds = ['flush-subnet-nsg', 'flush-vm-nic-nsg'].map(
+      (n) =>
+        `/subscriptions/${DEMO.subscriptionId}/resourceGroups/${DEMO.resourceGroup}/providers/Microsoft.Network/networkSecurityGroups/${n}`,
+    );
+    for (const nsgId of nsgIds) assert.equal(sandbox.arm.getNsg(nsgId)?.flushConnection, false);
+    const id = await ask(sandbox, {
+      vm: `/subscriptions/${DEMO.subscriptionId}/resourceGroups/${DEMO.resourceGroup}/providers/Microsoft.Compute/virtualMachines/flush-vm`,
+      sourcePrefix: '203.0.113.47',
+      duration: 'PT1M',
+    });
+    await waitFor(
+      'the grant to be active',
+      async () => (await requestStatus(sandbox, id)).status === 'active',
+    );
+    for (const nsgId of nsgIds) {
+      const nsg = sandbox.arm.getNsg(nsgId);
+      assert.equal(nsg?.flushConnection, true, `flushConnection on ${nsgId}`);
+      assert.ok(grantRule(sandbox, nsgId, id), `the rule in ${nsgId}`);
+    }
+    const before = nsgIds.map((n) => sandbox.arm.getNsg(n)?.flowReevaluations ?? 0);
+    await api(sandbox, 'POST', `requests/${id}/revoke`, {});
+    // Removing the rule re-evaluated each NSG's flows: the sessions it let in are cut.
+    nsgIds.forEach((n, i) => assert.equal(sandbox.arm.getNsg(n)?.flowReevaluations, (before[i] ?? 0) + 1, n));
+  });
+
+  test('"internet" opens from the Internet service tag, not from *', async () => {
+    const id = await ask(sandbox, { vm: VM, sourcePrefix: 'internet', duration: 'PT1M' });
+    await waitFor(
+      'the grant to be active',
+      async () => (await requestStatus(sandbox, id)).status === 'active',
+    );
+    for (const nsgId of DEMO.linuxVm.nsgIds) {
+      assert.equal(grantRule(sandbox, nsgId, id)?.properties.sourceAddressPrefix, 'Internet');
+    }
+    await api(sandbox, 'POST', `requests/${id}/revoke`, {});
+  });
+
   test('Defender for Cloud next door: its deny rule shadowing a grant is reported, and its rules are never touched', async () => {
     // Their content (the NSG's shared etag changes with any rule written beside them).
     const defenderRules = () =>

@@ -260,7 +260,8 @@ export interface NsgRegistry {
   forgetNsg(nsgId: string): Promise<void>;
 
   upsertBaseline(rule: BaselineRule): Promise<void>;
-  deleteBaseline(nsgId: string, ruleName: string): Promise<void>;
+  /** Forgets one VM's share of a baseline rule. */
+  deleteBaseline(rule: BaselineRule): Promise<void>;
   /** The baseline rules to keep in one NSG. */
   listBaselinesInNsg(nsgId: string): Promise<BaselineRule[]>;
   /** The baseline rules kept for one VM, in any NSG. */

@@ -1,6 +1,7 @@
 import { expireApproval } from './approvals';
 import { decodeTime } from 'ulid';
-import { baselineSpec, ruleMatchesSpec } from '../domain/baseline';
+import { baselineSpecOf, ruleMatchesSpec } from '../domain/baseline';
+import type { BaselineRule } from '../domain/baseline';
 import { findDrift, portInRange, ruleFingerprint } from '../domain/drift';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import { selectPolicy } from '../domain/policy';
@@ -246,23 +247,29 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
   for (const rule of rules) await removeIfOrphan(deps, nsg.nsgId, rule, report);
 
   const desired = await deps.nsgs.listBaselinesInNsg(nsg.nsgId);
-  for (const b of desired) {
-    if (b.removing) {
-      await dropBaselineRule(deps, b, ACTOR, emptyBaselineReport());
-      continue;
-    }
+  for (const b of desired.filter((d) => d.removing))
+    await dropBaselineRule(deps, b, ACTOR, emptyBaselineReport());
+  // One shared rule per name: compared with what all its VMs want, restored once.
+  const groups = new Map<string, BaselineRule[]>();
+  for (const b of desired.filter((d) => !d.removing)) {
+    const k = b.ruleName.toLowerCase();
+    groups.set(k, [...(groups.get(k) ?? []), b]);
+  }
+  for (const members of groups.values()) {
+    const [b] = members as [BaselineRule, ...BaselineRule[]];
     const present = rules.find((r) => sameRuleName(r.name, b.ruleName));
     const band = deps.settings.baselineBand;
     if (
       present &&
       present.priority >= band.min &&
       present.priority <= band.max &&
-      ruleMatchesSpec(present, baselineSpec(b, present.priority))
+      ruleMatchesSpec(present, baselineSpecOf(members, present.priority))
     )
       continue;
     if (await keepBaselineRule(deps, b)) {
       report.baselinesRestored++;
-      await auditBaseline(deps, ACTOR, 'baseline.restored', b);
+      const destinations = [...new Set(members.flatMap((m) => m.destinations))].sort();
+      await auditBaseline(deps, ACTOR, 'baseline.restored', { ...b, destinations });
     }
   }
   for (const r of rules) {

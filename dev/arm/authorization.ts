@@ -95,6 +95,16 @@ export class RoleAssignments {
     );
   }
 
+  /** The principal's permissions at a scope: one entry per assignment at or above it (Permissions_List*). */
+  permissionsAt(
+    principal: Principal,
+    scope: string,
+  ): Array<{ actions: string[]; notActions: string[]; dataActions: string[]; notDataActions: string[] }> {
+    return this.assignments
+      .filter((a) => a.principalId.toLowerCase() === principal.objectId.toLowerCase() && isWithin(scope, a.scope))
+      .map((a) => ({ actions: [...a.actions], notActions: [...(a.notActions ?? [])], dataActions: [], notDataActions: [] }));
+  }
+
   /** Whether the principal holds any assignment at or below `scope` (then a list there is filtered, not refused). */
   hasAnyBelow(principal: Principal, scope: string): boolean {
     return this.assignments.some(

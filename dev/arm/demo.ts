@@ -35,6 +35,7 @@ export const JIT_ROLE_ACTIONS: readonly string[] = [
   'Microsoft.Network/locations/operations/read',
   'Microsoft.Network/locations/operationResults/read',
   'Microsoft.Authorization/locks/read',
+  'Microsoft.Authorization/permissions/read',
 ];
 
 /** The actions of the second, opt-in role that lets JIT set `flushConnection` on NSGs (policy `cutSessions`). */

@@ -155,6 +155,13 @@ const routes: Route[] = [
   ),
 ];
 
+/**
+ * `<scope>/providers/Microsoft.Authorization/permissions`: the caller's own permissions at a scope (Permissions_List*
+ * in specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/authorization-PermissionsCalls.json):
+ * one entry per role assignment that applies there, with its role's Actions and NotActions.
+ */
+const PERMISSIONS = /^(.*?)\/providers\/Microsoft\.Authorization\/permissions$/i;
+
 /** `<scope>/providers/Microsoft.Authorization/locks[/<name>]`, at any scope (the spec's `/{scope}/...` paths). */
 const LOCKS = /^(.*?)\/providers\/Microsoft\.Authorization\/locks(?:\/([^/]+))?$/i;
 
@@ -171,6 +178,13 @@ export function serveArmRequest(request: ArmRequest, context: RouteContext): Arm
   const path = `/${segments.join('/')}`;
   const lockRoute = LOCKS.exec(path);
   if (lockRoute) return serveLocks(request.method, lockRoute[1] || '/', lockRoute[2], request, context);
+  const permissionsRoute = PERMISSIONS.exec(path);
+  if (permissionsRoute) {
+    if (request.method !== 'GET') throw armErrors.methodNotAllowed(request.method);
+    const scope = permissionsRoute[1] || '/';
+    context.rbac.authorize(context.principal, 'Microsoft.Authorization/permissions/read', scope);
+    return ok({ value: context.rbac.permissionsAt(context.principal, scope) });
+  }
   for (const candidate of routes) {
     const params = match(candidate.segments, segments);
     if (!params) continue;

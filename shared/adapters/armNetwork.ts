@@ -1,3 +1,4 @@
+import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { ManagementLockClient } from '@azure/arm-locks';
 import { NetworkManagementClient } from '@azure/arm-network';
@@ -51,6 +52,7 @@ export class ArmNetworkGateway implements NetworkGateway {
   private readonly network = new Map<string, NetworkManagementClient>();
   private readonly compute = new Map<string, ComputeManagementClient>();
   private readonly locks = new Map<string, ManagementLockClient>();
+  private readonly authorization = new Map<string, AuthorizationManagementClient>();
 
   constructor(
     private readonly credential: TokenCredential,
@@ -94,6 +96,32 @@ export class ArmNetworkGateway implements NetworkGateway {
       this.locks.set(subscriptionId, c);
     }
     return c;
+  }
+
+  private authorizationClient(subscriptionId: string): AuthorizationManagementClient {
+    let c = this.authorization.get(subscriptionId);
+    if (!c) {
+      c = new AuthorizationManagementClient(this.credential, subscriptionId, this.clientOptions());
+      this.authorization.set(subscriptionId, c);
+    }
+    return c;
+  }
+
+  async listPermissions(resourceId: string): Promise<Array<{ actions: string[]; notActions: string[] }>> {
+    const r = parseResourceId(resourceId);
+    return call(`reading the deployment's permissions on ${r.name}`, async () => {
+      const out: Array<{ actions: string[]; notActions: string[] }> = [];
+      // A top-level resource (an NSG): no parent path.
+      const pages = this.authorizationClient(r.subscriptionId).permissions.listForResource(
+        r.resourceGroup,
+        r.provider,
+        '',
+        r.type,
+        r.name,
+      );
+      for await (const p of pages) out.push({ actions: p.actions ?? [], notActions: p.notActions ?? [] });
+      return out;
+    });
   }
 
   async resolvePath(vmId: string): Promise<VmNetworkPath> {

@@ -115,6 +115,17 @@ export interface PolicyEnforcement {
   remove(policy: Policy): Promise<void>;
 }
 
+/**
+ * Whether the deployment can reach the network of the VMs a policy covers (read their paths, write and delete rules
+ * in their NSGs). The policy use cases call it to warn; the network use cases implement it (shared/usecases/reach.ts).
+ */
+export interface NetworkReachCheck {
+  /** One warning per VM or NSG the deployment cannot read or write, for the VMs in the policy's scope. */
+  policy(policy: Policy): Promise<string[]>;
+  /** The same for one VM, under the policy that decides for it. */
+  vm(vmId: string, policy: Policy): Promise<string[]>;
+}
+
 export interface GrantRepository {
   upsert(rule: GrantRule): Promise<void>;
   list(requestId: string): Promise<GrantRule[]>;
@@ -207,6 +218,11 @@ export interface NetworkGateway {
    * forbids the delete.
    */
   deleteRule(nsgId: string, ruleName: string): Promise<void>;
+  /**
+   * The deployment identity's own permissions on a resource (an NSG): one entry per role assignment that applies,
+   * with its Actions and NotActions. For telling an operator, before any grant, what the role does not cover.
+   */
+  listPermissions(resourceId: string): Promise<Array<{ actions: string[]; notActions: string[] }>>;
   /** The management locks that apply to the NSG: on it, its resource group and its subscription. */
   listLocks(nsgId: string): Promise<ResourceLock[]>;
   /**

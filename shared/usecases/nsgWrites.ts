@@ -286,6 +286,10 @@ export function withArmBudget(
       take(1);
       return network.listLocks(nsgId);
     },
+    listPermissions(resourceId) {
+      take(1);
+      return network.listPermissions(resourceId);
+    },
     enableFlushConnection(nsgId) {
       take(2);
       return network.enableFlushConnection(nsgId);

@@ -5,6 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { odata } from '@azure/data-tables';
 import { DEMO } from '../../dev/arm/emulator';
@@ -177,6 +178,46 @@ describe('what ARM refuses, and what JIT does about it', () => {
     assert.equal(res.body.permission, 'Microsoft.Network/virtualNetworks/subnets/read');
     assert.equal(res.body.scope, DEMO.spokeVm.subnetId);
     assert.match(res.body.detail, /docs\/deploy\.md/);
+  });
+
+  test("jit policy apply and explain warn where the deployment cannot reach a policy's VMs (a hub resource group)", async () => {
+    const asAdmin = { 'x-jit-dev-roles': 'Jit.Admin', 'content-type': 'application/yaml' };
+    const fixture = readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'arm-policies.yaml'), 'utf8');
+    // The landing-zone policy changes (a longer SSH maximum), so it is checked again.
+    const changed = fixture.replace(
+      /(spoke-app-rg\n    ports:\n      - \{ port: 22, protocol: Tcp, maxDuration: )PT3H/,
+      '$1PT4H',
+    );
+    assert.notEqual(changed, fixture);
+    const dry = await api(sandbox, 'PUT', 'policies?dryRun=true', changed, 'admin@example.com', asAdmin);
+    assert.equal(dry.status, 200, JSON.stringify(dry.body));
+    const warning = (dry.body.warnings as string[]).find((w) => w.includes(DEMO.spokeVm.id));
+    assert.ok(warning, JSON.stringify(dry.body.warnings));
+    assert.match(warning, /lacks Microsoft\.Network\/virtualNetworks\/subnets\/read on .*hub-network-rg/);
+    // The demo VMs, reachable, draw no warning.
+    assert.ok(!(dry.body.warnings as string[]).some((w) => w.includes('demo-rg')));
+
+    const explained = await api(
+      sandbox,
+      'GET',
+      `policies/explain?vm=${encodeURIComponent(DEMO.spokeVm.id)}`,
+      undefined,
+      'admin@example.com',
+      { 'x-jit-dev-roles': 'Jit.Admin' },
+    );
+    assert.equal(explained.status, 200, JSON.stringify(explained.body));
+    assert.match((explained.body.warnings as string[])[0] ?? '', /subnets\/read on .*hub-network-rg/);
+    const fine = await api(
+      sandbox,
+      'GET',
+      `policies/explain?vm=${encodeURIComponent(VM)}`,
+      undefined,
+      'admin@example.com',
+      {
+        'x-jit-dev-roles': 'Jit.Admin',
+      },
+    );
+    assert.equal(fine.body.warnings, undefined);
   });
 
   test('a full NSG second in the path: the grant fails at once and writes nothing in the first', async () => {

@@ -185,7 +185,7 @@ describe('what ARM refuses, and what JIT does about it', () => {
     const fixture = readFileSync(join(PROJECT_ROOT, 'test', 'fixtures', 'arm-policies.yaml'), 'utf8');
     // The landing-zone policy changes (a longer SSH maximum), so it is checked again.
     const changed = fixture.replace(
-      /(spoke-app-rg\n    ports:\n      - \{ port: 22, protocol: Tcp, maxDuration: )PT3H/,
+      /(spoke-app-rg\n {4}ports:\n {6}- \{ port: 22, protocol: Tcp, maxDuration: )PT3H/,
       '$1PT4H',
     );
     assert.notEqual(changed, fixture);

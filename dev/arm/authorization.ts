@@ -101,8 +101,15 @@ export class RoleAssignments {
     scope: string,
   ): Array<{ actions: string[]; notActions: string[]; dataActions: string[]; notDataActions: string[] }> {
     return this.assignments
-      .filter((a) => a.principalId.toLowerCase() === principal.objectId.toLowerCase() && isWithin(scope, a.scope))
-      .map((a) => ({ actions: [...a.actions], notActions: [...(a.notActions ?? [])], dataActions: [], notDataActions: [] }));
+      .filter(
+        (a) => a.principalId.toLowerCase() === principal.objectId.toLowerCase() && isWithin(scope, a.scope),
+      )
+      .map((a) => ({
+        actions: [...a.actions],
+        notActions: [...(a.notActions ?? [])],
+        dataActions: [],
+        notDataActions: [],
+      }));
   }
 
   /** Whether the principal holds any assignment at or below `scope` (then a list there is filtered, not refused). */

@@ -12,6 +12,7 @@
  * A collection GET at a scope the caller cannot read as a whole answers with the items the caller can read, when it
  * holds any assignment below that scope (ARM filters list results by RBAC), and 403 when it holds none.
  */
+import { isAllowed } from '../../shared/domain/permissions';
 import { armErrors } from './errors';
 import { isWithin } from './locks';
 
@@ -90,8 +91,8 @@ export class RoleAssignments {
       (a) =>
         a.principalId.toLowerCase() === principal.objectId.toLowerCase() &&
         isWithin(scope, a.scope) &&
-        a.actions.some((p) => actionMatches(p, action)) &&
-        !(a.notActions ?? []).some((p) => actionMatches(p, action)),
+        // Actions minus NotActions, `*` wildcards: the same reading the service applies to ARM's Permissions API.
+        isAllowed([{ actions: a.actions, notActions: a.notActions ?? [] }], action),
     );
   }
 
@@ -125,16 +126,4 @@ export class RoleAssignments {
       throw armErrors.authorizationFailed(principal.clientId, principal.objectId, action, scope);
     }
   }
-}
-
-/** An Actions/NotActions entry against an action name: case-insensitive, `*` matching any run of characters. */
-export function actionMatches(pattern: string, action: string): boolean {
-  const regex = new RegExp(
-    `^${pattern
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
-      .join('.*')}$`,
-    'i',
-  );
-  return regex.test(action);
 }

@@ -71,40 +71,46 @@ export class ArmNetworkGateway implements NetworkGateway {
     };
   }
 
-  private networkClient(subscriptionId: string): NetworkManagementClient {
-    let c = this.network.get(subscriptionId);
+  /** One client of each kind per subscription, made on first use. */
+  private cached<T>(cache: Map<string, T>, subscriptionId: string, make: () => T): T {
+    let c = cache.get(subscriptionId);
     if (!c) {
-      c = new NetworkManagementClient(this.credential, subscriptionId, this.clientOptions());
-      this.network.set(subscriptionId, c);
+      c = make();
+      cache.set(subscriptionId, c);
     }
     return c;
+  }
+
+  private networkClient(subscriptionId: string): NetworkManagementClient {
+    return this.cached(
+      this.network,
+      subscriptionId,
+      () => new NetworkManagementClient(this.credential, subscriptionId, this.clientOptions()),
+    );
   }
 
   private computeClient(subscriptionId: string): ComputeManagementClient {
-    let c = this.compute.get(subscriptionId);
-    if (!c) {
-      c = new ComputeManagementClient(this.credential, subscriptionId, this.clientOptions());
-      this.compute.set(subscriptionId, c);
-    }
-    return c;
+    return this.cached(
+      this.compute,
+      subscriptionId,
+      () => new ComputeManagementClient(this.credential, subscriptionId, this.clientOptions()),
+    );
   }
 
   private lockClient(subscriptionId: string): ManagementLockClient {
-    let c = this.locks.get(subscriptionId);
-    if (!c) {
-      c = new ManagementLockClient(this.credential, subscriptionId, this.clientOptions());
-      this.locks.set(subscriptionId, c);
-    }
-    return c;
+    return this.cached(
+      this.locks,
+      subscriptionId,
+      () => new ManagementLockClient(this.credential, subscriptionId, this.clientOptions()),
+    );
   }
 
   private authorizationClient(subscriptionId: string): AuthorizationManagementClient {
-    let c = this.authorization.get(subscriptionId);
-    if (!c) {
-      c = new AuthorizationManagementClient(this.credential, subscriptionId, this.clientOptions());
-      this.authorization.set(subscriptionId, c);
-    }
-    return c;
+    return this.cached(
+      this.authorization,
+      subscriptionId,
+      () => new AuthorizationManagementClient(this.credential, subscriptionId, this.clientOptions()),
+    );
   }
 
   async listPermissions(resourceId: string): Promise<Array<{ actions: string[]; notActions: string[] }>> {

@@ -92,10 +92,16 @@ function familyOf(prefix: string): string | undefined {
   }
 }
 
+/**
+ * Outside the private, shared and local ranges. Reserved ranges (documentation, benchmarking) count as public: for a
+ * shadow check, erring towards "shadowed" is the side that tells the operator.
+ */
 function isPublic(prefix: string): boolean {
   try {
     const [addr] = prefix.includes('/') ? ipaddr.parseCIDR(prefix) : [ipaddr.parse(prefix)];
-    return addr.range() === 'unicast';
+    return !['private', 'loopback', 'linkLocal', 'uniqueLocal', 'carrierGradeNat', 'unspecified'].includes(
+      addr.range(),
+    );
   } catch {
     return false;
   }

@@ -176,15 +176,20 @@ export async function keepBaselineRule(deps: Deps, b: BaselineRule): Promise<boo
   return withNsg(deps, b.nsgId, async () => {
     const members = await membersOf(deps, b.nsgId, b.ruleName);
     if (members.length === 0) return false; // released meanwhile: its remover takes the rule away
-    const { written } = await putRuleWithRetry(deps, {
-      nsgId: b.nsgId,
-      name: b.ruleName,
-      band: deps.settings.baselineBand,
-      specAt: (priority) => baselineSpecOf(members, priority),
-      logFields: { vm: b.vmId, policy: b.policyScope },
-    });
-    return written;
+    return putSharedRule(deps, b, members);
   });
+}
+
+/** Writes `b`'s shared rule as `members` want it (call inside `withNsg`). Returns whether it had to. */
+async function putSharedRule(deps: Deps, b: BaselineRule, members: BaselineRule[]): Promise<boolean> {
+  const { written } = await putRuleWithRetry(deps, {
+    nsgId: b.nsgId,
+    name: b.ruleName,
+    band: deps.settings.baselineBand,
+    specAt: (priority) => baselineSpecOf(members, priority),
+    logFields: { vm: b.vmId, policy: b.policyScope },
+  });
+  return written;
 }
 
 /** The VMs (not being removed) that share a baseline rule in an NSG. */
@@ -207,16 +212,7 @@ export async function dropBaselineRule(
   if (!b.removing) await deps.nsgs.upsertBaseline({ ...b, removing: true });
   const outcome = await withNsg(deps, b.nsgId, async () => {
     const others = await membersOf(deps, b.nsgId, b.ruleName);
-    if (others.length > 0) {
-      const { written } = await putRuleWithRetry(deps, {
-        nsgId: b.nsgId,
-        name: b.ruleName,
-        band: deps.settings.baselineBand,
-        specAt: (priority) => baselineSpecOf(others, priority),
-        logFields: { vm: b.vmId, policy: b.policyScope },
-      });
-      return written ? 'narrowed' : 'kept';
-    }
+    if (others.length > 0) return (await putSharedRule(deps, b, others)) ? 'narrowed' : 'kept';
     if (!(await deps.network.getRule(b.nsgId, b.ruleName))) return 'gone';
     await deleteRuleWithRetry(deps, b.nsgId, b.ruleName, { vm: b.vmId });
     return 'deleted';

@@ -28,7 +28,14 @@ import { startApproval } from './approvals';
 import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
-import { closeRule, enableFlushConnection, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
+import {
+  closeRule,
+  enableFlushConnection,
+  putRuleWithRetry,
+  retryTransient,
+  watchNsg,
+  withNsg,
+} from './nsgWrites';
 import type { CloseOutcome } from './nsgWrites';
 
 /**
@@ -297,9 +304,14 @@ export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: str
 async function preflight(deps: Deps, placements: RulePlacement[]): Promise<Map<string, SecurityRuleView[]>> {
   const listings = await Promise.all(
     placements.map(async ({ nsgId }) => {
+      // Read like every other ARM call here: what is transient (throttling, a busy NSG) is retried, not fatal.
+      const read = <T>(what: string, task: () => Promise<T>) =>
+        retryTransient(deps, task, (attempt, err) =>
+          deps.log.warn('grant.preflight-retry', { nsgId, what, attempt, error: err.message }),
+        );
       const [locks, rules] = await Promise.all([
-        deps.network.listLocks(nsgId),
-        deps.network.listRules(nsgId),
+        read('locks', () => deps.network.listLocks(nsgId)),
+        read('rules', () => deps.network.listRules(nsgId)),
       ]);
       const readOnly = locks.find((l) => l.level === 'ReadOnly');
       if (readOnly) {

@@ -141,14 +141,30 @@ export async function deleteRuleWithRetry(
   name: string,
   logFields: Record<string, unknown> = {},
 ): Promise<void> {
+  await retryTransient(
+    deps,
+    () => deps.network.deleteRule(nsgId, name),
+    (attempt, err) =>
+      deps.log.warn('nsg.delete-retry', { ...logFields, nsgId, rule: name, attempt, error: err.message }),
+  );
+}
+
+/**
+ * Runs `task`, retrying what ARM says is transient with back-off (or its Retry-After), up to the configured number
+ * of attempts; anything else, and the last failure, is thrown.
+ */
+export async function retryTransient<T>(
+  deps: Deps,
+  task: () => Promise<T>,
+  onRetry: (attempt: number, err: TransientFailure) => void,
+): Promise<T> {
   const max = deps.settings.maxArmAttempts;
   for (let attempt = 1; ; attempt++) {
     try {
-      await deps.network.deleteRule(nsgId, name);
-      return;
+      return await task();
     } catch (err) {
       if (!(err instanceof TransientFailure) || attempt >= max) throw err;
-      deps.log.warn('nsg.delete-retry', { ...logFields, nsgId, rule: name, attempt, error: err.message });
+      onRetry(attempt, err);
       await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
     }
   }
@@ -212,17 +228,12 @@ async function putRuleAsIs(
   spec: AllowRuleSpec,
   logFields: Record<string, unknown>,
 ): Promise<void> {
-  const max = deps.settings.maxArmAttempts;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await deps.network.putRule(nsgId, spec);
-      return;
-    } catch (err) {
-      if (!(err instanceof TransientFailure) || attempt >= max) throw err;
-      deps.log.warn('nsg.rule-retry', { ...logFields, nsgId, rule: spec.name, attempt, error: err.message });
-      await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
-    }
-  }
+  await retryTransient(
+    deps,
+    () => deps.network.putRule(nsgId, spec),
+    (attempt, err) =>
+      deps.log.warn('nsg.rule-retry', { ...logFields, nsgId, rule: spec.name, attempt, error: err.message }),
+  );
 }
 
 /**
@@ -230,18 +241,12 @@ async function putRuleAsIs(
  * Call inside `withNsg`: the NSG PUT carries every rule, and JIT's own writers must not interleave with it.
  */
 export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<void> {
-  const max = deps.settings.maxArmAttempts;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      if (await deps.network.enableFlushConnection(nsgId))
-        deps.log.info('nsg.flush-connection-enabled', { nsgId });
-      return;
-    } catch (err) {
-      if (!(err instanceof TransientFailure) || attempt >= max) throw err;
-      deps.log.warn('nsg.flush-connection-retry', { nsgId, attempt, error: err.message });
-      await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
-    }
-  }
+  const enabled = await retryTransient(
+    deps,
+    () => deps.network.enableFlushConnection(nsgId),
+    (attempt, err) => deps.log.warn('nsg.flush-connection-retry', { nsgId, attempt, error: err.message }),
+  );
+  if (enabled) deps.log.info('nsg.flush-connection-enabled', { nsgId });
 }
 
 /**

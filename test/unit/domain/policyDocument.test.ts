@@ -124,7 +124,7 @@ test('an unknown port field is named with its line and column', () => {
   );
   assert.equal(
     only(doc('    enforced: true')),
-    'policies.yaml:7:5: policies[0].enforced: is not a known field (known: scope, description, ports, allowedSourcePrefixes, requesters, approval, justification, enforce) [unknown-field]',
+    'policies.yaml:7:5: policies[0].enforced: is not a known field (known: scope, description, ports, allowedSourcePrefixes, requesters, approval, justification, enforce, cutSessions) [unknown-field]',
   );
 });
 

@@ -33,7 +33,7 @@ test("Defender's deny rule at a lower number shadows the grant for the ports it 
   });
   const shadow = findShadow([defender], grant);
   assert.deepEqual(shadow, { rule: defender.name, priority: 1000, ports: [22] });
-  assert.equal(describeShadow(shadow!), `${defender.name} (deny, priority 1000) for port 22`);
+  assert.equal(describeShadow(shadow), `${defender.name} (deny, priority 1000) for port 22`);
 });
 
 test('a deny rule is no shadow when it comes later, or misses the source, address, protocol or port', () => {

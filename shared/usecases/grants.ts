@@ -282,8 +282,9 @@ export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: str
   try {
     const path = await deps.network.resolvePath(vmId);
     placements = planGrantRules(path, sourcePrefix);
-    // Refused up front what could not be closed (a ReadOnly lock) or not written (a full NSG).
-    await preflight(deps, placements);
+    // Refused up front what could not be closed (a ReadOnly lock) or not written (a full NSG). One try each: a
+    // caller waits on this, and applyGrant checks again with retries.
+    await preflight(deps, placements, { retry: false });
   } catch (err) {
     if (err instanceof ResourceNotFound) throw new GrantNotApplicable('the VM was not found');
     if (err instanceof GrantNotApplicable || err instanceof NetworkPermissionMissing) throw err;
@@ -301,14 +302,20 @@ export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: str
  * Returns each NSG's rules as read, for the effective-access check after writing.
  * Throws `GrantNotApplicable` naming the NSG and why, `NetworkPermissionMissing` when they cannot be read.
  */
-async function preflight(deps: Deps, placements: RulePlacement[]): Promise<Map<string, SecurityRuleView[]>> {
+async function preflight(
+  deps: Deps,
+  placements: RulePlacement[],
+  options: { retry: boolean } = { retry: true },
+): Promise<Map<string, SecurityRuleView[]>> {
   const listings = await Promise.all(
     placements.map(async ({ nsgId }) => {
       // Read like every other ARM call here: what is transient (throttling, a busy NSG) is retried, not fatal.
       const read = <T>(what: string, task: () => Promise<T>) =>
-        retryTransient(deps, task, (attempt, err) =>
-          deps.log.warn('grant.preflight-retry', { nsgId, what, attempt, error: err.message }),
-        );
+        options.retry
+          ? retryTransient(deps, task, (attempt, err) =>
+              deps.log.warn('grant.preflight-retry', { nsgId, what, attempt, error: err.message }),
+            )
+          : task();
       const [locks, rules] = await Promise.all([
         read('locks', () => deps.network.listLocks(nsgId)),
         read('rules', () => deps.network.listRules(nsgId)),

@@ -14,6 +14,7 @@ import type { ExpiryMessage, StoredRequest } from '../domain/ports';
 import { describeShadow, findShadow } from '../domain/effectiveAccess';
 import { lowestFreePriority, ruleNameFor } from '../domain/priority';
 import { MAX_RULES_PER_NSG } from '../domain/limits';
+import { emitAll, signalsOfTransition } from '../domain/signals';
 import { assertTransition } from '../domain/state';
 import { isFinal } from '../domain/types';
 import type {
@@ -28,6 +29,7 @@ import { startApproval } from './approvals';
 import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
+import { announceTransition } from './notifyChannels';
 import {
   closeRule,
   enableFlushConnection,
@@ -75,6 +77,9 @@ export async function transition(
     throw err;
   }
   deps.log.info(audit.action, { requestId: next.id, status: to });
+  // Operators' signals and chat notifications: after the write, never able to undo or fail it.
+  emitAll(deps.signals, signalsOfTransition(current.value.status, written.value, audit.actor));
+  await announceTransition(deps, written.value, audit.actor);
   return written;
 }
 

@@ -38,8 +38,16 @@ test("Defender's deny rule at a lower number shadows the grant for the ports it 
 
 test('a deny rule is no shadow when it comes later, or misses the source, address, protocol or port', () => {
   assert.equal(findShadow([rule({ priority: 2000 })], grant), undefined, 'later');
-  assert.equal(findShadow([rule({ sourceAddressPrefixes: ['198.51.100.0/24'] })], grant), undefined, 'source');
-  assert.equal(findShadow([rule({ destinationAddressPrefixes: ['10.0.2.0/24'] })], grant), undefined, 'address');
+  assert.equal(
+    findShadow([rule({ sourceAddressPrefixes: ['198.51.100.0/24'] })], grant),
+    undefined,
+    'source',
+  );
+  assert.equal(
+    findShadow([rule({ destinationAddressPrefixes: ['10.0.2.0/24'] })], grant),
+    undefined,
+    'address',
+  );
   assert.equal(findShadow([rule({ protocol: 'Udp' })], grant), undefined, 'protocol');
   assert.equal(findShadow([rule({ destinationPortRanges: ['80-443'] })], grant), undefined, 'port');
   assert.equal(findShadow([rule({ access: 'Allow' })], grant), undefined, 'an allow rule');
@@ -70,10 +78,9 @@ test('permissions: Actions minus NotActions, with wildcards, added up over assig
     'Microsoft.Network/networkSecurityGroups/securityRules/delete',
   ];
   assert.deepEqual(missingActions([{ actions: ['Microsoft.Network/*'], notActions: [] }], wanted), []);
-  assert.deepEqual(
-    missingActions([{ actions: ['*'], notActions: ['Microsoft.Network/*/delete'] }], wanted),
-    ['Microsoft.Network/networkSecurityGroups/securityRules/delete'],
-  );
+  assert.deepEqual(missingActions([{ actions: ['*'], notActions: ['Microsoft.Network/*/delete'] }], wanted), [
+    'Microsoft.Network/networkSecurityGroups/securityRules/delete',
+  ]);
   assert.deepEqual(
     missingActions(
       [

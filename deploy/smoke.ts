@@ -306,24 +306,24 @@ class ArmReader {
     return { endpoint: this.options.armEndpoint, ...(this.caPem ? { tlsOptions: { ca: this.caPem } } : {}) };
   }
 
-  private networkClient(subscriptionId: string): NetworkManagementClient {
-    let c = this.network.get(subscriptionId);
+  /** One client per subscription and kind: a VM's NICs, subnets and NSGs may live in other subscriptions. */
+  private client<T>(
+    cache: Map<string, T>,
+    Client: new (c: TokenCredential, s: string, o: ReturnType<ArmReader['clientOptions']>) => T,
+    subscriptionId: string,
+  ): T {
+    let c = cache.get(subscriptionId);
     if (!c)
-      this.network.set(
-        subscriptionId,
-        (c = new NetworkManagementClient(this.credential, subscriptionId, this.clientOptions())),
-      );
+      cache.set(subscriptionId, (c = new Client(this.credential, subscriptionId, this.clientOptions())));
     return c;
   }
 
+  private networkClient(subscriptionId: string): NetworkManagementClient {
+    return this.client(this.network, NetworkManagementClient, subscriptionId);
+  }
+
   private computeClient(subscriptionId: string): ComputeManagementClient {
-    let c = this.compute.get(subscriptionId);
-    if (!c)
-      this.compute.set(
-        subscriptionId,
-        (c = new ComputeManagementClient(this.credential, subscriptionId, this.clientOptions())),
-      );
-    return c;
+    return this.client(this.compute, ComputeManagementClient, subscriptionId);
   }
 
   /** Every NSG an inbound packet to the VM crosses: each NIC's, and each subnet's its IP configurations sit in. */

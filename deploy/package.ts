@@ -43,6 +43,9 @@ async function main(): Promise<void> {
     new Set(Object.keys(pkg.dependencies ?? {})),
   );
   note(`${entries.length} functions reach ${files.length} compiled files and ${packages.length} packages`);
+  // Shipped all the same (npm ci --omit=dev installs every dependency): a dev-only tool listed here by mistake shows.
+  const unused = Object.keys(pkg.dependencies ?? {}).filter((d) => !packages.includes(d));
+  if (unused.length) note(`in dependencies, not imported by the function app: ${unused.join(', ')}`);
 
   const stage = join(out, STAGED_APP_DIR);
   rmSync(stage, { recursive: true, force: true });

@@ -24,7 +24,7 @@ import {
   STAGED_APP_DIR,
 } from './functionApp';
 
-/** Every entry gets this time, so the same inputs give the same archive. */
+/** Every entry gets this time, so the archive does not depend on when it was built. */
 const ENTRY_TIME = new Date(Date.UTC(2000, 0, 1));
 
 /** The files next to the compiled code that the host reads. */

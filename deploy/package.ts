@@ -54,7 +54,8 @@ async function main(): Promise<void> {
     copyFileSync(join(PROJECT_ROOT, file), join(stage, file));
   }
   // The lock file's production subset, as npm ci installs it (and nothing it has already cached is fetched again).
-  npm(['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], stage);
+  // The function app is the root package alone: a workspace (a CLI of its own) is not staged and not installed.
+  npm(['ci', '--omit=dev', '--workspaces=false', '--no-audit', '--no-fund', '--prefer-offline'], stage);
 
   const staged = listFiles(stage);
   const unpacked = staged.reduce((sum, f) => sum + statSync(join(stage, f)).size, 0);

@@ -3,14 +3,23 @@
  *
  * It stages, in `<out>/app`, exactly what the Functions host needs: the compiled files the functions reach (from
  * package.json `main`, see functionApp.ts), host.json, package.json with its lock file, and the production
- * dependencies, installed there by `npm ci --omit=dev` so the lock file decides their versions. Then it zips that
+ * dependencies, installed there by `npm ci --omit=dev` so the lock file decides their versions, and build.json naming
+ * the commit (for GET /api/health) when the work tree is that commit. Then it zips that
  * folder to `<out>/<name>-<version>.zip` and prints the archive's path as its last line. azure.yaml runs this
  * before azd packages the service and points azd at `<out>/app` (docs/deploy.md).
  *
  * Options: `--out <dir>` (default `.package` in the repository).
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  copyFileSync,
+  createWriteStream,
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
@@ -53,6 +62,8 @@ async function main(): Promise<void> {
     mkdirSync(dirname(join(stage, file)), { recursive: true });
     copyFileSync(join(PROJECT_ROOT, file), join(stage, file));
   }
+  const commit = builtFrom(note);
+  if (commit) writeFileSync(join(stage, 'build.json'), `${JSON.stringify({ commit })}\n`);
   // The lock file's production subset, as npm ci installs it (and nothing it has already cached is fetched again).
   // The function app is the root package alone: a workspace (a CLI of its own) is not staged and not installed.
   npm(['ci', '--omit=dev', '--workspaces=false', '--no-audit', '--no-fund', '--prefer-offline'], stage);
@@ -64,6 +75,31 @@ async function main(): Promise<void> {
   note(`staged ${staged.length} files (${megabytes(unpacked)} unpacked) in ${stage}`);
   note(`archive ${megabytes(statSync(archive).size)}`);
   console.log(archive);
+}
+
+/**
+ * The commit the archive is built from, which GET /api/health reports (shared/version.ts reads build.json). None when
+ * tracked files differ from it, since the archive would then not be that commit, nor outside a git checkout.
+ */
+function builtFrom(note: (line: string) => void): string | undefined {
+  const git = (args: string[]) =>
+    execFileSync('git', args, {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  try {
+    const commit = git(['rev-parse', 'HEAD']);
+    if (git(['status', '--porcelain', '--untracked-files=no'])) {
+      note(`no commit recorded: the work tree differs from ${commit.slice(0, 12)}`);
+      return undefined;
+    }
+    note(`built from commit ${commit}`);
+    return commit;
+  } catch {
+    note('no commit recorded: not a git checkout');
+    return undefined;
+  }
 }
 
 /** npm itself: the one running this script when there is one (npm run package), else the one on PATH. */

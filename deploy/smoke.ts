@@ -1,7 +1,7 @@
 /**
  * `npm run smoke`: one real grant through a running deployment, checked from outside.
  *
- * It asks the API for two minutes of access from a documentation address (RFC 5737 TEST-NET-3, or what --source
+ * It checks GET /api/health, asks the API for two minutes of access from a documentation address (RFC 5737 TEST-NET-3, or what --source
  * names) to a VM, waits until the request is active, reads every NSG in the VM's path through ARM with the
  * operator's own credential to see the rule, revokes through the API, sees the rule gone in ARM, and checks the
  * audit chain. One line per step; the first failure ends the run with exit code 1 and the reason.
@@ -92,6 +92,16 @@ export async function runSmoke(options: SmokeOptions, print: (line: string) => v
     `smoke ${options.sandbox ? 'local sandbox' : 'deployment'} ${options.apiUrl}, ARM ${options.armEndpoint}`,
   );
   try {
+    await step('health', async () => {
+      // Open to anyone; 503 means a setting every function needs is broken, so nothing below could work.
+      const r = await api.call<{ status: string; version: string; commit?: string }>('GET', 'health');
+      if (r.status !== 200) fail(`GET /api/health answered ${r.status}: ${problemText(r.body)}`);
+      const built = r.body.commit ? ` (commit ${r.body.commit.slice(0, 12)})` : '';
+      const note =
+        r.body.status === 'ok' ? '' : '; a feature is off (GET /api/health with Jit.Admin says which)';
+      return { value: undefined, line: `${r.body.status}, version ${r.body.version}${built}${note}` };
+    });
+
     const id = await step('request', async () => {
       const r = await api.call<RequestView>('POST', 'requests', {
         vm: options.vmId,

@@ -4,7 +4,7 @@
  * contents: a production file importing a dev dependency (or dev/ code) fails here, as it would in Azure.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -51,8 +51,10 @@ const LOADER = `
 const path = require('node:path');
 for (const f of JSON.parse(process.argv[1])) require(path.resolve(f));
 const { declaredFunctions } = require(path.resolve('dist/shared/hosting/declare.js'));
+const { runningVersion } = require(path.resolve('dist/shared/version.js'));
 console.log('LOADED ' + JSON.stringify({
   names: declaredFunctions().map((d) => d.name).sort(),
+  version: runningVersion(),
   loadedFrom: [...new Set(Object.keys(require.cache).map((f) => path.relative(process.cwd(), f).split(path.sep).slice(0, 2).join('/')))].sort(),
 }));
 `;
@@ -116,8 +118,16 @@ test('the package loads every function from a fresh folder with production depen
   assert.equal(load.status, 0, `loading the functions failed:\n${load.stderr}`);
   const report = JSON.parse(/^LOADED (.*)$/m.exec(load.stdout)?.[1] ?? 'null') as {
     names: string[];
+    version: { version: string; commit?: string };
     loadedFrom: string[];
   };
+  // What GET /api/health will report: the commit, when the work tree is exactly that commit (as in CI's clone).
+  const git = (args: string[]) => execFileSync('git', args, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
+  const clean = git(['status', '--porcelain', '--untracked-files=no']) === '';
+  assert.deepEqual(
+    report.version,
+    clean ? { version: pkg.version, commit: git(['rev-parse', 'HEAD']) } : { version: pkg.version },
+  );
   assert.deepEqual(report.names, functionSourceNames(), 'declared functions = files in functions/');
   assert.deepEqual(
     report.loadedFrom.filter((d) => d.startsWith('..')),

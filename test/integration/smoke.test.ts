@@ -64,6 +64,7 @@ test('npm run smoke grants, sees the rules in ARM, revokes, sees them gone and v
   const run = await runSmoke(sandbox);
   assert.equal(run.code, 0, run.lines.join('\n'));
   assert.deepEqual(steps(run), [
+    'ok health',
     'ok request',
     'ok active',
     'ok arm-path',
@@ -112,6 +113,7 @@ test('npm run smoke stops at the revoke step, non-zero, when ARM refuses to dele
   const run = await runSmoke(sandbox);
   assert.equal(run.code, 1, run.lines.join('\n'));
   assert.deepEqual(steps(run), [
+    'ok health',
     'ok request',
     'ok active',
     'ok arm-path',

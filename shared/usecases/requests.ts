@@ -5,6 +5,7 @@ import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
+import { emitAll, signalsOfTransition } from '../domain/signals';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
 import { checkGrantable } from './grants';
@@ -88,6 +89,7 @@ export async function submitRequest(
     deps.log.error('request.enqueue-failed', { requestId: request.id, error: String(err) });
   }
   deps.log.info('request.submitted', { requestId: request.id, vm: request.vmId, ports: request.ports });
+  emitAll(deps.signals, signalsOfTransition(undefined, request, caller.id));
   return request;
 }
 

@@ -43,8 +43,13 @@ export function detailLines(view: RequestView): string[] {
     );
   }
   for (const d of decisionLines(view)) lines.push(`  ${d}`);
-  for (const r of view.rules ?? [])
+  for (const r of view.rules ?? []) {
     lines.push(`  rule     ${r.ruleName} priority ${r.priority} (${r.state}) in ${r.nsgId}`);
+    // A rule that lets nothing in, or one that should be closed and is not, is what the person must not miss.
+    if (r.effective === false)
+      lines.push(`           not effective: shadowed by ${r.shadowedBy ?? 'a deny rule'}`);
+    if (r.closeBlocked) lines.push(`           still open: ${r.closeBlocked}`);
+  }
   return lines;
 }
 

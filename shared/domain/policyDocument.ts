@@ -12,7 +12,7 @@ import schema from '../../schemas/policies.schema.json';
 import { formatDuration, formatSeconds, parseDurationToSeconds } from './duration';
 import { PolicyDocumentInvalid } from './errors';
 import type { PolicyProblem } from './errors';
-import { parsePrefix } from './network';
+import { INTERNET_TAG, parsePrefix } from './network';
 import type { PolicyDocument, PolicyEntry } from './policyEntries';
 import type { ApprovalMode, Policy, Protocol } from './types';
 
@@ -53,6 +53,7 @@ interface RawPolicy {
   approval?: { mode: ApprovalMode; approvers?: string[]; required?: number; timeout?: string };
   justification?: { required?: boolean; pattern?: string };
   enforce?: boolean;
+  cutSessions?: boolean;
 }
 
 type Path = Array<string | number>;
@@ -191,6 +192,7 @@ class PolicyCheck {
       approval,
       justification,
       enforce: raw.enforce ?? false,
+      ...(raw.cutSessions === true ? { cutSessions: true } : {}),
     };
     const size = JSON.stringify(policy).length;
     if (size > MAX_POLICY_JSON_CHARS) {
@@ -248,6 +250,8 @@ class PolicyCheck {
     const text = written.trim();
     if (text.toLowerCase() === 'my-ip') return 'my-ip';
     if (EXPLICIT_ANY_SOURCES.has(text)) return text;
+    // The Internet service tag, by name: a deliberate choice, narrower than `*` (it leaves out the VNet).
+    if (text.toLowerCase() === 'internet') return INTERNET_TAG;
     let prefix;
     try {
       prefix = parsePrefix(text);
@@ -356,6 +360,7 @@ export function toPolicyEntry(p: Policy): PolicyEntry {
         ? { required: p.justification.required }
         : { required: p.justification.required, pattern: p.justification.pattern },
     enforce: p.enforce,
+    ...(p.cutSessions === true ? { cutSessions: true as const } : {}),
   };
 }
 

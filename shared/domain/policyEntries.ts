@@ -25,6 +25,8 @@ export interface PolicyEntry {
   approval: PolicyApprovalEntry;
   justification: { required: boolean; pattern?: string };
   enforce: boolean;
+  /** Written only when true (the default is false), so documents from before the option read back unchanged. */
+  cutSessions?: true;
 }
 
 /** The whole document: `GET /api/policies` returns it, `PUT /api/policies` takes it. */
@@ -77,4 +79,9 @@ export interface AccessExplanation {
   callerIsRequester: boolean;
   /** The asked port under the deciding policy; broader policies do not add ports to it. */
   port?: { port: number; protocol: Protocol; allowed: boolean; maxDuration?: string };
+  /**
+   * For administrators: what the deployment cannot read or write in the VM's network (a VNet or NSG outside the
+   * scopes its role covers), one line each. Absent when there is nothing to say.
+   */
+  warnings?: string[];
 }

@@ -108,6 +108,9 @@ describe('policy snippets', () => {
     '<subscription id>': '00000000-0000-0000-0000-000000000001',
     '<Entra group object id>': '11111111-1111-1111-1111-111111111111',
     '<group object id>': '11111111-1111-1111-1111-111111111111',
+    '<sub-id>': '00000000-0000-0000-0000-000000000001',
+    '<vm>': 'vm1',
+    '<you>@<your domain>': 'you@example.com',
   };
   /** What only a policy holds (an `approval` key alone is also in /api/health's features). */
   const POLICY_FIELD =
@@ -191,6 +194,8 @@ describe('settings', () => {
     'JIT_PROFILE',
     // What npm start reads (its ports, its data folder), as dev/start.ts names them.
     ...[...read('dev/start.ts').matchAll(/JIT_SANDBOX_[A-Z_]+/g)].map((m) => m[0]),
+    // What npm run smoke reads besides the API's own settings, as deploy/smoke.ts names them.
+    ...[...read('deploy/smoke.ts').matchAll(/\.env\('(JIT_[A-Z_]+)'\)/g)].map((m) => m[1]!),
     // Set by App Service itself when its authentication is on (the app checks it; nobody sets it).
     'WEBSITE_AUTH_ENABLED',
   ]);

@@ -47,6 +47,8 @@ export interface SandboxOptions {
   host?: (settings: HostSettings) => HostSettings;
   /** Lock duration of the jit-expirations queue. */
   expiryLockDurationInMs?: number;
+  /** Duplicate detection history of both Service Bus queues; default an hour, as infra/modules/service-bus.bicep. */
+  duplicateDetectionWindowInMs?: number;
   /** Start the local host (tests of the emulators alone may not want it). */
   startHost?: boolean;
   quiet?: boolean;
@@ -82,6 +84,11 @@ export class Sandbox {
       location: options.storageLocation,
       log,
     });
+    // Duplicate detection as Bicep turns it on: the scheduling code must cope with a re-send being dropped.
+    const duplicates = {
+      requiresDuplicateDetection: true,
+      duplicateDetectionHistoryTimeWindowInMs: options.duplicateDetectionWindowInMs ?? 3_600_000,
+    };
     this.serviceBus = new ServiceBusEmulator({
       port: options.serviceBusPort ?? 0,
       queues: [
@@ -89,8 +96,9 @@ export class Sandbox {
           name: SERVICE_BUS_QUEUES.expirations,
           lockDurationInMs: options.expiryLockDurationInMs ?? 30_000,
           maxDeliveryCount: 10,
+          ...duplicates,
         },
-        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10 },
+        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10, ...duplicates },
       ],
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });

@@ -167,9 +167,16 @@ export interface ExpiryMessage {
   expiresAt: string;
 }
 
-/** Service Bus scheduled messages: one per grant, due at its expiry. */
+/**
+ * Service Bus scheduled messages: one per grant, due at its expiry. Scheduling the same expiry twice (a retry)
+ * yields one message: the id is `expire:<request id>:<expiry>` (domain/scheduledMessages.ts) and the queue drops
+ * duplicates.
+ */
 export interface ExpiryScheduler {
-  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  /**
+   * Returns the sequence number (a decimal string: it is a 64-bit integer) of the live message for this expiry:
+   * the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
+   */
   scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string>;
   /** Cancels a scheduled message; an unknown or already delivered one is fine. */
   cancelExpiry(sequenceNumber: string): Promise<void>;
@@ -183,7 +190,7 @@ export interface StartMessage {
 
 /** Service Bus scheduled messages that open a request made ahead of time, due at its start. */
 export interface StartScheduler {
-  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  /** Returns the sequence number of the live message for this start, as `scheduleExpiry` does for an expiry. */
   scheduleStart(message: StartMessage, at: Date): Promise<string>;
   /** Cancels a scheduled message; an unknown or already delivered one is fine. */
   cancelStart(sequenceNumber: string): Promise<void>;
@@ -306,6 +313,6 @@ export interface ApprovalDeadlineMessage {
 
 /** Service Bus scheduled message at a pending request's approval deadline. */
 export interface ApprovalDeadlineScheduler {
-  /** Returns the message's sequence number as a decimal string. */
+  /** Returns the sequence number of the live message for this deadline, as `scheduleExpiry` does for an expiry. */
   scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string>;
 }

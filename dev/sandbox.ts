@@ -51,6 +51,12 @@ export interface SandboxOptions {
   duplicateDetectionWindowInMs?: number;
   /** Start the local host (tests of the emulators alone may not want it). */
   startHost?: boolean;
+  /**
+   * Run the timer functions (the reconciler) once when the in-process host starts, so a fresh sandbox is covered
+   * and swept at once. Default true: a sandbox's choice; in Azure the reconciler runs on its schedule only.
+   * Hosts started with `spawnHost` behave as Azure instances do and never run it at start.
+   */
+  runTimersOnStartup?: boolean;
   quiet?: boolean;
   /** The policy document applied at start; default dev/policies.yaml. */
   policiesFile?: string;
@@ -147,6 +153,7 @@ export class Sandbox {
       settings: this.settings,
       httpPort: this.options.httpPort ?? 0,
       log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
+      runTimersOnStartup: this.options.runTimersOnStartup ?? true,
       // On a free port the links in mail must name the port the host got. Services are built on first use,
       // which comes after this (the host binds triggers afterwards), so they read the address set here.
       onListening: (baseUrl) => {

@@ -3,6 +3,7 @@
  * configuration alone; the local host passes overrides for what the sandbox supplies itself (a credential the
  * ARM emulator accepts, its CA certificate, faster polling).
  */
+import { hostname } from 'node:os';
 import type { TokenCredential } from '@azure/core-auth';
 import type { InvocationContext } from '@azure/functions';
 import { loadConfig } from './config';
@@ -19,6 +20,7 @@ import { NsgTable, TableNsgLocks } from './adapters/nsgTable';
 import type { NsgLeaseOptions } from './adapters/nsgTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
+import { TableRunLeases } from './adapters/runLeaseTable';
 import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
 import { SmtpMailer } from './adapters/smtpMailer';
@@ -125,6 +127,11 @@ function build(o: CompositionOverrides): Services {
     pollInMs: 250,
     ...o.nsgLease,
   });
+  // One reconciler run at a time across instances; a crashed run holds the next one off for a minute at most.
+  const leases = new TableRunLeases(tableClient(config.tables, TABLES.nsgs, storageCredential), {
+    ttlInMs: 60_000,
+    host: hostname(),
+  });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
   const deps: Deps = {
     // Reads append a state change's event a crash left in the request row (shared/usecases/auditOutbox.ts).
@@ -149,6 +156,7 @@ function build(o: CompositionOverrides): Services {
     }),
     nsgs: new NsgTable(tableClient(config.tables, TABLES.nsgs, storageCredential)),
     locks,
+    leases,
     clock,
     settings,
     log: consoleLogger,

@@ -223,6 +223,18 @@ export interface NsgLocks {
   withLock<T>(nsgId: string, task: () => Promise<T>): Promise<T>;
 }
 
+/** What `RunLeases.runAlone` did: ran the task and what it returned, or left it to the instance holding the lease. */
+export type RunOutcome<T> = { ran: true; value: T } | { ran: false; holder: string };
+
+/** Leases on work that one instance of the Function App at a time may do (the reconciler's run). */
+export interface RunLeases {
+  /**
+   * Runs `task` holding the lease `name`, renewed while it runs and given back after; when another instance holds
+   * an unexpired lease, returns at once without running it.
+   */
+  runAlone<T>(name: string, task: () => Promise<T>): Promise<RunOutcome<T>>;
+}
+
 /** An NSG the reconciler sweeps, and what JIT protects in it. */
 export interface WatchedNsg {
   /** Lower-cased NSG id. */

@@ -27,7 +27,7 @@ export interface TimerTrigger {
   type: 'timer';
   /** NCRONTAB with seconds: `{second} {minute} {hour} {day} {month} {day-of-week}`. */
   schedule: string;
-  runOnStartup?: boolean;
+  // No `runOnStartup`: advised against in production (functions/reconcile.ts); the sandbox decides that itself.
 }
 
 export interface HttpFunction {
@@ -93,11 +93,7 @@ export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
       });
       break;
     case 'timer':
-      app.timer(d.name, {
-        schedule: d.trigger.schedule,
-        runOnStartup: d.trigger.runOnStartup,
-        handler: d.handler as never,
-      });
+      app.timer(d.name, { schedule: d.trigger.schedule, handler: d.handler as never });
       break;
   }
   return d;

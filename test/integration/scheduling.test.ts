@@ -80,6 +80,19 @@ describe('exactly one live scheduled message per purpose', () => {
   const expiries = (id: string) => scheduledFor(sandbox, SERVICE_BUS_QUEUES.expirations, id);
   const starts = (id: string) => scheduledFor(sandbox, SERVICE_BUS_QUEUES.starts, id);
 
+  /** Waits until the request's message on `queue`, due `at`, has come due and been handled. */
+  async function delivered(queue: string, id: string, at: Date): Promise<void> {
+    await waitFor(
+      `its message on ${queue} to be delivered and settled`,
+      () =>
+        Date.now() > at.getTime() &&
+        scheduledFor(sandbox, queue, id).length === 0 &&
+        sandbox.serviceBus.stats(queue).active === 0,
+      15_000,
+      20,
+    );
+  }
+
   /** The one expiry message, recorded on the request and due at its expiry; then the rule closes at that time. */
   async function assertExpiresOnTime(d: Deps, id: string): Promise<void> {
     const r = await request(d, id);
@@ -227,15 +240,7 @@ describe('exactly one live scheduled message per purpose', () => {
     // while the request is still `approved`.
     const slow = withExpiries(d, async (m, at) => {
       const sequenceNumber = await d.scheduler.scheduleExpiry(m, at);
-      await waitFor(
-        'the expiry message to be delivered and settled',
-        () =>
-          Date.now() > at.getTime() &&
-          expiries(id).length === 0 &&
-          sandbox.serviceBus.stats(SERVICE_BUS_QUEUES.expirations).active === 0,
-        15_000,
-        20,
-      );
+      await delivered(SERVICE_BUS_QUEUES.expirations, id, at);
       return sequenceNumber;
     });
     await applyGrant(slow, id);
@@ -250,15 +255,7 @@ describe('exactly one live scheduled message per purpose', () => {
     const id = await submit(d, { duration: 'PT1M', startAt: new Date(Date.now() + 1500).toISOString() });
     const slow = withStarts(d, async (m, at) => {
       const sequenceNumber = await d.starts.scheduleStart(m, at);
-      await waitFor(
-        'the start message to be delivered and settled',
-        () =>
-          Date.now() > at.getTime() &&
-          starts(id).length === 0 &&
-          sandbox.serviceBus.stats(SERVICE_BUS_QUEUES.starts).active === 0,
-        15_000,
-        20,
-      );
+      await delivered(SERVICE_BUS_QUEUES.starts, id, at);
       return sequenceNumber;
     });
     await evaluateRequest(slow, id);

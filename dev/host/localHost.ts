@@ -388,29 +388,27 @@ export class LocalHost extends EventEmitter {
         );
       return;
     }
-    {
-      try {
-        if (m.dequeueCount >= cfg.maxDequeueCount) {
-          await poison.createIfNotExists();
-          await poison.sendMessage(m.messageText);
-          await queue.deleteMessage(m.messageId, popReceipt);
-          this.log(
-            'warning',
-            f.name,
-            `message ${m.messageId} moved to ${f.trigger.queueName}-poison after ${m.dequeueCount} attempts`,
-          );
-        } else {
-          await queue.updateMessage(
-            m.messageId,
-            popReceipt,
-            undefined,
-            Math.round(cfg.visibilityTimeoutInMs / 1000),
-          );
-        }
-      } catch (err) {
-        // The message becomes visible again when its invisibility ends: nothing is lost.
-        this.log('warning', f.name, `could not settle message ${m.messageId}: ${String(err)}`);
+    try {
+      if (m.dequeueCount >= cfg.maxDequeueCount) {
+        await poison.createIfNotExists();
+        await poison.sendMessage(m.messageText);
+        await queue.deleteMessage(m.messageId, popReceipt);
+        this.log(
+          'warning',
+          f.name,
+          `message ${m.messageId} moved to ${f.trigger.queueName}-poison after ${m.dequeueCount} attempts`,
+        );
+      } else {
+        await queue.updateMessage(
+          m.messageId,
+          popReceipt,
+          undefined,
+          Math.round(cfg.visibilityTimeoutInMs / 1000),
+        );
       }
+    } catch (err) {
+      // The message becomes visible again when its invisibility ends: nothing is lost.
+      this.log('warning', f.name, `could not settle message ${m.messageId}: ${String(err)}`);
     }
   }
 

@@ -16,10 +16,9 @@ import type { AccessRequest, AuditEvent, GrantRule, RequestStatus, VmNetworkPath
 import { startApproval } from './approvals';
 import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
-import { startScheduledRequest } from './lifecycle';
 import { notifyRequester } from './notify';
 import { deleteRuleWithRetry, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
-import { cancelSuperseded } from './scheduledMessages';
+import { awaitRecording, cancelSuperseded } from './scheduledMessages';
 
 /**
  * Moves a request to a new status with a conditional write that carries its audit event (see auditOutbox.ts).
@@ -140,18 +139,10 @@ export async function scheduleStart(
     { approvedAt: deps.clock.now().toISOString(), startSequenceNumber: sequenceNumber },
     { actor: audit.actor, action: 'request.scheduled', detail: `${audit.detail}; starts at ${startAt}` },
   );
-  if (!moved) {
-    // Lost the race: the message may be the very one the winner recorded (the same id), so it goes only if the
-    // request ended or recorded another.
-    await cancelSuperseded(deps, 'start', r.id, [{ sequenceNumber, dueAt: startAt }]);
-    return false;
-  }
-  // The start came while this was being recorded: its message, finding the request not yet `scheduled`, was
-  // ignored as stale. Start it now rather than at the reconciler's grace.
-  if (deps.clock.now().getTime() >= Date.parse(startAt)) {
-    await startScheduledRequest(deps, { requestId: r.id, startAt });
-  }
-  return true;
+  // Lost the race: the message may be the very one the winner recorded (the same id), so it goes only if the
+  // request ended or recorded another.
+  if (!moved) await cancelSuperseded(deps, 'start', r.id, [{ sequenceNumber, dueAt: startAt }]);
+  return moved !== undefined;
 }
 
 /**
@@ -224,14 +215,7 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     expirySequenceNumber: sequenceNumber,
   });
   const moved = await activate(deps, found, rules, sequenceNumber);
-  if (moved) {
-    await notifyRequester(deps, moved.value);
-    // A grant shorter than its apply: the expiry came while the rules were being written, and its message, finding
-    // the request still `approved`, was ignored as stale. Close it now rather than at the reconciler's grace.
-    if (deps.clock.now().getTime() >= Date.parse(expiresAt))
-      await expireGrant(deps, { requestId, expiresAt });
-    return;
-  }
+  if (moved) return void (await notifyRequester(deps, moved.value));
 
   // Another run activated it first, or it was revoked meanwhile. Our message is most likely the very one the
   // winner recorded (the same id): it is cancelled only if the request ended or recorded another.
@@ -485,7 +469,10 @@ export async function expireGrant(
   message: ExpiryMessage,
   actor = 'system:expiry',
 ): Promise<void> {
-  const found = await deps.requests.get(message.requestId);
+  const applying = (r: AccessRequest) => r.status === 'approved' && r.expiresAt === message.expiresAt;
+  let found = await deps.requests.get(message.requestId);
+  // Due while the apply that scheduled it is still writing the rules (a grant shorter than its apply).
+  if (found && applying(found.value)) found = await awaitRecording(deps, message.requestId, applying);
   if (!found) return void deps.log.warn('expire.unknown-request', { requestId: message.requestId });
   const r = found.value;
   if (r.status !== 'active' || r.expiresAt !== message.expiresAt) {

@@ -21,7 +21,7 @@ import type { ScheduledRef } from '../domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { removeRules, transition } from './grants';
-import { cancelQuietly, cancelSuperseded } from './scheduledMessages';
+import { awaitRecording, cancelQuietly, cancelSuperseded } from './scheduledMessages';
 import { writeAudited } from './auditOutbox';
 import { viewOf } from './requests';
 import type { RequestView } from './requests';
@@ -63,7 +63,10 @@ export async function startScheduledRequest(
   message: StartMessage,
   actor = 'system:schedule',
 ): Promise<void> {
-  const found = await deps.requests.get(message.requestId);
+  const scheduling = (r: AccessRequest) => r.status === 'submitted' && r.startAt === message.startAt;
+  let found = await deps.requests.get(message.requestId);
+  // Due while the evaluation that scheduled it is still recording it (a start moments after the request).
+  if (found && scheduling(found.value)) found = await awaitRecording(deps, message.requestId, scheduling);
   if (!found) return void deps.log.warn('start.unknown-request', { requestId: message.requestId });
   const r = found.value;
   // An earlier delivery moved it but may not have handed it on; handing on twice is harmless.

@@ -1,9 +1,17 @@
 /**
  * Cancelling scheduled messages without ever cancelling the live one (shared/domain/scheduledMessages.ts).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { TransientFailure } from '../domain/errors';
+import type { StoredRequest } from '../domain/ports';
 import { isSuperseded } from '../domain/scheduledMessages';
 import type { ScheduledRef } from '../domain/scheduledMessages';
+import type { AccessRequest } from '../domain/types';
 import type { Deps } from './deps';
+
+/** A handler waits this long, per delivery, for the step that scheduled its message to record it. */
+const RECORDING_WAIT_IN_MS = 20_000;
+const RECORDING_POLL_IN_MS = 250;
 
 type CancelDeps = Pick<Deps, 'requests' | 'scheduler' | 'starts' | 'log'>;
 
@@ -55,4 +63,28 @@ export async function cancelQuietly(
       error: String(err),
     });
   }
+}
+
+/**
+ * A message can come due while the step that scheduled it is still recording it: a grant shorter than its own apply
+ * (ARM writes take seconds), a start moments after the request. Its handler then finds the request one step behind,
+ * and ignoring the message as stale would leave nothing to act at its time until the reconciler's grace. So the
+ * handler reads the request again while `stillRecording` holds (or the step's audit event still waits in the row),
+ * for up to 20 seconds, and returns it as it then is (or undefined if it is gone). If the step is still not done, it throws `TransientFailure`: the host abandons the
+ * message and Service Bus delivers it again, up to the queue's max delivery count; past that the reconciler acts.
+ */
+export async function awaitRecording(
+  deps: Pick<Deps, 'requests' | 'log'>,
+  requestId: string,
+  stillRecording: (request: AccessRequest) => boolean,
+): Promise<StoredRequest | undefined> {
+  deps.log.info('schedule.awaiting-recording', { requestId });
+  for (let waited = 0; waited < RECORDING_WAIT_IN_MS; waited += RECORDING_POLL_IN_MS) {
+    await sleep(RECORDING_POLL_IN_MS);
+    const found = await deps.requests.get(requestId);
+    // Recorded, and its writer done with the row: the write that clears the step's audit event from it would
+    // otherwise make the handler's own conditional write fail a moment later.
+    if (!found || (!stillRecording(found.value) && !found.pendingAudit)) return found;
+  }
+  throw new TransientFailure(`request ${requestId} is still being scheduled; its message comes again`);
 }

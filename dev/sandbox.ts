@@ -167,13 +167,20 @@ export class Sandbox {
    * Starts a local host in a child process against the running emulators: one more instance of the Function
    * App, which a test can kill as a crash would. The caller stops or kills it.
    */
-  async spawnHost(): Promise<HostProcess> {
+  async spawnHost(
+    options: {
+      /** Settings of this instance only, over the sandbox's (an instance deployed with other settings). */
+      settings?: Record<string, string>;
+      settingsInEnvironment?: boolean;
+    } = {},
+  ): Promise<HostProcess> {
     const hostSettings = readHostSettings(join(PROJECT_ROOT, 'host.json'));
     const { armCaPem, ...overrides } = this.overrides();
     return HostProcess.start({
       functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,
-      settings: this.settings,
+      settings: { ...this.settings, ...options.settings },
+      settingsInEnvironment: options.settingsInEnvironment,
       armCaPem,
       overrides,
     });

@@ -5,10 +5,12 @@
  */
 import { hostname } from 'node:os';
 import type { TokenCredential } from '@azure/core-auth';
+import { app } from '@azure/functions';
 import type { InvocationContext } from '@azure/functions';
 import { loadConfig } from './config';
-import type { Config } from './config';
-import type { AuditTrail, Clock } from './domain/ports';
+import type { Config, Features } from './config';
+import { FeatureUnavailable } from './domain/errors';
+import type { ApprovalTokens, AuditTrail, Clock, Mailer } from './domain/ports';
 import { AcsMailer } from './adapters/acsMailer';
 import { ApprovalTable } from './adapters/approvalTable';
 import { JoseApprovalTokens } from './adapters/approvalTokens';
@@ -50,11 +52,12 @@ export interface CompositionOverrides {
 
 export interface Services {
   config: Config;
+  /** Throws `FeatureUnavailable` while the authentication feature is switched off: no caller can be identified. */
   authenticate: Authenticator;
-  /** Per-caller limit on creating requests (per instance). */
-  requestLimiter: RateLimiterMemory;
-  /** Per-person-and-address limit on posting approval decisions (per instance). */
-  approvalLimiter: RateLimiterMemory;
+  /** Per-caller limit on creating requests (per instance); undefined while the requests feature is off. */
+  requestLimiter?: RateLimiterMemory;
+  /** Per-person-and-address limit on posting approval decisions (per instance); undefined while approval is off. */
+  approvalLimiter?: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
   /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
@@ -71,11 +74,25 @@ export function configureServices(next: CompositionOverrides): void {
   current = undefined;
 }
 
-/** The wired services, built on first use (so a bad setting fails the first invocation loudly, with its name). */
+/**
+ * The wired services, built when the host starts in Azure and otherwise on first use. A bad core setting fails
+ * every invocation loudly, with its name; a bad feature setting only switches that feature off.
+ */
 export function services(): Services {
   current ??= build(overrides);
   return current;
 }
+
+// STYLE.md §12: in Azure the clients are built when the host starts, so a broken setting is reported then rather
+// than at the first call, and closed when it stops. (The local host and tests build and close them themselves.)
+app.hook.appStart(() => {
+  try {
+    services();
+  } catch (err) {
+    consoleLogger.error('config.invalid', { error: (err as Error).message });
+  }
+});
+app.hook.appTerminate(() => resetServices());
 
 /** Closes the clients and forgets them (the local host's shutdown, tests). */
 export async function resetServices(): Promise<void> {
@@ -94,6 +111,8 @@ export function depsFor(context: InvocationContext): Deps {
 
 function build(o: CompositionOverrides): Services {
   const config = loadConfig(o.env ?? process.env);
+  reportFeatures(config.features);
+  const { authentication, approval, mail, requests } = config.features;
   const clock = o.clock ?? { now: () => new Date() };
   // Credentials are made lazily: the sandbox never needs one for storage or Service Bus.
   const storageCredential = lazy(() =>
@@ -105,10 +124,11 @@ function build(o: CompositionOverrides): Services {
   const bus = serviceBusClient(config.serviceBus, busCredential);
   const scheduler = new ServiceBusExpiryScheduler(bus);
   const deadlines = new ServiceBusApprovalDeadlines(bus);
-  const mailer =
-    config.mail.mode === 'smtp'
-      ? new SmtpMailer(config.mail)
-      : new AcsMailer(config.mail, credentialFor(config.managedIdentityClientId));
+  const mailer: Mailer = !mail.ready
+    ? switchedOffMailer
+    : mail.settings.mode === 'smtp'
+      ? new SmtpMailer(mail.settings)
+      : new AcsMailer(mail.settings, credentialFor(config.managedIdentityClientId));
   const starts = new ServiceBusStartScheduler(bus);
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
@@ -163,21 +183,30 @@ function build(o: CompositionOverrides): Services {
     notifier: new MailNotifier(mailer),
     approvals: {
       decisions: new ApprovalTable(tableClient(config.tables, TABLES.approvals, storageCredential)),
-      tokens: new JoseApprovalTokens(config.approvalKeys, () => clock.now()),
+      tokens: approval.ready
+        ? new JoseApprovalTokens(approval.settings.approvalKeys, () => clock.now())
+        : switchedOffTokens,
       mailer,
       deadlines,
-      publicBaseUrl: config.publicBaseUrl,
-      groupMailboxes: config.approverGroupMailboxes,
+      publicBaseUrl: approval.ready ? approval.settings.publicBaseUrl : '',
+      groupMailboxes: approval.ready ? approval.settings.approverGroupMailboxes : {},
+      unavailableFeature: !approval.ready ? 'approval' : !mail.ready ? 'mail' : undefined,
     },
   };
   return {
     config,
     deps,
-    authenticate: createAuthenticator(config, (id) =>
-      consoleLogger.warn('auth.group-overage', { caller: id }),
-    ),
-    requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
-    approvalLimiter: new RateLimiterMemory({ points: config.approvalAttemptsPerMinute, duration: 60 }),
+    authenticate: authentication.ready
+      ? createAuthenticator(authentication.settings, (id) =>
+          consoleLogger.warn('auth.group-overage', { caller: id }),
+        )
+      : () => Promise.reject(new FeatureUnavailable('authentication')),
+    requestLimiter: requests.ready
+      ? new RateLimiterMemory({ points: requests.settings.requestsPerMinute, duration: 60 })
+      : undefined,
+    approvalLimiter: approval.ready
+      ? new RateLimiterMemory({ points: approval.settings.approvalAttemptsPerMinute, duration: 60 })
+      : undefined,
     auditTrail: audit,
     close: async () => {
       await locks.releaseAll();
@@ -189,6 +218,24 @@ function build(o: CompositionOverrides): Services {
     },
   };
 }
+
+/** One line per feature a broken setting switched off: the setting and why, never its value. */
+function reportFeatures(features: Features): void {
+  for (const [feature, state] of Object.entries(features)) {
+    if (!state.ready) consoleLogger.error('config.feature-unavailable', { feature, ...state.problem });
+  }
+}
+
+/** What a switched-off feature's ports do: refuse, naming the feature (503 on HTTP, a skip where mail was optional). */
+const switchedOffMailer: Mailer = {
+  send: () => Promise.reject(new FeatureUnavailable('mail')),
+};
+const switchedOffTokens: ApprovalTokens = {
+  issue: () => Promise.reject(new FeatureUnavailable('approval')),
+  verify: () => Promise.reject(new FeatureUnavailable('approval')),
+  issueFormToken: () => Promise.reject(new FeatureUnavailable('approval')),
+  verifyFormToken: () => Promise.reject(new FeatureUnavailable('approval')),
+};
 
 function lazy<T>(make: () => T): () => T {
   let v: T | undefined;

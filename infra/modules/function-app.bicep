@@ -259,8 +259,13 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
       // them a sign-in page. Browser pages start sign-in with a link to /.auth/login/aad.
       unauthenticatedClientAction: 'Return401'
       redirectToProvider: 'azureactivedirectory'
-      // No excluded paths: every route, approval pages included, needs a signed-in caller. Add one here only for
-      // an endpoint that must be reachable anonymously, and give it a reason.
+      // Every route, approval pages included, needs a signed-in caller, except the health route: it must answer
+      // anonymous probes (status and version only; its per-feature detail still needs a Jit.Admin caller).
+      // excludedPaths: "The paths for which unauthenticated flow would not be redirected to the login page"
+      // (https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2, GlobalValidation).
+      excludedPaths: [
+        '/api/health'
+      ]
     }
     identityProviders: {
       azureActiveDirectory: {

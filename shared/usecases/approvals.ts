@@ -45,11 +45,18 @@ export function approvalLink(publicBaseUrl: string, token: string, intent: Decis
 /**
  * From `evaluateRequest` for a manual policy: `submitted` → `pending-approval` with a deadline, then the deadline
  * message, one mail per approver and one to the requester. Called again for a pending request whose approvers
- * were never mailed (a crash or a mail failure in between), it mails them then.
+ * were never mailed (a crash or a mail failure in between), it mails them then. While approval links or mail are
+ * switched off it changes nothing.
  */
 export async function startApproval(deps: Deps, found: StoredRequest, policy: Policy): Promise<void> {
   const a = approvalServices(deps);
   const r = found.value;
+  if (a.unavailableFeature) {
+    // Held as it is, never denied for a broken setting: the reconciler hands a request that sits here back to
+    // evaluateRequest, which asks the approvers once the feature is back (docs/operations.md).
+    deps.log.warn('approval.feature-unavailable', { requestId: r.id, feature: a.unavailableFeature });
+    return;
+  }
   const required = approvalsRequired(policy);
   const { recipients, unreachable } = approvalRecipients(policy, r.requester, a.groupMailboxes);
   let current = found;

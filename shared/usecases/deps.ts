@@ -79,4 +79,9 @@ export interface ApprovalServices {
   publicBaseUrl: string;
   /** Mailbox per approver group object id (lower-cased). */
   groupMailboxes: Readonly<Record<string, string>>;
+  /**
+   * The feature (`approval` or `mail`) that is switched off by a broken setting, when approvers cannot be asked
+   * now. Decisions already recorded still count, and deadlines still expire requests.
+   */
+  unavailableFeature?: string;
 }

@@ -1,5 +1,5 @@
 import { ulid } from 'ulid';
-import { AccessNotAllowed, InvalidRequest, RequestNotFound } from '../domain/errors';
+import { AccessNotAllowed, FeatureUnavailable, InvalidRequest, RequestNotFound } from '../domain/errors';
 import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
@@ -11,7 +11,7 @@ import { checkGrantable } from './grants';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
- * Nothing is written unless the request is valid and allowed.
+ * Nothing is written unless the request is valid and allowed, and, under manual approval, approvers can be asked.
  */
 export async function submitRequest(
   deps: Deps,
@@ -40,6 +40,10 @@ export async function submitRequest(
     }
     throw err;
   }
+  // Approvers are asked through mailed links: with either switched off, say so now and store nothing, rather than
+  // accept a request nobody would be asked about.
+  const unavailable = deps.approvals?.unavailableFeature;
+  if (decision.approvalMode === 'manual' && unavailable) throw new FeatureUnavailable(unavailable);
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
   await checkGrantable(deps, ask.vmId, decision.sourcePrefix);
 

@@ -13,7 +13,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     host: (h) => ({ ...h, queues: { ...h.queues, visibilityTimeoutInMs: 200, maxPollingIntervalInMs: 200 } }),
     ...options,
   });
-  await sandbox.start();
+  try {
+    await sandbox.start();
+  } catch (err) {
+    // Stop the emulators that did start, or they keep the test process alive after it failed.
+    await sandbox.stop().catch(() => undefined);
+    throw err;
+  }
   return sandbox;
 }
 

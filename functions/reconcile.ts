@@ -10,7 +10,7 @@ import { runReconciler } from '../shared/usecases/reconcilerRun';
  * Not `runOnStartup`: Azure starts the runtime whenever the app wakes, restarts or scales out, so such a run comes
  * "at highly unpredictable times", and the docs advise against it in production
  * (https://learn.microsoft.com/azure/azure-functions/functions-bindings-timer#configuration). The next tick is at
- * most one schedule interval away. The local sandbox runs it at start (dev/sandbox.ts `runTimersOnStartup`).
+ * most one schedule interval away. The local sandbox runs it at start (dev/sandbox.ts `reconcileOnStart`).
  */
 export default declareFunction({
   name: 'reconcile',

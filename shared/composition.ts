@@ -7,10 +7,18 @@ import { hostname } from 'node:os';
 import type { TokenCredential } from '@azure/core-auth';
 import { app } from '@azure/functions';
 import type { InvocationContext } from '@azure/functions';
+import { metrics } from '@opentelemetry/api';
+import type { MeterProvider } from '@opentelemetry/api';
+import { logs } from '@opentelemetry/api-logs';
+import type { LoggerProvider } from '@opentelemetry/api-logs';
 import { loadConfig } from './config';
 import type { Config, Features } from './config';
 import { FeatureUnavailable } from './domain/errors';
-import type { ApprovalTokens, AuditTrail, Clock, Mailer } from './domain/ports';
+import type { ApprovalTokens, AuditAnchorStore, AuditTrail, Clock, Mailer } from './domain/ports';
+import { BlobAuditAnchors } from './adapters/auditAnchorBlobs';
+import { startAzureMonitor } from './adapters/azureMonitor';
+import { FetchWebhookClient } from './adapters/fetchWebhooks';
+import { OpenTelemetrySignals } from './adapters/otelSignals';
 import { AcsMailer } from './adapters/acsMailer';
 import { ApprovalTable } from './adapters/approvalTable';
 import { JoseApprovalTokens } from './adapters/approvalTokens';
@@ -27,16 +35,17 @@ import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadli
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
 import { SmtpMailer } from './adapters/smtpMailer';
 import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
-import { StorageWorkQueues } from './adapters/storageQueues';
+import { StorageNotificationQueue, StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
 import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { AuditedRequests } from './usecases/auditOutbox';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { Deps, GrantSettings, Logger } from './usecases/deps';
+import type { ChannelServices, Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
 import { baselineEnforcement } from './usecases/baseline';
+import { networkReach } from './usecases/reach';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
@@ -48,6 +57,10 @@ export interface CompositionOverrides {
   nsgLease?: Partial<NsgLeaseOptions>;
   settings?: Partial<GrantSettings>;
   clock?: Clock;
+  /** Where signals go instead of the global OpenTelemetry providers (tests: in-memory exporters). */
+  telemetry?: { meterProvider: MeterProvider; loggerProvider: LoggerProvider };
+  /** Retries of chat and webhook deliveries (tests shorten them). */
+  notifyRetry?: Partial<Pick<ChannelServices, 'maxAttempts' | 'firstRetryDelayInSeconds'>>;
 }
 
 export interface Services {
@@ -62,6 +75,8 @@ export interface Services {
   deps: Deps;
   /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
   auditTrail: AuditTrail;
+  /** The audit trail's daily anchors outside the table, when a Blob service is configured. */
+  auditAnchors?: AuditAnchorStore;
   close(): Promise<void>;
 }
 
@@ -106,6 +121,7 @@ export function depsFor(context: InvocationContext): Deps {
   const deps: Deps = { ...services().deps, log: contextLogger(context) };
   // The enforcement hook works on behalf of this invocation: its log lines belong to it.
   deps.enforcement = baselineEnforcement(() => deps);
+  deps.reach = networkReach(() => deps);
   return deps;
 }
 
@@ -113,7 +129,16 @@ function build(o: CompositionOverrides): Services {
   const config = loadConfig(o.env ?? process.env);
   reportFeatures(config.features);
   const { authentication, approval, mail, requests } = config.features;
+  // Optional features a broken setting switched off are reported above and simply absent below.
+  const telemetry = config.features.telemetry.ready ? config.features.telemetry.settings : undefined;
+  const notifyTargets = config.features.notifications.ready ? config.features.notifications.settings : [];
+  const anchors = config.features.auditAnchors.ready ? config.features.auditAnchors.settings : undefined;
   const clock = o.clock ?? { now: () => new Date() };
+  if (telemetry && !o.telemetry) startAzureMonitor(telemetry);
+  const signals = new OpenTelemetrySignals(
+    o.telemetry?.meterProvider ?? metrics.getMeterProvider(),
+    o.telemetry?.loggerProvider ?? logs.getLoggerProvider(),
+  );
   // Credentials are made lazily: the sandbox never needs one for storage or Service Bus.
   const storageCredential = lazy(() =>
     credentialFor(config.tables.kind === 'identity' ? config.tables.clientId : undefined),
@@ -153,6 +178,17 @@ function build(o: CompositionOverrides): Services {
     host: hostname(),
   });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
+  const channels: ChannelServices | undefined = notifyTargets.length
+    ? {
+        targets: notifyTargets,
+        queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
+        http: new FetchWebhookClient(),
+        // 15 s doubling: the eighth and last attempt about half an hour after the first.
+        maxAttempts: 8,
+        firstRetryDelayInSeconds: 15,
+        ...o.notifyRetry,
+      }
+    : undefined;
   const deps: Deps = {
     // Reads append a state change's event a crash left in the request row (shared/usecases/auditOutbox.ts).
     requests: new AuditedRequests(
@@ -163,6 +199,7 @@ function build(o: CompositionOverrides): Services {
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
     // `enforce: true`: baseline deny rules, a bounded share at once and the rest by the reconciler.
     enforcement: baselineEnforcement(() => deps),
+    reach: networkReach(() => deps),
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit,
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
@@ -181,6 +218,8 @@ function build(o: CompositionOverrides): Services {
     settings,
     log: consoleLogger,
     notifier: new MailNotifier(mailer),
+    signals,
+    channels,
     approvals: {
       decisions: new ApprovalTable(tableClient(config.tables, TABLES.approvals, storageCredential)),
       tokens: approval.ready
@@ -208,6 +247,7 @@ function build(o: CompositionOverrides): Services {
       ? new RateLimiterMemory({ points: approval.settings.approvalAttemptsPerMinute, duration: 60 })
       : undefined,
     auditTrail: audit,
+    auditAnchors: anchors ? BlobAuditAnchors.fromConnection(anchors, storageCredential) : undefined,
     close: async () => {
       await locks.releaseAll();
       await scheduler.close();

@@ -14,6 +14,8 @@ import { z } from 'zod';
 import { parseDurationToSeconds } from './domain/duration';
 import { looksLikeMailAddress } from './domain/approval';
 import { ConfigurationError, FeatureUnavailable } from './domain/errors';
+import { NOTIFICATION_KINDS } from './domain/notifications';
+import type { NotifyTarget } from './domain/notifications';
 
 export type AuthMode = 'dev' | 'easyauth' | 'jwt';
 
@@ -69,12 +71,25 @@ export interface RequestLimits {
   requestsPerMinute: number;
 }
 
+/** Application Insights: where the app's signals go (shared/adapters/azureMonitor.ts). */
+export interface TelemetryConfig {
+  connectionString: string;
+  /** Client id of the managed identity that authenticates to ingestion (the component refuses keys). */
+  clientId?: string;
+}
+
 /** The settings of each feature, by its name. A new feature is one entry here and one loader in FEATURE_LOADERS. */
 export interface FeatureConfigs {
   authentication: AuthenticationConfig;
   approval: ApprovalConfig;
   mail: MailConfig;
   requests: RequestLimits;
+  /** Application Insights; undefined when not configured (the sandbox): signals then go nowhere. */
+  telemetry: TelemetryConfig | undefined;
+  /** Chat and webhook targets of notifications; empty for mail only. */
+  notifications: NotifyTarget[];
+  /** The Blob service holding the audit trail's daily anchors; undefined when not configured. */
+  auditAnchors: Connection | undefined;
 }
 
 export type FeatureName = keyof FeatureConfigs;
@@ -171,6 +186,14 @@ export const SETTINGS = {
     'where links for group approvers go: "<group object id>=<address>", comma-separated (groups without one get no mail)',
   JIT_RECONCILE_SCHEDULE:
     'NCRONTAB schedule of the reconciler, with seconds (read by the timer trigger; e.g. 0 */2 * * * *)',
+  APPLICATIONINSIGHTS_CONNECTION_STRING:
+    'Application Insights connection string (names the component; not a secret when its local auth is off); unset: no telemetry',
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING:
+    '"ClientId=<managed identity client id>;Authorization=AAD": telemetry is sent with that identity',
+  AzureWebJobsStorage__blobServiceUri:
+    'Blob service URI of the storage account: the Functions host state, and the immutable audit anchors (container jit-audit-anchors)',
+  JIT_NOTIFY_TARGETS:
+    'chat and webhook targets of notifications, a JSON array (in Azure a Key Vault reference: the URLs are secrets; see docs/operations.md)',
 } as const;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -232,6 +255,9 @@ const FEATURE_LOADERS: { [K in FeatureName]: (read: SettingsReader) => FeatureCo
   approval: loadApproval,
   mail: loadMail,
   requests: loadRequestLimits,
+  telemetry: loadTelemetry,
+  notifications: loadNotifyTargets,
+  auditAnchors: loadAuditAnchors,
 };
 
 /**
@@ -465,4 +491,97 @@ function loadMail(read: SettingsReader): MailConfig {
   const password = get('JIT_SMTP_PASSWORD');
   if (password && !user) fail('JIT_SMTP_USER', 'is missing while JIT_SMTP_PASSWORD is set');
   return { mode, from, host, port, tls, user, password };
+}
+
+function loadTelemetry(read: SettingsReader): TelemetryConfig | undefined {
+  const { get, fail } = read;
+  // Checked even without a connection string: a broken identity setting is reported, not left to surprise later.
+  const auth = get('APPLICATIONINSIGHTS_AUTHENTICATION_STRING');
+  const identity = auth ? /^\s*ClientId=([0-9a-f-]{36})\s*;\s*Authorization=AAD\s*$/i.exec(auth) : undefined;
+  if (auth && !identity)
+    fail('APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'must be "ClientId=<client id>;Authorization=AAD"');
+  const connectionString = get('APPLICATIONINSIGHTS_CONNECTION_STRING');
+  if (!connectionString) return undefined;
+  const ingestion = /(?:^|;)\s*IngestionEndpoint=([^;]+)/i.exec(connectionString)?.[1];
+  if (!/(?:^|;)\s*InstrumentationKey=[0-9a-f-]{36}\s*(?:;|$)/i.test(connectionString) || !ingestion)
+    fail(
+      'APPLICATIONINSIGHTS_CONNECTION_STRING',
+      'must hold InstrumentationKey=<guid> and IngestionEndpoint=<url> (copy it from the component)',
+    );
+  read.url('APPLICATIONINSIGHTS_CONNECTION_STRING', ingestion as string);
+  return { connectionString, clientId: identity?.[1] };
+}
+
+/** The audit anchors live in the storage account's Blob service: the sandbox's connection string, or its URI. */
+function loadAuditAnchors(read: SettingsReader): Connection | undefined {
+  const storageString = read.get('AzureWebJobsStorage');
+  if (storageString) return { kind: 'connectionString', connectionString: storageString };
+  const endpoint = read.get('AzureWebJobsStorage__blobServiceUri');
+  if (!endpoint) return undefined;
+  return {
+    kind: 'identity',
+    endpoint: read.url('AzureWebJobsStorage__blobServiceUri', endpoint),
+    clientId: read.get('AzureWebJobsStorage__clientId') ?? read.get('AZURE_CLIENT_ID'),
+  };
+}
+
+const notifyTargetSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'),
+    type: z.enum(['teams', 'slack', 'webhook']),
+    url: z.url(),
+    secret: z.string().optional(),
+    events: z.array(z.enum(NOTIFICATION_KINDS)).min(1).optional(),
+    policies: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict();
+
+/** `JIT_NOTIFY_TARGETS`: a JSON array of targets. Reasons name the target and the field, never a URL or key. */
+function loadNotifyTargets(read: SettingsReader): NotifyTarget[] {
+  const { fail } = read;
+  const text = read.get('JIT_NOTIFY_TARGETS');
+  if (!text) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return fail('JIT_NOTIFY_TARGETS', 'must be a JSON array of targets');
+  }
+  if (!Array.isArray(json)) return fail('JIT_NOTIFY_TARGETS', 'must be a JSON array of targets');
+  const names = new Set<string>();
+  return json.map((item, i) => {
+    const parsed = notifyTargetSchema.safeParse(item);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return fail(
+        'JIT_NOTIFY_TARGETS',
+        `target ${i + 1}: ${issue?.path.join('.') || '(target)'} ${issue?.message ?? 'is invalid'}`,
+      );
+    }
+    const t = parsed.data;
+    if (names.has(t.name)) fail('JIT_NOTIFY_TARGETS', `target ${i + 1}: the name "${t.name}" is used twice`);
+    names.add(t.name);
+    if (read.runningInAzure && !t.url.startsWith('https://'))
+      fail('JIT_NOTIFY_TARGETS', `target "${t.name}": url must be https in Azure`);
+    let secret: Uint8Array | undefined;
+    if (t.type === 'webhook') {
+      const key = Buffer.from(t.secret ?? '', 'base64');
+      if (!t.secret || !/^[A-Za-z0-9+/_-]+={0,2}$/.test(t.secret) || key.length < 32)
+        fail(
+          'JIT_NOTIFY_TARGETS',
+          `target "${t.name}": a webhook needs "secret", at least 32 random bytes in base64 (openssl rand -base64 32)`,
+        );
+      secret = new Uint8Array(key);
+    } else if (t.secret !== undefined) {
+      fail('JIT_NOTIFY_TARGETS', `target "${t.name}": only a webhook target takes a secret`);
+    }
+    return {
+      name: t.name,
+      type: t.type,
+      url: t.url,
+      secret,
+      events: t.events,
+      policies: t.policies?.map((p) => p.trim().toLowerCase()),
+    };
+  });
 }

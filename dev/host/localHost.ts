@@ -48,10 +48,10 @@ export interface LocalHostOptions {
    */
   queueMessageLeaseInMs?: number;
   /**
-   * Run every timer function once at start, as `runOnStartup: true` would. Off by default, as in production
-   * (functions/reconcile.ts says why); the sandbox turns it on so that a fresh sandbox is reconciled at once.
+   * Timer functions, by name, to run once at start as `runOnStartup: true` would. None by default, as in production
+   * (functions/reconcile.ts says why); the sandbox names the reconciler, so that a fresh sandbox is swept at once.
    */
-  runTimersOnStartup?: boolean;
+  runOnStartup?: readonly string[];
 }
 
 /**
@@ -478,7 +478,7 @@ export class LocalHost extends EventEmitter {
       fire(false),
     );
     this.crons.push(cron);
-    if (this.options.runTimersOnStartup) void fire(false);
+    if (this.options.runOnStartup?.includes(f.name)) void fire(false);
   }
 }
 

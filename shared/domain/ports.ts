@@ -16,6 +16,8 @@ import type {
 } from './types';
 import type { AuditRow } from './auditChain';
 import type { AuditPage, AuditQuery } from './auditQuery';
+import type { DayAnchor } from './auditAnchor';
+import type { NotificationMessage } from './notifications';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
 export interface Versioned<T> {
@@ -115,6 +117,17 @@ export interface PolicyEnforcement {
   remove(policy: Policy): Promise<void>;
 }
 
+/**
+ * Whether the deployment can reach the network of the VMs a policy covers (read their paths, write and delete rules
+ * in their NSGs). The policy use cases call it to warn; the network use cases implement it (shared/usecases/reach.ts).
+ */
+export interface NetworkReachCheck {
+  /** One warning per VM or NSG the deployment cannot read or write, for the VMs in the policy's scope. */
+  policy(policy: Policy): Promise<string[]>;
+  /** The same for one VM, under the policy that decides for it. */
+  vm(vmId: string, policy: Policy): Promise<string[]>;
+}
+
 export interface GrantRepository {
   upsert(rule: GrantRule): Promise<void>;
   list(requestId: string): Promise<GrantRule[]>;
@@ -151,6 +164,32 @@ export interface AuditTrail {
   findEvent(day: string, seq: number): Promise<AuditRow | undefined>;
   /** The days from `fromDay` to `toDay` (inclusive) the list of days names. */
   listDays(fromDay: string, toDay: string): Promise<string[]>;
+}
+
+/**
+ * The audit trail's daily anchors, kept outside its table in a container with a time-based retention policy
+ * (shared/domain/auditAnchor.ts). Written once per day and never overwritten.
+ */
+export interface AuditAnchorStore {
+  /** Stores a day's anchor unless one exists: `exists` (and nothing written) when the day has one already. */
+  create(anchor: DayAnchor): Promise<'created' | 'exists'>;
+  /** The anchor of one day, if stored; `invalid` when the blob is not an anchor. */
+  get(day: string): Promise<DayAnchor | 'invalid' | undefined>;
+  /** The days from `fromDay` to `toDay` (inclusive) that have an anchor. */
+  listDays(fromDay: string, toDay: string): Promise<string[]>;
+}
+
+/** The queue of chat and webhook deliveries, and its dead-letter queue (jit-notifications, …-poison). */
+export interface NotificationQueue {
+  /** Queues a delivery, visible after `delayInSeconds` (a retry's back-off). */
+  send(message: NotificationMessage, delayInSeconds?: number): Promise<void>;
+  /** Moves a delivery that will not succeed to the poison queue, with why, for a person to look at. */
+  deadLetter(message: NotificationMessage, error: string): Promise<void>;
+}
+
+/** An HTTP POST of a notification. Resolves with the answer's status (any status); rejects on a network error. */
+export interface WebhookClient {
+  post(url: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }>;
 }
 
 /** The hops between functions (Storage Queues). */
@@ -209,8 +248,32 @@ export interface NetworkGateway {
    * priority, `TransientFailure` for what a retry may fix (busy NSG, throttling, 5xx, a failed operation).
    */
   putRule(nsgId: string, rule: AllowRuleSpec): Promise<void>;
-  /** Deletes a rule and waits; a rule that is already gone is fine. */
+  /**
+   * Deletes a rule and waits; a rule that is already gone is fine. Throws `ScopeLocked` when a management lock
+   * forbids the delete.
+   */
   deleteRule(nsgId: string, ruleName: string): Promise<void>;
+  /**
+   * The deployment identity's own permissions on a resource (an NSG): one entry per role assignment that applies,
+   * with its Actions and NotActions. For telling an operator, before any grant, what the role does not cover.
+   */
+  listPermissions(resourceId: string): Promise<Array<{ actions: string[]; notActions: string[] }>>;
+  /** The management locks that apply to the NSG: on it, its resource group and its subscription. */
+  listLocks(nsgId: string): Promise<ResourceLock[]>;
+  /**
+   * Makes the NSG re-evaluate established flows whenever its rules change (`flushConnection`), so that removing an
+   * allow rule also cuts the sessions it let in. Returns whether it had to turn it on.
+   */
+  enableFlushConnection(nsgId: string): Promise<boolean>;
+}
+
+/** A management lock that applies to a resource (set on it or inherited from a scope above). */
+export interface ResourceLock {
+  name: string;
+  /** `CanNotDelete` refuses deletes; `ReadOnly` refuses writes and deletes. */
+  level: 'CanNotDelete' | 'ReadOnly';
+  /** The scope the lock is set on (the resource, its resource group or its subscription). */
+  scope: string;
 }
 
 /**
@@ -260,7 +323,8 @@ export interface NsgRegistry {
   forgetNsg(nsgId: string): Promise<void>;
 
   upsertBaseline(rule: BaselineRule): Promise<void>;
-  deleteBaseline(nsgId: string, ruleName: string): Promise<void>;
+  /** Forgets one VM's share of a baseline rule. */
+  deleteBaseline(rule: BaselineRule): Promise<void>;
   /** The baseline rules to keep in one NSG. */
   listBaselinesInNsg(nsgId: string): Promise<BaselineRule[]>;
   /** The baseline rules kept for one VM, in any NSG. */

@@ -24,12 +24,14 @@ import {
   InvalidRequest,
   TransientFailure,
 } from '../domain/errors';
+import { notifiedRequest } from '../domain/notifications';
 import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { approverMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
 import { transition } from './grants';
 import { notifyRequester } from './notify';
+import { announce } from './notifyChannels';
 
 function approvalServices(deps: Deps): ApprovalServices {
   if (!deps.approvals)
@@ -106,8 +108,10 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
     current = await recordDeadlineMessage(deps, current, deadline, sequenceNumber);
   }
 
+  const links: Array<{ approver: string; url: string }> = [];
   for (const to of recipients) {
     const token = await a.tokens.issue({ requestId: r.id, approver: to.entry }, new Date(deadline));
+    links.push({ approver: to.entry, url: approvalLink(a.publicBaseUrl, token, 'approve') });
     await a.mailer.send(
       approverMail({
         request: current.value,
@@ -151,6 +155,14 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
     deps.log.warn('approval.unreachable-approvers', { requestId: r.id, approvers: unreachable });
   deps.log.info('approval.requested', { requestId: r.id, links: recipients.length, required });
   if (!stillPending) return;
+  // Chat and webhook targets get the same links: each still works only for the approver it names.
+  await announce(deps, {
+    kind: 'approval.needed',
+    actor: 'system:approvals',
+    request: notifiedRequest(marked),
+    approvals: links,
+    approvalDeadline: deadline,
+  });
   await notifyRequester(
     deps,
     marked,

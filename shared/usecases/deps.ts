@@ -8,8 +8,11 @@ import type {
   GrantRepository,
   Mailer,
   NetworkGateway,
+  NetworkReachCheck,
   NsgLocks,
+  NotificationQueue,
   NsgRegistry,
+  WebhookClient,
   PolicyEnforcement,
   Notifier,
   PolicyRepository,
@@ -18,7 +21,9 @@ import type {
   StartScheduler,
   WorkQueues,
 } from '../domain/ports';
+import type { NotifyTarget } from '../domain/notifications';
 import type { PriorityBand } from '../domain/priority';
+import type { Signals } from '../domain/signals';
 
 /** A structured log line: a stable event name plus fields (always the request id where there is one). */
 export interface Logger {
@@ -48,6 +53,8 @@ export interface Deps {
   policies: PolicyRepository;
   /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
   enforcement?: PolicyEnforcement;
+  /** Warns where the deployment cannot reach a policy's VMs; optional like `enforcement` (fakes leave it out). */
+  reach?: NetworkReachCheck;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;
@@ -65,8 +72,23 @@ export interface Deps {
   log: Logger;
   /** Tells requesters what happened to their requests (optional: fakes in tests may leave it out). */
   notifier?: Notifier;
+  /** Metrics and events for operators (shared/domain/signals.ts). */
+  signals: Signals;
+  /** Chat and webhook notifications (shared/usecases/notifyChannels.ts); absent when no target is configured. */
+  channels?: ChannelServices;
   /** What manual approval needs; the composition root always provides it. */
   approvals?: ApprovalServices;
+}
+
+/** What chat and webhook notifications need. */
+export interface ChannelServices {
+  targets: readonly NotifyTarget[];
+  queue: NotificationQueue;
+  http: WebhookClient;
+  /** Deliveries of one notification to one target before it is dead-lettered. */
+  maxAttempts: number;
+  /** Wait before the second attempt; it doubles each time (with jitter), up to an hour. */
+  firstRetryDelayInSeconds: number;
 }
 
 /** Manual approval's own ports and settings (issue #3). */

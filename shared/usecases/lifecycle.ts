@@ -234,6 +234,12 @@ export async function extendRequest(
         continue;
       }
       deps.log.info('grant.extended', { requestId: r.id, expiresAt });
+      deps.signals.event('jit.grant.extended', {
+        requestId: r.id,
+        vm: r.vmId.toLowerCase(),
+        expiresAt,
+        actor: caller.id,
+      });
       if (r.expirySequenceNumber) scheduled.push({ sequenceNumber: r.expirySequenceNumber, dueAt: previous });
 
       const rules = await deps.grants.list(r.id);

@@ -10,8 +10,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { SETTINGS } from '../../shared/config';
-import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
-import { adapterFiles, armSdkCalls, ARM_OPERATION_ACTIONS } from './armOperations';
+import { CONTAINERS, MAX_DEQUEUE_COUNT, QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
+import { SIGNAL_EVENTS, SIGNAL_METRICS } from '../../shared/domain/signals';
+import { checkKqlQuery, kqlQueriesOf } from './kql';
+import { adapterFiles, armSdkCalls, ARM_OPERATION_ACTIONS, FLUSH_OPERATIONS } from './armOperations';
 import {
   listBicepFiles,
   loadBicep,
@@ -19,6 +21,7 @@ import {
   parseBicep,
   REPO_ROOT,
   resolve,
+  resourceNames,
   stringArray,
 } from './bicepModel';
 import type { BicepFile } from './bicepModel';
@@ -54,9 +57,9 @@ function bicep(text: string, file = 'infra/modules/counterexample.bicep'): Promi
   return parseBicep(text, file);
 }
 
-/** The actions role-assignments.bicep passes to the custom NSG role. */
-function nsgRoleActions(file: BicepFile): string[] | undefined {
-  const module = file.modules.find((m) => m.path.endsWith('nsg-operator.bicep'));
+/** The actions role-assignments.bicep passes to a custom NSG role (the rule operator, or with `roleKind` the other). */
+function nsgRoleActions(file: BicepFile, moduleName = 'nsgOperator'): string[] | undefined {
+  const module = file.modules.find((m) => m.path.endsWith('nsg-operator.bicep') && m.name === moduleName);
   return stringArray(
     file,
     resolve(file, objectProperties(objectProperties(module?.body).get('params')).get('actions')),
@@ -181,7 +184,22 @@ void test('the custom NSG role grants exactly what the adapters’ ARM calls nee
   const roleFile = (await infra()).find((f) => f.file === ROLE_ASSIGNMENTS)!;
   const actions = nsgRoleActions(roleFile);
   assert.ok(actions, 'role-assignments.bicep must pass a literal list of actions to nsg-operator.bicep');
-  assert.deepEqual(checkNsgRoleActions(actions, calls), []);
+  // Writing an NSG itself (flushConnection) is the opt-in flow flush role's, and only that role's.
+  const flushCalls = calls.filter((c) => FLUSH_OPERATIONS.has(c.operation));
+  assert.ok(flushCalls.length > 0, 'expected the adapters to turn on flushConnection');
+  assert.deepEqual(
+    checkNsgRoleActions(
+      actions,
+      calls.filter((c) => !FLUSH_OPERATIONS.has(c.operation)),
+    ),
+    [],
+  );
+  const flushActions = nsgRoleActions(roleFile, 'nsgFlush');
+  assert.ok(
+    flushActions,
+    'role-assignments.bicep must pass a literal list of actions to the flow flush role',
+  );
+  assert.deepEqual(checkNsgRoleActions(flushActions, flushCalls), []);
 });
 
 void test('the NSG role rule catches an unmapped ARM call, a missing action and a spare one', async () => {
@@ -225,7 +243,7 @@ void test('the NSG role rule catches an unmapped ARM call, a missing action and 
   // Every mapped action names a real provider action shape.
   for (const actions of Object.values(ARM_OPERATION_ACTIONS)) {
     for (const a of actions)
-      assert.match(a, /^Microsoft\.(Compute|Network)\/[A-Za-z/]+\/(read|write|delete|action)$/);
+      assert.match(a, /^Microsoft\.(Compute|Network|Authorization)\/[A-Za-z/]+\/(read|write|delete|action)$/);
   }
 });
 
@@ -374,4 +392,77 @@ void test('azd wiring: azure.yaml deploys this project as a function app, main.p
   // The function app carries the tag azd deploys by.
   const functionApp = (await infra()).find((f) => f.file === 'infra/modules/function-app.bicep')!;
   assert.match(functionApp.text, /'azd-service-name': 'api'/);
+});
+
+void test('every alert and workbook query reads events, metrics and fields the code emits', async () => {
+  const queries = kqlQueriesOf(await infra());
+  // Six alert rules and six workbook tiles read the app's signals: an empty scan must not pass for nothing.
+  assert.ok(
+    queries.length >= 12,
+    `found ${queries.length} KQL queries: ${queries.map((q) => `${q.file}:${q.line}`).join(', ')}`,
+  );
+  assert.deepEqual(
+    queries.flatMap((q) => checkKqlQuery(q, SIGNAL_EVENTS, SIGNAL_METRICS)),
+    [],
+  );
+  // Every event the alerts are about is queried somewhere.
+  const all = queries.map((q) => q.text).join('\n');
+  for (const name of [
+    'jit.grant.opened',
+    'jit.grant.closed',
+    'jit.grant.failed',
+    'jit.message.poisoned',
+    'jit.notification.dead-lettered',
+    'jit.reconcile.completed',
+    'jit.drift.found',
+  ])
+    assert.ok(all.includes(`'${name}'`), `no query reads ${name}`);
+});
+
+void test('the KQL rule catches an unknown event, a metric read from customEvents and a field the event lacks', async () => {
+  const file = await bicep(`
+var q1 = '''
+customEvents
+| where name == 'jit.grant.opend'
+'''
+var q2 = '''
+customEvents
+| where name in ('jit.grant.opened', 'jit.grants.opened')
+| project vm = tostring(customDimensions.vm), who = tostring(customDimensions['approver'])
+'''
+var q3 = '''
+customMetrics
+| summarize count()
+'''
+`);
+  const problems = kqlQueriesOf([file])
+    .flatMap((q) => checkKqlQuery(q, SIGNAL_EVENTS, SIGNAL_METRICS))
+    .join('\n');
+  assert.match(problems, /jit\.grant\.opend is neither an event nor a metric/);
+  assert.match(problems, /jit\.grants\.opened is a metric \(customMetrics\), which this query does not read/);
+  assert.match(problems, /customDimensions\.approver is not an attribute of jit\.grant\.opened/);
+  assert.doesNotMatch(problems, /customDimensions\.vm /);
+  assert.match(problems, /the query names no event or metric/);
+});
+
+void test('host.json retries a queue message as often as the code expects, and the anchor container is immutable', async () => {
+  const host = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'host.json'), 'utf8')) as {
+    extensions: { queues: { maxDequeueCount: number } };
+  };
+  assert.equal(host.extensions.queues.maxDequeueCount, MAX_DEQUEUE_COUNT);
+  const storage = (await infra()).find((f) => f.file === 'infra/modules/storage.bicep')!;
+  const container = storage.resources.find(
+    (r) =>
+      r.type.startsWith('Microsoft.Storage/storageAccounts/blobServices/containers@') &&
+      resourceNames(storage, r)?.includes(CONTAINERS.auditAnchors),
+  );
+  assert.ok(container, `container ${CONTAINERS.auditAnchors} is provisioned`);
+  const policy = storage.resources.find((r) =>
+    r.type.startsWith('Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@'),
+  );
+  assert.ok(policy, 'the container has an immutability policy');
+  assert.equal(objectProperties(policy.body).get('parent')?.text, container.symbol);
+  const props = objectProperties(objectProperties(policy.body).get('properties'));
+  assert.ok(props.get('immutabilityPeriodSinceCreationInDays'), 'a retention period');
+  assert.equal(props.get('allowProtectedAppendWrites')?.text, 'false');
 });

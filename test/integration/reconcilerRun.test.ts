@@ -50,7 +50,7 @@ describe('the reconciler run twice at once', () => {
   let sandbox: Sandbox;
   before(async () => {
     sandbox = await startSandbox({
-      runTimersOnStartup: false,
+      reconcileOnStart: false,
       settings: { JIT_RECONCILE_SCHEDULE: '0 0 0 1 1 *', JIT_EXPIRY_GRACE: 'PT1S' },
     });
   });

@@ -4,7 +4,7 @@ import { FeatureUnavailable } from '../../shared/domain/errors';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SETTINGS, SettingInvalid, loadConfig, requireFeature } from '../../shared/config';
-import type { FeatureConfigs, FeatureName, SettingName } from '../../shared/config';
+import type { Config, FeatureConfigs, FeatureName, SettingName } from '../../shared/config';
 
 const KEY = `k1:${Buffer.alloc(32, 7).toString('base64')}`;
 const local = {
@@ -382,4 +382,113 @@ test('every setting is listed in local.settings.sample.json', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const sample = require('../../../local.settings.sample.json') as { Values: Record<string, string> };
   for (const name of Object.keys(SETTINGS)) assert.ok(name in sample.Values, `${name} in the sample`);
+});
+
+/** A feature's settings when it is ready; its problem's reason (with the setting's name) when it is off. */
+function featureOf<K extends FeatureName>(
+  c: Config,
+  name: K,
+): { settings?: FeatureConfigs[K]; problem?: string } {
+  const state = c.features[name];
+  return state.ready
+    ? { settings: state.settings }
+    : { problem: `${state.problem.setting} ${state.problem.reason}` };
+}
+
+test('chat and webhook targets: validated, secrets decoded, a bad list switches notifications off and nothing else', () => {
+  const secret = Buffer.alloc(32, 9).toString('base64');
+  const targets = [
+    { name: 'secops', type: 'teams', url: 'https://prod.logic.azure.com/workflows/x' },
+    { name: 'siem', type: 'webhook', url: 'https://siem.example/jit', secret, events: ['grant.live'] },
+    {
+      name: 'prod',
+      type: 'slack',
+      url: 'https://hooks.slack.com/services/x',
+      policies: ['/Subscriptions/S/resourceGroups/Prod'],
+    },
+  ];
+  const c = loadConfig({ ...azure, JIT_NOTIFY_TARGETS: JSON.stringify(targets) });
+  assert.deepEqual(
+    featureOf(c, 'notifications').settings?.map((t) => [
+      t.name,
+      t.type,
+      t.secret?.length,
+      t.events,
+      t.policies,
+    ]),
+    [
+      ['secops', 'teams', undefined, undefined, undefined],
+      ['siem', 'webhook', 32, ['grant.live'], undefined],
+      ['prod', 'slack', undefined, undefined, ['/subscriptions/s/resourcegroups/prod']],
+    ],
+  );
+  const broken = (list: unknown, env: Record<string, string> = azure) =>
+    loadConfig({ ...env, JIT_NOTIFY_TARGETS: typeof list === 'string' ? list : JSON.stringify(list) });
+  const cases: Array<[unknown, RegExp]> = [
+    [[{ ...targets[1], secret: undefined }], /target "siem": a webhook needs "secret"/],
+    [[{ ...targets[1], secret: Buffer.alloc(16).toString('base64') }], /at least 32 random bytes/],
+    [[{ ...targets[0], secret }], /only a webhook target takes a secret/],
+    [[targets[0], targets[0]], /the name "secops" is used twice/],
+    [[{ ...targets[0], url: 'http://plain.example' }], /url must be https in Azure/],
+    [[{ ...targets[0], events: ['grant.opened'] }], /target 1: events\.0/],
+    [[{ ...targets[0], colour: 'red' }], /target 1/],
+    ['@Microsoft.KeyVault(VaultName=kv;SecretName=jit-notify-targets)', /unresolved Key Vault reference/],
+    ['{"name":"x"}', /must be a JSON array/],
+  ];
+  for (const [list, reason] of cases) {
+    const c2 = broken(list);
+    const problem = featureOf(c2, 'notifications').problem ?? '';
+    assert.match(problem, /^JIT_NOTIFY_TARGETS /);
+    assert.match(problem, reason);
+    // The reason never repeats a URL or a key, and the rest of the app still loads.
+    assert.doesNotMatch(problem, /hooks\.slack|logic\.azure|siem\.example/);
+    assert.ok(!problem.includes(secret));
+    assert.equal(c2.features.mail.ready, true);
+  }
+  // http is fine on the sandbox.
+  assert.equal(
+    featureOf(broken([{ ...targets[0], url: 'http://127.0.0.1:8026/teams/x' }], local), 'notifications')
+      .settings?.length,
+    1,
+  );
+});
+
+test('telemetry and audit anchors: read when set, off (not fatal) when wrong', () => {
+  const cs =
+    'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/';
+  const c = loadConfig({
+    ...azure,
+    APPLICATIONINSIGHTS_CONNECTION_STRING: cs,
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING:
+      'ClientId=22222222-2222-2222-2222-222222222222;Authorization=AAD',
+    AzureWebJobsStorage__blobServiceUri: 'https://st.blob.core.windows.net',
+  });
+  assert.deepEqual(featureOf(c, 'telemetry').settings, {
+    connectionString: cs,
+    clientId: '22222222-2222-2222-2222-222222222222',
+  });
+  assert.deepEqual(featureOf(c, 'auditAnchors').settings, {
+    kind: 'identity',
+    endpoint: 'https://st.blob.core.windows.net',
+    clientId: '11111111-1111-1111-1111-111111111111',
+  });
+  assert.equal(featureOf(loadConfig(azure), 'auditAnchors').settings, undefined);
+  assert.equal(featureOf(loadConfig(local), 'auditAnchors').settings?.kind, 'connectionString');
+
+  const wrong = loadConfig({ ...azure, APPLICATIONINSIGHTS_CONNECTION_STRING: 'InstrumentationKey=abc' });
+  assert.match(
+    featureOf(wrong, 'telemetry').problem ?? '',
+    /APPLICATIONINSIGHTS_CONNECTION_STRING must hold/,
+  );
+  const badAuth = loadConfig({
+    ...azure,
+    APPLICATIONINSIGHTS_CONNECTION_STRING: cs,
+    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD',
+  });
+  assert.match(featureOf(badAuth, 'telemetry').problem ?? '', /APPLICATIONINSIGHTS_AUTHENTICATION_STRING/);
+  const badBlob = loadConfig({ ...azure, AzureWebJobsStorage__blobServiceUri: 'st.blob' });
+  assert.match(
+    featureOf(badBlob, 'auditAnchors').problem ?? '',
+    /AzureWebJobsStorage__blobServiceUri must be an absolute URL/,
+  );
 });

@@ -550,6 +550,22 @@ describe('the audit trail', () => {
       assert.match(lines[0]!, /^TIME\s+ACTION\s+ACTOR/);
       assert.equal(lines.length, 6);
       assert.match(lines[5]!, /request\.submitted.*frank@example\.com.*db-9\s+22,3389/);
+
+      // The VM as people write it in every command: <resource group>/<name> in the chosen subscription.
+      const byVm = await jit(sandbox, [
+        '--roles',
+        'Jit.Auditor',
+        '--subscription',
+        '00000000-0000-0000-0000-0000000000aa',
+        'audit',
+        ...range,
+        '--vm',
+        'Audit-RG/db-9',
+      ]);
+      assert.equal(byVm.code, 0, byVm.err);
+      const vmLines = byVm.out.trimEnd().split('\n');
+      assert.equal(vmLines.length, 2);
+      assert.match(vmLines[1]!, /request\.submitted.*frank@example\.com.*db-9\s+22,3389/);
     });
 
     test('verify exits 0 on an intact chain and 8 on a broken one, through the API or the table itself', async () => {

@@ -394,7 +394,16 @@ describe('policies as code on the sandbox', () => {
     const show = await run('--output', 'json', 'policy', 'show', DEMO.linuxVm.id);
     assert.deepEqual(JSON.parse(show.out).requesters, ['user:alice@example.com']);
 
-    const explain = await run('policy', 'explain', DEMO.linuxVm.id, '--port', '3389');
+    // The VM as people write it in every command: <resource group>/<name> in the chosen subscription.
+    const explain = await run(
+      '--subscription',
+      DEMO.subscriptionId,
+      'policy',
+      'explain',
+      `${DEMO.resourceGroup}/${DEMO.linuxVm.name}`,
+      '--port',
+      '3389',
+    );
     assert.equal(explain.code, 0, explain.err);
     assert.match(explain.out, new RegExp(`VM +${VM_SCOPE.replace(/[.]/g, '\\.')}  \\(policy, decides\\)`));
     assert.match(

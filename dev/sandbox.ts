@@ -62,7 +62,13 @@ export const sandboxCredential: TokenCredential = {
 };
 
 /** Who applies the sandbox's policy file, as the audit trail records it. */
-const SANDBOX_ADMIN: Principal = { id: 'system:sandbox', groups: [], roles: ['Jit.Admin'] };
+const SANDBOX_ADMIN: Principal = {
+  id: 'system:sandbox',
+  kind: 'user',
+  name: 'system:sandbox',
+  groups: [],
+  roles: ['Jit.Admin'],
+};
 
 export class Sandbox {
   readonly azurite: Azurite;

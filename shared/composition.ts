@@ -26,6 +26,7 @@ import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
 import { StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
+import { ArmAuthSettingsReader } from './adapters/armAuthSettings';
 import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { AuditedRequests } from './usecases/auditOutbox';
@@ -33,6 +34,8 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
 import { baselineEnforcement } from './usecases/baseline';
+import { servingCheck } from './usecases/serving';
+import type { ServingState } from './usecases/serving';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
@@ -48,9 +51,16 @@ export interface CompositionOverrides {
 
 export interface Services {
   config: Config;
+  /**
+   * Whether this instance may serve callers (shared/usecases/serving.ts): resolves once the start-up checks pass,
+   * throws `NotServing` saying why otherwise.
+   */
+  serving: () => Promise<ServingState>;
   authenticate: Authenticator;
   /** Per-caller limit on creating requests (per instance). */
   requestLimiter: RateLimiterMemory;
+  /** Per-caller limit on every other changing call and on audit reads, one bucket per kind (per instance). */
+  callLimiter: RateLimiterMemory;
   /** Per-person-and-address limit on posting approval decisions (per instance). */
   approvalLimiter: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
@@ -160,15 +170,31 @@ function build(o: CompositionOverrides): Services {
       deadlines,
       publicBaseUrl: config.publicBaseUrl,
       groupMailboxes: config.approverGroupMailboxes,
+      // jwt mode has no browser sign-in: approvers could never decide (shared/usecases/serving.ts).
+      signInAvailable: config.authMode !== 'jwt',
     },
   };
+  const serving = servingCheck(() => deps, {
+    mode: config.authMode,
+    platform:
+      config.authMode === 'easyauth' && config.appResourceId
+        ? new ArmAuthSettingsReader(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
+            endpoint: config.armEndpoint,
+            appResourceId: config.appResourceId,
+            caPem: o.armCaPem,
+          })
+        : undefined,
+  });
   return {
     config,
     deps,
-    authenticate: createAuthenticator(config, (id) =>
-      consoleLogger.warn('auth.group-overage', { caller: id }),
-    ),
+    serving,
+    authenticate: createAuthenticator(config, {
+      platform: async () => ({ tenantId: (await serving()).tenantId ?? '' }),
+      onGroupOverage: (id) => consoleLogger.warn('auth.group-overage', { caller: id }),
+    }),
     requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
+    callLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
     approvalLimiter: new RateLimiterMemory({ points: config.approvalAttemptsPerMinute, duration: 60 }),
     auditTrail: audit,
     close: async () => {

@@ -35,8 +35,15 @@ export interface Config {
   maxDurationInSeconds: number;
   /** How long past its expiry a grant may still show open before the reconciler closes it. */
   expiryGraceInSeconds: number;
-  /** Bearer-token validation, in `jwt` mode. */
-  jwt?: { issuer: string; audiences: string[]; jwksUri: string };
+  /** Bearer-token validation, in `jwt` mode; `tenantId` is the tenant the issuer names. */
+  jwt?: { issuer: string; audiences: string[]; jwksUri: string; tenantId: string };
+  /**
+   * `easyauth`: the ARM id of this function app, whose authsettingsV2 the app reads at start-up to confirm that
+   * App Service Authentication is on and required before it trusts the principal header.
+   */
+  appResourceId?: string;
+  /** How many trusted proxies (Front Door, Application Gateway) precede App Service's own front end. */
+  trustedProxyHops: number;
   /** Requests one caller may create per minute (per instance). */
   requestsPerMinute: number;
   /** Approval decisions one person from one address may post per minute (per instance). */
@@ -82,6 +89,10 @@ export const SETTINGS = {
   JIT_JWT_ISSUER: 'jwt mode: the token issuer, e.g. https://login.microsoftonline.com/<tenant id>/v2.0',
   JIT_JWT_AUDIENCE: 'jwt mode: accepted audiences, comma-separated (the API app id and/or api://<app id>)',
   JIT_JWT_JWKS_URI: "jwt mode: the issuer's signing keys (default: derived from an Entra ID issuer)",
+  JIT_APP_RESOURCE_ID:
+    'easyauth mode: ARM id of this function app (/subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.Web/sites/<name>); the app reads its authsettingsV2 at start-up and serves only if authentication is required',
+  JIT_TRUSTED_PROXY_HOPS:
+    "how many trusted proxies (Front Door, Application Gateway) forward to App Service, 0 to 3 (default 0); the caller's address is read that many X-Forwarded-For entries left of the last",
   JIT_RATE_LIMIT_PER_MINUTE: 'requests one caller may create per minute, per instance (default 30)',
   JIT_APPROVAL_ATTEMPTS_PER_MINUTE:
     'approval decisions one person from one address may post per minute, per instance (default 10)',
@@ -133,6 +144,13 @@ export type SettingName = keyof typeof SETTINGS;
 
 const url = (setting: string) => z.url({ message: `${setting} must be an absolute URL` });
 
+/** `/subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.Web/sites/<name>`. */
+const SITE_ID =
+  /^\/subscriptions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Web\/sites\/([^/]+)$/i;
+
+/** An issuer ending in `/<tenant id>/v2.0`: Entra's, or a local provider shaped like it. */
+const TENANT_ISSUER = /\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/v2\.0\/?$/i;
+
 /** Reads and validates the configuration. Throws `ConfigurationError` naming the first bad setting. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const get = (name: SettingName): string | undefined => {
@@ -159,13 +177,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     return value;
   };
 
-  // App Service strips a client-sent x-ms-client-principal only when its authentication is switched on;
-  // without that, the header is whatever the caller wrote.
-  if (authMode === 'easyauth' && !/^true$/i.test(env.WEBSITE_AUTH_ENABLED ?? '')) {
-    fail(
-      'JIT_AUTH_MODE',
-      'is "easyauth" but App Service Authentication is not enabled (WEBSITE_AUTH_ENABLED), so the principal header could be forged',
-    );
+  // The principal header is trusted only after the app has read its own authsettingsV2 and found authentication
+  // required (shared/usecases/serving.ts): WEBSITE_AUTH_ENABLED says it is configured, not that it is enforced.
+  let appResourceId: string | undefined;
+  if (authMode === 'easyauth') {
+    appResourceId =
+      get('JIT_APP_RESOURCE_ID') ?? fail('JIT_APP_RESOURCE_ID', 'is missing (JIT_AUTH_MODE is easyauth)');
+    const site = SITE_ID.exec(appResourceId);
+    if (!site) fail('JIT_APP_RESOURCE_ID', `must be the ARM id of a function app, not "${appResourceId}"`);
+    // Where the platform says which app this is, the setting must name this very app, or the check would read
+    // another app's settings.
+    const [, subscription = '', group = '', name = ''] = site ?? [];
+    const owner = env.WEBSITE_OWNER_NAME?.split('+')[0];
+    if (
+      (env.WEBSITE_SITE_NAME && env.WEBSITE_SITE_NAME.toLowerCase() !== name.toLowerCase()) ||
+      (env.WEBSITE_RESOURCE_GROUP && env.WEBSITE_RESOURCE_GROUP.toLowerCase() !== group.toLowerCase()) ||
+      (owner && owner.toLowerCase() !== subscription.toLowerCase())
+    )
+      fail(
+        'JIT_APP_RESOURCE_ID',
+        `must name this app (${env.WEBSITE_SITE_NAME ?? '?'}), not "${appResourceId}"`,
+      );
   }
   let jwt: Config['jwt'];
   if (authMode === 'jwt') {
@@ -174,6 +206,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((a) => a.trim())
       .filter(Boolean);
+    // A tenant-specific v2.0 issuer: principals are keyed by tenant, and a token of another tenant is refused.
+    const tenant = TENANT_ISSUER.exec(issuer)?.[1];
+    if (!tenant)
+      fail(
+        'JIT_JWT_ISSUER',
+        `must be a tenant's v2.0 issuer, https://login.microsoftonline.com/<tenant id>/v2.0, not "${issuer}"`,
+      );
     const entra = /^https:\/\/login\.microsoftonline\.com\/([^/]+)\/v2\.0\/?$/.exec(issuer);
     const jwksUri = checkUrl(
       'JIT_JWT_JWKS_URI',
@@ -182,8 +221,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
           ? `https://login.microsoftonline.com/${entra[1]}/discovery/v2.0/keys`
           : fail('JIT_JWT_JWKS_URI', 'is missing (the issuer is not Entra ID, so it cannot be derived)')),
     );
-    jwt = { issuer, audiences, jwksUri };
+    jwt = { issuer, audiences, jwksUri, tenantId: (tenant as string).toLowerCase() };
   }
+  const hopsText = get('JIT_TRUSTED_PROXY_HOPS') ?? '0';
+  const trustedProxyHops = Number(hopsText);
+  if (!/^[0-3]$/.test(hopsText))
+    fail('JIT_TRUSTED_PROXY_HOPS', `must be a whole number from 0 to 3, not "${hopsText}"`);
   const rate = Number(get('JIT_RATE_LIMIT_PER_MINUTE') ?? '30');
   if (!Number.isInteger(rate) || rate < 1)
     fail('JIT_RATE_LIMIT_PER_MINUTE', 'must be a whole number of at least 1');
@@ -305,6 +348,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxDurationInSeconds: duration('JIT_MAX_DURATION', 'P1D'),
     expiryGraceInSeconds: duration('JIT_EXPIRY_GRACE', 'PT2M'),
     jwt,
+    appResourceId,
+    trustedProxyHops,
     requestsPerMinute: rate,
     approvalAttemptsPerMinute: approvalAttempts,
     publicBaseUrl,

@@ -13,6 +13,7 @@ import {
   InvalidRequest,
   InvalidState,
   JitError,
+  NotServing,
   PolicyDocumentInvalid,
   PolicyNotFound,
   RequestNotFound,
@@ -129,6 +130,16 @@ export function toProblem(err: unknown): ProblemResponse {
       err.message,
       {},
       { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterInMs / 1000))) },
+    );
+  }
+  if (err instanceof NotServing) {
+    return make(
+      503,
+      err.code,
+      'Not serving',
+      err.message,
+      {},
+      { 'Retry-After': String(Math.ceil(err.retryAfterInMs / 1000)) },
     );
   }
   if (err instanceof TransientFailure) {

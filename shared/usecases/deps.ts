@@ -76,4 +76,6 @@ export interface ApprovalServices {
   publicBaseUrl: string;
   /** Mailbox per approver group object id (lower-cased). */
   groupMailboxes: Readonly<Record<string, string>>;
+  /** Whether approvers can sign in to decide (not in `jwt` mode); without it manual approval is refused. */
+  signInAvailable?: boolean;
 }

@@ -28,7 +28,14 @@ export async function transition(
   current: StoredRequest,
   to: RequestStatus,
   changes: Partial<AccessRequest>,
-  audit: { actor: string; action: AuditAction; detail?: string; clientAddress?: string; expiresAt?: string },
+  audit: {
+    actor: string;
+    actorId?: string;
+    action: AuditAction;
+    detail?: string;
+    clientAddress?: string;
+    expiresAt?: string;
+  },
 ): Promise<StoredRequest | undefined> {
   assertTransition(current.value.status, to);
   const next: AccessRequest = {
@@ -42,6 +49,7 @@ export async function transition(
     // The change and its event in one write; the event is appended right after (shared/usecases/auditOutbox.ts).
     written = await writeAudited(deps, current, next, {
       actor: audit.actor,
+      ...(audit.actorId ? { actorId: audit.actorId } : {}),
       action: audit.action,
       requestId: next.id,
       vm: next.vmId,

@@ -37,7 +37,7 @@ export async function listRequests(
   query: Record<string, string>,
 ): Promise<RequestPage> {
   const q = parseListQuery(query);
-  const requester = q.requester ?? caller.id;
+  const requester = q.requester ?? caller.id.toLowerCase();
   if (requester !== caller.id.toLowerCase() && !isAdmin(caller) && !caller.roles.includes(ROLES.auditor)) {
     throw new AccessNotAllowed(
       `only callers with the ${ROLES.admin} or ${ROLES.auditor} role may list another requester's requests`,
@@ -98,7 +98,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
         true,
       );
     }
-    const ended = { endedAt: deps.clock.now().toISOString(), revokedBy: caller.id };
+    const ended = { endedAt: deps.clock.now().toISOString(), revokedBy: caller.name };
+    const by = { actor: caller.name, actorId: caller.id };
     let moved: StoredRequest | undefined;
     switch (r.status) {
       case 'revoked':
@@ -115,9 +116,9 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `revoked by ${caller.id}` },
+          { ...ended, statusReason: `revoked by ${caller.name}` },
           {
-            actor: caller.id,
+            ...by,
             action: 'grant.revoked',
             detail: `closed early (expiry was ${r.expiresAt}); ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
           },
@@ -133,8 +134,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `cancelled by ${caller.id} before access went live` },
-          { actor: caller.id, action: 'request.cancelled', detail: 'cancelled while being applied' },
+          { ...ended, statusReason: `cancelled by ${caller.name} before access went live` },
+          { ...by, action: 'request.cancelled', detail: 'cancelled while being applied' },
         );
         if (moved) await removeRules(deps, r.id);
         break;
@@ -143,8 +144,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `cancelled by ${caller.id} before its start at ${r.startAt}` },
-          { actor: caller.id, action: 'request.cancelled', detail: `was scheduled to start at ${r.startAt}` },
+          { ...ended, statusReason: `cancelled by ${caller.name} before its start at ${r.startAt}` },
+          { ...by, action: 'request.cancelled', detail: `was scheduled to start at ${r.startAt}` },
         );
         if (moved && r.startSequenceNumber) await cancelQuietly(deps, 'start', r.id, r.startSequenceNumber);
         break;
@@ -154,8 +155,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `cancelled by ${caller.id} while ${r.status}` },
-          { actor: caller.id, action: 'request.cancelled', detail: `cancelled while ${r.status}` },
+          { ...ended, statusReason: `cancelled by ${caller.name} while ${r.status}` },
+          { ...by, action: 'request.cancelled', detail: `cancelled while ${r.status}` },
         );
         break;
     }
@@ -203,7 +204,8 @@ export async function extendRequest(
     };
     try {
       await writeAudited(deps, found, next, {
-        actor: caller.id,
+        actor: caller.name,
+        actorId: caller.id,
         action: 'grant.extended',
         requestId: r.id,
         vm: r.vmId,

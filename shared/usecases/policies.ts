@@ -175,7 +175,8 @@ async function commit(
   await deps.policies.applyChanges(writes, version);
   const audit = (action: string, scope: string, detail: object) =>
     deps.audit.append({
-      actor: caller.id,
+      actor: caller.name,
+      actorId: caller.id,
       action,
       detail: JSON.stringify({ scope, ...detail }),
       clientAddress: options.clientAddress,
@@ -190,7 +191,8 @@ async function commit(
   }
   for (const e of diff.removed) await audit('policy.removed', e.scope, { before: e, after: null });
   deps.log.info('policy.set-changed', {
-    actor: caller.id,
+    actor: caller.name,
+    actorId: caller.id,
     added: diff.added.length,
     changed: diff.changed.length,
     removed: diff.removed.length,

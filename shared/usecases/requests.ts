@@ -4,6 +4,7 @@ import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
+import { requesterKey } from '../domain/types';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
@@ -46,7 +47,8 @@ export async function submitRequest(
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {
     id: ulid(),
-    requester: caller.id,
+    requester: caller.name,
+    requesterId: caller.id.toLowerCase(),
     vmId: ask.vmId,
     ports: ask.ports,
     protocol: decision.protocol,
@@ -62,7 +64,8 @@ export async function submitRequest(
   };
   try {
     await writeAudited(deps, undefined, request, {
-      actor: caller.id,
+      actor: caller.name,
+      actorId: request.requesterId,
       action: 'request.submitted',
       requestId: request.id,
       vm: request.vmId,
@@ -118,7 +121,7 @@ export async function viewOf(deps: Deps, request: AccessRequest): Promise<Reques
 
 function canSee(caller: Principal, request: AccessRequest): boolean {
   return (
-    caller.id.toLowerCase() === request.requester.toLowerCase() ||
+    caller.id.toLowerCase() === requesterKey(request) ||
     caller.roles.includes('Jit.Admin') ||
     caller.roles.includes('Jit.Auditor')
   );

@@ -4,9 +4,10 @@ import { AccessNotAllowed, InvalidRequest } from '../../../shared/domain/errors'
 import { decide, principalMatches, selectPolicy } from '../../../shared/domain/policy';
 import { scopesOf } from '../../../shared/domain/resourceId';
 import type { Policy, Principal } from '../../../shared/domain/types';
+import { person } from '../../support/principals';
 
 const VM = '/subscriptions/sub1/resourceGroups/Prod-RG/providers/Microsoft.Compute/virtualMachines/db1';
-const alice: Principal = { id: 'alice@contoso.com', groups: ['g-ops'], roles: [] };
+const alice: Principal = person('alice@contoso.com', ['g-ops'], []);
 
 function policy(scope: string, overrides: Partial<Policy> = {}): Policy {
   return {

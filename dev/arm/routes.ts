@@ -7,6 +7,7 @@ import { ArmError, armErrors } from './errors';
 import type { FaultInjector } from './faults';
 import type { ArmModel, RuleAddress } from './model';
 import { OperationRegistry, type OperationRecord } from './operations';
+import type { AppServiceSites } from './sites';
 
 export type HttpMethod = 'GET' | 'PUT' | 'DELETE';
 
@@ -26,6 +27,8 @@ export interface ArmResponse {
 
 export interface RouteContext {
   model: ArmModel;
+  /** Function apps' authentication settings (dev/arm/sites.ts). */
+  sites: AppServiceSites;
   operations: OperationRegistry;
   faults: FaultInjector;
   /** Absolute URL on this server for a path. */
@@ -88,6 +91,9 @@ const routes: Route[] = [
     GET: (p, _r, c) => ok(c.model.getRule(ruleAddress(p))),
     PUT: putRule,
     DELETE: deleteRule,
+  }),
+  route(`${RG}/Microsoft.Web/sites/{site}/config/authsettingsV2`, {
+    GET: (p, _r, c) => c.sites.getAuthSettingsV2(p('s'), p('rg'), p('site')),
   }),
   route(`${SUB}/Microsoft.Network/locations/{location}/operations/{operation}`, {
     GET: operationStatus,

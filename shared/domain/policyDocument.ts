@@ -65,6 +65,11 @@ export interface PolicyDocumentOptions {
   source: string;
   /** The system's longest grant (JIT_MAX_DURATION), in seconds: no port may allow more. */
   maxDurationInSeconds: number;
+  /**
+   * Why manual approval cannot work in this deployment (`jwt` mode: approvers have no browser sign-in), if it
+   * cannot; a manual policy is then refused with this reason.
+   */
+  manualApprovalUnavailable?: string;
 }
 
 /** The document as the schema admits it: optional fields may be missing. */
@@ -303,6 +308,12 @@ class PolicyCheck {
         timeoutInSeconds: DEFAULT_APPROVAL_TIMEOUT_IN_SECONDS,
       };
     }
+    if (this.options.manualApprovalUnavailable)
+      this.report(
+        ['approval', 'mode'],
+        'manual-approval-unavailable',
+        this.options.manualApprovalUnavailable,
+      );
     const approvers = (raw.approvers ?? []).map((a) => a.trim());
     const required = raw.required ?? 1;
     if (approvers.length === 0) {

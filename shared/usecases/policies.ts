@@ -12,6 +12,7 @@ import { toFieldProblems } from '../domain/requestInput';
 import { ROLES, hasRole, requireRole } from '../domain/roles';
 import type { Policy, Principal } from '../domain/types';
 import type { Deps } from './deps';
+import { NO_SIGN_IN_FOR_APPROVERS } from './serving';
 
 /** What `enforce` does until the network use cases provide the baseline-deny mechanism: nothing. */
 export const NO_ENFORCEMENT: PolicyEnforcement = {
@@ -53,6 +54,9 @@ export async function applyPolicies(
   const desired = parsePolicyDocument(input.text, {
     source: input.source,
     maxDurationInSeconds: deps.settings.maxDurationInSeconds,
+    ...(deps.approvals?.signInAvailable === false
+      ? { manualApprovalUnavailable: NO_SIGN_IN_FOR_APPROVERS }
+      : {}),
   });
   const set = await deps.policies.getSet();
   const diff = diffPolicies(set.policies, desired);

@@ -1,10 +1,9 @@
 /** Helpers for integration tests: a quiet sandbox on free ports, HTTP calls as a named user, and polling. */
-import { join } from 'node:path';
-import { PROJECT_ROOT, Sandbox } from '../../dev/sandbox';
+import { AUTO_POLICIES_FILE, Sandbox } from '../../dev/sandbox';
 import type { SandboxOptions } from '../../dev/sandbox';
 
 /** Both demo VMs approved automatically: for tests that drive many grants (demo-win asks an approver otherwise). */
-export const AUTO_POLICIES = join(PROJECT_ROOT, 'test', 'fixtures', 'auto-policies.yaml');
+export const AUTO_POLICIES = AUTO_POLICIES_FILE;
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const sandbox = new Sandbox({

@@ -113,7 +113,8 @@ export class ArmNetworkGateway implements NetworkGateway {
     const os = vm.storageProfile?.osDisk?.osType;
     return buildNetworkPath(
       {
-        id: vmId,
+        // ARM's own spelling of the id: the policy is chosen from it, not from what the caller typed.
+        id: vm.id ?? vmId,
         name: vm.name ?? vmRef.name,
         osType: os === 'Linux' || os === 'Windows' ? os : undefined,
         nics,

@@ -13,6 +13,7 @@ import { formatSeconds, parseDurationToSeconds } from './duration';
 import { PolicyDocumentInvalid } from './errors';
 import type { PolicyProblem } from './errors';
 import { parsePrefix } from './network';
+import { freeTextProblem } from './text';
 import type { ApprovalMode, Policy, Protocol } from './types';
 
 /** Where editors find the schema (the `$id` of schemas/policies.schema.json). */
@@ -211,6 +212,11 @@ class PolicyCheck {
     )
       return undefined;
 
+    const descriptionProblem = raw.description !== undefined ? freeTextProblem(raw.description) : undefined;
+    if (descriptionProblem) {
+      this.report(['description'], 'bidi-control', descriptionProblem);
+      return undefined;
+    }
     const policy: Policy = {
       scope,
       ...(raw.description !== undefined ? { description: raw.description } : {}),

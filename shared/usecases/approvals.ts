@@ -27,6 +27,7 @@ import {
 } from '../domain/errors';
 import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
+import { freeTextProblem } from '../domain/text';
 import { approverMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
 import { transition } from './grants';
@@ -253,6 +254,8 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
       { field: 'comment', reason: `must be at most ${MAX_DECISION_COMMENT_LENGTH} characters` },
     ]);
   }
+  const textProblem = comment ? freeTextProblem(comment) : undefined;
+  if (textProblem) throw new InvalidRequest([{ field: 'comment', reason: textProblem }]);
   if (decision === 'deny' && !comment) {
     throw new InvalidRequest([
       { field: 'comment', reason: 'is required to deny: the requester is told the reason' },

@@ -1,5 +1,5 @@
 import { ulid } from 'ulid';
-import { AccessNotAllowed, InvalidRequest, RequestNotFound } from '../domain/errors';
+import { AccessNotAllowed, GrantNotApplicable, InvalidRequest, RequestNotFound } from '../domain/errors';
 import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
@@ -8,7 +8,8 @@ import { requesterKey } from '../domain/types';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
-import { checkGrantable } from './grants';
+import { locateVm } from './grants';
+import { planGrantRules } from '../domain/networkPath';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
@@ -30,26 +31,31 @@ export async function submitRequest(
       },
     ]);
   }
-  const scopes = scopesOf(ask.vmId);
+  // The VM is the one ARM returns, and the policy is chosen from ARM's id for it, not from the id as typed.
+  const vm = await locateVm(deps, ask.vmId);
+  const vmId = vm.kind === 'found' ? vm.path.vmId : ask.vmId;
+  const scopes = scopesOf(vmId);
   const policy = selectPolicy(scopes, await deps.policies.getForScopes(scopes));
   let decision;
   try {
-    decision = decide(policy, ask, caller, callerAddress);
+    decision = decide(policy, { ...ask, vmId }, caller, callerAddress);
   } catch (err) {
     if (err instanceof AccessNotAllowed) {
-      deps.log.warn('request.refused', { caller: caller.id, vm: ask.vmId, reason: err.reason });
+      deps.log.warn('request.refused', { caller: caller.id, vm: vmId, reason: err.reason });
     }
     throw err;
   }
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
-  await checkGrantable(deps, ask.vmId, decision.sourcePrefix);
+  if (vm.kind === 'missing') throw new GrantNotApplicable('the VM was not found');
+  if (vm.kind === 'unusable') throw vm.error;
+  planGrantRules(vm.path, decision.sourcePrefix);
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {
     id: ulid(),
     requester: caller.name,
     requesterId: caller.id.toLowerCase(),
-    vmId: ask.vmId,
+    vmId,
     ports: ask.ports,
     protocol: decision.protocol,
     sourcePrefix: decision.sourcePrefix,

@@ -4,7 +4,7 @@
  */
 import { ApproverNotAllowed, SelfApprovalRefused } from './errors';
 import { isGuid, principalMatchesEntry } from './policy';
-import { requesterKey } from './types';
+import { auditActor, requesterKey } from './types';
 import type { AccessRequest, Policy, Principal } from './types';
 
 export type Decision = 'approve' | 'deny';
@@ -163,10 +163,11 @@ export function whyNeverApproved(
   return undefined;
 }
 
-/** Who decides: their stable key and their readable name. */
+/** Who decides: their stable key, their readable name, and how the audit trail names them. */
 export interface Decider {
   id: string;
   name: string;
+  audit: { actor: string; actorId?: string };
 }
 
 /**
@@ -191,10 +192,10 @@ export function resolveDecider(
           : `you are not a member of the approver group ${a.id}`,
       );
     }
-    person = { id: signedIn.id.toLowerCase(), name: signedIn.name };
+    person = { id: signedIn.id.toLowerCase(), name: signedIn.name, audit: auditActor(signedIn) };
   } else {
     if (a.kind === 'group') throw new ApproverNotAllowed('a link sent to a group needs you to sign in');
-    person = { id: a.id, name: a.id };
+    person = { id: a.id, name: a.id, audit: { actor: a.id } };
   }
   const self = requesterAliases(requester);
   if (self.has(person.id) || (signedIn?.objectId && self.has(signedIn.objectId.toLowerCase()))) {

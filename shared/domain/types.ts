@@ -143,6 +143,14 @@ export interface AccessRequest {
   revokedBy?: string;
 }
 
+/**
+ * How a principal appears in the audit trail: their readable name as `actor` and, for an Entra principal, their
+ * key (`<tenant id>/<object id>`) as `actorId` beside it. The sandbox's named users have no object id to record.
+ */
+export function auditActor(p: Principal): { actor: string; actorId?: string } {
+  return p.objectId ? { actor: p.name, actorId: p.id.toLowerCase() } : { actor: p.name };
+}
+
 /** The key that owns a request: its `requesterId`, or for a request stored before that existed, its `requester`. */
 export function requesterKey(r: Pick<AccessRequest, 'requester' | 'requesterId'>): string {
   return (r.requesterId ?? r.requester).toLowerCase();

@@ -284,8 +284,7 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
     tokenId: claims.tokenId,
   });
   await deps.audit.append({
-    actor: decider.name,
-    actorId: decider.id,
+    ...decider.audit,
     action: decision === 'approve' ? 'approval.approved' : 'approval.denied',
     requestId: r.id,
     vm: r.vmId,
@@ -298,11 +297,7 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
     requestId: r.id,
     approver: decider.id,
   });
-  const settled = await settleApproval(deps, r.id, {
-    actor: decider.name,
-    actorId: decider.id,
-    clientAddress: input.clientAddress,
-  });
+  const settled = await settleApproval(deps, r.id, { ...decider.audit, clientAddress: input.clientAddress });
   return { ...settled, decision, decider: decider.name };
 }
 
@@ -341,7 +336,7 @@ export async function settleApproval(
         { statusReason: reason, endedAt: deps.clock.now().toISOString() },
         {
           actor: by.actor,
-          actorId: by.actorId,
+          ...(by.actorId ? { actorId: by.actorId } : {}),
           action: 'request.denied',
           detail: reason,
           clientAddress: by.clientAddress,
@@ -356,7 +351,7 @@ export async function settleApproval(
         { approvedAt: deps.clock.now().toISOString(), statusReason: `approved by ${names}` },
         {
           actor: by.actor,
-          actorId: by.actorId,
+          ...(by.actorId ? { actorId: by.actorId } : {}),
           action: 'request.approved',
           detail: `approved by ${names} (${approving.length} of ${required} required)`,
           clientAddress: by.clientAddress,

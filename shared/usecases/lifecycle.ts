@@ -17,6 +17,7 @@ import {
 } from '../domain/lifecycle';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
 import type { RequestPage, StartMessage, StoredRequest } from '../domain/ports';
+import { auditActor } from '../domain/types';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { removeRules, transition } from './grants';
@@ -99,7 +100,7 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
       );
     }
     const ended = { endedAt: deps.clock.now().toISOString(), revokedBy: caller.name };
-    const by = { actor: caller.name, actorId: caller.id };
+    const by = auditActor(caller);
     let moved: StoredRequest | undefined;
     switch (r.status) {
       case 'revoked':
@@ -204,8 +205,7 @@ export async function extendRequest(
     };
     try {
       await writeAudited(deps, found, next, {
-        actor: caller.name,
-        actorId: caller.id,
+        ...auditActor(caller),
         action: 'grant.extended',
         requestId: r.id,
         vm: r.vmId,

@@ -10,6 +10,7 @@ import type { PolicyEnforcement, PolicyWrite } from '../domain/ports';
 import { parseVmId, scopesOf } from '../domain/resourceId';
 import { toFieldProblems } from '../domain/requestInput';
 import { ROLES, hasRole, requireRole } from '../domain/roles';
+import { auditActor } from '../domain/types';
 import type { Policy, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { NO_SIGN_IN_FOR_APPROVERS } from './serving';
@@ -179,8 +180,7 @@ async function commit(
   await deps.policies.applyChanges(writes, version);
   const audit = (action: string, scope: string, detail: object) =>
     deps.audit.append({
-      actor: caller.name,
-      actorId: caller.id,
+      ...auditActor(caller),
       action,
       detail: JSON.stringify({ scope, ...detail }),
       clientAddress: options.clientAddress,
@@ -195,8 +195,7 @@ async function commit(
   }
   for (const e of diff.removed) await audit('policy.removed', e.scope, { before: e, after: null });
   deps.log.info('policy.set-changed', {
-    actor: caller.name,
-    actorId: caller.id,
+    ...auditActor(caller),
     added: diff.added.length,
     changed: diff.changed.length,
     removed: diff.removed.length,

@@ -4,7 +4,7 @@ import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
-import { requesterKey } from '../domain/types';
+import { auditActor, requesterKey } from '../domain/types';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
@@ -70,8 +70,7 @@ export async function submitRequest(
   };
   try {
     await writeAudited(deps, undefined, request, {
-      actor: caller.name,
-      actorId: request.requesterId,
+      ...auditActor(caller),
       action: 'request.submitted',
       requestId: request.id,
       vm: request.vmId,

@@ -23,7 +23,10 @@ const azure = {
   JIT_MAIL_FROM: 'DoNotReply@example.com',
   JIT_ACS_ENDPOINT: 'https://acs-x.europe.communication.azure.com',
   WEBSITE_INSTANCE_ID: 'abc',
-  WEBSITE_AUTH_ENABLED: 'True',
+  WEBSITE_SITE_NAME: 'func-jit',
+  WEBSITE_RESOURCE_GROUP: 'rg-jit',
+  JIT_APP_RESOURCE_ID:
+    '/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg-jit/providers/Microsoft.Web/sites/func-jit',
   AzureWebJobsStorage__tableServiceUri: 'https://st.table.core.windows.net',
   AzureWebJobsStorage__queueServiceUri: 'https://st.queue.core.windows.net',
   ServiceBusConnection__fullyQualifiedNamespace: 'sb-x.servicebus.windows.net',
@@ -109,13 +112,53 @@ test('dev authentication and connection strings are refused inside Azure', () =>
   );
 });
 
-test('easyauth is refused unless App Service Authentication is enabled, since the header could be forged', () => {
-  assert.throws(() => loadConfig({ ...azure, WEBSITE_AUTH_ENABLED: undefined }), /easyauth.*not enabled/);
-  assert.throws(() => loadConfig({ ...local, JIT_AUTH_MODE: 'easyauth' }), /easyauth.*not enabled/);
+test('easyauth needs the ARM id of this very app, whose authentication settings it checks at start-up', () => {
+  // WEBSITE_AUTH_ENABLED no longer decides anything: the app reads the settings themselves.
+  assert.equal(
+    loadConfig({ ...azure, WEBSITE_AUTH_ENABLED: undefined }).appResourceId,
+    azure.JIT_APP_RESOURCE_ID,
+  );
+  assert.throws(
+    () => loadConfig({ ...azure, JIT_APP_RESOURCE_ID: undefined }),
+    /JIT_APP_RESOURCE_ID is missing/,
+  );
+  assert.throws(
+    () =>
+      loadConfig({
+        ...azure,
+        JIT_APP_RESOURCE_ID: '/subscriptions/x/resourceGroups/rg/providers/Microsoft.Web/serverfarms/p',
+      }),
+    /JIT_APP_RESOURCE_ID must be the ARM id of a function app/,
+  );
+  // Another app's id would have the check read another app's settings.
+  assert.throws(
+    () =>
+      loadConfig({
+        ...azure,
+        JIT_APP_RESOURCE_ID: azure.JIT_APP_RESOURCE_ID.replace('func-jit', 'func-other'),
+      }),
+    /JIT_APP_RESOURCE_ID must name this app \(func-jit\)/,
+  );
+  assert.throws(() => loadConfig({ ...azure, WEBSITE_RESOURCE_GROUP: 'rg-else' }), /must name this app/);
+});
+
+test('dev mode must be asked for: without JIT_AUTH_MODE the app does not start', () => {
+  assert.throws(() => loadConfig({ ...local, JIT_AUTH_MODE: undefined }), /JIT_AUTH_MODE is missing/);
+});
+
+test('JIT_TRUSTED_PROXY_HOPS: 0 by default, 0 to 3, whole numbers only', () => {
+  assert.equal(loadConfig(local).trustedProxyHops, 0);
+  assert.equal(loadConfig({ ...local, JIT_TRUSTED_PROXY_HOPS: '2' }).trustedProxyHops, 2);
+  for (const bad of ['4', '-1', '1.5', 'one'])
+    assert.throws(
+      () => loadConfig({ ...local, JIT_TRUSTED_PROXY_HOPS: bad }),
+      /JIT_TRUSTED_PROXY_HOPS must be/,
+      bad,
+    );
 });
 
 test('jwt mode needs an issuer and audience, and derives the keys of an Entra ID issuer', () => {
-  const tenant = 'contoso.onmicrosoft.com';
+  const tenant = '72f988bf-86f1-41af-91ab-2d7cd011db47';
   const jwt = {
     ...azure,
     JIT_AUTH_MODE: 'jwt',
@@ -126,16 +169,22 @@ test('jwt mode needs an issuer and audience, and derives the keys of an Entra ID
     issuer: `https://login.microsoftonline.com/${tenant}/v2.0`,
     audiences: ['api://jit', '1234'],
     jwksUri: `https://login.microsoftonline.com/${tenant}/discovery/v2.0/keys`,
+    tenantId: tenant,
   });
+  // Principals are keyed by tenant: the issuer must name one.
+  assert.throws(
+    () => loadConfig({ ...jwt, JIT_JWT_ISSUER: 'https://login.microsoftonline.com/common/v2.0' }),
+    /JIT_JWT_ISSUER must be a tenant's v2.0 issuer/,
+  );
   assert.throws(() => loadConfig({ ...jwt, JIT_JWT_AUDIENCE: undefined }), /JIT_JWT_AUDIENCE is missing/);
   assert.throws(
-    () => loadConfig({ ...jwt, JIT_JWT_ISSUER: 'https://idp.example.com' }),
+    () => loadConfig({ ...jwt, JIT_JWT_ISSUER: `https://idp.example.com/${tenant}/v2.0` }),
     /JIT_JWT_JWKS_URI is missing/,
   );
   assert.equal(
     loadConfig({
       ...jwt,
-      JIT_JWT_ISSUER: 'https://idp.example.com',
+      JIT_JWT_ISSUER: `https://idp.example.com/${tenant}/v2.0`,
       JIT_JWT_JWKS_URI: 'https://idp.example.com/keys',
     }).jwt?.jwksUri,
     'https://idp.example.com/keys',

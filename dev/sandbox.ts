@@ -244,7 +244,9 @@ export class Sandbox {
   private async seedPolicies(): Promise<void> {
     const file =
       this.options.policiesFile ??
-      (this.settings.JIT_AUTH_MODE === 'jwt' ? AUTO_POLICIES_FILE : join(PROJECT_ROOT, 'dev', 'policies.yaml'));
+      (this.settings.JIT_AUTH_MODE === 'jwt'
+        ? AUTO_POLICIES_FILE
+        : join(PROJECT_ROOT, 'dev', 'policies.yaml'));
     await applyPolicies(services().deps, SANDBOX_ADMIN, {
       text: readFileSync(file, 'utf8'),
       source: relative(PROJECT_ROOT, file),

@@ -389,7 +389,7 @@ export function principalHeaders(claims: JWTPayload): Record<string, string> {
   const name = claims.preferred_username ?? claims.upn ?? claims.email;
   return {
     'x-ms-client-principal': Buffer.from(JSON.stringify(principal)).toString('base64'),
-    'x-ms-client-principal-id': String(claims.oid ?? claims.sub ?? ''),
+    'x-ms-client-principal-id': typeof claims.oid === 'string' ? claims.oid : (claims.sub ?? ''),
     'x-ms-client-principal-name': typeof name === 'string' ? name : '',
     'x-ms-client-principal-idp': 'aad',
   };

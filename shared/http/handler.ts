@@ -70,7 +70,7 @@ export async function readBodyText(request: HttpRequest, maxBytes: number): Prom
     new InvalidRequest([{ field: '(body)', reason: `must be at most ${maxBytes} bytes` }]);
   const declared = request.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
-  const stream = request.body;
+  const stream = request.body as ReadableStream<Uint8Array> | null;
   if (!stream) return '';
   const reader = stream.getReader();
   const chunks: Uint8Array[] = [];

@@ -30,7 +30,7 @@ export const browserSkip: string | false =
     : false;
 
 /** A browser with a new, empty profile (no cookies, cache or extensions from anywhere else), phone-sized. */
-export async function launchBrowser(): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
+export async function launchBrowser(): Promise<{ browser: BrowserContext; close: () => Promise<void> }> {
   if (missing) throw new Error(`${CHROMIUM} is missing: CI must install chromium (see .ci/run)`);
   const profile = mkdtempSync(join(tmpdir(), 'jit-chromium-'));
   const browser = await chromium.launchPersistentContext(profile, {

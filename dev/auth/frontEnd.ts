@@ -28,12 +28,12 @@
  *   https://github.com/MaximRouiller/MaximeRouiller.Azure.AppService.EasyAuth/issues/4.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest } from 'node:http';
+import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import * as oidc from 'openid-client';
+import { closeServer, listenOnLoopback } from './loopback';
 
 /** The properties of authsettingsV2 the front end obeys (the same names as the ARM resource). */
 export interface FrontEndAuthSettings {
@@ -141,18 +141,14 @@ export class EasyAuthFrontEnd {
 
   /** Listens on a port (0: a free one) before the local host starts, so links in mail can name it. */
   async listen(port = 0): Promise<void> {
-    const server = createServer((req, res) => {
+    const listening = await listenOnLoopback((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
         res.end(`front end: ${String(err)}`);
       });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    this.server = server;
-    this.port = (server.address() as AddressInfo).port;
+    }, port);
+    this.server = listening.server;
+    this.port = listening.port;
   }
 
   /** Where requests go once past authentication: the local host. */
@@ -163,9 +159,7 @@ export class EasyAuthFrontEnd {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
+    await closeServer(server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

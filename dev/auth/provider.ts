@@ -11,14 +11,13 @@
  * (https://learn.microsoft.com/entra/identity-platform/optional-claims-reference); `idp` for a guest. An app-only
  * token's `sub` and `oid` are the service principal's object id.
  */
-import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import Provider from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
 import { API_APP, CLI_APP, DEMO_APPS, DEMO_TENANT_ID, findDemoUser } from './directory';
+import { closeServer, listenOnLoopback } from './loopback';
 import type { DemoUser } from './directory';
 
 /** The scope people's tokens for the API carry (`scp`), as docs/deploy.md registers it. */
@@ -46,13 +45,9 @@ export class LocalOidcProvider {
   }
 
   async start(): Promise<void> {
-    const server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
+    const { server, port } = await listenOnLoopback((req, res) => this.handle(req, res));
     this.server = server;
-    this.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    this.base = `http://127.0.0.1:${port}`;
     const { privateKey } = await generateKeyPair('RS256', { extractable: true });
     const signing: JWK = { ...(await exportJWK(privateKey)), kid: 'sandbox-1', alg: 'RS256', use: 'sig' };
     this.provider = new Provider(this.issuer, this.configuration(signing));
@@ -63,9 +58,7 @@ export class LocalOidcProvider {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
-    if (!server) return;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    server.closeAllConnections();
+    await closeServer(server);
   }
 
   /** The provider lives under the issuer's path, as Entra's endpoints live under `/<tenant>/v2.0`. */

@@ -13,7 +13,7 @@ import type { Sandbox } from '../../dev/sandbox';
 import { resetServices } from '../../shared/composition';
 import { TABLES } from '../../shared/names';
 import { approvalMail, auditRows, formTokenIn, linkIn, vmWithPolicy } from '../support/approvals';
-import { api, startSandbox, waitFor } from '../support/sandbox';
+import { api, countRequests, startSandbox, waitFor } from '../support/sandbox';
 
 const oid = (login: string) => DEMO_USERS.find((u) => u.login === login)!.oid;
 const ALICE = 'alice@example.com';
@@ -25,15 +25,6 @@ const ssh = (sourcePrefix = '203.0.113.7') => ({
   duration: 'PT5M',
   sourcePrefix,
 });
-
-async function countRequests(sandbox: Sandbox): Promise<number> {
-  let n = 0;
-  for await (const row of sandbox
-    .table(TABLES.requests)
-    .listEntities({ queryOptions: { filter: "RowKey eq 'request'" } }))
-    if (row) n++;
-  return n;
-}
 
 /** A page fetched as a browser with `cookie` would (no redirect followed). */
 async function page(url: string, cookie?: string) {
@@ -47,6 +38,20 @@ describe('easyauth: App Service Authentication in front of the app', () => {
   const as = async (login: string) => {
     if (!sessions.has(login)) sessions.set(login, await sandbox.identity.session(login));
     return { cookie: sessions.get(login)! };
+  };
+
+  /** Alice asks for RDP to demo-win, whose policy wants an approver: the request's id. */
+  const askForRdp = async (sourcePrefix: string) => {
+    const created = await api(
+      sandbox,
+      'POST',
+      'requests',
+      { vm: DEMO.windowsVm.id, ports: [3389], duration: 'PT30M', sourcePrefix, justification: 'patch night' },
+      null,
+      await as(ALICE),
+    );
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    return created.body.id as string;
   };
 
   before(async () => {
@@ -106,22 +111,7 @@ describe('easyauth: App Service Authentication in front of the app', () => {
   });
 
   test('an approver who is not signed in follows the mail link, signs in, lands on the page and approves', async () => {
-    const created = await api(
-      sandbox,
-      'POST',
-      'requests',
-      {
-        vm: DEMO.windowsVm.id,
-        ports: [3389],
-        duration: 'PT30M',
-        sourcePrefix: '203.0.113.9',
-        justification: 'patch night',
-      },
-      null,
-      await as(ALICE),
-    );
-    assert.equal(created.status, 202, JSON.stringify(created.body));
-    const id = created.body.id as string;
+    const id = await askForRdp('203.0.113.9');
     const { url } = linkIn(await approvalMail(sandbox, APPROVER, id), 'approve');
     // Not signed in: sent to sign in, and back to this very link afterwards (not the bare 401 of Return401).
     const anonymous = await page(url);
@@ -157,21 +147,7 @@ describe('easyauth: App Service Authentication in front of the app', () => {
   });
 
   test('an anonymous decision is refused, and so is a form fetched by someone else', async () => {
-    const created = await api(
-      sandbox,
-      'POST',
-      'requests',
-      {
-        vm: DEMO.windowsVm.id,
-        ports: [3389],
-        duration: 'PT30M',
-        sourcePrefix: '203.0.113.10',
-        justification: 'x',
-      },
-      null,
-      await as(ALICE),
-    );
-    const id = created.body.id as string;
+    const id = await askForRdp('203.0.113.10');
     const { url, token } = linkIn(await approvalMail(sandbox, APPROVER, id), 'approve');
     const csrf = formTokenIn((await page(url, (await as(APPROVER)).cookie)).text)!;
     const post = (cookie?: string) =>
@@ -188,21 +164,8 @@ describe('easyauth: App Service Authentication in front of the app', () => {
   });
 
   test('a guest whose mail address is the approver’s UPN cannot approve with the approver’s link', async () => {
-    const created = await api(
-      sandbox,
-      'POST',
-      'requests',
-      {
-        vm: DEMO.windowsVm.id,
-        ports: [3389],
-        duration: 'PT30M',
-        sourcePrefix: '203.0.113.11',
-        justification: 'x',
-      },
-      null,
-      await as(ALICE),
-    );
-    const { url } = linkIn(await approvalMail(sandbox, APPROVER, created.body.id as string), 'approve');
+    const id = await askForRdp('203.0.113.11');
+    const { url } = linkIn(await approvalMail(sandbox, APPROVER, id), 'approve');
     const shown = await page(url, (await as(GUEST)).cookie);
     assert.equal(shown.status, 403);
     assert.match(shown.text, /this link was sent to approver@example\.com, but you are signed in as/);

@@ -12,7 +12,6 @@ import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
-import { TABLES } from '../../shared/names';
 import { createHash } from 'node:crypto';
 import {
   approvalMail,
@@ -23,7 +22,7 @@ import {
   postDecision,
   vmWithPolicy,
 } from '../support/approvals';
-import { api, startSandbox, waitFor } from '../support/sandbox';
+import { api, countRequests, startSandbox, waitFor } from '../support/sandbox';
 
 const VM = DEMO.linuxVm.id;
 const AUDIENCE = 'api://jit-test';
@@ -41,15 +40,6 @@ const person = (login: string, oid: string) => ({
   upn: login,
   preferred_username: login,
 });
-
-async function countRequests(sandbox: Sandbox): Promise<number> {
-  let n = 0;
-  for await (const row of sandbox
-    .table(TABLES.requests)
-    .listEntities({ queryOptions: { filter: "RowKey eq 'request'" } }))
-    if (row) n++;
-  return n;
-}
 
 describe('adversarial: bearer tokens, headers and bodies', () => {
   let sandbox: Sandbox;

@@ -1,5 +1,6 @@
 /** Helpers for integration tests: a quiet sandbox on free ports, HTTP calls as a named user, and polling. */
 import { AUTO_POLICIES_FILE, Sandbox } from '../../dev/sandbox';
+import { TABLES } from '../../shared/names';
 import type { SandboxOptions } from '../../dev/sandbox';
 
 /** Both demo VMs approved automatically: for tests that drive many grants (demo-win asks an approver otherwise). */
@@ -76,3 +77,13 @@ export async function waitFor<T>(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How many requests the sandbox holds (one `request` row each): tests of refusals check nothing was written. */
+export async function countRequests(sandbox: Sandbox): Promise<number> {
+  let n = 0;
+  for await (const row of sandbox
+    .table(TABLES.requests)
+    .listEntities({ queryOptions: { filter: "RowKey eq 'request'" } }))
+    if (row) n++;
+  return n;
+}

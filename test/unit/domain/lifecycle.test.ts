@@ -20,12 +20,13 @@ import { canTransition } from '../../../shared/domain/state';
 import type { AccessRequest, Policy, Principal } from '../../../shared/domain/types';
 import { person } from '../../support/principals';
 
-const VM = '/subscriptions/sub1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/db1';
+const VM =
+  '/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/db1';
 const alice: Principal = person('alice@contoso.com', ['g-ops'], []);
 const now = new Date('2026-06-01T12:00:00Z');
 
 const policy = (o: Partial<Policy> = {}): Policy => ({
-  scope: '/subscriptions/sub1/resourcegroups/rg',
+  scope: '/subscriptions/00000000-0000-4000-8000-000000000001/resourcegroups/rg',
   ports: [
     { port: 22, protocol: 'Tcp', maxDurationInSeconds: 3 * 3600 },
     { port: 3389, protocol: 'Tcp', maxDurationInSeconds: 3600 },
@@ -47,7 +48,7 @@ const request = (o: Partial<AccessRequest> = {}): AccessRequest => ({
   sourcePrefix: '203.0.113.7/32',
   durationInSeconds: 3600,
   status: 'active',
-  policyScope: '/subscriptions/sub1/resourcegroups/rg',
+  policyScope: '/subscriptions/00000000-0000-4000-8000-000000000001/resourcegroups/rg',
   approvalMode: 'auto',
   createdAt: now.toISOString(),
   updatedAt: now.toISOString(),

@@ -3,7 +3,7 @@ import { services } from '../shared/composition';
 import { consumeCallQuota, httpEndpoint } from '../shared/http/handler';
 import { verifyAudit } from '../shared/usecases/audit';
 
-/** `GET /api/audit/verify?from=&to=`: recomputes the audit hash chain over those days. Auditors and admins only. */
+/** `GET /api/audit/verify?from=&to=`: recomputes the audit hash chain over those days and compares it with the anchors kept outside the table. Auditors and admins only. */
 export default declareFunction({
   name: 'verifyAudit',
   trigger: { type: 'http', route: 'audit/verify', methods: ['GET'] },
@@ -11,7 +11,13 @@ export default declareFunction({
     await consumeCallQuota('audit-verify', caller.id);
     return {
       status: 200,
-      jsonBody: await verifyAudit(services().auditTrail, deps.clock, caller, request.query.entries()),
+      jsonBody: await verifyAudit(
+        services().auditTrail,
+        deps.clock,
+        caller,
+        request.query.entries(),
+        services().auditAnchors,
+      ),
     };
   }),
 });

@@ -57,8 +57,8 @@ export interface FrontEndAuthSettings {
 
 /**
  * What infra/modules/function-app.bicep deploys, for a given client id and issuer. Browser sign-in happens only
- * where the app asks for it (the approval page, the one excluded path); every API call without a valid token or
- * session gets a 401 from the platform.
+ * where the app asks for it (the approval page); the health route answers anonymous probes; every other call
+ * without a valid token or session gets a 401 from the platform.
  */
 export function deployedAuthSettings(clientId: string, openIdIssuer: string): FrontEndAuthSettings {
   return {
@@ -67,7 +67,7 @@ export function deployedAuthSettings(clientId: string, openIdIssuer: string): Fr
       requireAuthentication: true,
       unauthenticatedClientAction: 'Return401',
       redirectToProvider: 'azureactivedirectory',
-      excludedPaths: ['/api/approvals'],
+      excludedPaths: ['/api/approvals', '/api/health'],
     },
     identityProviders: {
       azureActiveDirectory: {

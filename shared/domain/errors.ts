@@ -102,6 +102,17 @@ export class ConfigurationError extends JitError {
 }
 
 /**
+ * An operation needs a feature that is switched off because one of its settings is broken (`GET /api/health` says
+ * which, to admins). Thrown before anything is written.
+ */
+export class FeatureUnavailable extends JitError {
+  readonly code = 'FeatureUnavailable';
+  constructor(readonly feature: string) {
+    super(`the ${feature} feature is switched off: one of its settings is not valid`);
+  }
+}
+
+/**
  * The app refuses to serve callers: a start-up check found that what it relies on does not hold (App Service
  * Authentication not enforced, manual-approval policies where approvers cannot sign in). Says why; retried shortly.
  */

@@ -23,10 +23,11 @@ export interface PlatformAuthSettings {
 
 /**
  * Paths the platform may leave open to anonymous callers because the app guards them itself: the approval page
- * sends an anonymous browser to sign in and refuses an anonymous decision (shared/http/pages.ts). Every other route
- * must have the platform's sign-in in front of it.
+ * sends an anonymous browser to sign in and refuses an anonymous decision (shared/http/pages.ts); the health route
+ * tells an anonymous probe only its status and version (functions/health.ts). Every other route must have the
+ * platform's sign-in in front of it.
  */
-export const APP_GUARDED_PATHS: readonly string[] = ['/api/approvals'];
+export const APP_GUARDED_PATHS: readonly string[] = ['/api/approvals', '/api/health'];
 
 /** What the check learned: the tenant the platform accepts tokens from. */
 export interface PlatformAuthVerdict {

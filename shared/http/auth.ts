@@ -17,7 +17,7 @@ import { Unauthenticated } from '../domain/errors';
 import { isLoopbackAddress, parseClientAddress } from '../domain/network';
 import { isGuid } from '../domain/policy';
 import type { Principal } from '../domain/types';
-import type { AuthMode } from '../config';
+import type { AuthMode, AuthenticationConfig } from '../config';
 
 /** The headers of an incoming call, case-insensitive (as @azure/functions' Headers are). */
 export interface HeaderReader {
@@ -29,12 +29,6 @@ export const DEV_USER_HEADER = 'x-jit-dev-user';
 
 /** Establishes who is calling, or throws `Unauthenticated`. */
 export type Authenticator = (headers: HeaderReader) => Promise<Principal>;
-
-/** What the authenticators need to know. */
-export interface AuthenticatorSettings {
-  authMode: AuthMode;
-  jwt?: { issuer: string; audiences: string[]; jwksUri: string; tenantId: string };
-}
 
 export interface AuthenticatorOptions {
   /**
@@ -50,7 +44,7 @@ export interface AuthenticatorOptions {
  * endpoint and cached (jose refetches on an unknown `kid`, rate-limited), so key rollover needs no restart.
  */
 export function createAuthenticator(
-  config: AuthenticatorSettings,
+  config: AuthenticationConfig,
   options: AuthenticatorOptions = {},
 ): Authenticator {
   if (config.authMode === 'dev') return async (headers) => authenticateDev(headers);

@@ -1,5 +1,5 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { InvalidRequest, TooManyRequests } from '../domain/errors';
+import { FeatureUnavailable, InvalidRequest, TooManyRequests } from '../domain/errors';
 import { forwardedClientAddress } from '../domain/network';
 import type { Principal } from '../domain/types';
 import { depsFor, services } from '../composition';
@@ -53,11 +53,26 @@ export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>
 }
 
 /**
+ * Who is calling a route anyone may call: undefined for an anonymous caller, a credential that does not check out,
+ * or while authentication is switched off (such a route answers everyone, with less for the anonymous).
+ */
+export async function optionalCaller(request: HttpRequest): Promise<Principal | undefined> {
+  try {
+    return await services().authenticate(request.headers);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The caller's address: the X-Forwarded-For entry `JIT_TRUSTED_PROXY_HOPS` places left of the last one, which App
  * Service's front end appends (shared/domain/network.ts, `forwardedClientAddress`).
  */
 export function callerAddress(request: HttpRequest): string | undefined {
-  return forwardedClientAddress(request.headers.get('x-forwarded-for'), services().config.trustedProxyHops);
+  const auth = services().config.features.authentication;
+  // Without the authentication feature nobody is served, and no setting says how many proxies there are.
+  const hops = auth.ready ? auth.settings.trustedProxyHops : 0;
+  return forwardedClientAddress(request.headers.get('x-forwarded-for'), hops);
 }
 
 /**
@@ -110,9 +125,11 @@ export async function readJson(request: HttpRequest): Promise<unknown> {
  * Spends one unit of the caller's request-creation quota, or refuses with 429 and when to come back.
  * Counted per instance: with N instances a caller may get up to N times the limit (see docs/security.md).
  */
-export function consumeRequestQuota(callerId: string): Promise<void> {
+export async function consumeRequestQuota(callerId: string): Promise<void> {
+  const { requestLimiter } = services();
+  if (!requestLimiter) throw new FeatureUnavailable('requests');
   return consume(
-    services().requestLimiter,
+    requestLimiter,
     callerId.toLowerCase(),
     'too many requests from this caller; try again later',
   );
@@ -126,9 +143,11 @@ export function consumeRequestQuota(callerId: string): Promise<void> {
 export type CallKind = 'extend' | 'revoke' | 'policies' | 'audit' | 'audit-verify';
 
 /** Spends one call of this kind from the caller's quota, or refuses with 429 (checked before the body is read). */
-export function consumeCallQuota(kind: CallKind, callerId: string): Promise<void> {
+export async function consumeCallQuota(kind: CallKind, callerId: string): Promise<void> {
+  const { callLimiter } = services();
+  if (!callLimiter) throw new FeatureUnavailable('requests');
   return consume(
-    services().callLimiter,
+    callLimiter,
     `${kind}|${callerId.toLowerCase()}`,
     `too many ${kind} calls from this caller; try again later`,
   );
@@ -140,12 +159,14 @@ export function consumeCallQuota(kind: CallKind, callerId: string): Promise<void
  * throw at the decision endpoint — replays, stale links, guesses — and the mail and audit noise that makes.
  * Nobody is signed in on the sandbox's pages, so there the address alone is the key.
  */
-export function consumeApprovalQuota(
+export async function consumeApprovalQuota(
   personId: string | undefined,
   address: string | undefined,
 ): Promise<void> {
+  const { approvalLimiter } = services();
+  if (!approvalLimiter) throw new FeatureUnavailable('approval');
   return consume(
-    services().approvalLimiter,
+    approvalLimiter,
     `${personId?.toLowerCase() ?? '(anonymous)'}|${address ?? '(no address)'}`,
     'too many approval attempts from this person and address; try again in a minute',
   );

@@ -4,7 +4,8 @@
  * `toProblem`, so a page and the API say the same thing with the same status).
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import type { Config } from '../config';
+import type { AuthenticationConfig } from '../config';
+import { requireFeature } from '../config';
 import { ApproverNotAllowed, CsrfCheckFailed, InvalidRequest, Unauthenticated } from '../domain/errors';
 import type { Principal } from '../domain/types';
 import { depsFor, services } from '../composition';
@@ -47,7 +48,8 @@ export interface PageCall {
   request: HttpRequest;
   context: InvocationContext;
   deps: Deps;
-  config: Config;
+  /** Base URL of the app's pages, without a trailing slash (the origin a decision must be posted from). */
+  publicBaseUrl: string;
   /** The signed-in person, where there is one. */
   signedIn: Principal | undefined;
   callerAddress: string | undefined;
@@ -67,7 +69,7 @@ export type AnonymousPolicy =
  * nobody is, and the link stands for the approver it names. `jwt` mode has no browser sign-in at all.
  */
 export async function signedInPerson(
-  config: Pick<Config, 'authMode'>,
+  config: Pick<AuthenticationConfig, 'authMode'>,
   headers: HeaderReader,
 ): Promise<Principal | undefined> {
   if (config.authMode === 'jwt')
@@ -82,7 +84,8 @@ export async function signedInPerson(
 /**
  * Wraps a page: refuses to serve until the start-up checks pass, establishes who is signed in (in `easyauth` mode
  * sending an anonymous browser to sign in first, or refusing, as `anonymous` says), and turns errors into an HTML
- * page with the status `toProblem` gives them. Tokens are never logged.
+ * page with the status `toProblem` gives them. Tokens are never logged. Pages need approval links and someone
+ * signed in: with either feature switched off they answer 503 and say which.
  */
 export function pageEndpoint(
   body: (call: PageCall) => Promise<HttpResponseInit>,
@@ -91,10 +94,11 @@ export function pageEndpoint(
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
       const s = services();
+      const authentication = requireFeature(s.config.features, 'authentication');
+      const { publicBaseUrl } = requireFeature(s.config.features, 'approval');
       await s.serving();
-      const { config } = s;
-      const signedIn = await signedInPerson(config, request.headers);
-      if (!signedIn && config.authMode === 'easyauth') {
+      const signedIn = await signedInPerson(authentication, request.headers);
+      if (!signedIn && authentication.authMode === 'easyauth') {
         if (anonymous === 'refuse')
           throw new Unauthenticated('sign in, then open the link from the mail again');
         // Back to this very page (its link token included) once signed in: App Service Authentication only
@@ -103,7 +107,7 @@ export function pageEndpoint(
         return {
           status: 302,
           headers: {
-            Location: `${config.publicBaseUrl}${signInPath(`${here.pathname}${here.search}`)}`,
+            Location: `${publicBaseUrl}${signInPath(`${here.pathname}${here.search}`)}`,
             'Cache-Control': 'no-store',
             'Referrer-Policy': 'no-referrer',
           },
@@ -113,7 +117,7 @@ export function pageEndpoint(
         request,
         context,
         deps: depsFor(context),
-        config,
+        publicBaseUrl,
         signedIn,
         callerAddress: callerAddress(request),
       });

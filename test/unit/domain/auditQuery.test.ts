@@ -26,7 +26,10 @@ test('audit queries: dates, date-times with a zone, filters normalised, page siz
   assert.equal(query.from?.toISOString(), '2026-03-01T00:00:00.000Z');
   assert.equal(query.to?.toISOString(), '2026-03-14T08:30:00.000Z');
   assert.equal(query.actor, 'alice@example.com');
-  assert.equal(query.vm, '/subscriptions/0000000a-0000-4000-8000-000000000001/resourcegroups/rg/providers/microsoft.compute/virtualmachines/db');
+  assert.equal(
+    query.vm,
+    '/subscriptions/0000000a-0000-4000-8000-000000000001/resourcegroups/rg/providers/microsoft.compute/virtualmachines/db',
+  );
   assert.equal(pageSize, 50);
   assert.equal(
     parseAuditQuery(q('to=2026-03-01T09:00Z')).query.to?.toISOString(),

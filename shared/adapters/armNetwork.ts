@@ -78,6 +78,14 @@ export class ArmNetworkGateway implements NetworkGateway {
     return c;
   }
 
+  async getVmId(vmId: string): Promise<string> {
+    const vmRef = parseVmId(vmId);
+    const vm = await call(`reading VM ${vmRef.name}`, () =>
+      this.computeClient(vmRef.subscriptionId).virtualMachines.get(vmRef.resourceGroup, vmRef.name),
+    );
+    return vm.id ?? vmId;
+  }
+
   async resolvePath(vmId: string): Promise<VmNetworkPath> {
     const vmRef = parseVmId(vmId);
     const vm = await call(`reading VM ${vmRef.name}`, () =>

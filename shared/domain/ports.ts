@@ -225,6 +225,8 @@ export interface StartScheduler {
 
 /** ARM, as far as JIT touches it. */
 export interface NetworkGateway {
+  /** ARM's own id of the VM (its canonical spelling). Throws `ResourceNotFound` if there is no such VM. */
+  getVmId(vmId: string): Promise<string>;
   /** The VM's private addresses and every NSG in front of it. Throws `GrantNotApplicable` if the VM is gone. */
   resolvePath(vmId: string): Promise<VmNetworkPath>;
   /** Ids of the VMs in a scope: a subscription, a resource group, or one VM (which may not exist). */

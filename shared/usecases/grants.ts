@@ -259,22 +259,31 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
  * family), so nobody approves a request that can never be applied. ARM being unreachable is no reason to refuse:
  * `applyGrant` checks again, and fails the request then if it must.
  */
-/** What ARM says of a VM id: the VM and its network path (under ARM's own id), nothing, or why it is no use. */
-export type LocatedVm =
-  | { kind: 'found'; path: VmNetworkPath }
-  | { kind: 'missing' }
-  | { kind: 'unusable'; error: GrantNotApplicable };
+export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: string): Promise<void> {
+  let path: VmNetworkPath;
+  try {
+    path = await deps.network.resolvePath(vmId);
+  } catch (err) {
+    if (err instanceof ResourceNotFound) throw new GrantNotApplicable('the VM was not found');
+    if (err instanceof GrantNotApplicable) throw err;
+    deps.log.warn('request.path-unchecked', { vm: vmId, error: String(err) });
+    return;
+  }
+  planGrantRules(path, sourcePrefix);
+}
 
 /**
- * Asks ARM for the VM a request names. The answer carries ARM's canonical id, which decides the policy; an ARM
- * failure is a 503 to try again, never a guess from the id as typed.
+ * ARM's canonical id for the VM a request names, which decides the policy: never a guess from the id as typed, so
+ * ARM not answering is a 503 to try again. Undefined when ARM has no such VM.
  */
-export async function locateVm(deps: Pick<Deps, 'network' | 'log'>, vmId: string): Promise<LocatedVm> {
+export async function canonicalVmId(
+  deps: Pick<Deps, 'network' | 'log'>,
+  vmId: string,
+): Promise<string | undefined> {
   try {
-    return { kind: 'found', path: await deps.network.resolvePath(vmId) };
+    return await deps.network.getVmId(vmId);
   } catch (err) {
-    if (err instanceof ResourceNotFound) return { kind: 'missing' };
-    if (err instanceof GrantNotApplicable) return { kind: 'unusable', error: err };
+    if (err instanceof ResourceNotFound) return undefined;
     deps.log.warn('request.vm-unread', { vm: vmId, error: String(err) });
     if (err instanceof TransientFailure) throw err;
     throw new TransientFailure('ARM could not be asked about the VM; try again shortly');

@@ -15,8 +15,7 @@ import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import { emitAll, signalsOfTransition } from '../domain/signals';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
-import { locateVm } from './grants';
-import { planGrantRules } from '../domain/networkPath';
+import { canonicalVmId, checkGrantable } from './grants';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
@@ -39,8 +38,8 @@ export async function submitRequest(
     ]);
   }
   // The VM is the one ARM returns, and the policy is chosen from ARM's id for it, not from the id as typed.
-  const vm = await locateVm(deps, ask.vmId);
-  const vmId = vm.kind === 'found' ? vm.path.vmId : ask.vmId;
+  const canonical = await canonicalVmId(deps, ask.vmId);
+  const vmId = canonical ?? ask.vmId;
   const scopes = scopesOf(vmId);
   const policy = selectPolicy(scopes, await deps.policies.getForScopes(scopes));
   let decision;
@@ -57,9 +56,8 @@ export async function submitRequest(
   const unavailable = deps.approvals?.unavailableFeature;
   if (decision.approvalMode === 'manual' && unavailable) throw new FeatureUnavailable(unavailable);
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
-  if (vm.kind === 'missing') throw new GrantNotApplicable('the VM was not found');
-  if (vm.kind === 'unusable') throw vm.error;
-  planGrantRules(vm.path, decision.sourcePrefix);
+  if (!canonical) throw new GrantNotApplicable('the VM was not found');
+  await checkGrantable(deps, vmId, decision.sourcePrefix);
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {

@@ -16,7 +16,8 @@ import type { GrantSettings } from '../shared/usecases/deps';
 import { applyPolicies } from '../shared/usecases/policies';
 import { CONTAINERS, QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
 import type { CompositionOverrides } from '../shared/composition';
-import { ArmEmulator } from './arm/emulator';
+import { ArmEmulator, DEMO } from './arm/emulator';
+import { AUTH_SETTINGS_ARM_ACTIONS } from '../shared/adapters/armAuthSettings';
 import { SANDBOX_SITE_ID, SandboxIdentity } from './auth/identity';
 import type { SandboxAuthMode } from './auth/identity';
 import type { ArmEmulatorOptions } from './arm/emulator';
@@ -52,8 +53,16 @@ export interface SandboxOptions {
   host?: (settings: HostSettings) => HostSettings;
   /** Lock duration of the jit-expirations queue. */
   expiryLockDurationInMs?: number;
+  /** Duplicate detection history of both Service Bus queues; default an hour, as infra/modules/service-bus.bicep. */
+  duplicateDetectionWindowInMs?: number;
   /** Start the local host (tests of the emulators alone may not want it). */
   startHost?: boolean;
+  /**
+   * Run the reconciler once when the in-process host starts, so a fresh sandbox is covered and swept at once.
+   * Default true: a sandbox's choice; in Azure the reconciler runs on its schedule only. Hosts started with
+   * `spawnHost` behave as Azure instances do and never run it at start.
+   */
+  reconcileOnStart?: boolean;
   quiet?: boolean;
   /**
    * How callers sign in (JIT_SANDBOX_AUTH): `dev` (default), `easyauth` (a local OpenID Connect provider and an
@@ -121,6 +130,11 @@ export class Sandbox {
       location: options.storageLocation,
       log,
     });
+    // Duplicate detection as Bicep turns it on: the scheduling code must cope with a re-send being dropped.
+    const duplicates = {
+      requiresDuplicateDetection: true,
+      duplicateDetectionHistoryTimeWindowInMs: options.duplicateDetectionWindowInMs ?? 3_600_000,
+    };
     this.serviceBus = new ServiceBusEmulator({
       port: options.serviceBusPort ?? 0,
       queues: [
@@ -128,8 +142,9 @@ export class Sandbox {
           name: SERVICE_BUS_QUEUES.expirations,
           lockDurationInMs: options.expiryLockDurationInMs ?? 30_000,
           maxDeliveryCount: 10,
+          ...duplicates,
         },
-        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10 },
+        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10, ...duplicates },
       ],
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });
@@ -157,8 +172,15 @@ export class Sandbox {
     ]);
     const authSettings = await this.identity.start(this.options.httpPort ?? 0);
     // What App Service holds as the app's authsettingsV2, read by the app at start-up in easyauth mode.
-    if (this.identity.settings)
+    if (this.identity.settings) {
       this.arm.sites.setAuthSettings(SANDBOX_SITE_ID, { ...this.identity.settings });
+      // The custom role infra gives the app on itself (JIT Access Auth Settings Reader): ARM checks it on the read.
+      this.arm.roles.assign({
+        principalId: DEMO.identity.objectId,
+        scope: SANDBOX_SITE_ID,
+        actions: [...AUTH_SETTINGS_ARM_ACTIONS],
+      });
+    }
     this.settings = {
       AzureWebJobsStorage: this.azurite.connectionString,
       ServiceBusConnection: this.serviceBus.connectionString,
@@ -216,6 +238,7 @@ export class Sandbox {
       // Behind the front end (easyauth) the host itself takes any free port; people reach the front end.
       httpPort: this.identity.frontEnd ? 0 : (this.options.httpPort ?? 0),
       log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
+      runOnStartup: this.options.reconcileOnStart === false ? [] : ['reconcile'],
       // On a free port the links in mail must name the port the host got. Services are built on first use,
       // which comes after this (the host binds triggers afterwards), so they read the address set here.
       onListening: (baseUrl) => {

@@ -43,6 +43,9 @@ param publicBaseUrl string = ''
 @description('Optional. Trusted proxies (Front Door, Application Gateway) in front of the app that append to X-Forwarded-For; 0 when people reach the app directly.')
 param trustedProxyHops int = 0
 
+@description('Optional. Let policies with cutSessions end established sessions: gives the app a second custom role on the target scopes that can write NSGs (to turn on flushConnection). Default false.')
+param allowSessionCutting bool = false
+
 @allowed([
   'acs'
   'smtp'
@@ -310,6 +313,7 @@ module roleAssignments 'modules/role-assignments.bicep' = {
     subscriptionTargetScopes: subscriptionTargetScopes
     resourceGroupTargetScopes: resourceGroupTargetScopes
     malformedTargetScopes: malformedTargetScopes
+    allowSessionCutting: allowSessionCutting
   }
 }
 

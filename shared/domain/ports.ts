@@ -123,6 +123,17 @@ export interface PolicyEnforcement {
   remove(policy: Policy): Promise<void>;
 }
 
+/**
+ * Whether the deployment can reach the network of the VMs a policy covers (read their paths, write and delete rules
+ * in their NSGs). The policy use cases call it to warn; the network use cases implement it (shared/usecases/reach.ts).
+ */
+export interface NetworkReachCheck {
+  /** One warning per VM or NSG the deployment cannot read or write, for the VMs in the policy's scope. */
+  policy(policy: Policy): Promise<string[]>;
+  /** The same for one VM, under the policy that decides for it. */
+  vm(vmId: string, policy: Policy): Promise<string[]>;
+}
+
 export interface GrantRepository {
   upsert(rule: GrantRule): Promise<void>;
   list(requestId: string): Promise<GrantRule[]>;
@@ -201,9 +212,16 @@ export interface ExpiryMessage {
   expiresAt: string;
 }
 
-/** Service Bus scheduled messages: one per grant, due at its expiry. */
+/**
+ * Service Bus scheduled messages: one per grant, due at its expiry. Scheduling the same expiry twice (a retry)
+ * yields one message: the id is `expire:<request id>:<expiry>` (domain/scheduledMessages.ts) and the queue drops
+ * duplicates.
+ */
 export interface ExpiryScheduler {
-  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  /**
+   * Returns the sequence number (a decimal string: it is a 64-bit integer) of the live message for this expiry:
+   * the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
+   */
   scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string>;
   /** Cancels a scheduled message; an unknown or already delivered one is fine. */
   cancelExpiry(sequenceNumber: string): Promise<void>;
@@ -217,7 +235,7 @@ export interface StartMessage {
 
 /** Service Bus scheduled messages that open a request made ahead of time, due at its start. */
 export interface StartScheduler {
-  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  /** Returns the sequence number of the live message for this start, as `scheduleExpiry` does for an expiry. */
   scheduleStart(message: StartMessage, at: Date): Promise<string>;
   /** Cancels a scheduled message; an unknown or already delivered one is fine. */
   cancelStart(sequenceNumber: string): Promise<void>;
@@ -238,8 +256,32 @@ export interface NetworkGateway {
    * priority, `TransientFailure` for what a retry may fix (busy NSG, throttling, 5xx, a failed operation).
    */
   putRule(nsgId: string, rule: AllowRuleSpec): Promise<void>;
-  /** Deletes a rule and waits; a rule that is already gone is fine. */
+  /**
+   * Deletes a rule and waits; a rule that is already gone is fine. Throws `ScopeLocked` when a management lock
+   * forbids the delete.
+   */
   deleteRule(nsgId: string, ruleName: string): Promise<void>;
+  /**
+   * The deployment identity's own permissions on a resource (an NSG): one entry per role assignment that applies,
+   * with its Actions and NotActions. For telling an operator, before any grant, what the role does not cover.
+   */
+  listPermissions(resourceId: string): Promise<Array<{ actions: string[]; notActions: string[] }>>;
+  /** The management locks that apply to the NSG: on it, its resource group and its subscription. */
+  listLocks(nsgId: string): Promise<ResourceLock[]>;
+  /**
+   * Makes the NSG re-evaluate established flows whenever its rules change (`flushConnection`), so that removing an
+   * allow rule also cuts the sessions it let in. Returns whether it had to turn it on.
+   */
+  enableFlushConnection(nsgId: string): Promise<boolean>;
+}
+
+/** A management lock that applies to a resource (set on it or inherited from a scope above). */
+export interface ResourceLock {
+  name: string;
+  /** `CanNotDelete` refuses deletes; `ReadOnly` refuses writes and deletes. */
+  level: 'CanNotDelete' | 'ReadOnly';
+  /** The scope the lock is set on (the resource, its resource group or its subscription). */
+  scope: string;
 }
 
 /**
@@ -250,6 +292,18 @@ export interface NetworkGateway {
 export interface NsgLocks {
   /** Runs `task` as the NSG's only JIT writer; throws `TransientFailure` if it stays busy too long. */
   withLock<T>(nsgId: string, task: () => Promise<T>): Promise<T>;
+}
+
+/** What `RunLeases.runAlone` did: ran the task and what it returned, or left it to the instance holding the lease. */
+export type RunOutcome<T> = { ran: true; value: T } | { ran: false; holder: string };
+
+/** Leases on work that one instance of the Function App at a time may do (the reconciler's run). */
+export interface RunLeases {
+  /**
+   * Runs `task` holding the lease `name`, renewed while it runs and given back after; when another instance holds
+   * an unexpired lease, returns at once without running it.
+   */
+  runAlone<T>(name: string, task: () => Promise<T>): Promise<RunOutcome<T>>;
 }
 
 /** An NSG the reconciler sweeps, and what JIT protects in it. */
@@ -277,7 +331,8 @@ export interface NsgRegistry {
   forgetNsg(nsgId: string): Promise<void>;
 
   upsertBaseline(rule: BaselineRule): Promise<void>;
-  deleteBaseline(nsgId: string, ruleName: string): Promise<void>;
+  /** Forgets one VM's share of a baseline rule. */
+  deleteBaseline(rule: BaselineRule): Promise<void>;
   /** The baseline rules to keep in one NSG. */
   listBaselinesInNsg(nsgId: string): Promise<BaselineRule[]>;
   /** The baseline rules kept for one VM, in any NSG. */
@@ -348,6 +403,6 @@ export interface ApprovalDeadlineMessage {
 
 /** Service Bus scheduled message at a pending request's approval deadline. */
 export interface ApprovalDeadlineScheduler {
-  /** Returns the message's sequence number as a decimal string. */
+  /** Returns the sequence number of the live message for this deadline, as `scheduleExpiry` does for an expiry. */
   scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string>;
 }

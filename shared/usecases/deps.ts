@@ -8,6 +8,7 @@ import type {
   GrantRepository,
   Mailer,
   NetworkGateway,
+  NetworkReachCheck,
   NsgLocks,
   NotificationQueue,
   NsgRegistry,
@@ -16,6 +17,7 @@ import type {
   Notifier,
   PolicyRepository,
   RequestRepository,
+  RunLeases,
   StartScheduler,
   WorkQueues,
 } from '../domain/ports';
@@ -51,6 +53,8 @@ export interface Deps {
   policies: PolicyRepository;
   /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
   enforcement?: PolicyEnforcement;
+  /** Warns where the deployment cannot reach a policy's VMs; optional like `enforcement` (fakes leave it out). */
+  reach?: NetworkReachCheck;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;
@@ -61,6 +65,8 @@ export interface Deps {
   /** Which NSGs JIT watches and what it keeps in them. */
   nsgs: NsgRegistry;
   locks: NsgLocks;
+  /** Work one instance at a time may do across the Function App (the reconciler's run). */
+  leases: RunLeases;
   clock: Clock;
   settings: GrantSettings;
   log: Logger;

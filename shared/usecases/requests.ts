@@ -1,11 +1,5 @@
 import { ulid } from 'ulid';
-import {
-  AccessNotAllowed,
-  FeatureUnavailable,
-  GrantNotApplicable,
-  InvalidRequest,
-  RequestNotFound,
-} from '../domain/errors';
+import { AccessNotAllowed, FeatureUnavailable, InvalidRequest, RequestNotFound } from '../domain/errors';
 import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
@@ -38,8 +32,8 @@ export async function submitRequest(
     ]);
   }
   // The VM is the one ARM returns, and the policy is chosen from ARM's id for it, not from the id as typed.
-  const canonical = await canonicalVmId(deps, ask.vmId);
-  const vmId = canonical ?? ask.vmId;
+  const vm = await canonicalVmId(deps, ask.vmId);
+  const vmId = vm.kind === 'found' ? vm.vmId : ask.vmId;
   const scopes = scopesOf(vmId);
   const policy = selectPolicy(scopes, await deps.policies.getForScopes(scopes));
   let decision;
@@ -56,7 +50,7 @@ export async function submitRequest(
   const unavailable = deps.approvals?.unavailableFeature;
   if (decision.approvalMode === 'manual' && unavailable) throw new FeatureUnavailable(unavailable);
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
-  if (!canonical) throw new GrantNotApplicable('the VM was not found');
+  if (vm.kind === 'unusable') throw vm.error;
   await checkGrantable(deps, vmId, decision.sourcePrefix);
 
   const now = deps.clock.now().toISOString();
@@ -110,7 +104,10 @@ export async function submitRequest(
  * are the VM's private addresses it opens: what to connect to.
  */
 export interface RequestView extends AccessRequest {
-  rules: Array<Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state' | 'destinationAddresses'>>;
+  rules: Array<
+    Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state' | 'destinationAddresses'> &
+      Partial<Pick<GrantRule, 'effective' | 'shadowedBy' | 'closeBlocked'>>
+  >;
 }
 
 /** `GET /api/requests/{id}`: the requester sees their own requests; others get the same 404 as a missing one. */
@@ -123,12 +120,15 @@ export async function getRequest(deps: Deps, caller: Principal, id: string): Pro
 /** The request as the API shows it, with its rules. */
 export async function viewOf(deps: Deps, request: AccessRequest): Promise<RequestView> {
   const rules = (await deps.grants.list(request.id)).map(
-    ({ nsgId, ruleName, priority, state, destinationAddresses }) => ({
+    ({ nsgId, ruleName, priority, state, destinationAddresses, effective, shadowedBy, closeBlocked }) => ({
       nsgId,
       ruleName,
       priority,
       state,
       destinationAddresses,
+      ...(effective === undefined ? {} : { effective }),
+      ...(shadowedBy === undefined ? {} : { shadowedBy }),
+      ...(closeBlocked === undefined ? {} : { closeBlocked }),
     }),
   );
   return { ...request, rules };

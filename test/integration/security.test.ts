@@ -339,7 +339,11 @@ describe('adversarial: request and approval rates per caller', () => {
     const { token } = linkIn(await approvalMail(sandbox, bob, id), 'approve');
     const csrf = formTokenIn((await getPage(sandbox, token)).text);
     assert.ok(csrf, 'the page offers a decision');
-    const forged = token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+    // A different signature: its first character changed. (Not the last: a 32-byte HMAC in base64url leaves two
+    // unused bits in its last character, so A→B there can decode to the very same signature and verify.)
+    const signatureAt = token.lastIndexOf('.') + 1;
+    const forged =
+      token.slice(0, signatureAt) + (token[signatureAt] === 'A' ? 'B' : 'A') + token.slice(signatureAt + 1);
 
     // Nobody signed in (the sandbox's pages), all from this machine's address: one caller.
     for (let i = 0; i < 3; i++) {
@@ -608,6 +612,26 @@ describe('adversarial: input the API must refuse', () => {
     }
     assert.equal(sandbox.arm.log.length, armCalls, 'no ARM call was made for a malformed id');
     assert.equal(await countRequests(sandbox), before);
+  });
+
+  test('a VM the deployment may not read: 422 naming the permission, told only to a caller the policy allows', async () => {
+    const scope = `/subscriptions/${DEMO.subscriptionId}`;
+    const held = sandbox.arm.roles.list().filter((a) => a.scope === scope);
+    sandbox.arm.roles.unassign(DEMO.identity.objectId, scope);
+    try {
+      const before = await countRequests(sandbox);
+      const ask = { vm: DEMO.linuxVm.id, duration: 'PT5M', sourcePrefix: '203.0.113.7' };
+      const res = await api(sandbox, 'POST', 'requests', { ...ask, ports: [22] });
+      assert.equal(res.status, 422, JSON.stringify(res.body));
+      assert.equal(res.body.permission, 'Microsoft.Compute/virtualMachines/read');
+      // Port 80 is in no policy: that caller learns only that, not what the deployment may read.
+      const refused = await api(sandbox, 'POST', 'requests', { ...ask, ports: [80] });
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      assert.doesNotMatch(JSON.stringify(refused.body), /virtualMachines\/read|lacks/);
+      assert.equal(await countRequests(sandbox), before);
+    } finally {
+      for (const a of held) sandbox.arm.roles.assign(a);
+    }
   });
 });
 

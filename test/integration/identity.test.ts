@@ -26,6 +26,40 @@ const ssh = (sourcePrefix = '203.0.113.7') => ({
   sourcePrefix,
 });
 
+/** The admin's claims in a principal header the caller wrote: App Service strips such headers. */
+const forgedPrincipal = Buffer.from(
+  JSON.stringify({
+    auth_typ: 'aad',
+    claims: [
+      { typ: 'tid', val: DEMO_TENANT_ID },
+      { typ: 'oid', val: oid('admin@example.com') },
+      { typ: 'roles', val: 'Jit.Admin' },
+    ],
+  }),
+).toString('base64');
+/** Every header a caller could send to pass for the admin. */
+const FORGED_ADMIN: ReadonlyArray<Record<string, string>> = [
+  { 'x-ms-client-principal': forgedPrincipal },
+  { 'x-ms-client-principal': forgedPrincipal, 'x-ms-client-principal-id': oid('admin@example.com') },
+  { 'x-jit-dev-user': 'admin@example.com', 'x-jit-dev-roles': 'Jit.Admin' },
+];
+
+/**
+ * `GET /api/health` is App Service Authentication's excluded path, so anyone reaches the app there: whatever headers
+ * they send, they see the status and version only, while the admin signed in as `admin` also sees each feature.
+ */
+async function healthShowsAdminDetailOnlyTo(sandbox: Sandbox, admin: Record<string, string>): Promise<void> {
+  for (const headers of [{}, ...FORGED_ADMIN]) {
+    const res = await api(sandbox, 'GET', 'health', undefined, null, headers);
+    assert.equal(res.status, 200, JSON.stringify(headers));
+    assert.equal(res.body.status, 'ok', JSON.stringify(headers));
+    assert.equal(res.body.features, undefined, JSON.stringify(headers));
+  }
+  const signedIn = await api(sandbox, 'GET', 'health', undefined, null, admin);
+  assert.equal(signedIn.status, 200);
+  assert.equal(signedIn.body.features?.authentication?.ready, true, JSON.stringify(signedIn.body));
+}
+
 /** A page fetched as a browser with `cookie` would (no redirect followed). */
 async function page(url: string, cookie?: string) {
   const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
@@ -66,22 +100,7 @@ describe('easyauth: App Service Authentication in front of the app', () => {
     const anonymous = await api(sandbox, 'POST', 'requests', ssh(), null);
     assert.equal(anonymous.status, 401);
     assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Bearer realm=/);
-    const forged = Buffer.from(
-      JSON.stringify({
-        auth_typ: 'aad',
-        claims: [
-          { typ: 'tid', val: DEMO_TENANT_ID },
-          { typ: 'oid', val: oid('admin@example.com') },
-          { typ: 'roles', val: 'Jit.Admin' },
-        ],
-      }),
-    ).toString('base64');
-    const attempts: Array<Record<string, string>> = [
-      { 'x-ms-client-principal': forged },
-      { 'x-ms-client-principal': forged, 'x-ms-client-principal-id': oid('admin@example.com') },
-      { 'x-jit-dev-user': 'admin@example.com', 'x-jit-dev-roles': 'Jit.Admin' },
-    ];
-    for (const headers of attempts) {
+    for (const headers of FORGED_ADMIN) {
       const res = await api(sandbox, 'GET', 'policies', undefined, null, headers);
       assert.equal(res.status, 401, JSON.stringify(headers));
     }
@@ -89,10 +108,14 @@ describe('easyauth: App Service Authentication in front of the app', () => {
     const alice = await as(ALICE);
     const mixed = await api(sandbox, 'GET', 'policies', undefined, null, {
       ...alice,
-      'x-ms-client-principal': forged,
+      ...FORGED_ADMIN[0],
     });
     assert.equal(mixed.status, 403);
     assert.equal(await countRequests(sandbox), before);
+  });
+
+  test('GET /api/health, open to anyone: no forged header shows the admin detail; the signed-in admin sees it', async () => {
+    await healthShowsAdminDetailOnlyTo(sandbox, await as('admin@example.com'));
   });
 
   test('a signed-in person is keyed by tenant and object id; the audit records the id beside the name', async () => {
@@ -252,6 +275,11 @@ describe('jwt: bearer tokens validated by the app', () => {
     const refused = await api(sandbox, 'POST', 'requests', ssh('203.0.113.21'), null, app);
     assert.equal(refused.status, 403);
     assert.equal(await countRequests(sandbox), before);
+  });
+
+  test('GET /api/health: no forged header shows the admin detail; the admin’s token does', async () => {
+    const token = await sandbox.identity.userToken('admin@example.com');
+    await healthShowsAdminDetailOnlyTo(sandbox, { authorization: `Bearer ${token}` });
   });
 
   test('manual approval is refused, with the reason, when applied and when found at start-up; pages say why', async () => {

@@ -11,9 +11,9 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { DEMO } from '../../dev/arm/emulator';
 import { DEMO_APPROVERS } from '../../dev/demoPolicies';
 import type { Sandbox } from '../../dev/sandbox';
-import { api, startSandbox, waitFor } from '../support/sandbox';
+import { api, startSandbox } from '../support/sandbox';
 import { approvalMail, decisionRows, linkIn, rulesFor } from '../support/approvals';
-import { browserSkip, launchBrowser } from '../support/browser';
+import { approveOnPage, browserSkip, launchBrowser } from '../support/browser';
 
 const APPROVER = DEMO_APPROVERS[0];
 const HOSTILE = '<script>window.__pwned = 1</script> patch <b>night</b> & "reboot"';
@@ -83,19 +83,7 @@ describe('an approver in a real browser', { skip: browserSkip }, () => {
     // Opening the page decided nothing.
     assert.equal((await decisionRows(sandbox, id)).length, 0);
 
-    await page.locator('#approve-comment').fill('go ahead');
-    await Promise.all([page.waitForURL(/\/api\/approvals$/), page.locator('#approve button').click()]);
-    assert.match(await page.locator('h1').innerText(), /You approved the request/);
-    await waitFor(
-      'the RDP rule in the subnet NSG',
-      () => rulesFor(sandbox, DEMO.subnetNsgId, id).length === 1,
-    );
-    await waitFor('the request to be active', async () => {
-      const s = await api(sandbox, 'GET', `requests/${id}`);
-      return s.body.status === 'active';
-    });
-    const rows = await decisionRows(sandbox, id);
-    assert.equal(rows.length, 1);
+    const rows = await approveOnPage(page, sandbox, id, 'go ahead');
     assert.equal(rows[0]!.approver, APPROVER);
     assert.equal(rows[0]!.comment, 'go ahead');
 

@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import type { BrowserContext, Page } from 'playwright-core';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
-import { approvalMail, decisionRows, linkIn, rulesFor } from '../support/approvals';
-import { browserSkip, launchBrowser } from '../support/browser';
-import { api, startSandbox, waitFor } from '../support/sandbox';
+import { approvalMail, decisionRows, linkIn } from '../support/approvals';
+import { approveOnPage, browserSkip, launchBrowser } from '../support/browser';
+import { api, startSandbox } from '../support/sandbox';
 
 const ALICE = 'alice@example.com';
 const APPROVER = 'approver@example.com';
@@ -72,19 +72,7 @@ describe('an approver who is not signed in yet (easyauth)', { skip: browserSkip 
     assert.ok((await page.locator('main').innerText()).includes('demo-win'));
     assert.equal((await decisionRows(sandbox, id)).length, 0, 'opening the page decided nothing');
 
-    await page.locator('#approve-comment').fill('signed in and fine');
-    await Promise.all([page.waitForURL(/\/api\/approvals$/), page.locator('#approve button').click()]);
-    assert.match(await page.locator('h1').innerText(), /You approved the request/);
-    await waitFor(
-      'the RDP rule in the subnet NSG',
-      () => rulesFor(sandbox, DEMO.subnetNsgId, id).length === 1,
-    );
-    await waitFor('the request to be active', async () => {
-      const s = await api(sandbox, 'GET', `requests/${id}`, undefined, null, alice);
-      return s.body.status === 'active';
-    });
-    const rows = await decisionRows(sandbox, id);
-    assert.equal(rows.length, 1);
+    const rows = await approveOnPage(page, sandbox, id, 'signed in and fine', { user: null, headers: alice });
     assert.equal(rows[0]!.approverName, APPROVER);
   });
 

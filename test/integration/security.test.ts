@@ -447,6 +447,16 @@ describe('adversarial: input the API must refuse', () => {
   before(async () => {
     sandbox = await startSandbox();
   });
+  /** Alice asks for SSH to a VM of its own (`tag`) whose policy has Bob approve. */
+  const askBobToApprove = async (tag: string) => {
+    const vm = await vmWithPolicy(sandbox, tag, { approvers: ['user:bob@example.com'] });
+    return api(sandbox, 'POST', 'requests', {
+      vm: vm.vmId,
+      ports: [22],
+      duration: 'PT10M',
+      sourcePrefix: '203.0.113.9',
+    });
+  };
   after(async () => {
     await sandbox?.stop();
   });
@@ -484,13 +494,7 @@ describe('adversarial: input the API must refuse', () => {
     assert.equal(await countRequests(sandbox), before);
 
     const bob = 'bob@example.com';
-    const vm = await vmWithPolicy(sandbox, 'bidi-appr', { approvers: [`user:${bob}`] });
-    const created = await api(sandbox, 'POST', 'requests', {
-      vm: vm.vmId,
-      ports: [22],
-      duration: 'PT10M',
-      sourcePrefix: '203.0.113.9',
-    });
+    const created = await askBobToApprove('bidi-appr');
     const { token } = linkIn(await approvalMail(sandbox, bob, created.body.id as string), 'deny');
     const csrf = formTokenIn((await getPage(sandbox, token)).text)!;
     const refused = await postDecision(sandbox, {
@@ -505,13 +509,7 @@ describe('adversarial: input the API must refuse', () => {
 
   test('a decision posted with Origin: null is refused; a form token works only for whom the page was shown to', async () => {
     const bob = 'bob@example.com';
-    const vm = await vmWithPolicy(sandbox, 'origin-appr', { approvers: [`user:${bob}`] });
-    const created = await api(sandbox, 'POST', 'requests', {
-      vm: vm.vmId,
-      ports: [22],
-      duration: 'PT10M',
-      sourcePrefix: '203.0.113.9',
-    });
+    const created = await askBobToApprove('origin-appr');
     const id = created.body.id as string;
     const { token } = linkIn(await approvalMail(sandbox, bob, id), 'approve');
     const anonymousCsrf = formTokenIn((await getPage(sandbox, token)).text)!;

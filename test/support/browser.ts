@@ -6,8 +6,13 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import type { BrowserContext } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { DEMO } from '../../dev/arm/emulator';
+import type { Sandbox } from '../../dev/sandbox';
+import { decisionRows, rulesFor } from './approvals';
+import { api, waitFor } from './sandbox';
 
 export const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -47,4 +52,28 @@ export async function launchBrowser(): Promise<{ browser: BrowserContext; close:
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * On an approval page: approves with `comment`, sees the confirmation, and waits for the request to go live (its
+ * rule in the subnet NSG, status `active` as `readAs` reads it). Returns the decision rows.
+ */
+export async function approveOnPage(
+  page: Page,
+  sandbox: Sandbox,
+  id: string,
+  comment: string,
+  readAs: { user?: string | null; headers?: Record<string, string> } = {},
+): Promise<Awaited<ReturnType<typeof decisionRows>>> {
+  await page.locator('#approve-comment').fill(comment);
+  await Promise.all([page.waitForURL(/\/api\/approvals$/), page.locator('#approve button').click()]);
+  assert.match(await page.locator('h1').innerText(), /You approved the request/);
+  await waitFor('the RDP rule in the subnet NSG', () => rulesFor(sandbox, DEMO.subnetNsgId, id).length === 1);
+  await waitFor('the request to be active', async () => {
+    const s = await api(sandbox, 'GET', `requests/${id}`, undefined, readAs.user, readAs.headers);
+    return s.body.status === 'active';
+  });
+  const rows = await decisionRows(sandbox, id);
+  assert.equal(rows.length, 1);
+  return rows;
 }

@@ -15,6 +15,7 @@ import { parseDurationToSeconds } from './domain/duration';
 import { looksLikeMailAddress } from './domain/approval';
 import { ConfigurationError, FeatureUnavailable } from './domain/errors';
 import { NOTIFICATION_KINDS } from './domain/notifications';
+import { tenantOfIssuer } from './domain/platformAuth';
 import type { NotifyTarget } from './domain/notifications';
 
 export type AuthMode = 'dev' | 'easyauth' | 'jwt';
@@ -418,7 +419,7 @@ function loadAuthentication(read: SettingsReader): AuthenticationConfig {
     .map((a) => a.trim())
     .filter(Boolean);
   // A tenant-specific v2.0 issuer: principals are keyed by tenant, and a token of another tenant is refused.
-  const tenantId = TENANT_ISSUER.exec(issuer)?.[1]?.toLowerCase();
+  const tenantId = tenantOfIssuer(issuer);
   if (!tenantId)
     return fail(
       'JIT_JWT_ISSUER',
@@ -438,9 +439,6 @@ function loadAuthentication(read: SettingsReader): AuthenticationConfig {
 /** `/subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.Web/sites/<name>`. */
 const SITE_ID =
   /^\/subscriptions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Web\/sites\/([^/]+)$/i;
-
-/** An issuer ending in `/<tenant id>/v2.0`: Entra's, or a local provider shaped like it. */
-const TENANT_ISSUER = /\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/v2\.0\/?$/i;
 
 function perMinute(read: SettingsReader, name: SettingName, fallback: string): number {
   const text = read.get(name) ?? fallback;

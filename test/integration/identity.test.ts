@@ -215,7 +215,7 @@ describe('easyauth: App Service Authentication in front of the app', () => {
     assert.equal((await api(sandbox, 'POST', 'requests', ssh('203.0.113.13'), null, pipeline)).status, 403);
   });
 
-  test('the app serves only while its own authsettingsV2 says authentication is required', async () => {
+  test('the app serves only while its own authsettingsV2 says authentication is required; health says degraded meanwhile', async () => {
     const healthy = sandbox.identity.settings!;
     const broken = [
       { ...healthy, platform: { enabled: false } },
@@ -247,12 +247,16 @@ describe('easyauth: App Service Authentication in front of the app', () => {
         assert.equal(res.body.title, 'Not serving');
         assert.match(res.body.detail, /App Service Authentication does not protect this app/);
         assert.ok(Number(res.headers.get('retry-after')) >= 1);
+        // A probe sees the instance is not answering callers, though every setting is sound.
+        const health = await api(sandbox, 'GET', 'health', undefined, null);
+        assert.equal(health.body.status, 'degraded', JSON.stringify(settings));
       }
     } finally {
       sandbox.arm.sites.setAuthSettings(SANDBOX_SITE_ID, { ...healthy });
       await resetServices();
     }
     assert.equal((await api(sandbox, 'GET', 'requests', undefined, null, await as(ALICE))).status, 200);
+    assert.equal((await api(sandbox, 'GET', 'health', undefined, null)).body.status, 'ok');
   });
 });
 

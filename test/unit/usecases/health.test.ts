@@ -34,6 +34,8 @@ test('anyone sees the status and version; only an admin sees each feature and wh
   assert.doesNotMatch(JSON.stringify(detail), /vault\.azure\.net/);
   const sound = loadConfig({ ...env, JIT_APPROVAL_KEY: `k1:${Buffer.alloc(32, 1).toString('base64')}` });
   assert.equal(healthReport(sound.features, version, undefined).status, 'ok');
+  // Sound settings, but an instance that refuses callers (its start-up check failed).
+  assert.equal(healthReport(sound.features, version, undefined, false).status, 'degraded');
 });
 
 test('the version comes from package.json, and the commit from build.json where the package has one', () => {

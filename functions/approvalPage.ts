@@ -10,13 +10,15 @@ import { decisionPage } from '../shared/views/approvalPage';
 export default declareFunction({
   name: 'approvalPage',
   trigger: { type: 'http', route: 'approvals', methods: ['GET'] },
-  handler: pageEndpoint(async ({ request, deps, signedIn }) =>
-    htmlResponse(
-      200,
-      decisionPage({
-        ...(await viewApproval(deps, request.query.get('token') ?? '', signedIn)),
-        intent: request.query.get('intent'),
-      }),
-    ),
+  handler: pageEndpoint(
+    async ({ request, deps, signedIn }) =>
+      htmlResponse(
+        200,
+        decisionPage({
+          ...(await viewApproval(deps, request.query.get('token') ?? '', signedIn)),
+          intent: request.query.get('intent'),
+        }),
+      ),
+    'sign-in',
   ),
 });

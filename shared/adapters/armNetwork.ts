@@ -130,6 +130,14 @@ export class ArmNetworkGateway implements NetworkGateway {
     });
   }
 
+  async getVmId(vmId: string): Promise<string> {
+    const vmRef = parseVmId(vmId);
+    const vm = await call(`reading VM ${vmRef.name}`, () =>
+      this.computeClient(vmRef.subscriptionId).virtualMachines.get(vmRef.resourceGroup, vmRef.name),
+    );
+    return vm.id ?? vmId;
+  }
+
   async resolvePath(vmId: string): Promise<VmNetworkPath> {
     const vmRef = parseVmId(vmId);
     const vm = await call(`reading VM ${vmRef.name}`, () =>
@@ -165,7 +173,8 @@ export class ArmNetworkGateway implements NetworkGateway {
     const os = vm.storageProfile?.osDisk?.osType;
     return buildNetworkPath(
       {
-        id: vmId,
+        // ARM's own spelling of the id: the policy is chosen from it, not from what the caller typed.
+        id: vm.id ?? vmId,
         name: vm.name ?? vmRef.name,
         osType: os === 'Linux' || os === 'Windows' ? os : undefined,
         nics,

@@ -38,6 +38,7 @@ export const RECORD_ORDER = [
   'seq',
   'action',
   'actor',
+  'actorId',
   'requestId',
   'vm',
   'ports',

@@ -251,7 +251,7 @@ export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<
 
 /**
  * The gateway, counting calls against a budget; past it, every call throws `ArmCallBudgetSpent`. A path
- * resolution counts 3 (VM, NIC, subnet), a VM listing 1 (a page holds up to a thousand VMs).
+ * resolution counts 3 (VM, NIC, subnet), a VM's id or a VM listing 1 (a page holds up to a thousand VMs).
  */
 export function withArmBudget(
   network: NetworkGateway,
@@ -263,6 +263,10 @@ export function withArmBudget(
     budget.used += n;
   };
   return {
+    getVmId(vmId) {
+      take(1);
+      return network.getVmId(vmId);
+    },
     resolvePath(vmId) {
       take(3);
       return network.resolvePath(vmId);

@@ -202,7 +202,7 @@ describe('settings', () => {
   /** `npm run bench` reads its own variables (bench/). */
   const BENCH = /^JIT_BENCH_/;
   const SETTING_NAME =
-    /^(JIT_[A-Z0-9_]+|AZURE_[A-Z_]+|AzureWebJobs\w+|ServiceBusConnection(__\w+)?|APPLICATIONINSIGHTS_\w+|WEBSITE_\w+|OVERRIDE_\w+)$/;
+    /^(JIT_[A-Z0-9_]+|AZURE_[A-Z_]+|AzureWebJobs\w+|ServiceBusConnection(__\w+)?|APPLICATIONINSIGHTS_\w+|WEBSITE_\w+|OVERRIDE_\w+|FUNCTIONS_\w+)$/;
   /** azd environment variables that feed Bicep parameters (infra/main.parameters.json), not app settings. */
   const azdVariables = (): Set<string> =>
     new Set([...read('infra/main.parameters.json').matchAll(/\$\{([A-Z_]+)/g)].map((m) => m[1]!));

@@ -28,17 +28,22 @@ import { addressFamily, validateRuleName, validateSecurityRule, type RuleDefinit
 export const DEFAULT_SUBSCRIPTION_ID = '00000000-0000-0000-0000-000000000001';
 export const DEFAULT_LOCATION = 'westeurope';
 
-type OperationFailure = { code: string; message: string };
+type OperationFailure = { code: string; message: string; rollBack?: boolean };
+
+/** How a write to an NSG with an operation in flight is refused (see ArmEmulatorOptions.busyAnswer). */
+export type BusyAnswer = 'AnotherOperationInProgress' | 'RetryableError';
 
 interface RuleRecord {
   name: string;
   definition: RuleDefinition;
+  /** The last operation on it ended `Failed`: ARM shows it with `provisioningState: Failed` until a write succeeds. */
+  failed?: boolean;
 }
 
 interface PendingOperation {
   kind: 'put' | 'delete';
   ruleKey: string;
-  /** Committed rule before the operation; restored if the operation fails. */
+  /** Committed rule before the operation; restored if the operation fails and is set to roll back. */
   previous: RuleRecord | undefined;
   record: OperationRecord;
   failure: OperationFailure | undefined;
@@ -124,6 +129,9 @@ export interface ArmModelOptions {
   operationLatencyInMs: number;
   /** Absolute status URL of an operation, quoted in AnotherOperationInProgress messages. */
   operationUrl: (record: OperationRecord) => string;
+  busyAnswer: BusyAnswer;
+  /** `Retry-After` of a `429 RetryableError` (the operation's own polling hint). */
+  operationRetryAfterInSeconds: number;
 }
 
 /** Where a security rule lives, as named in a request path. */
@@ -563,8 +571,17 @@ export class ArmModel {
   }
 
   private assertNoOperationInProgress(nsg: NsgRecord): void {
-    if (nsg.pending)
-      throw armErrors.anotherOperationInProgress(this.options.operationUrl(nsg.pending.record));
+    const pending = nsg.pending;
+    if (!pending) return;
+    if (this.options.busyAnswer === 'RetryableError') {
+      throw armErrors.retryableDueToAnotherOperation(
+        pending.kind === 'put' ? 'PutSecurityRuleOperation' : 'DeleteSecurityRuleOperation',
+        pending.record.id,
+        nsg.id,
+        this.options.operationRetryAfterInSeconds,
+      );
+    }
+    throw armErrors.anotherOperationInProgress(this.options.operationUrl(pending.record));
   }
 
   private schedule(nsg: NsgRecord): void {
@@ -582,12 +599,19 @@ export class ArmModel {
     if (!pending) return;
     clearTimeout(pending.timer);
     nsg.pending = undefined;
-    if (pending.failure) {
-      // A failed operation leaves the NSG as it was before the request.
+    const rule = nsg.rules.get(pending.ruleKey);
+    if (pending.failure?.rollBack) {
       if (pending.previous) nsg.rules.set(pending.ruleKey, pending.previous);
       else nsg.rules.delete(pending.ruleKey);
+    } else if (pending.failure) {
+      // Network RP does not roll a failed operation back: the rule stays, as written by a PUT or as it was before a
+      // DELETE, in provisioning state `Failed` ("Last operation on the resource wasn't successful") until another
+      // write succeeds. https://learn.microsoft.com/azure/networking/troubleshoot-failed-state
+      if (rule) rule.failed = true;
     } else if (pending.kind === 'delete') {
       nsg.rules.delete(pending.ruleKey);
+    } else if (rule) {
+      rule.failed = false;
     }
     nsg.etag = newEtag();
     this.options.operations.finish(pending.record, pending.failure);
@@ -651,9 +675,9 @@ function assertNoConflict(nsg: NsgRecord, ruleKey: string, name: string, definit
 // -----------------------------------------------------------------------------------------------
 // ARM JSON views
 
-function ruleProvisioningState(nsg: NsgRecord, ruleKey: string): ProvisioningState {
-  if (nsg.pending?.ruleKey !== ruleKey) return 'Succeeded';
-  return nsg.pending.kind === 'put' ? 'Updating' : 'Deleting';
+function ruleProvisioningState(nsg: NsgRecord, rule: RuleRecord): ProvisioningState {
+  if (nsg.pending?.ruleKey === key(rule.name)) return nsg.pending.kind === 'put' ? 'Updating' : 'Deleting';
+  return rule.failed ? 'Failed' : 'Succeeded';
 }
 
 function ruleJson(nsg: NsgRecord, rule: RuleRecord): ArmSecurityRule {
@@ -665,7 +689,7 @@ function ruleJson(nsg: NsgRecord, rule: RuleRecord): ArmSecurityRule {
     type: 'Microsoft.Network/networkSecurityGroups/securityRules',
     properties: {
       ...structuredClone(rule.definition),
-      provisioningState: ruleProvisioningState(nsg, key(rule.name)),
+      provisioningState: ruleProvisioningState(nsg, rule),
     },
   };
 }

@@ -117,6 +117,15 @@ export function serveArmRequest(request: ArmRequest, context: RouteContext): Arm
   throw armErrors.unsupportedRoute(request.method, request.path);
 }
 
+/**
+ * PUT answers `201` (created) or `200` (updated) with the rule as `Updating`, `Azure-AsyncOperation` and
+ * `Retry-After`, and no `Location`: the spec marks the operation `final-state-via: azure-async-operation`
+ * (specification/network/resource-manager/Microsoft.Network/stable/2025-05-01/networkSecurityGroup.json,
+ * SecurityRules_CreateOrUpdate), and Network RP's recorded PUT carries exactly these headers (Azure/azure-sdk-for-js
+ * sdk/network/arm-network/recordings/node/network_test/recording_subnets_create_test.json). Clients poll the status
+ * URL until `Succeeded` or `Failed`, then GET the rule ("Track asynchronous Azure operations",
+ * https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations).
+ */
 function putRule(params: Params, request: ArmRequest, context: RouteContext): ArmResponse {
   const result = context.model.beginPutRule(
     ruleAddress(params),
@@ -129,11 +138,17 @@ function putRule(params: Params, request: ArmRequest, context: RouteContext): Ar
     body: result.rule,
     headers: {
       'Azure-AsyncOperation': statusUrl(result.operation, context),
+      'Azure-AsyncNotification': 'Enabled',
       'Retry-After': String(context.operationRetryAfterInSeconds),
     },
   };
 }
 
+/**
+ * DELETE answers `202` with `Azure-AsyncOperation`, `Location` (the operation result) and `Retry-After`, or `204`
+ * when there is nothing to delete: `final-state-via: location` in the same spec (SecurityRules_Delete), headers as
+ * in Network RP's recorded DELETE (recording_subnets_begindeleteandwait_test.json beside the one above).
+ */
 function deleteRule(params: Params, request: ArmRequest, context: RouteContext): ArmResponse {
   const operation = context.model.beginDeleteRule(
     ruleAddress(params),
@@ -145,6 +160,7 @@ function deleteRule(params: Params, request: ArmRequest, context: RouteContext):
     status: 202,
     headers: {
       'Azure-AsyncOperation': statusUrl(operation, context),
+      'Azure-AsyncNotification': 'Enabled',
       Location: resultUrl(operation, context),
       'Retry-After': String(context.operationRetryAfterInSeconds),
     },
@@ -181,6 +197,7 @@ function findOperation(params: Params, context: RouteContext): OperationRecord {
   return operation;
 }
 
+/** A running operation's status carries `Retry-After`; a finished one's does not (the PUT recording above). */
 function stillRunning(operation: OperationRecord, context: RouteContext): Record<string, string> {
   return operation.status === 'InProgress'
     ? { 'Retry-After': String(context.operationRetryAfterInSeconds) }

@@ -238,6 +238,11 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     if (!latest || isFinal(latest.value.status)) await removeRules(deps, requestId);
   } else {
     await notifyRequester(deps, moved.value);
+    // Writing took longer than the grant lasts (a slow or throttled ARM): its expiry message, due already, may have
+    // come while the request was not yet active and been dropped as stale. Close it now; if the message did it
+    // first, this finds the request expired and does nothing.
+    if (deps.clock.now().getTime() >= Date.parse(expiresAt))
+      await expireGrant(deps, { requestId, expiresAt }, 'system:grant');
   }
 }
 

@@ -371,7 +371,8 @@ describe('the reconciler', () => {
           vm: DEMO.windowsVm.id,
           ports: [3389],
           sourcePrefix: `198.51.100.${i}`,
-          duration: 'PT2S',
+          // Long enough to go live before it ends: one that does not is closed as it goes live (applyGrant).
+          duration: 'PT8S',
         }),
       ),
     );

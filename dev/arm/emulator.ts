@@ -73,8 +73,9 @@ export interface ArmEmulatorOptions {
   /**
    * ARM's request throttling (dev/arm/throttling.ts): every response reports the caller's remaining reads,
    * writes or deletes, and an empty bucket answers `429 SubscriptionRequestsThrottled` with `Retry-After`.
-   * Default: ARM's documented limits. `false` turns it off (a time-compressed run where per-second limits mean
-   * nothing).
+   * Default: ARM's documented limits in the `azure` profile; off in `fast`, whose operations end at once and
+   * whose clients poll every 50 ms — a time-compressed ARM, against which per-second limits would measure the
+   * compression, not the client.
    */
   throttling?: ThrottleLimits | false;
   /**
@@ -131,7 +132,7 @@ export class ArmEmulator {
       ),
       busyAnswer: options.busyAnswer ?? 'AnotherOperationInProgress',
     };
-    const limits = options.throttling ?? ARM_THROTTLE_LIMITS;
+    const limits = options.throttling ?? (options.profile === 'azure' ? ARM_THROTTLE_LIMITS : false);
     this.throttle = limits === false ? undefined : new ArmThrottle(limits);
     this.model = new ArmModel({
       operations: this.operations,

@@ -438,8 +438,12 @@ export class ArmModel {
     return nicJson(nic);
   }
 
-  listNics(subscriptionId: string, resourceGroup: string): object[] {
+  listNics(subscriptionId: string, resourceGroup?: string): object[] {
     return this.inScope(this.nics, subscriptionId, resourceGroup).map(nicJson);
+  }
+
+  listVnets(subscriptionId: string, resourceGroup?: string): object[] {
+    return this.inScope(this.vnets, subscriptionId, resourceGroup).map(vnetJson);
   }
 
   getVnet(subscriptionId: string, resourceGroup: string, name: string): object {

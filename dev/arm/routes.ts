@@ -63,6 +63,18 @@ const routes: Route[] = [
   route(`${RG}/Microsoft.Network/networkInterfaces`, {
     GET: (p, _r, c) => ok({ value: c.model.listNics(p('s'), p('rg')) }),
   }),
+  // The subscription-wide listings (NetworkInterfaces_ListAll, VirtualNetworks_List and _ListAll in
+  // specification/network/resource-manager/Microsoft.Network/stable/2025-05-01/networkInterface.json and
+  // virtualNetwork.json), one page each here; Azure pages them with nextLink.
+  route(`${SUB}/Microsoft.Network/networkInterfaces`, {
+    GET: (p, _r, c) => ok({ value: c.model.listNics(p('s')) }),
+  }),
+  route(`${RG}/Microsoft.Network/virtualNetworks`, {
+    GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s'), p('rg')) }),
+  }),
+  route(`${SUB}/Microsoft.Network/virtualNetworks`, {
+    GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s')) }),
+  }),
   route(`${RG}/Microsoft.Network/virtualNetworks/{vnet}`, {
     GET: (p, _r, c) => ok(c.model.getVnet(p('s'), p('rg'), p('vnet'))),
   }),

@@ -64,7 +64,7 @@ export const reconcileBench: Benchmark = {
       nsgsPerSubscription: envNumber('BENCH_ESTATE_NSGS', 50),
       requestLatencyInMs: envNumber('BENCH_ARM_REQUEST_MS', 0),
       maxBudgetedRuns: envNumber('BENCH_ESTATE_RUNS', 30),
-      grantSeconds: envNumber('BENCH_ESTATE_GRANT_S', 20),
+      grantSeconds: envNumber('BENCH_ESTATE_GRANT_S', 45),
     };
     const sandbox = await startBenchSandbox({
       arm: { profile: 'azure', requestLatencyInMs: o.requestLatencyInMs },

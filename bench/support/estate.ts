@@ -143,8 +143,9 @@ export function addLargeEstate(arm: ArmEmulator, o: LargeEstateOptions): LargeEs
     }
     return out;
   });
-  const policies = subscriptionIds.map(
-    (s): Policy => ({ ...estatePolicy(rg), scope: `/subscriptions/${s}`.toLowerCase() }),
-  );
+  const policies = subscriptionIds.map((s): Policy => ({
+    ...estatePolicy(rg),
+    scope: `/subscriptions/${s}`.toLowerCase(),
+  }));
   return { subscriptionIds, vms, policies };
 }

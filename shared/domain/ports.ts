@@ -195,6 +195,11 @@ export interface NetworkGateway {
   resolvePath(vmId: string): Promise<VmNetworkPath>;
   /** Ids of the VMs in a scope: a subscription, a resource group, or one VM (which may not exist). */
   listVms(scope: string): AsyncIterable<string>;
+  /**
+   * The network path of every VM in a subscription, from three listings (VMs, NICs, virtual networks) rather than
+   * three reads per VM; `armCalls` counts the pages read. For the reconciler's sweep over a large estate.
+   */
+  resolveSubscriptionPaths(subscriptionId: string): Promise<{ paths: VmNetworkPath[]; armCalls: number }>;
   listRules(nsgId: string): Promise<SecurityRuleView[]>;
   getRule(nsgId: string, ruleName: string): Promise<SecurityRuleView | undefined>;
   /**

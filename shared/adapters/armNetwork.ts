@@ -129,11 +129,10 @@ export class ArmNetworkGateway implements NetworkGateway {
     );
   }
 
-  async resolveSubscriptionPaths(
-    subscriptionId: string,
-  ): Promise<{ paths: VmNetworkPath[]; armCalls: number }> {
+  async resolvePathsInScope(scope: string): Promise<{ paths: VmNetworkPath[]; armCalls: number }> {
+    const { subscriptionId, resourceGroup } = parseScope(scope);
     let armCalls = 0;
-    // Every page is one ARM read; a VM's NIC and subnet are always in the VM's subscription.
+    // Every page is one ARM read.
     const all = async <T>(what: string, pages: AsyncIterableIterator<T[]>): Promise<T[]> => {
       const out: T[] = [];
       try {
@@ -142,14 +141,27 @@ export class ArmNetworkGateway implements NetworkGateway {
           out.push(...page);
         }
       } catch (err) {
-        throw classify(err, `listing ${what} in subscription ${subscriptionId}`);
+        throw classify(err, `listing ${what} in ${scope}`);
       }
       return out;
     };
+    const compute = this.computeClient(subscriptionId).virtualMachines;
     const network = this.networkClient(subscriptionId);
-    const vms = await all('VMs', this.computeClient(subscriptionId).virtualMachines.listAll().byPage());
-    const nics = await all('NICs', network.networkInterfaces.listAll().byPage());
-    const vnets = await all('virtual networks', network.virtualNetworks.listAll().byPage());
+    const vms = await all('VMs', (resourceGroup ? compute.list(resourceGroup) : compute.listAll()).byPage());
+    const nics = await all(
+      'NICs',
+      (resourceGroup
+        ? network.networkInterfaces.list(resourceGroup)
+        : network.networkInterfaces.listAll()
+      ).byPage(),
+    );
+    const vnets = await all(
+      'virtual networks',
+      (resourceGroup
+        ? network.virtualNetworks.list(resourceGroup)
+        : network.virtualNetworks.listAll()
+      ).byPage(),
+    );
     const nicById = new Map(nics.filter((n) => n.id).map((n) => [n.id!.toLowerCase(), n]));
     const subnetNsgs = new Map<string, string | undefined>();
     for (const vnet of vnets)
@@ -160,7 +172,7 @@ export class ArmNetworkGateway implements NetworkGateway {
       if (!vm.id) continue;
       const refs = vm.networkProfile?.networkInterfaces ?? [];
       const nicsOfVm = refs.map((r) => (r.id ? nicById.get(r.id.toLowerCase()) : undefined));
-      // A NIC or subnet the listings did not show (created meanwhile): this VM is resolved on its own, later.
+      // A NIC or subnet the listings did not show (in another resource group, or created meanwhile): left out.
       if (nicsOfVm.some((n) => !n)) continue;
       const described = nicsOfVm.map((nic) => nicDescription(nic!, nic!.id!));
       const subnets = described.flatMap((n) => n.ipConfigurations.map((c) => c.subnetId?.toLowerCase()));
@@ -176,14 +188,13 @@ export class ArmNetworkGateway implements NetworkGateway {
   }
 
   async *listVms(scope: string): AsyncIterable<string> {
-    const m = /^\/subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?$/i.exec(scope.trim());
-    if (!m) {
+    if (!SCOPE.test(scope.trim())) {
       // A VM scope is the VM itself; parseVmId refuses anything else. resolvePath tells whether it exists.
       parseVmId(scope);
       yield scope;
       return;
     }
-    const [, subscriptionId = '', resourceGroup] = m;
+    const { subscriptionId, resourceGroup } = parseScope(scope);
     const vms = this.computeClient(subscriptionId).virtualMachines;
     const pages = resourceGroup ? vms.list(resourceGroup) : vms.listAll();
     try {
@@ -260,6 +271,15 @@ export class ArmNetworkGateway implements NetworkGateway {
       throw classify(err, `deleting rule ${ruleName} from ${n.name}`);
     }
   }
+}
+
+const SCOPE = /^\/subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?$/i;
+
+/** A subscription or resource group id; throws for anything else. */
+function parseScope(scope: string): { subscriptionId: string; resourceGroup?: string } {
+  const m = SCOPE.exec(scope.trim());
+  if (!m?.[1]) throw new GrantNotApplicable(`${scope} is not a subscription or resource group`);
+  return { subscriptionId: m[1], ...(m[2] ? { resourceGroup: m[2] } : {}) };
 }
 
 function nicDescription(nic: NetworkInterface, id: string): NicDescription {

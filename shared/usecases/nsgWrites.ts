@@ -155,8 +155,8 @@ export async function deleteRuleWithRetry(
 
 /**
  * The gateway, counting calls against a budget; past it, every call throws `ArmCallBudgetSpent`. A path
- * resolution counts 3 (VM, NIC, subnet), a VM listing 1 (a page holds up to a thousand VMs), a subscription's
- * paths 3 up front and then the pages it really read.
+ * resolution counts 3 (VM, NIC, subnet), a VM listing 1 (a page holds up to a thousand VMs), a scope's paths
+ * 3 up front and then the pages it really read.
  */
 export function withArmBudget(
   network: NetworkGateway,
@@ -172,9 +172,9 @@ export function withArmBudget(
       take(3);
       return network.resolvePath(vmId);
     },
-    async resolveSubscriptionPaths(subscriptionId) {
+    async resolvePathsInScope(scope) {
       take(3);
-      const result = await network.resolveSubscriptionPaths(subscriptionId);
+      const result = await network.resolvePathsInScope(scope);
       // Pages beyond the three are charged after the fact: they were read, whatever the budget says.
       const extra = Math.max(0, result.armCalls - 3);
       budget.left -= extra;
@@ -205,8 +205,8 @@ export function withArmBudget(
 }
 
 /**
- * The gateway, paced: at most `limiter`'s rate of calls per subscription (a path resolution, a subscription's
- * listings or a rule write count 3, anything else 1), waiting for a token rather than failing. For sweeps that share
+ * The gateway, paced: at most `limiter`'s rate of calls per subscription (a path resolution, a scope's listings
+ * or a rule write count 3, anything else 1), waiting for a token rather than failing. For sweeps that share
  * ARM's per-subscription read bucket with grants opening and closing, so that a sweep never spends it.
  */
 export function withArmPacing(network: NetworkGateway, limiter: RateLimiterQueue): NetworkGateway {
@@ -217,9 +217,9 @@ export function withArmPacing(network: NetworkGateway, limiter: RateLimiterQueue
       await pace(vmId, 3);
       return network.resolvePath(vmId);
     },
-    async resolveSubscriptionPaths(subscriptionId) {
-      await pace(`/subscriptions/${subscriptionId}`, 3);
-      return network.resolveSubscriptionPaths(subscriptionId);
+    async resolvePathsInScope(scope) {
+      await pace(scope, 3);
+      return network.resolvePathsInScope(scope);
     },
     async *listVms(scope) {
       await pace(scope, 1);

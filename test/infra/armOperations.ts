@@ -26,6 +26,13 @@ export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> 
   'VirtualMachinesOperations.list': ['Microsoft.Compute/virtualMachines/read'],
   'VirtualMachinesOperations.listAll': ['Microsoft.Compute/virtualMachines/read'],
   'NetworkInterfaces.get': ['Microsoft.Network/networkInterfaces/read'],
+  // The reconciler reads a policy scope's paths from listings (NICs and virtual networks with their subnets).
+  'NetworkInterfaces.list': ['Microsoft.Network/networkInterfaces/read'],
+  'NetworkInterfaces.listAll': ['Microsoft.Network/networkInterfaces/read'],
+  'VirtualNetworks.list': ['Microsoft.Network/virtualNetworks/read'],
+  'VirtualNetworks.listAll': ['Microsoft.Network/virtualNetworks/read'],
+  // Walks the pages of one of the listings above (the SDK packages declare the pager): no action of its own.
+  'PagedAsyncIterableIterator.byPage': [],
   'Subnets.get': ['Microsoft.Network/virtualNetworks/subnets/read'],
   'SecurityRules.get': ['Microsoft.Network/networkSecurityGroups/securityRules/read'],
   'SecurityRules.list': ['Microsoft.Network/networkSecurityGroups/securityRules/read'],

@@ -50,6 +50,10 @@ export class Azurite {
     return this.ports.queue;
   }
 
+  get blobPort(): number {
+    return this.ports.blob;
+  }
+
   async start(): Promise<void> {
     // After a restart, keep the ports the clients already hold.
     const port = (name: 'blob' | 'queue' | 'table', fallback: number | undefined) =>

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
+import { BlobServiceClient } from '@azure/storage-blob';
 import { TableClient } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/core-auth';
 import { configureServices, resetServices, services } from '../shared/composition';
@@ -13,7 +14,8 @@ import type { Principal } from '../shared/domain/types';
 import { randomBytes } from 'node:crypto';
 import type { GrantSettings } from '../shared/usecases/deps';
 import { applyPolicies } from '../shared/usecases/policies';
-import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
+import { CONTAINERS, QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
+import type { CompositionOverrides } from '../shared/composition';
 import { ArmEmulator } from './arm/emulator';
 import type { ArmEmulatorOptions } from './arm/emulator';
 import { Azurite } from './azurite';
@@ -23,6 +25,7 @@ import { HostProcess } from './host/hostProcess';
 import { LocalHost } from './host/localHost';
 import { MailCatcher } from './mail/catcher';
 import { ServiceBusEmulator } from './servicebus/emulator';
+import { WebhookCatcher } from './webhooks/catcher';
 
 /** The project root (this file is compiled to dist/dev/sandbox.js). */
 export const PROJECT_ROOT = join(__dirname, '..', '..');
@@ -54,7 +57,18 @@ export interface SandboxOptions {
   policiesFile?: string;
   /** Receives the local host's log lines (tests check what is logged); overrides `quiet` for the host. */
   hostLog?: (level: string, functionName: string, message: string) => void;
+  /** Port of the webhook catcher (0: a free one). */
+  webhookPort?: number;
+  /** Point a Teams, a Slack and a webhook target at the catcher (default true; most tests leave them off). */
+  chatTargets?: boolean;
+  /** Where the app's signals go (tests: in-memory OpenTelemetry providers); in-process hosts only. */
+  telemetry?: CompositionOverrides['telemetry'];
+  /** Retries of chat and webhook deliveries (tests shorten them). */
+  notifyRetry?: CompositionOverrides['notifyRetry'];
 }
+
+/** The sandbox's chat and webhook targets: one of each kind, all posting to the webhook catcher. */
+export const SANDBOX_TARGETS = { teams: 'sandbox-teams', slack: 'sandbox-slack', webhook: 'sandbox-webhook' };
 
 /** Accepted by the ARM emulator; in Azure the managed identity's token takes its place. */
 export const sandboxCredential: TokenCredential = {
@@ -70,6 +84,10 @@ export class Sandbox {
   readonly arm: ArmEmulator;
   /** Every mail the system sends, caught (SMTP on loopback). */
   readonly mail: MailCatcher;
+  /** Every Teams, Slack and webhook delivery, caught (HTTP on loopback). */
+  readonly webhooks: WebhookCatcher;
+  /** The generic webhook target's HMAC key (fresh each start), for checking signatures. */
+  readonly webhookSecret = randomBytes(32);
   host?: LocalHost;
   settings: Record<string, string> = {};
 
@@ -95,6 +113,10 @@ export class Sandbox {
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });
     this.mail = new MailCatcher({ smtpPort: options.smtpPort ?? 0, webPort: options.mailWebPort });
+    this.webhooks = new WebhookCatcher({
+      port: options.webhookPort ?? 0,
+      secrets: { [SANDBOX_TARGETS.webhook]: this.webhookSecret },
+    });
   }
 
   get baseUrl(): string {
@@ -103,7 +125,13 @@ export class Sandbox {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.azurite.start(), this.serviceBus.start(), this.arm.start(), this.mail.start()]);
+    await Promise.all([
+      this.azurite.start(),
+      this.serviceBus.start(),
+      this.arm.start(),
+      this.mail.start(),
+      this.webhooks.start(),
+    ]);
     this.settings = {
       JIT_AUTH_MODE: 'dev',
       AzureWebJobsStorage: this.azurite.connectionString,
@@ -122,6 +150,27 @@ export class Sandbox {
       JIT_SMTP_HOST: '127.0.0.1',
       JIT_SMTP_PORT: String(this.mail.smtpPort),
       JIT_SMTP_TLS: 'none',
+      JIT_NOTIFY_TARGETS:
+        this.options.chatTargets === false
+          ? ''
+          : JSON.stringify([
+              {
+                name: SANDBOX_TARGETS.teams,
+                type: 'teams',
+                url: this.webhooks.endpoint('teams', SANDBOX_TARGETS.teams),
+              },
+              {
+                name: SANDBOX_TARGETS.slack,
+                type: 'slack',
+                url: this.webhooks.endpoint('slack', SANDBOX_TARGETS.slack),
+              },
+              {
+                name: SANDBOX_TARGETS.webhook,
+                type: 'webhook',
+                url: this.webhooks.endpoint('webhook', SANDBOX_TARGETS.webhook),
+                secret: this.webhookSecret.toString('base64'),
+              },
+            ]),
       ...this.options.settings,
     };
     await this.provisionStorage();
@@ -152,13 +201,22 @@ export class Sandbox {
    * Starts a local host in a child process against the running emulators: one more instance of the Function
    * App, which a test can kill as a crash would. The caller stops or kills it.
    */
-  async spawnHost(): Promise<HostProcess> {
+  async spawnHost(
+    options: {
+      /** Settings of this instance only, over the sandbox's (an instance deployed with other settings). */
+      settings?: Record<string, string>;
+      settingsInEnvironment?: boolean;
+    } = {},
+  ): Promise<HostProcess> {
     const hostSettings = readHostSettings(join(PROJECT_ROOT, 'host.json'));
-    const { armCaPem, ...overrides } = this.overrides();
+    // Providers of this process cannot reach a child's signals: the child keeps the global (no-op) ones.
+    const { armCaPem, ...rest } = this.overrides();
+    const overrides = { ...rest, telemetry: undefined };
     return HostProcess.start({
       functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,
-      settings: this.settings,
+      settings: { ...this.settings, ...options.settings },
+      settingsInEnvironment: options.settingsInEnvironment,
       armCaPem,
       overrides,
     });
@@ -173,6 +231,8 @@ export class Sandbox {
       // A killed host's lease blocks its NSG this long: short, so a crash test recovers quickly.
       nsgLease: { ttlInMs: 3000 },
       settings: { armBackoffInMs: 100, ...this.options.grantSettings },
+      telemetry: this.options.telemetry,
+      notifyRetry: this.options.notifyRetry,
     };
   }
 
@@ -189,12 +249,17 @@ export class Sandbox {
       this.arm.stop(),
       this.azurite.stop(),
       this.mail.stop(),
+      this.webhooks.stop(),
     ]);
   }
 
-  /** What Bicep provisions in Azure: the tables and queues. */
+  /** What Bicep provisions in Azure: the tables, the queues and the audit anchors' container. */
   private async provisionStorage(): Promise<void> {
     const cs = this.azurite.connectionString;
+    // Azurite has no immutability policies (see shared/adapters/auditAnchorBlobs.ts): a plain container.
+    await BlobServiceClient.fromConnectionString(cs)
+      .getContainerClient(CONTAINERS.auditAnchors)
+      .createIfNotExists();
     await Promise.all(
       Object.values(TABLES).map((t) =>
         TableClient.fromConnectionString(cs, t, { allowInsecureConnection: true }).createTable(),

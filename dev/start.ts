@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole system on this machine, on fixed ports, until Ctrl-C.
  * Ports can be moved with JIT_SANDBOX_HTTP_PORT, JIT_SANDBOX_ARM_PORT, JIT_SANDBOX_SERVICEBUS_PORT,
- * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports), JIT_SANDBOX_SMTP_PORT and JIT_SANDBOX_MAIL_PORT.
+ * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports), JIT_SANDBOX_SMTP_PORT, JIT_SANDBOX_MAIL_PORT and
+ * JIT_SANDBOX_WEBHOOK_PORT.
  */
 import { join } from 'node:path';
 import { DEMO } from './arm/emulator';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
     storageLocation: join(PROJECT_ROOT, '.sandbox', 'azurite'),
     smtpPort: port('JIT_SANDBOX_SMTP_PORT', 2525),
     mailWebPort: port('JIT_SANDBOX_MAIL_PORT', 8025),
+    webhookPort: port('JIT_SANDBOX_WEBHOOK_PORT', 8026),
     quiet: false,
   });
   let stopping = false;
@@ -50,8 +52,9 @@ azure-jit-access sandbox is running (Ctrl-C stops it)
   API (local host)        ${api}
   ARM emulator (HTTPS)    ${sandbox.arm.endpoint}    NSG rules: ${sandbox.arm.endpoint}/_emulator/nsgs  (or: npm run rules)
   Service Bus emulator    ${sandbox.serviceBus.connectionString}
-  Azurite (storage)       tables :${sandbox.azurite.tablePort}, queues :${sandbox.azurite.queuePort}  (data in .sandbox/azurite)
+  Azurite (storage)       tables :${sandbox.azurite.tablePort}, queues :${sandbox.azurite.queuePort}, blobs :${sandbox.azurite.blobPort}  (data in .sandbox/azurite)
   Mail catcher            smtp://127.0.0.1:${sandbox.mail.smtpPort}    caught mail: ${sandbox.mail.webUrl ?? ''}
+  Webhook catcher         Teams cards, Slack messages and signed webhooks: ${sandbox.webhooks.url}
 
 Ask for SSH to the demo VM for five minutes from a documentation address:
 

@@ -8,9 +8,9 @@ import { resultPage } from '../shared/views/approvalPage';
 export default declareFunction({
   name: 'decideApproval',
   trigger: { type: 'http', route: 'approvals', methods: ['POST'] },
-  handler: pageEndpoint(async ({ request, deps, config, signedIn, callerAddress }) => {
+  handler: pageEndpoint(async ({ request, deps, publicBaseUrl, signedIn, callerAddress }) => {
     await consumeApprovalQuota(signedIn?.id, callerAddress);
-    assertSameOrigin(request.headers, config.publicBaseUrl);
+    assertSameOrigin(request.headers, publicBaseUrl);
     const form = await readForm(request);
     const outcome = await decideApproval(deps, {
       token: form.get('token') ?? '',

@@ -95,6 +95,26 @@ param keyVaultSoftDeleteRetentionInDays int = 90
 @description('Optional. Days Log Analytics keeps the app\'s logs and Key Vault audit events. The JitAudit table is the audit trail of grants; this is operational logging.')
 param logRetentionInDays int = 30
 
+@minLength(3)
+@description('Required. Mail address of the operator: every alert (access open past expiry, failed grants, dead letters, reconciler trouble, function failures) goes to it.')
+param operatorEmail string
+
+@minValue(3)
+@maxValue(1440)
+@description('Optional. Minutes past its expiry a grant may still be open before the critical alert fires; keep it above expiryGrace plus one reconciler interval.')
+param openPastExpiryAlertMinutes int = 10
+
+@description('Optional. Name of the Key Vault secret holding the previous approval-link key while you rotate it (docs/operations.md); empty when not rotating.')
+param approvalKeyPreviousSecretName string = ''
+
+@description('Optional. Name of the Key Vault secret holding the Teams, Slack and webhook targets (a JSON array, docs/operations.md); empty for mail only.')
+param notifyTargetsSecretName string = ''
+
+@minValue(1)
+@maxValue(146000)
+@description('Optional. Days each daily audit anchor stays immutable (WORM) in the storage account; nobody can delete or overwrite it before. Default seven years.')
+param auditAnchorRetentionInDays int = 2557
+
 @description('Optional. Name of the resource group to create. Empty means `rg-<environmentName>`.')
 param resourceGroupName string = ''
 
@@ -166,6 +186,7 @@ module storage 'modules/storage.bicep' = {
   params: {
     name: '${abbrs.storageStorageAccounts}${resourceToken}'
     deploymentContainerName: 'app-package-${resourceToken}'
+    auditAnchorRetentionInDays: auditAnchorRetentionInDays
     location: location
     tags: allTags
   }
@@ -235,6 +256,33 @@ module functionApp 'modules/function-app.bicep' = {
     smtpHost: smtpHost
     smtpPort: smtpPort
     approverGroupMailboxes: approverGroupMailboxes
+    approvalKeyPreviousSecretName: approvalKeyPreviousSecretName
+    notifyTargetsSecretName: notifyTargetsSecretName
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    operatorEmail: operatorEmail
+    actionGroupName: '${abbrs.insightsActionGroups}${resourceToken}'
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    serviceBusNamespaceId: serviceBus.outputs.id
+    openPastExpiryMinutes: openPastExpiryAlertMinutes
+    location: location
+    tags: allTags
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    displayName: 'JIT access (${environmentName})'
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    location: location
+    tags: allTags
   }
 }
 
@@ -281,3 +329,5 @@ output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsN
 output ACS_EMAIL_ENDPOINT string = useAcs ? email.outputs.endpoint : ''
 output ACS_EMAIL_SENDER_ADDRESS string = useAcs ? email.outputs.senderAddress : ''
 output JIT_NSG_OPERATOR_ROLE_NAME_PREFIX string = roleAssignments.outputs.nsgOperatorRoleNamePrefix
+output JIT_AUDIT_ANCHORS_CONTAINER string = storage.outputs.auditAnchorsContainerName
+output JIT_WORKBOOK_ID string = workbook.outputs.workbookId

@@ -4,10 +4,20 @@
  * ARM emulator accepts, its CA certificate, faster polling).
  */
 import type { TokenCredential } from '@azure/core-auth';
+import { app } from '@azure/functions';
 import type { InvocationContext } from '@azure/functions';
+import { metrics } from '@opentelemetry/api';
+import type { MeterProvider } from '@opentelemetry/api';
+import { logs } from '@opentelemetry/api-logs';
+import type { LoggerProvider } from '@opentelemetry/api-logs';
 import { loadConfig } from './config';
-import type { Config } from './config';
-import type { AuditTrail, Clock } from './domain/ports';
+import type { Config, Features } from './config';
+import { FeatureUnavailable } from './domain/errors';
+import type { ApprovalTokens, AuditAnchorStore, AuditTrail, Clock, Mailer } from './domain/ports';
+import { BlobAuditAnchors } from './adapters/auditAnchorBlobs';
+import { startAzureMonitor } from './adapters/azureMonitor';
+import { FetchWebhookClient } from './adapters/fetchWebhooks';
+import { OpenTelemetrySignals } from './adapters/otelSignals';
 import { AcsMailer } from './adapters/acsMailer';
 import { ApprovalTable } from './adapters/approvalTable';
 import { JoseApprovalTokens } from './adapters/approvalTokens';
@@ -23,14 +33,14 @@ import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadli
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
 import { SmtpMailer } from './adapters/smtpMailer';
 import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
-import { StorageWorkQueues } from './adapters/storageQueues';
+import { StorageNotificationQueue, StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
 import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { AuditedRequests } from './usecases/auditOutbox';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
-import type { Deps, GrantSettings, Logger } from './usecases/deps';
+import type { ChannelServices, Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
 import { baselineEnforcement } from './usecases/baseline';
 
@@ -44,19 +54,26 @@ export interface CompositionOverrides {
   nsgLease?: Partial<NsgLeaseOptions>;
   settings?: Partial<GrantSettings>;
   clock?: Clock;
+  /** Where signals go instead of the global OpenTelemetry providers (tests: in-memory exporters). */
+  telemetry?: { meterProvider: MeterProvider; loggerProvider: LoggerProvider };
+  /** Retries of chat and webhook deliveries (tests shorten them). */
+  notifyRetry?: Partial<Pick<ChannelServices, 'maxAttempts' | 'firstRetryDelayInSeconds'>>;
 }
 
 export interface Services {
   config: Config;
+  /** Throws `FeatureUnavailable` while the authentication feature is switched off: no caller can be identified. */
   authenticate: Authenticator;
-  /** Per-caller limit on creating requests (per instance). */
-  requestLimiter: RateLimiterMemory;
-  /** Per-person-and-address limit on posting approval decisions (per instance). */
-  approvalLimiter: RateLimiterMemory;
+  /** Per-caller limit on creating requests (per instance); undefined while the requests feature is off. */
+  requestLimiter?: RateLimiterMemory;
+  /** Per-person-and-address limit on posting approval decisions (per instance); undefined while approval is off. */
+  approvalLimiter?: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
   deps: Deps;
   /** The audit trail for reading (the same table, and the same instance, that `deps.audit` appends to). */
   auditTrail: AuditTrail;
+  /** The audit trail's daily anchors outside the table, when a Blob service is configured. */
+  auditAnchors?: AuditAnchorStore;
   close(): Promise<void>;
 }
 
@@ -69,11 +86,25 @@ export function configureServices(next: CompositionOverrides): void {
   current = undefined;
 }
 
-/** The wired services, built on first use (so a bad setting fails the first invocation loudly, with its name). */
+/**
+ * The wired services, built when the host starts in Azure and otherwise on first use. A bad core setting fails
+ * every invocation loudly, with its name; a bad feature setting only switches that feature off.
+ */
 export function services(): Services {
   current ??= build(overrides);
   return current;
 }
+
+// STYLE.md §12: in Azure the clients are built when the host starts, so a broken setting is reported then rather
+// than at the first call, and closed when it stops. (The local host and tests build and close them themselves.)
+app.hook.appStart(() => {
+  try {
+    services();
+  } catch (err) {
+    consoleLogger.error('config.invalid', { error: (err as Error).message });
+  }
+});
+app.hook.appTerminate(() => resetServices());
 
 /** Closes the clients and forgets them (the local host's shutdown, tests). */
 export async function resetServices(): Promise<void> {
@@ -92,7 +123,18 @@ export function depsFor(context: InvocationContext): Deps {
 
 function build(o: CompositionOverrides): Services {
   const config = loadConfig(o.env ?? process.env);
+  reportFeatures(config.features);
+  const { authentication, approval, mail, requests } = config.features;
+  // Optional features a broken setting switched off are reported above and simply absent below.
+  const telemetry = config.features.telemetry.ready ? config.features.telemetry.settings : undefined;
+  const notifyTargets = config.features.notifications.ready ? config.features.notifications.settings : [];
+  const anchors = config.features.auditAnchors.ready ? config.features.auditAnchors.settings : undefined;
   const clock = o.clock ?? { now: () => new Date() };
+  if (telemetry && !o.telemetry) startAzureMonitor(telemetry);
+  const signals = new OpenTelemetrySignals(
+    o.telemetry?.meterProvider ?? metrics.getMeterProvider(),
+    o.telemetry?.loggerProvider ?? logs.getLoggerProvider(),
+  );
   // Credentials are made lazily: the sandbox never needs one for storage or Service Bus.
   const storageCredential = lazy(() =>
     credentialFor(config.tables.kind === 'identity' ? config.tables.clientId : undefined),
@@ -103,10 +145,11 @@ function build(o: CompositionOverrides): Services {
   const bus = serviceBusClient(config.serviceBus, busCredential);
   const scheduler = new ServiceBusExpiryScheduler(bus);
   const deadlines = new ServiceBusApprovalDeadlines(bus);
-  const mailer =
-    config.mail.mode === 'smtp'
-      ? new SmtpMailer(config.mail)
-      : new AcsMailer(config.mail, credentialFor(config.managedIdentityClientId));
+  const mailer: Mailer = !mail.ready
+    ? switchedOffMailer
+    : mail.settings.mode === 'smtp'
+      ? new SmtpMailer(mail.settings)
+      : new AcsMailer(mail.settings, credentialFor(config.managedIdentityClientId));
   const starts = new ServiceBusStartScheduler(bus);
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
@@ -126,6 +169,17 @@ function build(o: CompositionOverrides): Services {
     ...o.nsgLease,
   });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
+  const channels: ChannelServices | undefined = notifyTargets.length
+    ? {
+        targets: notifyTargets,
+        queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
+        http: new FetchWebhookClient(),
+        // 15 s doubling: the eighth and last attempt about half an hour after the first.
+        maxAttempts: 8,
+        firstRetryDelayInSeconds: 15,
+        ...o.notifyRetry,
+      }
+    : undefined;
   const deps: Deps = {
     // Reads append a state change's event a crash left in the request row (shared/usecases/auditOutbox.ts).
     requests: new AuditedRequests(
@@ -153,24 +207,36 @@ function build(o: CompositionOverrides): Services {
     settings,
     log: consoleLogger,
     notifier: new MailNotifier(mailer),
+    signals,
+    channels,
     approvals: {
       decisions: new ApprovalTable(tableClient(config.tables, TABLES.approvals, storageCredential)),
-      tokens: new JoseApprovalTokens(config.approvalKeys, () => clock.now()),
+      tokens: approval.ready
+        ? new JoseApprovalTokens(approval.settings.approvalKeys, () => clock.now())
+        : switchedOffTokens,
       mailer,
       deadlines,
-      publicBaseUrl: config.publicBaseUrl,
-      groupMailboxes: config.approverGroupMailboxes,
+      publicBaseUrl: approval.ready ? approval.settings.publicBaseUrl : '',
+      groupMailboxes: approval.ready ? approval.settings.approverGroupMailboxes : {},
+      unavailableFeature: !approval.ready ? 'approval' : !mail.ready ? 'mail' : undefined,
     },
   };
   return {
     config,
     deps,
-    authenticate: createAuthenticator(config, (id) =>
-      consoleLogger.warn('auth.group-overage', { caller: id }),
-    ),
-    requestLimiter: new RateLimiterMemory({ points: config.requestsPerMinute, duration: 60 }),
-    approvalLimiter: new RateLimiterMemory({ points: config.approvalAttemptsPerMinute, duration: 60 }),
+    authenticate: authentication.ready
+      ? createAuthenticator(authentication.settings, (id) =>
+          consoleLogger.warn('auth.group-overage', { caller: id }),
+        )
+      : () => Promise.reject(new FeatureUnavailable('authentication')),
+    requestLimiter: requests.ready
+      ? new RateLimiterMemory({ points: requests.settings.requestsPerMinute, duration: 60 })
+      : undefined,
+    approvalLimiter: approval.ready
+      ? new RateLimiterMemory({ points: approval.settings.approvalAttemptsPerMinute, duration: 60 })
+      : undefined,
     auditTrail: audit,
+    auditAnchors: anchors ? BlobAuditAnchors.fromConnection(anchors, storageCredential) : undefined,
     close: async () => {
       await locks.releaseAll();
       await scheduler.close();
@@ -181,6 +247,24 @@ function build(o: CompositionOverrides): Services {
     },
   };
 }
+
+/** One line per feature a broken setting switched off: the setting and why, never its value. */
+function reportFeatures(features: Features): void {
+  for (const [feature, state] of Object.entries(features)) {
+    if (!state.ready) consoleLogger.error('config.feature-unavailable', { feature, ...state.problem });
+  }
+}
+
+/** What a switched-off feature's ports do: refuse, naming the feature (503 on HTTP, a skip where mail was optional). */
+const switchedOffMailer: Mailer = {
+  send: () => Promise.reject(new FeatureUnavailable('mail')),
+};
+const switchedOffTokens: ApprovalTokens = {
+  issue: () => Promise.reject(new FeatureUnavailable('approval')),
+  verify: () => Promise.reject(new FeatureUnavailable('approval')),
+  issueFormToken: () => Promise.reject(new FeatureUnavailable('approval')),
+  verifyFormToken: () => Promise.reject(new FeatureUnavailable('approval')),
+};
 
 function lazy<T>(make: () => T): () => T {
   let v: T | undefined;

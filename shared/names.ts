@@ -13,6 +13,20 @@ export const TABLES = {
 export const QUEUES = {
   requests: 'jit-requests',
   grants: 'jit-grants',
+  /** Chat and webhook deliveries, one message per notification and target (shared/usecases/notifyChannels.ts). */
+  notifications: 'jit-notifications',
+} as const;
+
+/**
+ * Attempts at a storage queue message before the Functions host moves it to `<queue>-poison`: host.json's
+ * `extensions.queues.maxDequeueCount`, which test/infra checks against this.
+ */
+export const MAX_DEQUEUE_COUNT = 5;
+
+/** Blob containers. */
+export const CONTAINERS = {
+  /** The audit trail's daily anchors, under a time-based retention (WORM) policy. */
+  auditAnchors: 'jit-audit-anchors',
 } as const;
 
 export const SERVICE_BUS_QUEUES = {

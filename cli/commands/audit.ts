@@ -1,6 +1,7 @@
 import { AzureCliCredential } from '@azure/identity';
 import { Argument } from 'commander';
 import type { Command } from 'commander';
+import { BlobAuditAnchors } from '../../shared/adapters/auditAnchorBlobs';
 import { AuditTable } from '../../shared/adapters/auditTable';
 import { tableClient } from '../../shared/adapters/tableStorage';
 import { CHAIN_TAIL, RECORD_ORDER, parseVerifyRange } from '../../shared/domain/auditQuery';
@@ -24,6 +25,7 @@ interface AuditOptions {
   pageSize: string;
   connectionString?: string;
   tableEndpoint?: string;
+  blobEndpoint?: string;
 }
 
 interface VerifyOptions {
@@ -31,6 +33,7 @@ interface VerifyOptions {
   to?: string;
   connectionString?: string;
   tableEndpoint?: string;
+  blobEndpoint?: string;
 }
 
 /** The CSV columns, in order. Every stored column of the known vocabulary; `--output json` carries any other. */
@@ -68,13 +71,19 @@ export function register(program: Command, run: Run): void {
       'verify: read the table directly at https://<account>.table.core.windows.net as the signed-in Azure CLI ' +
         'user (who needs Storage Table Data Reader): a check that does not trust the app',
     )
+    .option(
+      '--blob-endpoint <url>',
+      "verify with --table-endpoint: where the daily anchors are (default: the same account's blob endpoint; " +
+        'needs Storage Blob Data Reader)',
+    )
     .addHelpText(
       'after',
       [
         '',
         'Output (-o): table (default), json (JSON Lines: one event object per line), csv (RFC 4180, with a header).',
         'Events stream page by page as the API returns them, so a year of events is never held in memory.',
-        'verify exits 0 when the chain is intact and 8 when rows were edited or deleted (it says where).',
+        'verify exits 0 when the chain is intact and matches the daily anchors kept outside the table, and 8 when',
+        'rows were edited or deleted, or a day was rewritten after it was anchored (it says where).',
         '',
         'Examples:',
         '  jit audit --vm /subscriptions/…/virtualMachines/prod-db --from 2026-03-01 --to 2026-04-01',
@@ -188,7 +197,22 @@ async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
           TABLES.audit,
           () => new AzureCliCredential(),
         );
-    report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range);
+    // The anchors outside the table, in the same account (the connection string names its blob endpoint).
+    const anchors = opts.connectionString
+      ? BlobAuditAnchors.fromConnection(
+          { kind: 'connectionString', connectionString: opts.connectionString },
+          () => {
+            throw new Error('a connection string needs no credential');
+          },
+        )
+      : BlobAuditAnchors.fromConnection(
+          {
+            kind: 'identity',
+            endpoint: opts.blobEndpoint ?? opts.tableEndpoint!.replace('.table.', '.blob.'),
+          },
+          () => new AzureCliCredential(),
+        );
+    report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range, anchors);
   } else {
     const params = new URLSearchParams({ from: opts.from });
     if (opts.to) params.set('to', opts.to);
@@ -200,7 +224,12 @@ async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
     const range = `${report.fromDay} … ${report.toDay}`;
     const days = report.days.length;
     if (report.ok) {
-      ctx.out(`audit chain ${range}: intact — ${report.events} events in ${days} day(s)`);
+      ctx.out(
+        `audit chain ${range}: intact — ${report.events} events in ${days} day(s)` +
+          (report.anchors.checked
+            ? `, ${report.anchors.anchoredDays} matching their anchors`
+            : ', anchors not checked'),
+      );
     } else {
       ctx.out(`audit chain ${range}: BROKEN — ${report.problemCount} problem(s) in ${report.events} events`);
       const first = report.firstBreak!;
@@ -209,7 +238,7 @@ async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
     }
     for (const d of report.days)
       ctx.out(
-        `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}`,
+        `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}${d.anchored ? '  anchored' : ''}`,
       );
   }
   return report.ok ? EXIT.ok : EXIT.auditBroken;

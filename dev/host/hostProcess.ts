@@ -13,11 +13,16 @@ import type { CompositionOverrides } from '../../shared/composition';
 import type { HostSettings } from './hostJson';
 import { LocalHost } from './localHost';
 
-/** What the child needs to build its services and host (sent over IPC: no settings in the environment). */
+/** What the child needs to build its services and host (sent over IPC). */
 export interface HostProcessConfig {
   functionsDir: string;
   host: HostSettings;
   settings: Record<string, string>;
+  /**
+   * Put the settings in the child's environment, as App Service does, and let the configuration read
+   * process.env itself (otherwise they go over IPC and the environment holds none).
+   */
+  settingsInEnvironment?: boolean;
   armCaPem: string;
   overrides?: Pick<
     CompositionOverrides,
@@ -44,7 +49,10 @@ export class HostProcess {
   }
 
   static async start(config: HostProcessConfig): Promise<HostProcess> {
-    const child = fork(__filename, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(__filename, [], {
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      env: config.settingsInEnvironment ? { ...process.env, ...config.settings } : process.env,
+    });
     const output: string[] = [];
     const keep = (chunk: Buffer) => {
       output.push(chunk.toString());
@@ -88,7 +96,7 @@ const sandboxCredential: TokenCredential = {
 
 async function runChild(config: HostProcessConfig): Promise<void> {
   configureServices({
-    env: config.settings,
+    env: config.settingsInEnvironment ? undefined : config.settings,
     armCredential: sandboxCredential,
     armCaPem: config.armCaPem,
     ...config.overrides,

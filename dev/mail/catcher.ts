@@ -2,13 +2,14 @@
  * The sandbox's mail catcher: an SMTP server (smtp-server, parsed with mailparser) on loopback that keeps every
  * mail in memory, for tests to read and for a person to click through on a small web page. Nothing is relayed.
  */
-import { EventEmitter } from 'node:events';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
+import { EventEmitter } from 'node:events';
 import { markup } from '../../shared/views/html';
+import { CaughtList } from '../caught';
 
 export interface CaughtMail {
   id: number;
@@ -31,7 +32,7 @@ export interface MailCatcherOptions {
 }
 
 export class MailCatcher {
-  private readonly mails: CaughtMail[] = [];
+  private readonly caught = new CaughtList<CaughtMail>('mail');
   private readonly events = new EventEmitter();
   private smtp?: SMTPServer;
   private web?: Server;
@@ -71,8 +72,7 @@ export class MailCatcher {
               receivedAt: new Date(),
               links: [...text.matchAll(/https?:\/\/[^\s<>"]+/g)].map((m) => m[0]),
             };
-            this.mails.push(mail);
-            this.events.emit('mail', mail);
+            this.caught.add(mail);
             callback();
           })
           .catch((err: Error) => callback(err));
@@ -102,31 +102,17 @@ export class MailCatcher {
 
   /** Every mail caught so far, oldest first. */
   list(): readonly CaughtMail[] {
-    return this.mails;
+    return this.caught.list();
   }
 
   /** Mail to one address, oldest first. */
   to(address: string): CaughtMail[] {
-    return this.mails.filter((m) => m.to.includes(address.toLowerCase()));
+    return this.caught.list().filter((m) => m.to.includes(address.toLowerCase()));
   }
 
   /** Resolves with the first mail (already caught or still to come) that matches. */
   waitFor(what: string, match: (m: CaughtMail) => boolean, timeoutInMs = 20_000): Promise<CaughtMail> {
-    const found = this.mails.find(match);
-    if (found) return Promise.resolve(found);
-    return new Promise((resolve, reject) => {
-      const onMail = (m: CaughtMail) => {
-        if (!match(m)) return;
-        clearTimeout(timer);
-        this.events.off('mail', onMail);
-        resolve(m);
-      };
-      const timer = setTimeout(() => {
-        this.events.off('mail', onMail);
-        reject(new Error(`timed out after ${timeoutInMs} ms waiting for mail: ${what}`));
-      }, timeoutInMs);
-      this.events.on('mail', onMail);
-    });
+    return this.caught.waitFor(what, match, timeoutInMs);
   }
 
   // ---- the web view ----------------------------------------------------------------------------------------
@@ -148,7 +134,7 @@ export class MailCatcher {
       return;
     }
     const m = /^\/mail\/(\d+)$/.exec(url.pathname);
-    const mail = m ? this.mails.find((x) => x.id === Number(m[1])) : undefined;
+    const mail = m ? this.caught.list().find((x) => x.id === Number(m[1])) : undefined;
     if (mail) {
       // The mail as its HTML part shows it; no script can run and nothing can load, as in a careful mail client.
       res
@@ -164,7 +150,7 @@ export class MailCatcher {
   }
 
   private listPage(): string {
-    const rows = [...this.mails].reverse().map(
+    const rows = [...this.caught.list()].reverse().map(
       (m) =>
         markup`<article>
           <h2><a href="/mail/${m.id}">${m.subject || '(no subject)'}</a></h2>
@@ -183,7 +169,7 @@ export class MailCatcher {
         <head>
           <meta charset="utf-8" />
           <meta name="viewport" content="width=device-width, initial-scale=1" />
-          <title>Sandbox mail (${this.mails.length})</title>
+          <title>Sandbox mail (${this.caught.list().length})</title>
           <style>
             body {
               font-family: system-ui, sans-serif;

@@ -60,8 +60,11 @@ param approvalAttemptsPerMinute int = 10
 @description('Required. Name of the Key Vault holding the approval-link signing key (secret jit-approval-key).')
 param keyVaultName string
 
-@description('Optional. The previous approval-link key while rotating, normally a Key Vault reference; empty otherwise.')
-param approvalKeyPrevious string = ''
+@description('Optional. Name of the Key Vault secret holding the previous approval-link key while rotating (e.g. jit-approval-key-previous); empty when not rotating.')
+param approvalKeyPreviousSecretName string = ''
+
+@description('Optional. Name of the Key Vault secret holding the chat and webhook targets (a JSON array, docs/operations.md); empty for none.')
+param notifyTargetsSecretName string = ''
 
 @description('Optional. How mail is sent: acs (Communication Services, managed identity) or smtp.')
 @allowed(['acs', 'smtp'])
@@ -156,7 +159,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
-    // Key Vault references in app settings (none today) resolve with the app identity, not a system identity.
+    // Key Vault references in app settings resolve with the app identity, not a system identity.
     keyVaultReferenceIdentity: appIdentityId
     siteConfig: {
       minTlsVersion: '1.2'
@@ -198,8 +201,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
   properties: {
-    // Storage through the app identity. The code reads the table and queue URIs; the Functions host also uses the
-    // blob URI (locks, timer schedules) and needs __credential to pick managed identity.
+    // Storage through the app identity. The code reads the table, queue and blob URIs (the blob service holds the
+    // audit anchors); the Functions host also uses the blob URI (locks, timer schedules) and needs __credential to
+    // pick managed identity.
     AzureWebJobsStorage__tableServiceUri: tableServiceUri
     AzureWebJobsStorage__queueServiceUri: queueServiceUri
     AzureWebJobsStorage__blobServiceUri: blobServiceUri
@@ -211,8 +215,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     ServiceBusConnection__clientId: appIdentityClientId
     // ARM (NSG rules) through the app identity.
     AZURE_CLIENT_ID: appIdentityClientId
-    // Telemetry. The connection string names the component and its ingestion endpoint; it is not a credential
-    // here because local auth is off and ingestion needs the Entra token the authentication string asks for.
+    // Telemetry, from the host and from the app's own signals (shared/adapters/azureMonitor.ts). The connection
+    // string names the component and its ingestion endpoint; it is not a credential here because local auth is off
+    // and ingestion needs the Entra token the authentication string asks for.
     APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${appIdentityClientId};Authorization=AAD'
     // App Service Authentication: the client id of the identity it signs in with (no client secret exists), and
@@ -234,7 +239,11 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Approval links are signed with a key kept in Key Vault (see docs/deploy.md to create it); the app reads it
     // through a Key Vault reference with its own identity, so the secret never sits in the app settings.
     JIT_APPROVAL_KEY: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=jit-approval-key)'
-    JIT_APPROVAL_KEY_PREVIOUS: approvalKeyPrevious
+    // While rotating, the previous key verifies links already sent (docs/operations.md, "Rotating the approval-link
+    // key"); empty otherwise. Both are references, resolved with the app identity: no key is ever in the settings.
+    JIT_APPROVAL_KEY_PREVIOUS: empty(approvalKeyPreviousSecretName) ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${approvalKeyPreviousSecretName})'
+    // Chat and webhook targets: their URLs and HMAC keys are secrets, so the whole list is one Key Vault secret.
+    JIT_NOTIFY_TARGETS: empty(notifyTargetsSecretName) ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${notifyTargetsSecretName})'
     JIT_MAIL_MODE: mailMode
     JIT_MAIL_FROM: mailFrom
     JIT_ACS_ENDPOINT: acsEndpoint
@@ -259,8 +268,13 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
       // them a sign-in page. Browser pages start sign-in with a link to /.auth/login/aad.
       unauthenticatedClientAction: 'Return401'
       redirectToProvider: 'azureactivedirectory'
-      // No excluded paths: every route, approval pages included, needs a signed-in caller. Add one here only for
-      // an endpoint that must be reachable anonymously, and give it a reason.
+      // Every route, approval pages included, needs a signed-in caller, except the health route: it must answer
+      // anonymous probes (status and version only; its per-feature detail still needs a Jit.Admin caller).
+      // excludedPaths: "The paths for which unauthenticated flow would not be redirected to the login page"
+      // (https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2, GlobalValidation).
+      excludedPaths: [
+        '/api/health'
+      ]
     }
     identityProviders: {
       azureActiveDirectory: {

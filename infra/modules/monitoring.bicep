@@ -52,3 +52,6 @@ output logAnalyticsWorkspaceId string = workspace.id
 
 @description('Name of the Application Insights component.')
 output applicationInsightsName string = applicationInsights.name
+
+@description('Resource id of the Application Insights component (scope of the alert rules and the workbook).')
+output applicationInsightsId string = applicationInsights.id

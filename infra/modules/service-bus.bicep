@@ -51,6 +51,9 @@ resource expirations 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
 @description('Name of the namespace.')
 output name string = namespace.name
 
+@description('Resource id of the namespace (the scope of the dead-letter alert).')
+output id string = namespace.id
+
 @description('Host name of the namespace, as ServiceBusConnection__fullyQualifiedNamespace expects it (no scheme, no port).')
 output fullyQualifiedNamespace string = replace(replace(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':443', ''), '/', '')
 

@@ -1,5 +1,6 @@
 // The storage account: the app's tables and work queues, the Functions host's own state (blob leases, timer
-// schedules) and the blob container Flex Consumption deploys the app package from.
+// schedules), the blob container Flex Consumption deploys the app package from, and the audit trail's daily anchors
+// in a container under a time-based retention (WORM) policy.
 //
 // Shared-key access is off, so the account cannot be reached with an account key or a SAS signed by one: every
 // caller, the Functions host and the deployment included, authenticates with Entra ID and an RBAC role.
@@ -16,6 +17,11 @@ param deploymentContainerName string
 ])
 @description('Optional. Redundancy of the account. ZRS keeps the state tables available through a zone outage.')
 param skuName string = 'Standard_LRS'
+
+@minValue(1)
+@maxValue(146000)
+@description('Optional. Days each audit anchor (a day\'s chain head and digest) stays immutable: it can be read, not overwritten or deleted, by anyone, until it is this old.')
+param auditAnchorRetentionInDays int = 2557
 
 @description('Required. Azure region of the account.')
 param location string
@@ -37,8 +43,10 @@ var tableNames = [
 var queueNames = [
   'jit-requests'
   'jit-grants'
+  'jit-notifications'
   'jit-requests-poison'
   'jit-grants-poison'
+  'jit-notifications-poison'
 ]
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -87,6 +95,32 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// The audit anchors (shared/adapters/auditAnchorBlobs.ts). A container-level time-based retention policy
+// (https://learn.microsoft.com/azure/storage/blobs/immutable-time-based-retention-policy-overview): a blob can be
+// created and read; nobody can overwrite or delete it until it is auditAnchorRetentionInDays old, whatever their
+// role — the app's identity holds Storage Blob Data Owner on the account and still cannot. No protected append
+// writes: an anchor is written once, whole. The policy is deployed unlocked: an owner of the subscription could still
+// delete or shorten it, so lock it once you have checked the period (docs/operations.md, "Audit anchors"); a locked
+// policy can only be lengthened, and Bicep cannot lock it (locking is an action, not a property).
+// Schema: https://learn.microsoft.com/azure/templates/microsoft.storage/storageaccounts/blobservices/containers/immutabilitypolicies
+resource auditAnchorsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'jit-audit-anchors'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource auditAnchorsRetention 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+  parent: auditAnchorsContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: auditAnchorRetentionInDays
+    allowProtectedAppendWrites: false
+    allowProtectedAppendWritesAll: false
+  }
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: account
   name: 'default'
@@ -116,3 +150,6 @@ output name string = account.name
 
 @description('Name of the deployment container.')
 output deploymentContainerName string = deploymentContainer.name
+
+@description('Name of the container of audit anchors.')
+output auditAnchorsContainerName string = auditAnchorsContainer.name

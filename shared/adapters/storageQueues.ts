@@ -1,7 +1,8 @@
 import { QueueClient } from '@azure/storage-queue';
 import type { TokenCredential } from '@azure/core-auth';
 import type { Connection } from '../config';
-import type { WorkQueues } from '../domain/ports';
+import type { NotificationMessage } from '../domain/notifications';
+import type { NotificationQueue, WorkQueues } from '../domain/ports';
 import { QUEUES } from '../names';
 
 /** A QueueClient from a connection string (sandbox) or an endpoint with a credential (Azure). */
@@ -37,5 +38,34 @@ export class StorageWorkQueues implements WorkQueues {
 
   async enqueueGrant(requestId: string): Promise<void> {
     await this.grants.sendMessage(JSON.stringify({ requestId }));
+  }
+}
+
+/**
+ * jit-notifications and its poison queue. A retry is a new message made visible later (`visibilityTimeout` of Put
+ * Message, up to 7 days: https://learn.microsoft.com/rest/api/storageservices/put-message), so each attempt has its
+ * own back-off; the dead-letter copy carries why it was given up.
+ */
+export class StorageNotificationQueue implements NotificationQueue {
+  constructor(
+    private readonly queue: QueueClient,
+    private readonly poison: QueueClient,
+  ) {}
+
+  static fromConnection(connection: Connection, credential: () => TokenCredential): StorageNotificationQueue {
+    return new StorageNotificationQueue(
+      queueClient(connection, QUEUES.notifications, credential),
+      queueClient(connection, `${QUEUES.notifications}-poison`, credential),
+    );
+  }
+
+  async send(message: NotificationMessage, delayInSeconds = 0): Promise<void> {
+    await this.queue.sendMessage(JSON.stringify(message), {
+      visibilityTimeout: delayInSeconds > 0 ? Math.round(delayInSeconds) : undefined,
+    });
+  }
+
+  async deadLetter(message: NotificationMessage, error: string): Promise<void> {
+    await this.poison.sendMessage(JSON.stringify({ ...message, error }));
   }
 }

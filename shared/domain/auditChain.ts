@@ -253,7 +253,9 @@ export type ChainProblemKind =
   | 'unrecorded' // events beyond what the head records: written around the chain writer
   | 'anchor-missing' // the earlier event a day's first event links to is gone
   | 'anchor-mismatch' // …or has a different hash
-  | 'unregistered'; // a day with events that the `days` list does not name (hidden from day-range queries)
+  | 'unregistered' // a day with events that the `days` list does not name (hidden from day-range queries)
+  | 'anchor-differs' // the day no longer matches the anchor written outside the table (auditAnchor.ts)
+  | 'anchored-day-missing'; // a day was anchored, but the table has no events for it
 
 /** One thing verification found wrong, at the place it found it. */
 export interface ChainProblem {

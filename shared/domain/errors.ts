@@ -101,6 +101,17 @@ export class ConfigurationError extends JitError {
   readonly code = 'ConfigurationError';
 }
 
+/**
+ * An operation needs a feature that is switched off because one of its settings is broken (`GET /api/health` says
+ * which, to admins). Thrown before anything is written.
+ */
+export class FeatureUnavailable extends JitError {
+  readonly code = 'FeatureUnavailable';
+  constructor(readonly feature: string) {
+    super(`the ${feature} feature is switched off: one of its settings is not valid`);
+  }
+}
+
 /** One rule a policy document breaks, where it breaks it (1-based line and column) and which rule it is. */
 export interface PolicyProblem extends FieldProblem {
   /** The file (or `(body)`) the document came from. */

@@ -16,6 +16,8 @@ import type {
 } from './types';
 import type { AuditRow } from './auditChain';
 import type { AuditPage, AuditQuery } from './auditQuery';
+import type { DayAnchor } from './auditAnchor';
+import type { NotificationMessage } from './notifications';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
 export interface Versioned<T> {
@@ -151,6 +153,32 @@ export interface AuditTrail {
   findEvent(day: string, seq: number): Promise<AuditRow | undefined>;
   /** The days from `fromDay` to `toDay` (inclusive) the list of days names. */
   listDays(fromDay: string, toDay: string): Promise<string[]>;
+}
+
+/**
+ * The audit trail's daily anchors, kept outside its table in a container with a time-based retention policy
+ * (shared/domain/auditAnchor.ts). Written once per day and never overwritten.
+ */
+export interface AuditAnchorStore {
+  /** Stores a day's anchor unless one exists: `exists` (and nothing written) when the day has one already. */
+  create(anchor: DayAnchor): Promise<'created' | 'exists'>;
+  /** The anchor of one day, if stored; `invalid` when the blob is not an anchor. */
+  get(day: string): Promise<DayAnchor | 'invalid' | undefined>;
+  /** The days from `fromDay` to `toDay` (inclusive) that have an anchor. */
+  listDays(fromDay: string, toDay: string): Promise<string[]>;
+}
+
+/** The queue of chat and webhook deliveries, and its dead-letter queue (jit-notifications, …-poison). */
+export interface NotificationQueue {
+  /** Queues a delivery, visible after `delayInSeconds` (a retry's back-off). */
+  send(message: NotificationMessage, delayInSeconds?: number): Promise<void>;
+  /** Moves a delivery that will not succeed to the poison queue, with why, for a person to look at. */
+  deadLetter(message: NotificationMessage, error: string): Promise<void>;
+}
+
+/** An HTTP POST of a notification. Resolves with the answer's status (any status); rejects on a network error. */
+export interface WebhookClient {
+  post(url: string, body: string, headers: Record<string, string>): Promise<{ status: number; body: string }>;
 }
 
 /** The hops between functions (Storage Queues). */

@@ -4,6 +4,8 @@
  * There is no second list of functions to keep in step.
  */
 import { app } from '@azure/functions';
+import { depsFor } from '../composition';
+import { MAX_DEQUEUE_COUNT } from '../names';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 
 export interface HttpTrigger {
@@ -67,6 +69,10 @@ export function declareFunction(declaration: ServiceBusQueueFunction): ServiceBu
 export function declareFunction(declaration: TimerFunction): TimerFunction;
 export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
   if (declared.some((x) => x.name === d.name)) throw new Error(`function ${d.name} is declared twice`);
+  if (d.trigger.type === 'storageQueue') {
+    const queued = d as StorageQueueFunction;
+    d = { ...queued, handler: reportingPoison(queued) };
+  }
   declared.push(d);
   switch (d.trigger.type) {
     case 'http':
@@ -101,4 +107,41 @@ export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
       break;
   }
   return d;
+}
+
+/**
+ * A storage queue handler that says so when it fails a message's last attempt: the Functions host then moves the
+ * message to `<queue>-poison` (after host.json's maxDequeueCount, MAX_DEQUEUE_COUNT), where nothing would notice it.
+ * Emits `jit.message.poisoned` and logs `message.poisoned`, then rethrows so the host does what it does. (Service Bus
+ * dead-letters are watched by the namespace's DeadletteredMessages metric: infra/modules/alerts.bicep.)
+ */
+function reportingPoison(d: StorageQueueFunction): StorageQueueFunction['handler'] {
+  return async (message, context) => {
+    try {
+      await d.handler(message, context);
+    } catch (err) {
+      const attempts = Number(context.triggerMetadata?.dequeueCount);
+      if (attempts >= MAX_DEQUEUE_COUNT) {
+        const body = message as
+          { requestId?: unknown; notification?: { request?: { id?: unknown } } } | undefined;
+        const requestId = body?.requestId ?? body?.notification?.request?.id;
+        const fields = {
+          queue: d.trigger.queueName,
+          function: d.name,
+          requestId: typeof requestId === 'string' ? requestId : undefined,
+          attempts,
+          error: String((err as Error)?.message ?? err).slice(0, 500),
+        };
+        try {
+          const deps = depsFor(context);
+          deps.signals.event('jit.message.poisoned', fields);
+          deps.signals.add('jit.messages.poisoned', 1, { queue: fields.queue });
+          deps.log.error('message.poisoned', fields);
+        } catch {
+          // The services themselves failed to build: the host's own log still has the error.
+        }
+      }
+      throw err;
+    }
+  };
 }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { NOTIFICATION_KINDS } from '../domain/notifications';
+import type { NotificationMessage } from '../domain/notifications';
 
 /**
  * Queue and bus messages as the Functions host hands them over: already-parsed JSON, or text.
@@ -53,5 +55,23 @@ export function parseApprovalDeadlineMessage(
 
 export function parseStartMessage(message: unknown): { requestId: string; startAt: string } | undefined {
   const r = startMessage.safeParse(asObject(message));
+  return r.success ? r.data : undefined;
+}
+
+const notificationMessage = z.object({
+  target: z.string().min(1).max(64),
+  attempt: z.number().int().min(1).max(100),
+  notification: z
+    .object({
+      id: z.string().min(1),
+      kind: z.enum(NOTIFICATION_KINDS),
+      at: z.iso.datetime(),
+    })
+    .loose(),
+});
+
+/** A delivery queued by shared/usecases/notifyChannels.ts (its notification is ours: only its frame is checked). */
+export function parseNotificationMessage(message: unknown): NotificationMessage | undefined {
+  const r = notificationMessage.safeParse(asObject(message));
   return r.success ? r.data : undefined;
 }

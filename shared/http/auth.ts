@@ -2,7 +2,7 @@ import { createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { Unauthenticated } from '../domain/errors';
 import type { Principal } from '../domain/types';
-import type { AuthMode, Config } from '../config';
+import type { AuthMode, AuthenticationConfig } from '../config';
 
 /** The headers of an incoming call, case-insensitive (as @azure/functions' Headers are). */
 export interface HeaderReader {
@@ -36,7 +36,7 @@ export type Authenticator = (headers: HeaderReader) => Promise<Principal>;
  * endpoint and cached (jose refetches on an unknown `kid`, rate-limited), so key rollover needs no restart.
  */
 export function createAuthenticator(
-  config: Pick<Config, 'authMode' | 'jwt'>,
+  config: AuthenticationConfig,
   onGroupOverage?: (id: string) => void,
 ): Authenticator {
   if (config.authMode !== 'jwt') return async (headers) => authenticate(config.authMode, headers);

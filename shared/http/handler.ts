@@ -1,5 +1,5 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import { InvalidRequest, TooManyRequests } from '../domain/errors';
+import { FeatureUnavailable, InvalidRequest, TooManyRequests } from '../domain/errors';
 import { parseClientAddress } from '../domain/network';
 import type { Principal } from '../domain/types';
 import { depsFor, services } from '../composition';
@@ -49,6 +49,18 @@ export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>
   };
 }
 
+/**
+ * Who is calling a route anyone may call: undefined for an anonymous caller, a credential that does not check out,
+ * or while authentication is switched off (such a route answers everyone, with less for the anonymous).
+ */
+export async function optionalCaller(request: HttpRequest): Promise<Principal | undefined> {
+  try {
+    return await services().authenticate(request.headers);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The caller's address: the last X-Forwarded-For entry, which Azure's front end appends. */
 export function callerAddress(request: HttpRequest): string | undefined {
   const xff = request.headers.get('x-forwarded-for');
@@ -81,9 +93,11 @@ export async function readJson(request: HttpRequest): Promise<unknown> {
  * Spends one unit of the caller's request-creation quota, or refuses with 429 and when to come back.
  * Counted per instance: with N instances a caller may get up to N times the limit (see docs/security.md).
  */
-export function consumeRequestQuota(callerId: string): Promise<void> {
+export async function consumeRequestQuota(callerId: string): Promise<void> {
+  const { requestLimiter } = services();
+  if (!requestLimiter) throw new FeatureUnavailable('requests');
   return consume(
-    services().requestLimiter,
+    requestLimiter,
     callerId.toLowerCase(),
     'too many requests from this caller; try again later',
   );
@@ -95,12 +109,14 @@ export function consumeRequestQuota(callerId: string): Promise<void> {
  * throw at the decision endpoint — replays, stale links, guesses — and the mail and audit noise that makes.
  * Nobody is signed in on the sandbox's pages, so there the address alone is the key.
  */
-export function consumeApprovalQuota(
+export async function consumeApprovalQuota(
   personId: string | undefined,
   address: string | undefined,
 ): Promise<void> {
+  const { approvalLimiter } = services();
+  if (!approvalLimiter) throw new FeatureUnavailable('approval');
   return consume(
-    services().approvalLimiter,
+    approvalLimiter,
     `${personId?.toLowerCase() ?? '(anonymous)'}|${address ?? '(no address)'}`,
     'too many approval attempts from this person and address; try again in a minute',
   );

@@ -4,7 +4,8 @@
  * `toProblem`, so a page and the API say the same thing with the same status).
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
-import type { AuthMode, Config } from '../config';
+import type { AuthMode } from '../config';
+import { requireFeature } from '../config';
 import { CsrfCheckFailed, InvalidRequest } from '../domain/errors';
 import type { Principal } from '../domain/types';
 import { depsFor, services } from '../composition';
@@ -44,7 +45,8 @@ export interface PageCall {
   request: HttpRequest;
   context: InvocationContext;
   deps: Deps;
-  config: Config;
+  /** Base URL of the app's pages, without a trailing slash (the origin a decision must be posted from). */
+  publicBaseUrl: string;
   /** The signed-in person, where there is one (always in `easyauth` mode). */
   signedIn: Principal | undefined;
   callerAddress: string | undefined;
@@ -60,17 +62,22 @@ export function signedInPerson(mode: AuthMode, headers: HeaderReader): Principal
   return authenticate(mode, headers);
 }
 
-/** Wraps a page: errors become an HTML page with the status `toProblem` gives them. Tokens are never logged. */
+/**
+ * Wraps a page: errors become an HTML page with the status `toProblem` gives them. Tokens are never logged. Pages
+ * need approval links and someone signed in: with either feature switched off they answer 503 and say which.
+ */
 export function pageEndpoint(body: (call: PageCall) => Promise<HttpResponseInit>) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
-      const { config } = services();
+      const { features } = services().config;
+      const { authMode } = requireFeature(features, 'authentication');
+      const { publicBaseUrl } = requireFeature(features, 'approval');
       return await body({
         request,
         context,
         deps: depsFor(context),
-        config,
-        signedIn: signedInPerson(config.authMode, request.headers),
+        publicBaseUrl,
+        signedIn: signedInPerson(authMode, request.headers),
         callerAddress: callerAddress(request),
       });
     } catch (err) {

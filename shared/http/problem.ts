@@ -7,6 +7,7 @@ import {
   ApprovalTokenInvalid,
   ApproverNotAllowed,
   CsrfCheckFailed,
+  FeatureUnavailable,
   SelfApprovalRefused,
   ConcurrencyConflict,
   GrantNotApplicable,
@@ -34,6 +35,8 @@ export interface Problem {
   errors?: FieldProblem[];
   /** For AccessAlreadyEnded: the request's status, e.g. `expired`. */
   requestStatus?: string;
+  /** For FeatureUnavailable: the feature that is switched off, e.g. `approval`. */
+  feature?: string;
 }
 
 export interface ProblemResponse {
@@ -43,6 +46,14 @@ export interface ProblemResponse {
 }
 
 const TYPE_BASE = 'https://github.com/azure-jit-access/azure-jit-access/blob/main/docs/api.md#';
+
+/** What a caller is told is off, per feature (shared/config.ts FeatureConfigs). */
+const FEATURE_NAMES: Readonly<Record<string, string>> = {
+  authentication: 'Signing callers in',
+  approval: 'Manual approval (approval links)',
+  mail: 'Mail, which carries approval links,',
+  requests: 'Creating requests',
+};
 
 /** The one place errors become HTTP answers (STYLE.md §5). Anything unexpected is a 500 that leaks nothing. */
 export function toProblem(err: unknown): ProblemResponse {
@@ -129,6 +140,17 @@ export function toProblem(err: unknown): ProblemResponse {
       err.message,
       {},
       { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterInMs / 1000))) },
+    );
+  }
+  // A broken setting, not a busy dependency: it lasts until an operator fixes it, so the retry hint is long.
+  if (err instanceof FeatureUnavailable) {
+    return make(
+      503,
+      err.code,
+      'Feature unavailable',
+      `${FEATURE_NAMES[err.feature] ?? `The ${err.feature} feature`} is switched off because one of its settings is not valid; nothing was changed. An operator can see which setting at GET /api/health.`,
+      { feature: err.feature },
+      { 'Retry-After': '60' },
     );
   }
   if (err instanceof TransientFailure) {

@@ -24,12 +24,14 @@ import {
   InvalidRequest,
   TransientFailure,
 } from '../domain/errors';
+import { notifiedRequest } from '../domain/notifications';
 import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { approverMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
 import { transition } from './grants';
 import { notifyRequester } from './notify';
+import { announce } from './notifyChannels';
 
 function approvalServices(deps: Deps): ApprovalServices {
   if (!deps.approvals)
@@ -45,11 +47,18 @@ export function approvalLink(publicBaseUrl: string, token: string, intent: Decis
 /**
  * From `evaluateRequest` for a manual policy: `submitted` → `pending-approval` with a deadline, then the deadline
  * message, one mail per approver and one to the requester. Called again for a pending request whose approvers
- * were never mailed (a crash or a mail failure in between), it mails them then.
+ * were never mailed (a crash or a mail failure in between), it mails them then. While approval links or mail are
+ * switched off it changes nothing.
  */
 export async function startApproval(deps: Deps, found: StoredRequest, policy: Policy): Promise<void> {
   const a = approvalServices(deps);
   const r = found.value;
+  if (a.unavailableFeature) {
+    // Held as it is, never denied for a broken setting: the reconciler hands a request that sits here back to
+    // evaluateRequest, which asks the approvers once the feature is back (docs/operations.md).
+    deps.log.warn('approval.feature-unavailable', { requestId: r.id, feature: a.unavailableFeature });
+    return;
+  }
   const required = approvalsRequired(policy);
   const { recipients, unreachable } = approvalRecipients(policy, r.requester, a.groupMailboxes);
   let current = found;
@@ -95,8 +104,10 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
   const message: ApprovalDeadlineMessage = { kind: 'approval-deadline', requestId: r.id, deadline };
   await a.deadlines.scheduleApprovalDeadline(message, new Date(deadline));
 
+  const links: Array<{ approver: string; url: string }> = [];
   for (const to of recipients) {
     const token = await a.tokens.issue({ requestId: r.id, approver: to.entry }, new Date(deadline));
+    links.push({ approver: to.entry, url: approvalLink(a.publicBaseUrl, token, 'approve') });
     await a.mailer.send(
       approverMail({
         request: current.value,
@@ -140,6 +151,14 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
     deps.log.warn('approval.unreachable-approvers', { requestId: r.id, approvers: unreachable });
   deps.log.info('approval.requested', { requestId: r.id, links: recipients.length, required });
   if (!stillPending) return;
+  // Chat and webhook targets get the same links: each still works only for the approver it names.
+  await announce(deps, {
+    kind: 'approval.needed',
+    actor: 'system:approvals',
+    request: notifiedRequest(marked),
+    approvals: links,
+    approvalDeadline: deadline,
+  });
   await notifyRequester(
     deps,
     marked,

@@ -9,7 +9,9 @@ import type {
   Mailer,
   NetworkGateway,
   NsgLocks,
+  NotificationQueue,
   NsgRegistry,
+  WebhookClient,
   PolicyEnforcement,
   Notifier,
   PolicyRepository,
@@ -17,7 +19,9 @@ import type {
   StartScheduler,
   WorkQueues,
 } from '../domain/ports';
+import type { NotifyTarget } from '../domain/notifications';
 import type { PriorityBand } from '../domain/priority';
+import type { Signals } from '../domain/signals';
 
 /** A structured log line: a stable event name plus fields (always the request id where there is one). */
 export interface Logger {
@@ -62,8 +66,23 @@ export interface Deps {
   log: Logger;
   /** Tells requesters what happened to their requests (optional: fakes in tests may leave it out). */
   notifier?: Notifier;
+  /** Metrics and events for operators (shared/domain/signals.ts). */
+  signals: Signals;
+  /** Chat and webhook notifications (shared/usecases/notifyChannels.ts); absent when no target is configured. */
+  channels?: ChannelServices;
   /** What manual approval needs; the composition root always provides it. */
   approvals?: ApprovalServices;
+}
+
+/** What chat and webhook notifications need. */
+export interface ChannelServices {
+  targets: readonly NotifyTarget[];
+  queue: NotificationQueue;
+  http: WebhookClient;
+  /** Deliveries of one notification to one target before it is dead-lettered. */
+  maxAttempts: number;
+  /** Wait before the second attempt; it doubles each time (with jitter), up to an hour. */
+  firstRetryDelayInSeconds: number;
 }
 
 /** Manual approval's own ports and settings (issue #3). */
@@ -76,4 +95,9 @@ export interface ApprovalServices {
   publicBaseUrl: string;
   /** Mailbox per approver group object id (lower-cased). */
   groupMailboxes: Readonly<Record<string, string>>;
+  /**
+   * The feature (`approval` or `mail`) that is switched off by a broken setting, when approvers cannot be asked
+   * now. Decisions already recorded still count, and deadlines still expire requests.
+   */
+  unavailableFeature?: string;
 }

@@ -10,6 +10,7 @@ import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import type { ExpiryMessage, StoredRequest } from '../domain/ports';
 import { ruleNameFor } from '../domain/priority';
+import { emitAll, signalsOfTransition } from '../domain/signals';
 import { assertTransition } from '../domain/state';
 import { isFinal } from '../domain/types';
 import type {
@@ -24,6 +25,7 @@ import { startApproval } from './approvals';
 import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
+import { announceTransition } from './notifyChannels';
 import { deleteRuleWithRetry, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
 
 /**
@@ -63,6 +65,9 @@ export async function transition(
     throw err;
   }
   deps.log.info(audit.action, { requestId: next.id, status: to });
+  // Operators' signals and chat notifications: after the write, never able to undo or fail it.
+  emitAll(deps.signals, signalsOfTransition(current.value.status, written.value, audit.actor));
+  await announceTransition(deps, written.value, audit.actor);
   return written;
 }
 

@@ -220,6 +220,12 @@ export async function extendRequest(
       continue;
     }
     deps.log.info('grant.extended', { requestId: r.id, expiresAt });
+    deps.signals.event('jit.grant.extended', {
+      requestId: r.id,
+      vm: r.vmId.toLowerCase(),
+      expiresAt,
+      actor: caller.id,
+    });
 
     const rules = await deps.grants.list(r.id);
     if (rules.some((g) => g.state === 'removed')) {

@@ -1,4 +1,5 @@
 import { looksLikeMailAddress } from '../domain/approval';
+import { FeatureUnavailable } from '../domain/errors';
 import type { Mailer, Notifier } from '../domain/ports';
 import type { AccessRequest } from '../domain/types';
 import { requesterMail } from '../views/mail';
@@ -13,6 +14,15 @@ export async function notifyRequester(deps: Deps, request: AccessRequest, note?:
   try {
     await deps.notifier.requestChanged(request, note);
   } catch (err) {
+    if (err instanceof FeatureUnavailable) {
+      // Mail is switched off by a broken setting (reported when the app started): not a failure of this request.
+      deps.log.warn('notify.skipped', {
+        requestId: request.id,
+        status: request.status,
+        feature: err.feature,
+      });
+      return;
+    }
     deps.log.warn('notify.failed', {
       requestId: request.id,
       status: request.status,

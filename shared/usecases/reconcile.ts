@@ -20,8 +20,10 @@ import {
   keepBaselineRule,
   releaseVm,
 } from './baseline';
+import { emitAll, signalsOfReconcile } from '../domain/signals';
 import type { Deps } from './deps';
 import { expireGrant, failGrant, grantRuleSpec, removeRules } from './grants';
+import { announce } from './notifyChannels';
 import { startScheduledRequest } from './lifecycle';
 import { deleteRuleWithRetry, withArmBudget, withArmPacing, withNsg } from './nsgWrites';
 import { RateLimiterMemory, RateLimiterQueue } from 'rate-limiter-flexible';
@@ -163,6 +165,7 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
   }
   report.armCalls = budget.used;
   deps.log.info('reconcile.done', { ...report });
+  emitAll(deps.signals, signalsOfReconcile(report));
   return report;
 }
 
@@ -347,12 +350,19 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
     for (const r of drift) {
       if (reported.includes(ruleFingerprint(r))) continue;
       report.driftFound++;
+      const detail = driftDetail(nsg.nsgId, r, baselineTop);
+      deps.signals.event('jit.drift.found', { nsg: nsg.nsgId, rule: r.name, detail });
+      await announce(deps, {
+        kind: 'drift.found',
+        actor: ACTOR,
+        drift: { nsg: nsg.nsgId, rule: r.name, detail },
+      });
       await deps.audit.append({
         actor: ACTOR,
         action: 'drift.detected',
         ports: surface.ports.filter((p) => r.destinationPortRanges.some((range) => portInRange(p, range))),
         sourcePrefix: r.sourceAddressPrefixes.join(','),
-        detail: driftDetail(nsg.nsgId, r, baselineTop),
+        detail,
       });
     }
     await deps.nsgs.markSwept(nsg.nsgId, deps.clock.now().toISOString(), drift.map(ruleFingerprint));

@@ -1,17 +1,18 @@
 import { ulid } from 'ulid';
-import { AccessNotAllowed, InvalidRequest, RequestNotFound } from '../domain/errors';
+import { AccessNotAllowed, FeatureUnavailable, InvalidRequest, RequestNotFound } from '../domain/errors';
 import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
+import { emitAll, signalsOfTransition } from '../domain/signals';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
 import { checkGrantable } from './grants';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
- * Nothing is written unless the request is valid and allowed.
+ * Nothing is written unless the request is valid and allowed, and, under manual approval, approvers can be asked.
  */
 export async function submitRequest(
   deps: Deps,
@@ -40,6 +41,10 @@ export async function submitRequest(
     }
     throw err;
   }
+  // Approvers are asked through mailed links: with either switched off, say so now and store nothing, rather than
+  // accept a request nobody would be asked about.
+  const unavailable = deps.approvals?.unavailableFeature;
+  if (decision.approvalMode === 'manual' && unavailable) throw new FeatureUnavailable(unavailable);
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
   await checkGrantable(deps, ask.vmId, decision.sourcePrefix);
 
@@ -84,6 +89,7 @@ export async function submitRequest(
     deps.log.error('request.enqueue-failed', { requestId: request.id, error: String(err) });
   }
   deps.log.info('request.submitted', { requestId: request.id, vm: request.vmId, ports: request.ports });
+  emitAll(deps.signals, signalsOfTransition(undefined, request, caller.id));
   return request;
 }
 

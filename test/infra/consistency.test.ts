@@ -10,7 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import YAML from 'yaml';
 import { SETTINGS } from '../../shared/config';
-import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
+import { CONTAINERS, MAX_DEQUEUE_COUNT, QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
+import { SIGNAL_EVENTS, SIGNAL_METRICS } from '../../shared/domain/signals';
+import { checkKqlQuery, kqlQueriesOf } from './kql';
 import { adapterFiles, armSdkCalls, ARM_OPERATION_ACTIONS } from './armOperations';
 import {
   listBicepFiles,
@@ -19,6 +21,7 @@ import {
   parseBicep,
   REPO_ROOT,
   resolve,
+  resourceNames,
   stringArray,
 } from './bicepModel';
 import type { BicepFile } from './bicepModel';
@@ -374,4 +377,77 @@ void test('azd wiring: azure.yaml deploys this project as a function app, main.p
   // The function app carries the tag azd deploys by.
   const functionApp = (await infra()).find((f) => f.file === 'infra/modules/function-app.bicep')!;
   assert.match(functionApp.text, /'azd-service-name': 'api'/);
+});
+
+void test('every alert and workbook query reads events, metrics and fields the code emits', async () => {
+  const queries = kqlQueriesOf(await infra());
+  // Six alert rules and six workbook tiles read the app's signals: an empty scan must not pass for nothing.
+  assert.ok(
+    queries.length >= 12,
+    `found ${queries.length} KQL queries: ${queries.map((q) => `${q.file}:${q.line}`).join(', ')}`,
+  );
+  assert.deepEqual(
+    queries.flatMap((q) => checkKqlQuery(q, SIGNAL_EVENTS, SIGNAL_METRICS)),
+    [],
+  );
+  // Every event the alerts are about is queried somewhere.
+  const all = queries.map((q) => q.text).join('\n');
+  for (const name of [
+    'jit.grant.opened',
+    'jit.grant.closed',
+    'jit.grant.failed',
+    'jit.message.poisoned',
+    'jit.notification.dead-lettered',
+    'jit.reconcile.completed',
+    'jit.drift.found',
+  ])
+    assert.ok(all.includes(`'${name}'`), `no query reads ${name}`);
+});
+
+void test('the KQL rule catches an unknown event, a metric read from customEvents and a field the event lacks', async () => {
+  const file = await bicep(`
+var q1 = '''
+customEvents
+| where name == 'jit.grant.opend'
+'''
+var q2 = '''
+customEvents
+| where name in ('jit.grant.opened', 'jit.grants.opened')
+| project vm = tostring(customDimensions.vm), who = tostring(customDimensions['approver'])
+'''
+var q3 = '''
+customMetrics
+| summarize count()
+'''
+`);
+  const problems = kqlQueriesOf([file])
+    .flatMap((q) => checkKqlQuery(q, SIGNAL_EVENTS, SIGNAL_METRICS))
+    .join('\n');
+  assert.match(problems, /jit\.grant\.opend is neither an event nor a metric/);
+  assert.match(problems, /jit\.grants\.opened is a metric \(customMetrics\), which this query does not read/);
+  assert.match(problems, /customDimensions\.approver is not an attribute of jit\.grant\.opened/);
+  assert.doesNotMatch(problems, /customDimensions\.vm /);
+  assert.match(problems, /the query names no event or metric/);
+});
+
+void test('host.json retries a queue message as often as the code expects, and the anchor container is immutable', async () => {
+  const host = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'host.json'), 'utf8')) as {
+    extensions: { queues: { maxDequeueCount: number } };
+  };
+  assert.equal(host.extensions.queues.maxDequeueCount, MAX_DEQUEUE_COUNT);
+  const storage = (await infra()).find((f) => f.file === 'infra/modules/storage.bicep')!;
+  const container = storage.resources.find(
+    (r) =>
+      r.type.startsWith('Microsoft.Storage/storageAccounts/blobServices/containers@') &&
+      resourceNames(storage, r)?.includes(CONTAINERS.auditAnchors),
+  );
+  assert.ok(container, `container ${CONTAINERS.auditAnchors} is provisioned`);
+  const policy = storage.resources.find((r) =>
+    r.type.startsWith('Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@'),
+  );
+  assert.ok(policy, 'the container has an immutability policy');
+  assert.equal(objectProperties(policy.body).get('parent')?.text, container.symbol);
+  const props = objectProperties(objectProperties(policy.body).get('properties'));
+  assert.ok(props.get('immutabilityPeriodSinceCreationInDays'), 'a retention period');
+  assert.equal(props.get('allowProtectedAppendWrites')?.text, 'false');
 });

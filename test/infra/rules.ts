@@ -41,13 +41,9 @@ export const NOT_IN_AZURE: Readonly<Record<string, string>> = {
 
 /** Settings the Functions host or App Service reads itself, which the code never does, and why each is set. */
 export const HOST_ONLY: Readonly<Record<string, string>> = {
-  AzureWebJobsStorage__blobServiceUri: 'the Functions host keeps locks and timer schedules in blobs',
   AzureWebJobsStorage__credential:
     'tells the Functions host to use a managed identity for AzureWebJobsStorage',
   ServiceBusConnection__credential: 'tells the Service Bus trigger to use a managed identity',
-  APPLICATIONINSIGHTS_CONNECTION_STRING:
-    'where the host sends telemetry; no secret, since the component refuses local auth',
-  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'makes the host send telemetry with the managed identity',
   OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID:
     'App Service Authentication signs in with this identity instead of a client secret',
   WEBSITE_AUTH_AAD_ALLOWED_TENANTS: 'App Service Authentication accepts tokens from this tenant only',
@@ -119,7 +115,9 @@ export function checkAppSettings(
     // like a secret is not.
     // A Key Vault reference is how a secret should reach an app setting: the value names a vault and a secret,
     // never the secret itself; it must not otherwise look like one.
-    const keyVaultReference = /^'@Microsoft\.KeyVault\(VaultName=[^;]+;SecretName=[A-Za-z0-9-]+\)'$/.test(
+    // Also as `empty(name) ? '' : '<reference>'`, for a secret the operator may leave out, named by a parameter.
+    const reference = String.raw`'@Microsoft\.KeyVault\(VaultName=[^;]+;SecretName=([A-Za-z0-9-]+|\$\{[A-Za-z]+\})\)'`;
+    const keyVaultReference = new RegExp(`^(${reference}|empty\\([A-Za-z]+\\) \\? '' : ${reference})$`).test(
       value.text,
     );
     const patterns = (

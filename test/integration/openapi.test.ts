@@ -186,6 +186,17 @@ describe('the API as openapi.yaml describes it', () => {
     );
     assert.equal((await call('POST', '/requests/{id}/revoke', { id: short.body.id })).status, 409);
 
+    // Health: anyone sees the status and version; an admin also sees every feature (all ready in a healthy sandbox).
+    const health = await call('GET', '/health', { user: null });
+    assert.equal(health.status, 200);
+    assert.equal(health.body.status, 'ok');
+    assert.equal(health.body.features, undefined);
+    const detail = await call('GET', '/health', {
+      user: 'ops@example.com',
+      headers: { 'x-jit-dev-roles': 'Jit.Admin' },
+    });
+    assert.deepEqual(Object.values(detail.body.features), Array(4).fill({ ready: true }));
+
     // Every documented answer of the request routes was seen, but for those a healthy sandbox cannot give.
     // The policy, approval and audit routes are documented (the route check above holds them to it) and tested in their
     // own suites; checking their every answer against the spec here is still to do (noted on the issue).

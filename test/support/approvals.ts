@@ -2,7 +2,7 @@
 import { odata } from '@azure/data-tables';
 import { JoseApprovalTokens } from '../../shared/adapters/approvalTokens';
 import { services } from '../../shared/composition';
-import { loadConfig } from '../../shared/config';
+import { loadConfig, requireFeature } from '../../shared/config';
 import type { Policy } from '../../shared/domain/types';
 import { TABLES } from '../../shared/names';
 import type { CaughtMail } from '../../dev/mail/catcher';
@@ -140,7 +140,9 @@ export async function decide(
 
 /** The app's own token code, holding the sandbox's current keys (to forge what a test needs). */
 export function sandboxTokens(sandbox: Sandbox): JoseApprovalTokens {
-  return new JoseApprovalTokens(loadConfig(sandbox.settings).approvalKeys);
+  return new JoseApprovalTokens(
+    requireFeature(loadConfig(sandbox.settings).features, 'approval').approvalKeys,
+  );
 }
 
 export async function decisionRows(sandbox: Sandbox, requestId: string) {

@@ -11,9 +11,18 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     quiet: true,
     // Short retry delays so that failure paths finish within a test's patience.
     host: (h) => ({ ...h, queues: { ...h.queues, visibilityTimeoutInMs: 200, maxPollingIntervalInMs: 200 } }),
+    // Chat and webhook deliveries are tested where they are the subject (operators.test.ts); elsewhere they would
+    // only add load to timing-sensitive tests.
+    chatTargets: false,
     ...options,
   });
-  await sandbox.start();
+  try {
+    await sandbox.start();
+  } catch (err) {
+    // Stop the emulators that did start, or they keep the test process alive after it failed.
+    await sandbox.stop().catch(() => undefined);
+    throw err;
+  }
   return sandbox;
 }
 

@@ -1,6 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AccessAlreadyEnded, ConcurrencyConflict, InvalidState } from '../../../shared/domain/errors';
+import {
+  AccessAlreadyEnded,
+  ConcurrencyConflict,
+  FeatureUnavailable,
+  InvalidState,
+} from '../../../shared/domain/errors';
 import { toProblem } from '../../../shared/http/problem';
 
 test('ended access is a 409 that names the status; a lost race is a 409 worth retrying', () => {
@@ -34,4 +39,13 @@ test('storage and Service Bus failing transiently is a 503 with Retry-After, lea
       .status,
     500,
   );
+});
+
+test('a switched-off feature is a 503 that names it, with a long Retry-After', () => {
+  const off = toProblem(new FeatureUnavailable('approval'));
+  assert.equal(off.status, 503);
+  assert.equal(off.jsonBody.feature, 'approval');
+  assert.match(off.jsonBody.type, /#featureunavailable$/);
+  assert.match(off.jsonBody.detail, /Manual approval .* switched off.*GET \/api\/health/);
+  assert.equal(off.headers['Retry-After'], '60');
 });

@@ -1,0 +1,28 @@
+import { services } from '../shared/composition';
+import { declareFunction } from '../shared/hosting/declare';
+import { optionalCaller } from '../shared/http/handler';
+import { healthReport } from '../shared/usecases/health';
+import { runningVersion } from '../shared/version';
+
+const NOT_CACHED = { 'Cache-Control': 'no-store' };
+
+/**
+ * `GET /api/health`, open to anyone: the overall status and the running version; with the Jit.Admin role, each
+ * feature's readiness and, for one that is off, the setting and why. 200 while the core runs (even degraded, since
+ * expiry and revoke still work); 503 when a core setting is broken. See docs/operations.md.
+ */
+export default declareFunction({
+  name: 'health',
+  trigger: { type: 'http', route: 'health', methods: ['GET'] },
+  handler: async (request, context) => {
+    let features;
+    try {
+      features = services().config.features;
+    } catch (err) {
+      context.error(JSON.stringify({ event: 'health.unavailable', error: (err as Error).message }));
+      return { status: 503, headers: NOT_CACHED, jsonBody: { status: 'unavailable', ...runningVersion() } };
+    }
+    const caller = await optionalCaller(request);
+    return { status: 200, headers: NOT_CACHED, jsonBody: healthReport(features, runningVersion(), caller) };
+  },
+});

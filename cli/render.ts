@@ -35,8 +35,13 @@ export function detailLines(view: RequestView): string[] {
   else lines.push(`  for      ${shortDuration(view.durationInSeconds)}`);
   if (view.endedAt) lines.push(`  ended    ${view.endedAt}${view.revokedBy ? ` by ${view.revokedBy}` : ''}`);
   if (view.statusReason) lines.push(`  reason   ${view.statusReason}`);
-  for (const r of view.rules ?? [])
+  for (const r of view.rules ?? []) {
     lines.push(`  rule     ${r.ruleName} priority ${r.priority} (${r.state}) in ${r.nsgId}`);
+    // A rule that lets nothing in, or one that should be closed and is not, is what the person must not miss.
+    if (r.effective === false)
+      lines.push(`           not effective: shadowed by ${r.shadowedBy ?? 'a deny rule'}`);
+    if (r.closeBlocked) lines.push(`           still open: ${r.closeBlocked}`);
+  }
   return lines;
 }
 

@@ -6,6 +6,11 @@ export interface RuleView {
   priority: number;
   state: string;
   destinationAddresses?: string[];
+  /** False when a deny rule of higher priority in the same NSG lets none of the grant's traffic reach this rule. */
+  effective?: boolean;
+  shadowedBy?: string;
+  /** Why it could not be closed (a ReadOnly lock): while set, it still lets traffic in. */
+  closeBlocked?: string;
 }
 
 export interface RequestView {

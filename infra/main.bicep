@@ -38,6 +38,9 @@ param authClientId string
 @description('Optional. HTTPS base URL people reach the app at, used in links in approval mail. Empty means the function app\'s default host name.')
 param publicBaseUrl string = ''
 
+@description('Optional. Let policies with cutSessions end established sessions: gives the app a second custom role on the target scopes that can write NSGs (to turn on flushConnection). Default false.')
+param allowSessionCutting bool = false
+
 @allowed([
   'acs'
   'smtp'
@@ -302,6 +305,7 @@ module roleAssignments 'modules/role-assignments.bicep' = {
     subscriptionTargetScopes: subscriptionTargetScopes
     resourceGroupTargetScopes: resourceGroupTargetScopes
     malformedTargetScopes: malformedTargetScopes
+    allowSessionCutting: allowSessionCutting
   }
 }
 

@@ -43,6 +43,7 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { ChannelServices, Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
 import { baselineEnforcement } from './usecases/baseline';
+import { networkReach } from './usecases/reach';
 
 export interface CompositionOverrides {
   env?: NodeJS.ProcessEnv;
@@ -118,6 +119,7 @@ export function depsFor(context: InvocationContext): Deps {
   const deps: Deps = { ...services().deps, log: contextLogger(context) };
   // The enforcement hook works on behalf of this invocation: its log lines belong to it.
   deps.enforcement = baselineEnforcement(() => deps);
+  deps.reach = networkReach(() => deps);
   return deps;
 }
 
@@ -190,6 +192,7 @@ function build(o: CompositionOverrides): Services {
     policies: new PolicyTable(tableClient(config.tables, TABLES.policies, storageCredential)),
     // `enforce: true`: baseline deny rules, a bounded share at once and the rest by the reconciler.
     enforcement: baselineEnforcement(() => deps),
+    reach: networkReach(() => deps),
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit,
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),

@@ -205,4 +205,6 @@ function printExplanation(ctx: CliContext, e: AccessExplanation): void {
     `  justification: ${p.justification.required ? 'required' : 'optional'}${p.justification.pattern ? `, matching ${p.justification.pattern}` : ''}`,
   );
   ctx.out(`  enforce:       ${p.enforce ? 'yes: the ports stay closed unless granted' : 'no'}`);
+  if (p.cutSessions) ctx.out('  cut sessions:  yes: the end of a grant cuts established connections');
+  for (const w of e.warnings ?? []) ctx.err(`jit: warning: ${w}`);
 }

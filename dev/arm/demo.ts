@@ -1,16 +1,55 @@
 /**
  * The demo estate the emulator starts with: two VMs behind NSGs, one with a NIC NSG and a subnet NSG
  * in its path, one with only the subnet NSG. Each NSG carries one baseline rule of the operator's
- * that JIT rules must coexist with.
+ * that JIT rules must coexist with. Next to them, two VMs for what production meets:
+ * - `defender-vm` (resource group `defender-rg`), whose NIC NSG already carries Microsoft Defender for Cloud's
+ *   JIT rules (a deny rule at 1000 and an allow rule of a live Defender request at 100);
+ * - `spoke-vm` in a landing-zone subscription, whose VNet and subnet NSG live in a hub resource group the
+ *   deployment's role does not cover (a hub-and-spoke estate where JIT was given the application's resource group).
+ * And the deployment's identity with the role a deployment gives it (infra/modules/role-assignments.bicep).
  */
+import type { RoleAssignmentSpec } from './authorization';
 import { DEFAULT_LOCATION, DEFAULT_SUBSCRIPTION_ID } from './model';
-import { ids } from './resource-ids';
+import { ids, resourceGroupId } from './resource-ids';
 import type { SecurityRuleInput, VmSpec } from './types';
 
 const subscriptionId = DEFAULT_SUBSCRIPTION_ID;
 const resourceGroup = 'demo-rg';
 const subnetNsgId = ids.nsg(subscriptionId, resourceGroup, 'demo-subnet-nsg');
 const linuxNicNsgId = ids.nsg(subscriptionId, resourceGroup, 'demo-vm-nic-nsg');
+const landingZone = '00000000-0000-0000-0000-000000000002';
+const defenderNicNsgId = ids.nsg(subscriptionId, 'defender-rg', 'defender-vm-nic-nsg');
+const hubNsgId = ids.nsg(landingZone, 'hub-network-rg', 'hub-spokes-nsg');
+
+/**
+ * The actions of the custom role the deployment gives its identity ("JIT Access NSG Rule Operator",
+ * infra/modules/role-assignments.bicep; test/dev/arm.test.ts keeps the two lists equal).
+ */
+export const JIT_ROLE_ACTIONS: readonly string[] = [
+  'Microsoft.Compute/virtualMachines/read',
+  'Microsoft.Network/networkInterfaces/read',
+  // The reconciler reads a scope's subnets and their NSGs from one virtual-network listing.
+  'Microsoft.Network/virtualNetworks/read',
+  'Microsoft.Network/virtualNetworks/subnets/read',
+  'Microsoft.Network/networkSecurityGroups/securityRules/read',
+  'Microsoft.Network/networkSecurityGroups/securityRules/write',
+  'Microsoft.Network/networkSecurityGroups/securityRules/delete',
+  'Microsoft.Network/locations/operations/read',
+  'Microsoft.Network/locations/operationResults/read',
+  'Microsoft.Authorization/locks/read',
+  'Microsoft.Authorization/permissions/read',
+];
+
+/** The actions of the second, opt-in role that lets JIT set `flushConnection` on NSGs (policy `cutSessions`). */
+export const JIT_FLUSH_ROLE_ACTIONS: readonly string[] = [
+  'Microsoft.Network/networkSecurityGroups/read',
+  'Microsoft.Network/networkSecurityGroups/write',
+];
+
+const identity = {
+  clientId: '7d3c9a8e-0000-4000-8000-00000000a11c',
+  objectId: '7d3c9a8e-0000-4000-8000-00000000a0b1',
+};
 
 /** Ids and addresses of the demo estate, for tests and the sandbox. */
 export const DEMO = {
@@ -55,6 +94,80 @@ export const DEMO = {
       destinationAddressPrefix: '*',
     },
   } satisfies SecurityRuleInput,
+  /** The deployment's managed identity: the principal of every opaque bearer token (the sandbox's credential). */
+  identity,
+  /**
+   * What a deployment with `targetScopes` = the demo subscription and the landing zone's application resource group
+   * assigns: the JIT role on both (and the opt-in flush role on the demo subscription). Nothing on the hub.
+   */
+  roleAssignments: [
+    {
+      principalId: identity.objectId,
+      scope: `/subscriptions/${subscriptionId}`,
+      actions: [...JIT_ROLE_ACTIONS],
+    },
+    {
+      principalId: identity.objectId,
+      scope: `/subscriptions/${subscriptionId}`,
+      actions: [...JIT_FLUSH_ROLE_ACTIONS],
+    },
+    {
+      principalId: identity.objectId,
+      scope: resourceGroupId(landingZone, 'spoke-app-rg'),
+      actions: [...JIT_ROLE_ACTIONS],
+    },
+  ] satisfies RoleAssignmentSpec[],
+  /** A VM whose NIC NSG carries Defender for Cloud's JIT rules (shared notes: defender-jit.md). */
+  defenderVm: {
+    name: 'defender-vm',
+    resourceGroup: 'defender-rg',
+    id: ids.vm(subscriptionId, 'defender-rg', 'defender-vm'),
+    privateIp: '10.0.7.4',
+    subnetNsgId: ids.nsg(subscriptionId, 'defender-rg', 'defender-subnet-nsg'),
+    nicNsgId: defenderNicNsgId,
+    /** Defender's deny rule, written when JIT is enabled on the VM: `*` to the VM on every managed port. */
+    denyRule: {
+      name: 'SecurityCenter-JITRule_-1532384372_4A4B6C5D8E9F40A1B2C3D4E5F6A7B8C9',
+      properties: {
+        description: "ASC JIT Network Access rule for policy 'default' of VM 'defender-vm'.",
+        protocol: '*',
+        access: 'Deny',
+        direction: 'Inbound',
+        priority: 1000,
+        sourcePortRange: '*',
+        sourceAddressPrefix: '*',
+        destinationAddressPrefix: '10.0.7.4',
+        destinationPortRanges: ['22', '3389', '5985', '5986'],
+      },
+    } satisfies SecurityRuleInput,
+    /** An allow rule of a live Defender request from one address. */
+    allowRule: {
+      name: 'SecurityCenter-JITRule-1984529921-0F1E2D3C4B5A69788796A5B4C3D2E1F0',
+      properties: {
+        description:
+          "ASC JIT Network Access rule created by an initiation request for policy 'default' of VM 'defender-vm'.",
+        protocol: '*',
+        access: 'Allow',
+        direction: 'Inbound',
+        priority: 100,
+        sourcePortRange: '*',
+        sourceAddressPrefix: '198.51.100.77',
+        destinationAddressPrefix: '10.0.7.4',
+        destinationPortRange: '22',
+      },
+    } satisfies SecurityRuleInput,
+  },
+  /** A VM in a landing-zone subscription whose VNet and subnet NSG sit in a hub resource group. */
+  spokeVm: {
+    subscriptionId: landingZone,
+    name: 'spoke-vm',
+    resourceGroup: 'spoke-app-rg',
+    id: ids.vm(landingZone, 'spoke-app-rg', 'spoke-vm'),
+    privateIp: '10.20.1.4',
+    hubResourceGroup: 'hub-network-rg',
+    subnetId: ids.subnet(landingZone, 'hub-network-rg', 'hub-spokes-vnet', 'app'),
+    subnetNsgId: hubNsgId,
+  },
 } as const;
 
 const demoSubnet = {
@@ -95,12 +208,64 @@ export const DEMO_VMS: readonly VmSpec[] = [
   },
 ];
 
+const EXTRA_VMS: readonly VmSpec[] = [
+  {
+    subscriptionId,
+    resourceGroup: DEMO.defenderVm.resourceGroup,
+    name: DEMO.defenderVm.name,
+    nics: [
+      {
+        name: 'defender-vm-nic',
+        nsg: 'defender-vm-nic-nsg',
+        ipConfigurations: [
+          {
+            privateIpAddress: DEMO.defenderVm.privateIp,
+            subnet: {
+              vnet: 'demo-vnet',
+              name: 'defender',
+              resourceGroup,
+              addressPrefix: '10.0.7.0/24',
+              nsg: { name: 'defender-subnet-nsg', resourceGroup: DEMO.defenderVm.resourceGroup },
+            },
+          },
+        ],
+      },
+    ],
+  },
+  {
+    subscriptionId: landingZone,
+    resourceGroup: DEMO.spokeVm.resourceGroup,
+    name: DEMO.spokeVm.name,
+    nics: [
+      {
+        name: 'spoke-vm-nic',
+        ipConfigurations: [
+          {
+            privateIpAddress: DEMO.spokeVm.privateIp,
+            subnet: {
+              vnet: 'hub-spokes-vnet',
+              name: 'app',
+              resourceGroup: DEMO.spokeVm.hubResourceGroup,
+              vnetAddressPrefix: '10.20.0.0/16',
+              addressPrefix: '10.20.1.0/24',
+              nsg: 'hub-spokes-nsg',
+            },
+          },
+        ],
+      },
+    ],
+  },
+];
+
 /** Builds the demo estate in anything that can add VMs and write rules (the emulator). */
 export function seedDemo(target: {
   addVm(spec: VmSpec): void;
   putRuleDirect(nsgId: string, rule: SecurityRuleInput): void;
 }): void {
-  for (const vm of DEMO_VMS) target.addVm(vm);
+  for (const vm of [...DEMO_VMS, ...EXTRA_VMS]) target.addVm(vm);
+  for (const rule of [DEMO.defenderVm.denyRule, DEMO.defenderVm.allowRule]) {
+    target.putRuleDirect(DEMO.defenderVm.nicNsgId, structuredClone(rule));
+  }
   const baseline: SecurityRuleInput = {
     name: DEMO.baselineRule.name,
     properties: {

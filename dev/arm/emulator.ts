@@ -13,22 +13,22 @@ import type { AddressInfo } from 'node:net';
 
 import { generate } from 'selfsigned';
 
-import { seedDemo } from './demo';
+import { RoleAssignments, type RoleAssignmentSpec } from './authorization';
+import { DEMO, seedDemo } from './demo';
 import { ArmError, armErrors, type ArmErrorBody } from './errors';
 import { FaultInjector, type OperationFaultSpec, type RequestFaultSpec } from './faults';
+import { LockRegistry } from './locks';
 import { ArmModel, type BusyAnswer } from './model';
 import { OperationRegistry } from './operations';
 import { serveArmRequest, type ArmResponse, type RouteContext } from './routes';
-import {
-  ARM_THROTTLE_LIMITS,
-  ArmThrottle,
-  principalOf,
-  requestKind,
-  type ThrottleLimits,
-} from './throttling';
+import { ARM_THROTTLE_LIMITS, ArmThrottle, requestKind, type ThrottleLimits } from './throttling';
 import type { NsgState, SecurityRuleInput, VmSpec } from './types';
 
-export { DEMO, DEMO_VMS } from './demo';
+export { DEMO, DEMO_VMS, JIT_ROLE_ACTIONS } from './demo';
+export { RoleAssignments } from './authorization';
+export type { Principal, RoleAssignmentSpec } from './authorization';
+export { LockRegistry } from './locks';
+export type { LockLevel, ManagementLock } from './locks';
 export { ArmError } from './errors';
 export type { BusyAnswer } from './model';
 export { FaultInjector } from './faults';
@@ -86,6 +86,13 @@ export interface ArmEmulatorOptions {
   busyAnswer?: BusyAnswer;
   /** Seed the demo estate ({@link DEMO}). Default true. */
   seedDemo?: boolean;
+  /**
+   * Role assignments to start with, replacing the defaults: with the demo estate, the deployment identity
+   * ({@link DEMO.identity}, the principal of any opaque bearer token) holds the JIT role where a deployment would
+   * ({@link DEMO.roleAssignments}); without it, that identity is Owner-like (`*` at `/`) so a test building its own
+   * estate starts unrestricted and narrows what it tests.
+   */
+  roleAssignments?: RoleAssignmentSpec[];
 }
 
 /** One served ARM request (admin requests under `/_emulator/` are not logged). */
@@ -105,7 +112,14 @@ export class ArmEmulator {
   readonly faults = new FaultInjector();
   readonly log: ArmRequestLogEntry[] = [];
 
-  private readonly options: Required<Omit<ArmEmulatorOptions, 'seedDemo' | 'throttling' | 'profile'>>;
+  /** Management locks (`Microsoft.Authorization/locks`); tests may also add them through the locks API. */
+  readonly locks = new LockRegistry();
+  /** Who may do what where; a request the caller's assignments do not grant is answered 403. */
+  readonly roles = new RoleAssignments(DEMO.identity);
+
+  private readonly options: Required<
+    Omit<ArmEmulatorOptions, 'seedDemo' | 'roleAssignments' | 'throttling' | 'profile'>
+  >;
   private readonly throttle: ArmThrottle | undefined;
   private readonly operations = new OperationRegistry();
   private readonly model: ArmModel;
@@ -142,7 +156,12 @@ export class ArmEmulator {
       operationUrl: (record) =>
         this.absoluteUrl(`${OperationRegistry.statusPath(record)}?api-version=${record.apiVersion}`),
     });
-    if (options.seedDemo ?? true) seedDemo(this);
+    const seeded = options.seedDemo ?? true;
+    if (seeded) seedDemo(this);
+    const assignments =
+      options.roleAssignments ??
+      (seeded ? DEMO.roleAssignments : [{ principalId: DEMO.identity.objectId, scope: '/', actions: ['*'] }]);
+    for (const a of assignments) this.roles.assign(a);
   }
 
   /** Starts listening; resolves when the endpoint is ready. Calling it again is harmless. */
@@ -255,22 +274,20 @@ export class ArmEmulator {
     );
     if (this.options.requestLatencyInMs > 0) await this.delay(this.options.requestLatencyInMs);
     if (!this.server) return; // stopped while waiting: the connection is already closed
-    send(response, this.serveArm(method, url, body, request.headers.authorization));
+    send(response, this.serveArm(method, url, body, request.headers));
   }
 
-  private serveArm(method: string, url: URL, body: string, authorization: string | undefined): ArmResponse {
+  private serveArm(method: string, url: URL, body: string, headers: IncomingMessage['headers']): ArmResponse {
     let rateLimitHeaders: Record<string, string> = {};
     try {
+      const authorization = headers.authorization;
       if (authorization === undefined || authorization.trim() === '') throw armErrors.authorizationMissing();
       if (!/^Bearer\s+\S+/i.test(authorization)) throw armErrors.authorizationMalformed();
+      const principal = this.roles.principalOf(authorization);
       // ARM counts the request against the caller's and the subscription's buckets before routing it on.
       const subscriptionId = /^\/subscriptions\/([^/]+)/i.exec(url.pathname)?.[1];
       if (this.throttle && subscriptionId !== undefined)
-        rateLimitHeaders = this.throttle.take(
-          subscriptionId,
-          principalOf(authorization),
-          requestKind(method),
-        );
+        rateLimitHeaders = this.throttle.take(subscriptionId, principal.objectId, requestKind(method));
       const fault = this.faults.takeRequestFault(method, url.pathname);
       if (fault) {
         throw new ArmError(fault.status, fault.code, fault.message, {
@@ -286,8 +303,22 @@ export class ArmEmulator {
         faults: this.faults,
         absoluteUrl: (pathAndQuery) => this.absoluteUrl(pathAndQuery),
         operationRetryAfterInSeconds: this.options.operationRetryAfterInSeconds,
+        locks: this.locks,
+        rbac: this.roles,
+        principal,
       };
-      const served = serveArmRequest({ method, path: url.pathname, apiVersion, body }, context);
+      const ifMatch = headers['if-match'];
+      const served = serveArmRequest(
+        {
+          method,
+          path: url.pathname,
+          apiVersion,
+          body,
+          query: url.searchParams,
+          headers: { 'if-match': Array.isArray(ifMatch) ? ifMatch[0] : ifMatch },
+        },
+        context,
+      );
       return { ...served, headers: { ...rateLimitHeaders, ...served.headers } };
     } catch (error) {
       if (error instanceof ArmError)
@@ -325,6 +356,12 @@ export class ArmEmulator {
         this.faults.clear();
         return { status: 204 };
       }
+      if (method === 'POST' && path === '/_emulator/role-assignments') {
+        this.roles.assign(JSON.parse(body) as RoleAssignmentSpec);
+        return { status: 204 };
+      }
+      if (method === 'GET' && path === '/_emulator/role-assignments')
+        return { status: 200, body: this.roles.list() };
     } catch (error) {
       return invalid(error instanceof Error ? error.message : String(error));
     }
@@ -335,7 +372,7 @@ export class ArmEmulator {
           code: 'NotFound',
           message:
             'Admin routes: GET /_emulator/nsgs, POST /_emulator/faults, POST /_emulator/operation-faults, ' +
-            'DELETE /_emulator/faults.',
+            'DELETE /_emulator/faults, GET and POST /_emulator/role-assignments (locks: the ARM locks API).',
         },
       },
     };

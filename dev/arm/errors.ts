@@ -216,4 +216,86 @@ export const armErrors = {
       `Security rule ${existingRule} conflicts with rule ${newRule}. Rules cannot have the same Priority and ` +
         'Direction. To learn more, see aka.ms/nsgrules.',
     ),
+  /**
+   * A write or delete under a management lock. ARM answers before the resource provider sees the request, naming
+   * the scope asked for and the locked scope(s). Wording as Azure sends it (seen in
+   * https://github.com/hashicorp/terraform-provider-azurerm/issues/17478 and
+   * https://github.com/Azure/apiops/issues/606); the lock semantics are
+   * https://learn.microsoft.com/azure/azure-resource-manager/management/lock-resources.
+   */
+  scopeLocked: (scope: string, operation: 'write' | 'delete', lockedScopes: string[]) =>
+    new ArmError(
+      409,
+      'ScopeLocked',
+      `The scope '${scope}' cannot perform ${operation} operation because following scope(s) are locked: ` +
+        `${lockedScopes.map((s) => `'${s}'`).join(', ')}. Please remove the lock and try again.`,
+      FRONT_DOOR,
+    ),
+  /**
+   * The caller's role assignments do not grant the action at the scope. Wording as ARM sends it, e.g.
+   * https://github.com/Azure/CloudShell/issues/561 and https://github.com/ansible-collections/azure/issues/1068:
+   * the client is the application (client) id for a service principal, the object id its principal id.
+   */
+  authorizationFailed: (clientId: string, objectId: string, action: string, scope: string) =>
+    new ArmError(
+      403,
+      'AuthorizationFailed',
+      `The client '${clientId}' with object id '${objectId}' does not have authorization to perform action ` +
+        `'${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh ` +
+        'your credentials.',
+      FRONT_DOOR,
+    ),
+  /** A bearer token that looks like a JWT but cannot be read is refused as ARM refuses a bad token. */
+  invalidAuthenticationToken: () =>
+    new ArmError(401, 'InvalidAuthenticationToken', 'The access token is invalid.', FRONT_DOOR),
+  /**
+   * 1,000 rules per NSG ("NSG rules per NSG", https://learn.microsoft.com/azure/azure-resource-manager/management/azure-subscription-service-limits#networking-limits).
+   * Code and wording as Network RP answered in https://github.com/Azure/azure-rest-api-specs/issues/3003.
+   */
+  securityRuleCountLimitReached: (limit: number) =>
+    new ArmError(
+      400,
+      'SecurityRuleCountLimitReached',
+      `A security group cannot have more than ${limit} security rules.`,
+    ),
+  /**
+   * 4,000 "IP addresses and ranges specified for source or destination in a security group (the limit applies
+   * separately to source and destination)", same limits page. No public report quotes Network RP's answer, so the
+   * code and wording follow its sibling above; a client should key on the 400 and the word "limit", not the code.
+   */
+  securityRuleAddressPrefixLimitReached: (side: 'source' | 'destination', limit: number, count: number) =>
+    new ArmError(
+      400,
+      'SecurityGroupAddressPrefixCountLimitReached',
+      `A security group cannot have more than ${limit} ${side} IP addresses and ranges across its security rules. ` +
+        `The requested configuration has ${count}.`,
+    ),
+  /**
+   * Descriptions are limited to 140 characters
+   * (https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules, added in
+   * https://github.com/MicrosoftDocs/azure-docs/pull/53699; Defender's over-long descriptions fail on it:
+   * https://github.com/MicrosoftDocs/azure-docs/issues/112218). Wording not captured publicly; shaped like the
+   * other SecurityRule* validation errors.
+   */
+  securityRuleDescriptionTooLong: (ruleId: string, length: number) =>
+    new ArmError(
+      400,
+      'SecurityRuleInvalidDescription',
+      `Security rule ${ruleId} has a description of ${length} characters. The description can be up to 140 characters long.`,
+    ),
+  /** A conditional write whose If-Match no longer matches the resource's etag (ARM's optimistic concurrency). */
+  preconditionFailed: () =>
+    new ArmError(
+      412,
+      'PreconditionFailed',
+      'The condition specified using HTTP conditional header(s) is not met.',
+    ),
+  /** A lock without a level ARM knows (`level` is required in the 2020-05-01 locks spec). */
+  invalidLockLevel: (value: unknown) =>
+    new ArmError(
+      400,
+      'LockLevelInvalid',
+      `The lock level '${String(value)}' is invalid. Valid values are 'CanNotDelete' and 'ReadOnly'.`,
+      FRONT_DOOR,
+    ),
 } as const;

@@ -9,7 +9,8 @@ import { randomUUID } from 'node:crypto';
 
 import ipaddr from 'ipaddr.js';
 
-import { armErrors } from './errors';
+import { ArmError, armErrors } from './errors';
+import { assertNsgLimits } from './limits';
 import type { OperationRecord, OperationRegistry } from './operations';
 import { COMPUTE, NETWORK, ids, key, resourceGroupId, resourceId } from './resource-ids';
 import type {
@@ -63,6 +64,15 @@ interface NsgRecord {
   nicIds: string[];
   subnetIds: string[];
   pending: PendingOperation | undefined;
+  /**
+   * `properties.flushConnection` (NetworkSecurityGroupPropertiesFormat in
+   * specification/network/resource-manager/Microsoft.Network/stable/2024-05-01/networkSecurityGroup.json): "When
+   * enabled, flows created from Network Security Group connections will be re-evaluated when rules are updates.
+   * Initial enablement will trigger re-evaluation." Default false.
+   */
+  flushConnection: boolean;
+  /** How often flows were re-evaluated: on enabling flushConnection, and on each rule change while it is on. */
+  flowReevaluations: number;
 }
 
 interface SubnetRecord {
@@ -391,6 +401,8 @@ export class ArmModel {
         nicIds: [],
         subnetIds: [],
         pending: undefined,
+        flushConnection: false,
+        flowReevaluations: 0,
       });
     }
     return id;
@@ -539,6 +551,7 @@ export class ArmModel {
     const name = previous?.name ?? address.ruleName;
     const definition = validateSecurityRule(ids.rule(nsg.id, name), body);
     assertNoConflict(nsg, ruleKey, name, definition);
+    assertLimitsAfter(nsg, ruleKey, definition);
 
     const next: RuleRecord = { name, definition };
     const record = this.options.operations.create(nsg.subscriptionId, nsg.location, apiVersion);
@@ -614,8 +627,74 @@ export class ArmModel {
     } else if (rule) {
       rule.failed = false;
     }
+    if (!pending.failure) noteRuleChange(nsg);
     nsg.etag = newEtag();
     this.options.operations.finish(pending.record, pending.failure);
+  }
+
+  /**
+   * A PUT of the whole NSG (NetworkSecurityGroups_CreateOrUpdate): the body's `securityRules` replace every rule
+   * the NSG has — an omitted list means none, as in Azure, which is why JIT never writes an NSG without first
+   * reading it and sending `If-Match` with the etag it read. Completes within the request (the operation it hands
+   * out is already `Succeeded`); creating NSGs is not modelled.
+   */
+  putNsg(
+    subscriptionId: string,
+    resourceGroup: string,
+    name: string,
+    body: unknown,
+    ifMatch: string | undefined,
+    apiVersion: string,
+  ): { nsg: object; operation: OperationRecord } {
+    this.requireResourceGroup(subscriptionId, resourceGroup);
+    const nsg = this.nsgs.get(key(ids.nsg(subscriptionId, resourceGroup, name)));
+    if (!nsg)
+      throw new ArmError(400, 'UnsupportedByEmulator', 'The ARM emulator does not create NSGs by PUT.');
+    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== nsg.etag)
+      throw armErrors.preconditionFailed();
+    this.assertNoOperationInProgress(nsg);
+    const properties = (body as { properties?: Record<string, unknown> } | null)?.properties ?? {};
+    const flush = properties['flushConnection'];
+    if (flush !== undefined && typeof flush !== 'boolean') {
+      throw armErrors.invalidRequestFormat(
+        `Error converting value ${JSON.stringify(flush)} to type 'Boolean'. Path 'properties.flushConnection'.`,
+      );
+    }
+    const raw = properties['securityRules'] ?? [];
+    if (!Array.isArray(raw))
+      throw armErrors.invalidRequestFormat("Path 'properties.securityRules' must be an array.");
+    const next = new Map<string, RuleRecord>();
+    for (const item of raw as Array<{ name?: unknown; properties?: unknown }>) {
+      if (typeof item?.name !== 'string')
+        throw armErrors.invalidRequestFormat('A security rule has no name.');
+      validateRuleName(item.name);
+      const ruleKey = key(item.name);
+      const ruleName = nsg.rules.get(ruleKey)?.name ?? item.name;
+      const definition = validateSecurityRule(ids.rule(nsg.id, ruleName), { properties: item.properties });
+      for (const [otherKey, other] of next) {
+        if (
+          otherKey !== ruleKey &&
+          other.definition.priority === definition.priority &&
+          other.definition.direction === definition.direction
+        )
+          throw armErrors.securityRuleConflict(other.name, ruleName);
+      }
+      next.set(ruleKey, { name: ruleName, definition });
+    }
+    assertNsgLimits(
+      [...nsg.rules.values()].map((r) => r.definition),
+      [...next.values()].map((r) => r.definition),
+    );
+    const rulesChanged = JSON.stringify([...nsg.rules]) !== JSON.stringify([...next]);
+    const enabling = flush === true && !nsg.flushConnection;
+    nsg.rules = next;
+    nsg.flushConnection = flush === true;
+    if (enabling) nsg.flowReevaluations++;
+    else if (rulesChanged) noteRuleChange(nsg);
+    nsg.etag = newEtag();
+    const operation = this.options.operations.create(nsg.subscriptionId, nsg.location, apiVersion);
+    this.options.operations.finish(operation);
+    return { nsg: nsgJson(nsg), operation };
   }
 
   /** Completes every operation in flight now; used on stop so no timer outlives the server. */
@@ -638,7 +717,9 @@ export class ArmModel {
     const name = nsg.rules.get(ruleKey)?.name ?? input.name;
     const definition = validateSecurityRule(ids.rule(nsg.id, name), { properties: input.properties });
     assertNoConflict(nsg, ruleKey, name, definition);
+    assertLimitsAfter(nsg, ruleKey, definition);
     nsg.rules.set(ruleKey, { name, definition });
+    noteRuleChange(nsg);
     nsg.etag = newEtag();
   }
 
@@ -649,6 +730,7 @@ export class ArmModel {
     this.assertNoOperationInProgress(nsg);
     nsg.rules.delete(key(ruleName));
     nsg.etag = newEtag();
+    noteRuleChange(nsg);
   }
 
   nsgState(id: string): NsgState | undefined {
@@ -659,6 +741,18 @@ export class ArmModel {
   nsgStates(): NsgState[] {
     return [...this.nsgs.values()].map(nsgState);
   }
+}
+
+/** The NSG's rules as they would be with `definition` written under `ruleKey`, checked against the NSG limits. */
+function assertLimitsAfter(nsg: NsgRecord, ruleKey: string, definition: RuleDefinition): void {
+  const before = [...nsg.rules.values()].map((r) => r.definition);
+  const after = [...nsg.rules.entries()].filter(([k]) => k !== ruleKey).map(([, r]) => r.definition);
+  assertNsgLimits(before, [...after, definition]);
+}
+
+/** With flushConnection on, every rule change re-evaluates the NSG's flows (established sessions included). */
+function noteRuleChange(nsg: NsgRecord): void {
+  if (nsg.flushConnection) nsg.flowReevaluations++;
 }
 
 function assertNoConflict(nsg: NsgRecord, ruleKey: string, name: string, definition: RuleDefinition): void {
@@ -789,6 +883,8 @@ function nsgState(nsg: NsgRecord): NsgState {
     defaultSecurityRules: defaultRulesJson(nsg),
     networkInterfaces: [...nsg.nicIds],
     subnets: [...nsg.subnetIds],
+    flushConnection: nsg.flushConnection,
+    flowReevaluations: nsg.flowReevaluations,
   };
 }
 
@@ -803,6 +899,7 @@ function nsgJson(nsg: NsgRecord): object {
     properties: {
       provisioningState: state.provisioningState,
       resourceGuid: nsg.resourceGuid,
+      flushConnection: nsg.flushConnection,
       securityRules: state.securityRules,
       defaultSecurityRules: state.defaultSecurityRules,
       networkInterfaces: state.networkInterfaces.map((id) => ({ id })),

@@ -3,8 +3,10 @@
  * and `@azure/arm-network` clients call for VMs, NICs, VNets/subnets, NSGs and security rules, plus
  * the operation URLs those clients poll.
  */
+import type { Principal, RoleAssignments } from './authorization';
 import { ArmError, armErrors } from './errors';
 import type { FaultInjector } from './faults';
+import type { LockRegistry } from './locks';
 import type { ArmModel, RuleAddress } from './model';
 import { OperationRegistry, type OperationRecord } from './operations';
 
@@ -16,6 +18,10 @@ export interface ArmRequest {
   path: string;
   apiVersion: string;
   body: string;
+  /** Query parameters other than api-version (`$filter`). */
+  query?: URLSearchParams;
+  /** Request headers the routes read (`if-match`), lower-cased. */
+  headers?: Record<string, string | undefined>;
 }
 
 export interface ArmResponse {
@@ -32,101 +38,268 @@ export interface RouteContext {
   absoluteUrl: (pathAndQuery: string) => string;
   /** Value of `Retry-After` on accepted and still-running operations. */
   operationRetryAfterInSeconds: number;
+  locks: LockRegistry;
+  rbac: RoleAssignments;
+  /** Who sent the request (from its bearer token). */
+  principal: Principal;
 }
 
 /** Reads a path parameter of the matched route (always present once the route matched). */
 type Params = (name: string) => string;
 type Handler = (params: Params, request: ArmRequest, context: RouteContext) => ArmResponse;
 
+/**
+ * The RBAC action a method of a route needs (Microsoft's resource provider operations list,
+ * https://learn.microsoft.com/azure/role-based-access-control/resource-provider-operations). A collection GET is
+ * filtered to what the caller may read when it may not read the whole collection.
+ */
+type Permission = { action: string; collection?: boolean };
+
 interface Route {
   segments: string[];
   handlers: Partial<Record<HttpMethod, Handler>>;
+  permissions: Partial<Record<HttpMethod, Permission>>;
 }
 
 const RG = 'subscriptions/{s}/resourceGroups/{rg}/providers';
 const SUB = 'subscriptions/{s}/providers';
 const NSG = `${RG}/Microsoft.Network/networkSecurityGroups/{nsg}`;
 
+const VM_READ = { action: 'Microsoft.Compute/virtualMachines/read' };
+const NIC_READ = { action: 'Microsoft.Network/networkInterfaces/read' };
+const VNET_READ = { action: 'Microsoft.Network/virtualNetworks/read' };
+const SUBNET_READ = { action: 'Microsoft.Network/virtualNetworks/subnets/read' };
+const NSG_READ = { action: 'Microsoft.Network/networkSecurityGroups/read' };
+const RULE_READ = { action: 'Microsoft.Network/networkSecurityGroups/securityRules/read' };
+const list = (p: Permission): Permission => ({ ...p, collection: true });
+
 const routes: Route[] = [
-  route(`${RG}/Microsoft.Compute/virtualMachines/{vm}`, {
-    GET: (p, _r, c) => ok(c.model.getVm(p('s'), p('rg'), p('vm'))),
-  }),
-  route(`${RG}/Microsoft.Compute/virtualMachines`, {
-    GET: (p, _r, c) => ok({ value: c.model.listVms(p('s'), p('rg')) }),
-  }),
-  route(`${SUB}/Microsoft.Compute/virtualMachines`, {
-    GET: (p, _r, c) => ok({ value: c.model.listVms(p('s')) }),
-  }),
-  route(`${RG}/Microsoft.Network/networkInterfaces/{nic}`, {
-    GET: (p, _r, c) => ok(c.model.getNic(p('s'), p('rg'), p('nic'))),
-  }),
-  route(`${RG}/Microsoft.Network/networkInterfaces`, {
-    GET: (p, _r, c) => ok({ value: c.model.listNics(p('s'), p('rg')) }),
-  }),
-  // The subscription-wide listings (NetworkInterfaces_ListAll, VirtualNetworks_List and _ListAll in
-  // specification/network/resource-manager/Microsoft.Network/stable/2025-05-01/networkInterface.json and
-  // virtualNetwork.json), one page each here; Azure pages them with nextLink.
-  route(`${SUB}/Microsoft.Network/networkInterfaces`, {
-    GET: (p, _r, c) => ok({ value: c.model.listNics(p('s')) }),
-  }),
-  route(`${RG}/Microsoft.Network/virtualNetworks`, {
-    GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s'), p('rg')) }),
-  }),
-  route(`${SUB}/Microsoft.Network/virtualNetworks`, {
-    GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s')) }),
-  }),
-  route(`${RG}/Microsoft.Network/virtualNetworks/{vnet}`, {
-    GET: (p, _r, c) => ok(c.model.getVnet(p('s'), p('rg'), p('vnet'))),
-  }),
-  route(`${RG}/Microsoft.Network/virtualNetworks/{vnet}/subnets`, {
-    GET: (p, _r, c) => ok({ value: c.model.listSubnets(p('s'), p('rg'), p('vnet')) }),
-  }),
-  route(`${RG}/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}`, {
-    GET: (p, _r, c) => ok(c.model.getSubnet(p('s'), p('rg'), p('vnet'), p('subnet'))),
-  }),
-  route(NSG, {
-    GET: (p, _r, c) => ok(c.model.getNsg(p('s'), p('rg'), p('nsg'))),
-  }),
-  route(`${RG}/Microsoft.Network/networkSecurityGroups`, {
-    GET: (p, _r, c) => ok({ value: c.model.listNsgs(p('s'), p('rg')) }),
-  }),
-  route(`${SUB}/Microsoft.Network/networkSecurityGroups`, {
-    GET: (p, _r, c) => ok({ value: c.model.listNsgs(p('s')) }),
-  }),
-  route(`${NSG}/securityRules`, {
-    GET: (p, _r, c) => ok({ value: c.model.listRules(p('s'), p('rg'), p('nsg')) }),
-  }),
-  route(`${NSG}/securityRules/{rule}`, {
-    GET: (p, _r, c) => ok(c.model.getRule(ruleAddress(p))),
-    PUT: putRule,
-    DELETE: deleteRule,
-  }),
-  route(`${SUB}/Microsoft.Network/locations/{location}/operations/{operation}`, {
-    GET: operationStatus,
-  }),
-  route(`${SUB}/Microsoft.Network/locations/{location}/operationResults/{operation}`, {
-    GET: operationResult,
-  }),
+  route(
+    `${RG}/Microsoft.Compute/virtualMachines/{vm}`,
+    { GET: (p, _r, c) => ok(c.model.getVm(p('s'), p('rg'), p('vm'))) },
+    { GET: VM_READ },
+  ),
+  route(
+    `${RG}/Microsoft.Compute/virtualMachines`,
+    { GET: (p, _r, c) => ok({ value: c.model.listVms(p('s'), p('rg')) }) },
+    { GET: list(VM_READ) },
+  ),
+  route(
+    `${SUB}/Microsoft.Compute/virtualMachines`,
+    { GET: (p, _r, c) => ok({ value: c.model.listVms(p('s')) }) },
+    { GET: list(VM_READ) },
+  ),
+  route(
+    `${RG}/Microsoft.Network/networkInterfaces/{nic}`,
+    { GET: (p, _r, c) => ok(c.model.getNic(p('s'), p('rg'), p('nic'))) },
+    { GET: NIC_READ },
+  ),
+  route(
+    `${RG}/Microsoft.Network/networkInterfaces`,
+    { GET: (p, _r, c) => ok({ value: c.model.listNics(p('s'), p('rg')) }) },
+    { GET: list(NIC_READ) },
+  ),
+  // The listings the reconciler reads a policy scope's paths from (NetworkInterfaces_ListAll, VirtualNetworks_List
+  // and _ListAll in specification/network/resource-manager/Microsoft.Network/stable/2025-05-01/networkInterface.json
+  // and virtualNetwork.json), one page each here; Azure pages them with nextLink.
+  route(
+    `${SUB}/Microsoft.Network/networkInterfaces`,
+    { GET: (p, _r, c) => ok({ value: c.model.listNics(p('s')) }) },
+    { GET: list(NIC_READ) },
+  ),
+  route(
+    `${RG}/Microsoft.Network/virtualNetworks`,
+    { GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s'), p('rg')) }) },
+    { GET: list(VNET_READ) },
+  ),
+  route(
+    `${SUB}/Microsoft.Network/virtualNetworks`,
+    { GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s')) }) },
+    { GET: list(VNET_READ) },
+  ),
+  route(
+    `${RG}/Microsoft.Network/virtualNetworks/{vnet}`,
+    { GET: (p, _r, c) => ok(c.model.getVnet(p('s'), p('rg'), p('vnet'))) },
+    { GET: VNET_READ },
+  ),
+  route(
+    `${RG}/Microsoft.Network/virtualNetworks/{vnet}/subnets`,
+    { GET: (p, _r, c) => ok({ value: c.model.listSubnets(p('s'), p('rg'), p('vnet')) }) },
+    { GET: list(SUBNET_READ) },
+  ),
+  route(
+    `${RG}/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}`,
+    { GET: (p, _r, c) => ok(c.model.getSubnet(p('s'), p('rg'), p('vnet'), p('subnet'))) },
+    { GET: SUBNET_READ },
+  ),
+  route(
+    NSG,
+    { GET: (p, _r, c) => ok(c.model.getNsg(p('s'), p('rg'), p('nsg'))), PUT: putNsg },
+    { GET: NSG_READ, PUT: { action: 'Microsoft.Network/networkSecurityGroups/write' } },
+  ),
+  route(
+    `${RG}/Microsoft.Network/networkSecurityGroups`,
+    { GET: (p, _r, c) => ok({ value: c.model.listNsgs(p('s'), p('rg')) }) },
+    { GET: list(NSG_READ) },
+  ),
+  route(
+    `${SUB}/Microsoft.Network/networkSecurityGroups`,
+    { GET: (p, _r, c) => ok({ value: c.model.listNsgs(p('s')) }) },
+    { GET: list(NSG_READ) },
+  ),
+  route(
+    `${NSG}/securityRules`,
+    { GET: (p, _r, c) => ok({ value: c.model.listRules(p('s'), p('rg'), p('nsg')) }) },
+    { GET: list(RULE_READ) },
+  ),
+  route(
+    `${NSG}/securityRules/{rule}`,
+    { GET: (p, _r, c) => ok(c.model.getRule(ruleAddress(p))), PUT: putRule, DELETE: deleteRule },
+    {
+      GET: RULE_READ,
+      PUT: { action: 'Microsoft.Network/networkSecurityGroups/securityRules/write' },
+      DELETE: { action: 'Microsoft.Network/networkSecurityGroups/securityRules/delete' },
+    },
+  ),
+  route(
+    `${SUB}/Microsoft.Network/locations/{location}/operations/{operation}`,
+    { GET: operationStatus },
+    { GET: { action: 'Microsoft.Network/locations/operations/read' } },
+  ),
+  route(
+    `${SUB}/Microsoft.Network/locations/{location}/operationResults/{operation}`,
+    { GET: operationResult },
+    { GET: { action: 'Microsoft.Network/locations/operationResults/read' } },
+  ),
 ];
+
+/**
+ * `<scope>/providers/Microsoft.Authorization/permissions`: the caller's own permissions at a scope (Permissions_List*
+ * in specification/authorization/resource-manager/Microsoft.Authorization/stable/2022-04-01/authorization-PermissionsCalls.json):
+ * one entry per role assignment that applies there, with its role's Actions and NotActions.
+ */
+const PERMISSIONS = /^(.*?)\/providers\/Microsoft\.Authorization\/permissions$/i;
+
+/** `<scope>/providers/Microsoft.Authorization/locks[/<name>]`, at any scope (the spec's `/{scope}/...` paths). */
+const LOCKS = /^(.*?)\/providers\/Microsoft\.Authorization\/locks(?:\/([^/]+))?$/i;
 
 /**
  * Serves one ARM request (already authenticated).
  * @throws ArmError for every ARM-level failure; the caller turns it into the response.
  */
 export function serveArmRequest(request: ArmRequest, context: RouteContext): ArmResponse {
-  // A trailing slash names the same resource.
+  // A trailing slash names the same resource; an empty segment (an SDK's empty parentResourcePath) is dropped.
   const segments = request.path
-    .replace(/^\/|\/$/g, '')
     .split('/')
+    .filter((segment) => segment !== '')
     .map(decodeSegment);
+  const path = `/${segments.join('/')}`;
+  const lockRoute = LOCKS.exec(path);
+  if (lockRoute) return serveLocks(request.method, lockRoute[1] || '/', lockRoute[2], request, context);
+  const permissionsRoute = PERMISSIONS.exec(path);
+  if (permissionsRoute) {
+    if (request.method !== 'GET') throw armErrors.methodNotAllowed(request.method);
+    const scope = permissionsRoute[1] || '/';
+    context.rbac.authorize(context.principal, 'Microsoft.Authorization/permissions/read', scope);
+    return ok({ value: context.rbac.permissionsAt(context.principal, scope) });
+  }
   for (const candidate of routes) {
     const params = match(candidate.segments, segments);
     if (!params) continue;
-    const handler = candidate.handlers[request.method as HttpMethod];
+    const method = request.method as HttpMethod;
+    const handler = candidate.handlers[method];
     if (!handler) throw armErrors.methodNotAllowed(request.method);
-    return handler(params, request, context);
+    const permission = candidate.permissions[method];
+    // RBAC, then locks, both before the resource provider sees the request (and so before "not found").
+    const filterBy = permission ? authorize(permission, path, context) : undefined;
+    if (method === 'PUT' || method === 'DELETE')
+      context.locks.assertAllowed(path, method === 'PUT' ? 'write' : 'delete');
+    const response = handler(params, request, context);
+    return filterBy ? filterCollection(response, filterBy, context) : response;
   }
   throw armErrors.unsupportedRoute(request.method, request.path);
+}
+
+/**
+ * Checks the caller's role assignments. Returns the action to filter a collection's items by, when the caller may
+ * not read the collection as a whole but holds some assignment below it. The scope ARM names for a collection is
+ * its parent path (e.g. `.../resourceGroups/rg/providers/Microsoft.Network` for a list of NSGs).
+ */
+function authorize(permission: Permission, path: string, context: RouteContext): string | undefined {
+  const scope = permission.collection ? path.slice(0, path.lastIndexOf('/')) : path;
+  if (context.rbac.allows(context.principal, permission.action, scope)) return undefined;
+  // Assignments below a collection live under its subscription or resource group, not under its provider path.
+  const container = scope.replace(/\/providers\/.*$/i, '');
+  if (permission.collection && context.rbac.hasAnyBelow(context.principal, container))
+    return permission.action;
+  context.rbac.authorize(context.principal, permission.action, scope);
+  return undefined;
+}
+
+function filterCollection(response: ArmResponse, action: string, context: RouteContext): ArmResponse {
+  const body = response.body as { value?: Array<{ id?: string }> } | undefined;
+  if (!body?.value) return response;
+  const value = body.value.filter(
+    (item) => item.id && context.rbac.allows(context.principal, action, item.id),
+  );
+  return { ...response, body: { ...body, value } };
+}
+
+/** Microsoft.Authorization/locks at any scope: GET one, GET the list (with `$filter=atScope()`), PUT, DELETE. */
+function serveLocks(
+  method: string,
+  scope: string,
+  name: string | undefined,
+  request: ArmRequest,
+  context: RouteContext,
+): ArmResponse {
+  const action =
+    method === 'GET'
+      ? 'Microsoft.Authorization/locks/read'
+      : method === 'PUT'
+        ? 'Microsoft.Authorization/locks/write'
+        : method === 'DELETE'
+          ? 'Microsoft.Authorization/locks/delete'
+          : undefined;
+  if (!action || (name === undefined && method !== 'GET')) throw armErrors.methodNotAllowed(method);
+  context.rbac.authorize(
+    context.principal,
+    action,
+    name === undefined ? scope : `${scope}/providers/Microsoft.Authorization/locks/${name}`,
+  );
+  if (name === undefined) {
+    const filter = request.query?.get('$filter')?.replace(/\s/g, '').toLowerCase();
+    return ok({ value: context.locks.list(scope, filter === 'atscope()') });
+  }
+  if (method === 'GET') {
+    const lock = context.locks.get(scope, name);
+    if (!lock) throw new ArmError(404, 'LockNotFound', `The lock '${name}' could not be found.`);
+    return ok(lock);
+  }
+  if (method === 'PUT') {
+    const { lock, created } = context.locks.put(scope, name, parseJsonBody(request.body));
+    return { status: created ? 201 : 200, body: lock };
+  }
+  return { status: context.locks.delete(scope, name) ? 200 : 204 };
+}
+
+function putNsg(params: Params, request: ArmRequest, context: RouteContext): ArmResponse {
+  const { nsg, operation } = context.model.putNsg(
+    params('s'),
+    params('rg'),
+    params('nsg'),
+    parseJsonBody(request.body),
+    request.headers?.['if-match'],
+    request.apiVersion,
+  );
+  return {
+    status: 200,
+    body: nsg,
+    headers: {
+      'Azure-AsyncOperation': statusUrl(operation, context),
+      'Retry-After': String(context.operationRetryAfterInSeconds),
+    },
+  };
 }
 
 /**
@@ -258,8 +431,12 @@ function ok(body: unknown): ArmResponse {
   return { status: 200, body };
 }
 
-function route(pattern: string, handlers: Partial<Record<HttpMethod, Handler>>): Route {
-  return { segments: pattern.split('/'), handlers };
+function route(
+  pattern: string,
+  handlers: Partial<Record<HttpMethod, Handler>>,
+  permissions: Partial<Record<HttpMethod, Permission>>,
+): Route {
+  return { segments: pattern.split('/'), handlers, permissions };
 }
 
 /** Matches path segments against a pattern; literals compare case-insensitively, as ARM does. */

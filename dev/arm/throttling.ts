@@ -9,8 +9,6 @@
  * per operation type", and a global subscription limit of 15 times the per-principal one applies to all
  * principals together. The emulator is one region.
  */
-import { decodeJwt } from 'jose';
-
 import { ArmError } from './errors';
 
 export type RequestKind = 'read' | 'write' | 'delete';
@@ -117,22 +115,6 @@ export class ArmThrottle {
 export function requestKind(method: string): RequestKind {
   if (method === 'GET' || method === 'HEAD') return 'read';
   return method === 'DELETE' ? 'delete' : 'write';
-}
-
-/**
- * Who is calling: ARM counts per principal (the token's object id). A token that is not a JWT (the sandbox's
- * stub credential) is its own principal.
- */
-export function principalOf(authorization: string): string {
-  const token = authorization.replace(/^Bearer\s+/i, '').trim();
-  try {
-    const claims = decodeJwt(token);
-    const id = claims['oid'] ?? claims['appid'] ?? claims.sub;
-    if (typeof id === 'string' && id !== '') return id;
-  } catch {
-    // not a JWT
-  }
-  return token;
 }
 
 /**

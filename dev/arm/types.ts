@@ -75,6 +75,10 @@ export interface NsgState {
   /** Ids of the NICs and subnets the NSG is attached to. */
   networkInterfaces: string[];
   subnets: string[];
+  /** `properties.flushConnection`: rule changes re-evaluate established flows (see model.ts). */
+  flushConnection: boolean;
+  /** How many times the NSG's flows were re-evaluated (enabling flushConnection, then each rule change). */
+  flowReevaluations: number;
 }
 
 /** Reference to an NSG: a name in the resource group of what it is attached to, or a full location. */

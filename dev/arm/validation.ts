@@ -99,6 +99,10 @@ export function validateSecurityRule(ruleId: string, body: unknown): RuleDefinit
   if (priority === undefined) throw armErrors.securityRuleParameterMissing('Priority', ruleId);
   if (direction === undefined) throw armErrors.securityRuleParameterMissing('Direction', ruleId);
   if (priority < 100 || priority > 4096) throw armErrors.securityRuleInvalidPriority(priority);
+  // Up to 140 characters (network-security-groups-overview#security-rules); Azure counts UTF-16 code units.
+  if (description !== undefined && description.length > 140) {
+    throw armErrors.securityRuleDescriptionTooLong(ruleId, description.length);
+  }
 
   for (const range of [
     sourcePortRange,

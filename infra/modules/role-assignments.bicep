@@ -10,7 +10,10 @@
 // | Key Vault Secrets User                 | key vault                     | read the approval-link signing key                          |
 // | Monitoring Metrics Publisher           | Application Insights          | send telemetry with Entra auth (local auth is off)          |
 // | JIT Access Email Sender (custom)       | Communication Services        | send approval mail (only with emailProvider = acs)          |
-// | JIT Access NSG Rule Operator (custom)  | each target RG / subscription | read VMs, NICs, subnets; read/write/delete NSG rules        |
+// | JIT Access NSG Rule Operator (custom)  | each target RG / subscription | read VMs, NICs, subnets; read/write/delete NSG rules; read  |
+// |                                        |                               | locks and its own permissions                               |
+// | JIT Access NSG Flow Flush (custom)     | each target RG / subscription | only with allowSessionCutting: read/write NSGs, to turn on  |
+// |                                        |                               | flushConnection (policies with cutSessions)                 |
 //
 // Nothing here is Owner, Contributor, Network Contributor or User Access Administrator: the app can change NSG
 // rules and nothing else about the network, and cannot grant itself more. Each assignment is named
@@ -52,6 +55,9 @@ param subscriptionTargetScopes string[] = []
 @description('Optional. Resource group ids (`/subscriptions/<id>/resourceGroups/<name>`) in which the app may open NSG rules.')
 param resourceGroupTargetScopes string[] = []
 
+@description('Optional. Also give the app the flow flush role on the target scopes, so policies with cutSessions can turn on flushConnection. Default false: the app cannot write an NSG itself.')
+param allowSessionCutting bool = false
+
 // A target scope that is neither a subscription nor a resource group id would otherwise be skipped in silence and
 // leave the operator wondering why grants fail there; this makes the deployment fail and name the parameter.
 @maxLength(0)
@@ -74,9 +80,12 @@ var roleDefinitionIds = {
 // - virtualMachines.get, networkInterfaces.get, subnets.get: find the NSGs in front of a VM and its private IPs;
 // - virtualMachines, networkInterfaces and virtualNetworks listed by scope: the reconciler reads many VMs' paths at once;
 // - securityRules list/get, beginCreateOrUpdate, beginDelete: the JIT rule itself;
-// - locations/operations and operationResults: polling those long-running PUTs and DELETEs to completion.
-// Deliberately absent: networkSecurityGroups/write (would allow replacing every rule of an NSG at once),
-// */join/action, and anything on VMs beyond reading them.
+// - locations/operations and operationResults: polling those long-running PUTs and DELETEs to completion;
+// - locks/read: the locks on an NSG, its resource group and subscription, checked before opening (a ReadOnly lock
+//   would stop JIT from closing);
+// - permissions/read: its own permissions on an NSG, so `jit policy apply` and `explain` warn where it lacks some.
+// Deliberately absent: networkSecurityGroups/write (would allow replacing every rule of an NSG at once; only the
+// opt-in flow flush role below has it), */join/action, and anything on VMs beyond reading them.
 var nsgOperatorActions = [
   'Microsoft.Compute/virtualMachines/read'
   'Microsoft.Network/networkInterfaces/read'
@@ -87,6 +96,16 @@ var nsgOperatorActions = [
   'Microsoft.Network/networkSecurityGroups/securityRules/delete'
   'Microsoft.Network/locations/operations/read'
   'Microsoft.Network/locations/operationResults/read'
+  'Microsoft.Authorization/locks/read'
+  'Microsoft.Authorization/permissions/read'
+]
+
+// What shared/adapters/armNetwork.ts needs to turn on flushConnection (enableFlushConnection: read the NSG, PUT it
+// back with If-Match, poll the operation). Only with allowSessionCutting.
+var nsgFlushActions = [
+  'Microsoft.Network/networkSecurityGroups/read'
+  'Microsoft.Network/networkSecurityGroups/write'
+  'Microsoft.Network/locations/operations/read'
 ]
 
 // Microsoft documents these three for sending mail with an Entra identity; there is no built-in role narrower than
@@ -296,6 +315,21 @@ module nsgOperator 'role-assignments/nsg-operator.bicep' = [
       principalId: principalId
       roleNameSuffix: roleNameSuffix
       actions: nsgOperatorActions
+      assignAtSubscription: target.assignAtSubscription
+      resourceGroupNames: target.resourceGroupNames
+    }
+  }
+]
+
+module nsgFlush 'role-assignments/nsg-operator.bicep' = [
+  for target in (allowSessionCutting ? nsgTargets : []): {
+    name: 'jit-nsg-flush-${uniqueString(target.subscriptionId, roleNameSuffix)}'
+    scope: subscription(target.subscriptionId)
+    params: {
+      principalId: principalId
+      roleNameSuffix: roleNameSuffix
+      actions: nsgFlushActions
+      roleKind: 'flow-flush'
       assignAtSubscription: target.assignAtSubscription
       resourceGroupNames: target.resourceGroupNames
     }

@@ -1,13 +1,22 @@
+import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { ComputeManagementClient } from '@azure/arm-compute';
+import { ManagementLockClient } from '@azure/arm-locks';
 import { NetworkManagementClient } from '@azure/arm-network';
 import type { NetworkInterface, SecurityRule } from '@azure/arm-network';
 import type { VirtualMachine } from '@azure/arm-compute';
 import type { TokenCredential } from '@azure/core-auth';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GrantNotApplicable, PriorityTaken, ResourceNotFound, TransientFailure } from '../domain/errors';
+import {
+  GrantNotApplicable,
+  NetworkPermissionMissing,
+  PriorityTaken,
+  ResourceNotFound,
+  ScopeLocked,
+  TransientFailure,
+} from '../domain/errors';
 import { buildNetworkPath } from '../domain/networkPath';
 import type { NicDescription } from '../domain/networkPath';
-import type { NetworkGateway } from '../domain/ports';
+import type { NetworkGateway, ResourceLock } from '../domain/ports';
 import { parseResourceId, parseVmId } from '../domain/resourceId';
 import type { AllowRuleSpec, SecurityRuleView, VmNetworkPath } from '../domain/types';
 
@@ -60,6 +69,8 @@ const PRIORITY_CODES = new Set([
 export class ArmNetworkGateway implements NetworkGateway {
   private readonly network = new Map<string, NetworkManagementClient>();
   private readonly compute = new Map<string, ComputeManagementClient>();
+  private readonly locks = new Map<string, ManagementLockClient>();
+  private readonly authorization = new Map<string, AuthorizationManagementClient>();
 
   constructor(
     private readonly credential: TokenCredential,
@@ -78,24 +89,64 @@ export class ArmNetworkGateway implements NetworkGateway {
     };
   }
 
-  private networkClient(subscriptionId: string): NetworkManagementClient {
-    let c = this.network.get(subscriptionId);
+  /** One client of each kind per subscription, made on first use. */
+  private cached<T>(cache: Map<string, T>, subscriptionId: string, make: () => T): T {
+    let c = cache.get(subscriptionId);
     if (!c) {
-      c = new NetworkManagementClient(this.credential, subscriptionId, this.clientOptions());
-      // Closer to the wire than the retry policy, so it sees a busy answer before the SDK decides to wait on it.
-      c.pipeline.addPolicy(busyAnswerPolicy, { afterPhase: 'Retry' });
-      this.network.set(subscriptionId, c);
+      c = make();
+      cache.set(subscriptionId, c);
     }
     return c;
   }
 
+  private networkClient(subscriptionId: string): NetworkManagementClient {
+    return this.cached(this.network, subscriptionId, () => {
+      const c = new NetworkManagementClient(this.credential, subscriptionId, this.clientOptions());
+      // Closer to the wire than the retry policy, so it sees a busy answer before the SDK decides to wait on it.
+      c.pipeline.addPolicy(busyAnswerPolicy, { afterPhase: 'Retry' });
+      return c;
+    });
+  }
+
   private computeClient(subscriptionId: string): ComputeManagementClient {
-    let c = this.compute.get(subscriptionId);
-    if (!c) {
-      c = new ComputeManagementClient(this.credential, subscriptionId, this.clientOptions());
-      this.compute.set(subscriptionId, c);
-    }
-    return c;
+    return this.cached(
+      this.compute,
+      subscriptionId,
+      () => new ComputeManagementClient(this.credential, subscriptionId, this.clientOptions()),
+    );
+  }
+
+  private lockClient(subscriptionId: string): ManagementLockClient {
+    return this.cached(
+      this.locks,
+      subscriptionId,
+      () => new ManagementLockClient(this.credential, subscriptionId, this.clientOptions()),
+    );
+  }
+
+  private authorizationClient(subscriptionId: string): AuthorizationManagementClient {
+    return this.cached(
+      this.authorization,
+      subscriptionId,
+      () => new AuthorizationManagementClient(this.credential, subscriptionId, this.clientOptions()),
+    );
+  }
+
+  async listPermissions(resourceId: string): Promise<Array<{ actions: string[]; notActions: string[] }>> {
+    const r = parseResourceId(resourceId);
+    return call(`reading the deployment's permissions on ${r.name}`, async () => {
+      const out: Array<{ actions: string[]; notActions: string[] }> = [];
+      // A top-level resource (an NSG): no parent path.
+      const pages = this.authorizationClient(r.subscriptionId).permissions.listForResource(
+        r.resourceGroup,
+        r.provider,
+        '',
+        r.type,
+        r.name,
+      );
+      for await (const p of pages) out.push({ actions: p.actions ?? [], notActions: p.notActions ?? [] });
+      return out;
+    });
   }
 
   async resolvePath(vmId: string): Promise<VmNetworkPath> {
@@ -271,6 +322,49 @@ export class ArmNetworkGateway implements NetworkGateway {
       throw classify(err, `deleting rule ${ruleName} from ${n.name}`);
     }
   }
+
+  async listLocks(nsgId: string): Promise<ResourceLock[]> {
+    const n = parseResourceId(nsgId);
+    return call(`reading the locks on ${n.name}`, async () => {
+      const out: ResourceLock[] = [];
+      // `atScope()`: the locks at the NSG and above it (its resource group, its subscription), i.e. those that apply
+      // to its rules, in one call (locks.json 2020-05-01, ManagementLocks_ListByScope).
+      const pages = this.lockClient(n.subscriptionId).managementLocks.listByScope(nsgId.replace(/^\//, ''), {
+        filter: 'atScope()',
+      });
+      for await (const lock of pages) {
+        if (lock.level !== 'CanNotDelete' && lock.level !== 'ReadOnly') continue;
+        const id = lock.id ?? '';
+        out.push({
+          name: lock.name ?? '',
+          level: lock.level,
+          scope: id.replace(/\/providers\/Microsoft\.Authorization\/locks\/[^/]+$/i, ''),
+        });
+      }
+      return out;
+    });
+  }
+
+  async enableFlushConnection(nsgId: string): Promise<boolean> {
+    const n = parseResourceId(nsgId);
+    const groups = this.networkClient(n.subscriptionId).networkSecurityGroups;
+    const nsg = await call(`reading NSG ${n.name}`, () => groups.get(n.resourceGroup, n.name));
+    if (nsg.flushConnection) return false;
+    // A PUT of an NSG replaces all its rules with those sent. Send back exactly what was read, conditional on the
+    // etag read: a rule written in between makes ARM answer 412, and the caller tries again with a fresh read.
+    await call(`turning on flushConnection on ${n.name}`, () =>
+      groups.beginCreateOrUpdateAndWait(
+        n.resourceGroup,
+        n.name,
+        { location: nsg.location, tags: nsg.tags, securityRules: nsg.securityRules, flushConnection: true },
+        {
+          updateIntervalInMs: this.options.pollIntervalInMs,
+          requestOptions: { customHeaders: { 'If-Match': nsg.etag ?? '*' } },
+        },
+      ),
+    );
+    return true;
+  }
 }
 
 const SCOPE = /^\/subscriptions\/([^/]+)(?:\/resourcegroups\/([^/]+))?$/i;
@@ -416,8 +510,27 @@ function classify(err: unknown, what: string): Error {
   const status = err.statusCode ?? 0;
   const code = err.code ?? '';
   const message = `ARM answered ${status} ${code} ${what}: ${err.message}`;
+  if (status === 403 && /AuthorizationFailed/i.test(code)) {
+    // "... does not have authorization to perform action '<action>' over scope '<scope>' or the scope is invalid."
+    const m = /perform action '([^']+)' over scope '([^']+)'/.exec(err.message);
+    const permission = m?.[1] ?? 'unknown';
+    const scope = m?.[2] ?? 'unknown';
+    return new NetworkPermissionMissing(
+      permission,
+      scope,
+      `the deployment's identity lacks ${permission} on ${scope} (ARM answered 403 ${what}); its role must cover that scope (see docs/deploy.md)`,
+    );
+  }
+  if (status === 409 && code === 'ScopeLocked') {
+    // "The scope '<id>' cannot perform <write|delete> operation because following scope(s) are locked: '<a>', '<b>'."
+    const operation = /perform write operation/i.test(err.message) ? 'write' : 'delete';
+    const locked = /are locked: (.*?)\. Please/i.exec(err.message)?.[1] ?? '';
+    const lockedScopes = [...locked.matchAll(/'([^']+)'/g)].map((x) => x[1] ?? '');
+    return new ScopeLocked(operation, lockedScopes, message);
+  }
   if (PRIORITY_CODES.has(code) || /same priority/i.test(err.message)) return new PriorityTaken(message);
-  if (BUSY_CODES.has(code) || status === 429 || status === 408 || status >= 500 || status === 0) {
+  // 412: an NSG written since we read its etag (enableFlushConnection); read again and retry.
+  if (BUSY_CODES.has(code) || [408, 412, 429].includes(status) || status >= 500 || status === 0) {
     // What is left of ARM's wait after the SDK's own retries: the caller waits exactly that, no more.
     const wait = err.response?.headers ? retryAfterInMs(err.response.headers) : undefined;
     return new TransientFailure(message, wait !== undefined && wait > 0 ? wait : undefined);

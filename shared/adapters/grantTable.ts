@@ -22,6 +22,9 @@ interface GrantEntity {
   state: string;
   expiresAt: string;
   updatedAt: string;
+  effective?: boolean;
+  shadowedBy?: string;
+  closeBlocked?: string;
 }
 
 export const grantRowKey = (nsgId: string) =>
@@ -42,6 +45,9 @@ export class GrantTable implements GrantRepository {
       expiresAt: rule.expiresAt,
       updatedAt: rule.updatedAt,
     };
+    if (rule.effective !== undefined) entity.effective = rule.effective;
+    if (rule.shadowedBy !== undefined) entity.shadowedBy = rule.shadowedBy;
+    if (rule.closeBlocked !== undefined) entity.closeBlocked = rule.closeBlocked;
     await this.client.upsertEntity(entity, 'Replace');
   }
 
@@ -77,7 +83,12 @@ export class GrantTable implements GrantRepository {
 }
 
 function fromEntity(e: GrantEntity): GrantRule {
+  const optional: Partial<GrantRule> = {};
+  if (typeof e.effective === 'boolean') optional.effective = e.effective;
+  if (e.shadowedBy) optional.shadowedBy = e.shadowedBy;
+  if (e.closeBlocked) optional.closeBlocked = e.closeBlocked;
   return {
+    ...optional,
     requestId: e.partitionKey,
     nsgId: e.nsg,
     ruleName: e.rule,

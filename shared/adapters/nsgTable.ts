@@ -15,8 +15,9 @@ import { deleteEntityIfExists, getEntityOrUndefined, restStatus } from './tableS
  *   `reconciledAt`, `drift` = fingerprints of drift already reported).
  * - PartitionKey `vm`, RowKey = hash of the VM id: a VM a policy covers (`vm`, `policy`, `enforce`, `ports`,
  *   `nsgs` = JSON of the NSGs in front of it and the addresses each filters, `refreshedAt`).
- * - PartitionKey `baseline`, RowKey = `<hash of the NSG id>_<rule name>`: a baseline deny rule to keep
- *   (`nsg`, `rule`, `vm`, `policy`, `protocol`, `ports`, `family`, `destinations`, `removing`).
+ * - PartitionKey `baseline`, RowKey = `<hash of the NSG id>_<rule name>_<hash of the VM id>`: one covered VM's share
+ *   of a baseline deny rule to keep (`nsg`, `rule`, `vm`, `policy`, `protocol`, `ports`, `family`, `destinations`,
+ *   `removing`); the rule denies towards the destinations of all its rows.
  * - PartitionKey `lease`, RowKey = hash of the NSG id: which instance is writing to the NSG (`owner`, `until`).
  * Hashes because RowKeys may not hold `/`; the readable id is always a column.
  */
@@ -73,7 +74,12 @@ function watched(e: NsgEntity): WatchedNsg {
   };
 }
 
-const baselineRowKey = (nsgId: string, ruleName: string) => `${grantRowKey(nsgId)}_${ruleName.toLowerCase()}`;
+/** `<NSG hash>_<rule name>_<VM hash>`: one row per VM sharing a baseline rule (a rule's rows are one prefix range). */
+const baselineRowKey = (nsgId: string, ruleName: string, vmId: string) =>
+  `${legacyBaselineRowKey(nsgId, ruleName)}_${grantRowKey(vmId)}`;
+/** Rows written when each VM had a rule of its own, named after the VM: still read, deleted when released. */
+const legacyBaselineRowKey = (nsgId: string, ruleName: string) =>
+  `${grantRowKey(nsgId)}_${ruleName.toLowerCase()}`;
 
 export class NsgTable implements NsgRegistry {
   constructor(private readonly client: TableClient) {}
@@ -138,7 +144,7 @@ export class NsgTable implements NsgRegistry {
   async upsertBaseline(rule: BaselineRule): Promise<void> {
     const entity: BaselineEntity = {
       partitionKey: BASELINE,
-      rowKey: baselineRowKey(rule.nsgId, rule.ruleName),
+      rowKey: baselineRowKey(rule.nsgId, rule.ruleName, rule.vmId),
       nsg: rule.nsgId.toLowerCase(),
       rule: rule.ruleName,
       vm: rule.vmId.toLowerCase(),
@@ -152,8 +158,9 @@ export class NsgTable implements NsgRegistry {
     await this.client.upsertEntity(entity, 'Replace');
   }
 
-  async deleteBaseline(nsgId: string, ruleName: string): Promise<void> {
-    await deleteEntityIfExists(this.client, BASELINE, baselineRowKey(nsgId, ruleName));
+  async deleteBaseline(rule: BaselineRule): Promise<void> {
+    await deleteEntityIfExists(this.client, BASELINE, baselineRowKey(rule.nsgId, rule.ruleName, rule.vmId));
+    await deleteEntityIfExists(this.client, BASELINE, legacyBaselineRowKey(rule.nsgId, rule.ruleName));
   }
 
   async listBaselinesInNsg(nsgId: string): Promise<BaselineRule[]> {

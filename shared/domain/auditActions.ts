@@ -23,6 +23,10 @@ export const AUDIT_ACTIONS = {
     'an expiry message was cancelled (a duplicate, or the grant changed): detail says why',
   'grant.activated': 'access is live until expiresAt; detail lists the rules',
   'grant.rule-removed': 'one NSG rule was deleted: nsg, rule',
+  'grant.rule-neutralised':
+    'a management lock refused deleting a grant rule, so the same rule was turned to Deny (it lets nothing in): nsg, rule, and the lock in detail; the delete is retried until the lock is lifted',
+  'grant.close-blocked':
+    'a ReadOnly lock refused both deleting and changing a grant rule: the access is still open (detail names the lock) until an operator lifts the lock',
   'grant.expired': 'access ended at its expiry, by the scheduled message or the reconciler (actor)',
   'grant.failed': 'the grant could not be applied or completed: why (detail)',
   'grant.revoked': 'live access was ended early and its rules removed, by whom (actor)',

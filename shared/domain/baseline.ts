@@ -4,9 +4,11 @@ import { baselineRuleName, sameRuleName } from './priority';
 import type { AllowRuleSpec, NsgGuard, Policy, Protocol, SecurityRuleView, VmNetworkPath } from './types';
 
 /**
- * A baseline deny rule JIT keeps in an NSG for a policy with `enforce: true`: the policy's ports on one covered
- * VM's addresses (one family, one protocol) are closed except while a grant's allow rule, which sits above it,
- * is in place. One rule per VM, never shared, so covering or releasing one VM never rewrites another's rule.
+ * One covered VM's share of a baseline deny rule JIT keeps in an NSG for a policy with `enforce: true`: the policy's
+ * ports on the VM's addresses (one family, one protocol) are closed except while a grant's allow rule, which sits
+ * above it, is in place. The NSG holds one rule per port set, protocol and family (`ruleName`), denying towards the
+ * addresses of every VM that shares it (`baselineSpecOf`): an NSG in front of hundreds of VMs stays far from Azure's
+ * 1,000-rule limit. Covering or releasing a VM rewrites the shared rule with one address more or less.
  */
 export interface BaselineRule {
   nsgId: string;
@@ -45,7 +47,7 @@ export function planBaseline(path: VmNetworkPath, policy: Policy): BaselineRule[
       for (const [protocol, ports] of byProtocol) {
         out.push({
           nsgId: guard.nsgId,
-          ruleName: baselineRuleName(path.vmId, family, protocol),
+          ruleName: baselineRuleName(ports, family, protocol),
           vmId: path.vmId,
           policyScope: policy.scope,
           protocol,
@@ -59,17 +61,27 @@ export function planBaseline(path: VmNetworkPath, policy: Policy): BaselineRule[
   return out;
 }
 
-/** The NSG rule for a baseline: deny from anywhere to the VM's addresses on the ports. */
-export function baselineSpec(rule: BaselineRule, priority: number): AllowRuleSpec {
+/**
+ * The NSG rule for a baseline: deny from anywhere to the addresses of every VM that shares it (the members of one
+ * `ruleName` in one NSG), on their ports. Throws on an empty list: a rule with no member is deleted, not written.
+ */
+export function baselineSpecOf(members: readonly BaselineRule[], priority: number): AllowRuleSpec {
+  const [first] = members;
+  if (!first) throw new RangeError('a baseline rule needs at least one VM');
+  const destinations = [...new Set(members.flatMap((m) => m.destinations))].sort();
+  const vms = new Set(members.map((m) => m.vmId.toLowerCase())).size;
   return {
-    name: rule.ruleName,
+    name: first.ruleName,
     access: 'Deny',
     priority,
-    protocol: rule.protocol,
+    protocol: first.protocol,
     sourceAddressPrefix: '*',
-    destinationAddressPrefixes: rule.destinations,
-    destinationPortRanges: rule.ports.map(String),
-    description: `JIT baseline: ${rule.protocol} ${rule.ports.join(',')} to ${vmName(rule.vmId)} closed except while granted`,
+    destinationAddressPrefixes: destinations,
+    destinationPortRanges: first.ports.map(String),
+    description:
+      vms === 1
+        ? `JIT baseline: ${first.protocol} ${first.ports.join(',')} to ${vmName(first.vmId)} closed except while granted`
+        : `JIT baseline: ${first.protocol} ${first.ports.join(',')} to ${vms} VMs closed except while granted`,
   };
 }
 

@@ -143,6 +143,49 @@ export class PolicyNotFound extends JitError {
   }
 }
 
+/**
+ * ARM answered `403 AuthorizationFailed`: the deployment's identity may not perform `permission` at `scope` (a VM
+ * whose VNet or NSG lives outside the scopes the deployment's role covers, typically a hub resource group). Not the
+ * caller's fault and not the VM's: the operator must extend the role (docs/deploy.md).
+ */
+export class NetworkPermissionMissing extends JitError {
+  readonly code = 'NetworkPermissionMissing';
+  constructor(
+    /** The RBAC action ARM named, e.g. `Microsoft.Network/virtualNetworks/subnets/read`. */
+    readonly permission: string,
+    /** The scope ARM named (the resource asked for). */
+    readonly scope: string,
+    message = `the deployment's identity lacks ${permission} on ${scope}; its role must cover that scope (see docs/deploy.md)`,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * ARM answered `409 ScopeLocked`: a management lock at or above `scope` forbids the operation. A `CanNotDelete`
+ * lock refuses deletes only, a `ReadOnly` lock writes as well.
+ */
+export class ScopeLocked extends JitError {
+  readonly code = 'ScopeLocked';
+  constructor(
+    readonly operation: 'write' | 'delete',
+    /** The locked scope(s) ARM named. */
+    readonly lockedScopes: string[],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A grant rule could be neither deleted nor turned to `Deny` (a `ReadOnly` lock): the access it gives is still open.
+ * Thrown so that it is retried (the message is redelivered, then the reconciler tries every run) until an operator
+ * lifts the lock.
+ */
+export class CloseBlocked extends JitError {
+  readonly code = 'CloseBlocked';
+}
+
 /** ARM refused a rule because another rule in the NSG has the same priority and direction: plan again. */
 export class PriorityTaken extends JitError {
   readonly code = 'PriorityTaken';

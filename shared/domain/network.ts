@@ -7,15 +7,24 @@ export interface Prefix {
   readonly any: boolean;
 }
 
-const ANY = new Set(['*', 'any', 'internet']);
+const ANY = new Set(['*', 'any']);
+
+/**
+ * The `Internet` service tag: the address space outside the virtual network that the public internet reaches
+ * (https://learn.microsoft.com/azure/virtual-network/service-tags-overview#available-service-tags). Narrower than
+ * `*`, which also matches the virtual network and Azure's load balancer: "internet" means this, never `*`.
+ */
+export const INTERNET_TAG = 'Internet';
 
 /**
  * Parses an address or a prefix the way an NSG rule would hold it. A bare address becomes /32 or /128.
  * Host bits are refused (`10.0.0.1/24`) rather than silently masked: the caller should say what they mean.
+ * `internet` (any case) is the `Internet` service tag.
  */
 export function parsePrefix(text: string): Prefix {
   const t = text.trim();
   if (ANY.has(t.toLowerCase())) return { cidr: '*', family: 'ipv4', any: true };
+  if (t.toLowerCase() === 'internet') return { cidr: INTERNET_TAG, family: 'ipv4', any: true };
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   let len: number;
   if (t.includes('/')) {

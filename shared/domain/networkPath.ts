@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { GrantNotApplicable } from './errors';
-import { parsePrefix } from './network';
+import { INTERNET_TAG, parsePrefix } from './network';
 import type { NsgGuard, VmNetworkPath } from './types';
 
 /** A NIC as ARM describes it, reduced to what decides the network path. */
@@ -103,7 +103,8 @@ export function planGrantRules(path: VmNetworkPath, sourcePrefix: string): RuleP
  */
 export function grantFamily(path: VmNetworkPath, sourcePrefix: string): AddressFamily {
   const source = parsePrefix(sourcePrefix);
-  if (source.cidr !== '*') return source.family;
+  // `*` and the Internet tag name no family.
+  if (source.cidr !== '*' && source.cidr !== INTERNET_TAG) return source.family;
   return path.privateAddresses.some((a) => familyOf(a) === 'ipv4') ? 'ipv4' : 'ipv6';
 }
 

@@ -70,6 +70,7 @@ const FIELD_ORDER = [
   'justification',
   'pattern',
   'enforce',
+  'cutSessions',
 ];
 const fieldRank = (key: string) => {
   const i = FIELD_ORDER.indexOf(key);

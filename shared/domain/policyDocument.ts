@@ -12,7 +12,7 @@ import schema from '../../schemas/policies.schema.json';
 import { formatSeconds, parseDurationToSeconds } from './duration';
 import { PolicyDocumentInvalid } from './errors';
 import type { PolicyProblem } from './errors';
-import { parsePrefix } from './network';
+import { INTERNET_TAG, parsePrefix } from './network';
 import type { ApprovalMode, Policy, Protocol } from './types';
 
 /** Where editors find the schema (the `$id` of schemas/policies.schema.json). */
@@ -53,6 +53,8 @@ export interface PolicyEntry {
   approval: PolicyApprovalEntry;
   justification: { required: boolean; pattern?: string };
   enforce: boolean;
+  /** Written only when true (the default is false), so documents from before the option read back unchanged. */
+  cutSessions?: true;
 }
 
 /** The whole document: `GET /api/policies` returns it, `PUT /api/policies` takes it. */
@@ -77,6 +79,7 @@ interface RawPolicy {
   approval?: { mode: ApprovalMode; approvers?: string[]; required?: number; timeout?: string };
   justification?: { required?: boolean; pattern?: string };
   enforce?: boolean;
+  cutSessions?: boolean;
 }
 
 type Path = Array<string | number>;
@@ -215,6 +218,7 @@ class PolicyCheck {
       approval,
       justification,
       enforce: raw.enforce ?? false,
+      ...(raw.cutSessions === true ? { cutSessions: true } : {}),
     };
     const size = JSON.stringify(policy).length;
     if (size > MAX_POLICY_JSON_CHARS) {
@@ -272,6 +276,8 @@ class PolicyCheck {
     const text = written.trim();
     if (text.toLowerCase() === 'my-ip') return 'my-ip';
     if (EXPLICIT_ANY_SOURCES.has(text)) return text;
+    // The Internet service tag, by name: a deliberate choice, narrower than `*` (it leaves out the VNet).
+    if (text.toLowerCase() === 'internet') return INTERNET_TAG;
     let prefix;
     try {
       prefix = parsePrefix(text);
@@ -380,6 +386,7 @@ export function toPolicyEntry(p: Policy): PolicyEntry {
         ? { required: p.justification.required }
         : { required: p.justification.required, pattern: p.justification.pattern },
     enforce: p.enforce,
+    ...(p.cutSessions === true ? { cutSessions: true as const } : {}),
   };
 }
 

@@ -25,6 +25,11 @@ export interface AccessExplanation {
   callerIsRequester: boolean;
   /** The asked port under the deciding policy; broader policies do not add ports to it. */
   port?: { port: number; protocol: Protocol; allowed: boolean; maxDuration?: string };
+  /**
+   * For administrators: what the deployment cannot read or write in the VM's network (a VNet or NSG outside the
+   * scopes its role covers), one line each. Absent when there is nothing to say.
+   */
+  warnings?: string[];
 }
 
 const LEVELS: ScopeCheck['level'][] = ['vm', 'resourceGroup', 'subscription'];

@@ -117,6 +117,17 @@ export interface PolicyEnforcement {
   remove(policy: Policy): Promise<void>;
 }
 
+/**
+ * Whether the deployment can reach the network of the VMs a policy covers (read their paths, write and delete rules
+ * in their NSGs). The policy use cases call it to warn; the network use cases implement it (shared/usecases/reach.ts).
+ */
+export interface NetworkReachCheck {
+  /** One warning per VM or NSG the deployment cannot read or write, for the VMs in the policy's scope. */
+  policy(policy: Policy): Promise<string[]>;
+  /** The same for one VM, under the policy that decides for it. */
+  vm(vmId: string, policy: Policy): Promise<string[]>;
+}
+
 export interface GrantRepository {
   upsert(rule: GrantRule): Promise<void>;
   list(requestId: string): Promise<GrantRule[]>;
@@ -236,8 +247,32 @@ export interface NetworkGateway {
    * priority, `TransientFailure` for what a retry may fix (busy NSG, throttling, 5xx, a failed operation).
    */
   putRule(nsgId: string, rule: AllowRuleSpec): Promise<void>;
-  /** Deletes a rule and waits; a rule that is already gone is fine. */
+  /**
+   * Deletes a rule and waits; a rule that is already gone is fine. Throws `ScopeLocked` when a management lock
+   * forbids the delete.
+   */
   deleteRule(nsgId: string, ruleName: string): Promise<void>;
+  /**
+   * The deployment identity's own permissions on a resource (an NSG): one entry per role assignment that applies,
+   * with its Actions and NotActions. For telling an operator, before any grant, what the role does not cover.
+   */
+  listPermissions(resourceId: string): Promise<Array<{ actions: string[]; notActions: string[] }>>;
+  /** The management locks that apply to the NSG: on it, its resource group and its subscription. */
+  listLocks(nsgId: string): Promise<ResourceLock[]>;
+  /**
+   * Makes the NSG re-evaluate established flows whenever its rules change (`flushConnection`), so that removing an
+   * allow rule also cuts the sessions it let in. Returns whether it had to turn it on.
+   */
+  enableFlushConnection(nsgId: string): Promise<boolean>;
+}
+
+/** A management lock that applies to a resource (set on it or inherited from a scope above). */
+export interface ResourceLock {
+  name: string;
+  /** `CanNotDelete` refuses deletes; `ReadOnly` refuses writes and deletes. */
+  level: 'CanNotDelete' | 'ReadOnly';
+  /** The scope the lock is set on (the resource, its resource group or its subscription). */
+  scope: string;
 }
 
 /**
@@ -275,7 +310,8 @@ export interface NsgRegistry {
   forgetNsg(nsgId: string): Promise<void>;
 
   upsertBaseline(rule: BaselineRule): Promise<void>;
-  deleteBaseline(nsgId: string, ruleName: string): Promise<void>;
+  /** Forgets one VM's share of a baseline rule. */
+  deleteBaseline(rule: BaselineRule): Promise<void>;
   /** The baseline rules to keep in one NSG. */
   listBaselinesInNsg(nsgId: string): Promise<BaselineRule[]>;
   /** The baseline rules kept for one VM, in any NSG. */

@@ -72,14 +72,18 @@ export function grantIdOfRuleName(name: string): string | undefined {
 const BASELINE = /^jit-baseline-[0-9a-f]{16}$/i;
 
 /**
- * The name of the baseline deny rule JIT keeps for one VM, one address family and one protocol in an NSG:
- * `jit-baseline-<hash>`. A hash, because a VM id is longer than a rule name may be; stable, so the reconciler
- * finds the rule it wrote. It can never be mistaken for a grant's rule (`isJitRuleName` is false for it).
+ * The name of the baseline deny rule JIT keeps in an NSG for one set of ports, one protocol and one address family:
+ * `jit-baseline-<hash>`, shared by every VM behind the NSG that a policy with those ports covers (one rule per NSG,
+ * not one per VM: an NSG holds at most 1,000 rules). Stable, so the reconciler finds the rule it wrote; never
+ * mistaken for a grant's rule (`isJitRuleName` is false for it).
  */
-export function baselineRuleName(vmId: string, family: 'ipv4' | 'ipv6', protocol: string): string {
-  const hash = createHash('sha256')
-    .update(`${vmId.toLowerCase()}|${family}|${protocol.toLowerCase()}`)
-    .digest('hex');
+export function baselineRuleName(
+  ports: readonly number[],
+  family: 'ipv4' | 'ipv6',
+  protocol: string,
+): string {
+  const portSet = [...new Set(ports)].sort((a, b) => a - b).join(',');
+  const hash = createHash('sha256').update(`${portSet}|${family}|${protocol.toLowerCase()}`).digest('hex');
   return `jit-baseline-${hash.slice(0, 16)}`;
 }
 

@@ -63,6 +63,12 @@ export interface Policy {
   justification: { required: boolean; pattern?: string };
   /** Keep a baseline deny rule for the policy's ports in the NSGs of covered VMs. */
   enforce: boolean;
+  /**
+   * Cut established sessions when a grant ends: JIT turns on `flushConnection` on every NSG in the VM's path before
+   * opening, so removing the allow rule also ends the connections it let in. Absent (policies stored before the
+   * option existed) means false.
+   */
+  cutSessions?: boolean;
 }
 
 /** The signed-in caller, as the authentication layer established it. */
@@ -121,10 +127,22 @@ export interface GrantRule {
   ruleName: string;
   priority: number;
   destinationAddresses: string[];
-  /** `applying` is written before the PUT, so a crash leaves a row that says where to look. */
-  state: 'applying' | 'applied' | 'removed';
+  /**
+   * `applying` is written before the PUT, so a crash leaves a row that says where to look. `neutralised`: a lock
+   * refused the delete, so the same rule was turned to `Deny` (it lets nothing in) and the delete is retried.
+   */
+  state: 'applying' | 'applied' | 'neutralised' | 'removed';
   expiresAt: string;
   updatedAt: string;
+  /**
+   * Whether the allow rule lets anything in: false when a deny rule of higher priority (a lower number) in the same
+   * NSG matches the granted ports and source, so traffic never reaches this rule. Unknown until written.
+   */
+  effective?: boolean;
+  /** The rule that shadows it (name and priority), when `effective` is false. */
+  shadowedBy?: string;
+  /** Why the rule could not be closed (a `ReadOnly` lock): while set, the rule still lets traffic in. */
+  closeBlocked?: string;
 }
 
 /**

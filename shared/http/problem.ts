@@ -14,6 +14,8 @@ import {
   InvalidRequest,
   InvalidState,
   JitError,
+  NetworkPermissionMissing,
+  CloseBlocked,
   PolicyDocumentInvalid,
   PolicyNotFound,
   RequestNotFound,
@@ -35,6 +37,9 @@ export interface Problem {
   errors?: FieldProblem[];
   /** For AccessAlreadyEnded: the request's status, e.g. `expired`. */
   requestStatus?: string;
+  /** For NetworkPermissionMissing: the RBAC action the deployment's identity lacks, and where. */
+  permission?: string;
+  scope?: string;
   /** For FeatureUnavailable: the feature that is switched off, e.g. `approval`. */
   feature?: string;
 }
@@ -129,6 +134,15 @@ export function toProblem(err: unknown): ProblemResponse {
   // Someone else changed the request a moment ago: the same call is likely to succeed when made again.
   if (err instanceof ConcurrencyConflict)
     return make(409, err.code, 'Conflict', err.message, {}, { 'Retry-After': '1' });
+  // A lock stops JIT from closing live access: the request stays as it is and says why; retrying helps once lifted.
+  if (err instanceof CloseBlocked) return make(409, err.code, 'Access could not be closed', err.message);
+  // The deployment, not the caller, lacks a permission: 422 with what to grant and where, never "not applicable".
+  if (err instanceof NetworkPermissionMissing) {
+    return make(422, err.code, "The deployment's identity may not reach this VM's network", err.message, {
+      permission: err.permission,
+      scope: err.scope,
+    });
+  }
   if (err instanceof GrantNotApplicable) {
     return make(422, err.code, 'Access cannot be granted on this VM', err.message);
   }

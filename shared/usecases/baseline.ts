@@ -4,7 +4,8 @@
  * while a grant's allow rule, which sits above it, is in place. The desired rules are recorded in `JitNsgs`
  * before they are written, so the reconciler restores any that go missing.
  */
-import { baselineSpec, planBaseline } from '../domain/baseline';
+import { baselineSpecOf, planBaseline } from '../domain/baseline';
+import { sameRuleName } from '../domain/priority';
 import type { BaselineRule, VmCoverage } from '../domain/baseline';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import type { PolicyEnforcement } from '../domain/ports';
@@ -169,23 +170,40 @@ export async function releaseVm(
   report.vmsReleased++;
 }
 
-/** Makes the NSG hold the baseline rule as recorded. Returns whether it had to write it. */
+/**
+ * Makes the NSG hold `b`'s shared rule as all its members want it: the members are read under the NSG's lock, so
+ * two VMs covered at once both end up in the rule. Returns whether it had to write it.
+ */
 export async function keepBaselineRule(deps: Deps, b: BaselineRule): Promise<boolean> {
-  const { written } = await withNsg(deps, b.nsgId, () =>
-    putRuleWithRetry(deps, {
-      nsgId: b.nsgId,
-      name: b.ruleName,
-      band: deps.settings.baselineBand,
-      specAt: (priority) => baselineSpec(b, priority),
-      logFields: { vm: b.vmId, policy: b.policyScope },
-    }),
-  );
+  return withNsg(deps, b.nsgId, async () => {
+    const members = await membersOf(deps, b.nsgId, b.ruleName);
+    if (members.length === 0) return false; // released meanwhile: its remover takes the rule away
+    return putSharedRule(deps, b, members);
+  });
+}
+
+/** Writes `b`'s shared rule as `members` want it (call inside `withNsg`). Returns whether it had to. */
+async function putSharedRule(deps: Deps, b: BaselineRule, members: BaselineRule[]): Promise<boolean> {
+  const { written } = await putRuleWithRetry(deps, {
+    nsgId: b.nsgId,
+    name: b.ruleName,
+    band: deps.settings.baselineBand,
+    specAt: (priority) => baselineSpecOf(members, priority),
+    logFields: { vm: b.vmId, policy: b.policyScope },
+  });
   return written;
 }
 
+/** The VMs (not being removed) that share a baseline rule in an NSG. */
+export async function membersOf(deps: Deps, nsgId: string, ruleName: string): Promise<BaselineRule[]> {
+  return (await deps.nsgs.listBaselinesInNsg(nsgId)).filter(
+    (m) => sameRuleName(m.ruleName, ruleName) && !m.removing,
+  );
+}
+
 /**
- * Deletes a baseline rule. Marked `removing` first, so that a failure part-way is finished by the reconciler
- * rather than undone by it.
+ * Takes one VM's share out of a baseline rule: the rule is rewritten without its addresses, or deleted when no VM is
+ * left in it. Marked `removing` first, so that a failure part-way is finished by the reconciler rather than undone.
  */
 export async function dropBaselineRule(
   deps: Deps,
@@ -194,15 +212,20 @@ export async function dropBaselineRule(
   report: BaselineReport,
 ): Promise<void> {
   if (!b.removing) await deps.nsgs.upsertBaseline({ ...b, removing: true });
-  const deleted = await withNsg(deps, b.nsgId, async () => {
-    if (!(await deps.network.getRule(b.nsgId, b.ruleName))) return false;
+  const outcome = await withNsg(deps, b.nsgId, async () => {
+    const others = await membersOf(deps, b.nsgId, b.ruleName);
+    if (others.length > 0) return (await putSharedRule(deps, b, others)) ? 'narrowed' : 'kept';
+    if (!(await deps.network.getRule(b.nsgId, b.ruleName))) return 'gone';
     await deleteRuleWithRetry(deps, b.nsgId, b.ruleName, { vm: b.vmId });
-    return true;
+    return 'deleted';
   });
-  await deps.nsgs.deleteBaseline(b.nsgId, b.ruleName);
-  if (deleted) {
+  await deps.nsgs.deleteBaseline(b);
+  if (outcome === 'deleted') {
     report.rulesRemoved++;
     await auditBaseline(deps, actor, 'baseline.removed', b);
+  } else if (outcome === 'narrowed') {
+    report.rulesWritten++;
+    await auditBaseline(deps, actor, 'baseline.removed', b, 'its addresses taken out of the shared rule');
   }
 }
 
@@ -211,6 +234,7 @@ export async function auditBaseline(
   actor: string,
   action: string,
   b: BaselineRule,
+  note?: string,
 ): Promise<void> {
   await deps.audit.append({
     actor,
@@ -218,7 +242,9 @@ export async function auditBaseline(
     vm: b.vmId,
     ports: b.ports,
     sourcePrefix: '*',
-    detail: `${b.ruleName} (deny ${b.protocol} ${b.ports.join(',')} to ${b.destinations.join(', ')}) in ${b.nsgId}, policy ${b.policyScope}`,
+    detail:
+      `${b.ruleName} (deny ${b.protocol} ${b.ports.join(',')} to ${b.destinations.join(', ')}) in ${b.nsgId}, ` +
+      `policy ${b.policyScope}${note ? `: ${note}` : ''}`,
   });
   deps.log.info(action, { vm: b.vmId, nsgId: b.nsgId, rule: b.ruleName, policy: b.policyScope });
 }

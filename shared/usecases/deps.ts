@@ -8,6 +8,7 @@ import type {
   GrantRepository,
   Mailer,
   NetworkGateway,
+  NetworkReachCheck,
   NsgLocks,
   NotificationQueue,
   NsgRegistry,
@@ -51,6 +52,8 @@ export interface Deps {
   policies: PolicyRepository;
   /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
   enforcement?: PolicyEnforcement;
+  /** Warns where the deployment cannot reach a policy's VMs; optional like `enforcement` (fakes leave it out). */
+  reach?: NetworkReachCheck;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;

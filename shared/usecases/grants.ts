@@ -1,6 +1,8 @@
 import {
+  CloseBlocked,
   ConcurrencyConflict,
   GrantNotApplicable,
+  NetworkPermissionMissing,
   ResourceNotFound,
   TransientFailure,
 } from '../domain/errors';
@@ -9,7 +11,9 @@ import { startsLater } from '../domain/lifecycle';
 import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import type { ExpiryMessage, StoredRequest } from '../domain/ports';
-import { ruleNameFor } from '../domain/priority';
+import { describeShadow, findShadow } from '../domain/effectiveAccess';
+import { lowestFreePriority, ruleNameFor } from '../domain/priority';
+import { MAX_RULES_PER_NSG } from '../domain/limits';
 import { emitAll, signalsOfTransition } from '../domain/signals';
 import { assertTransition } from '../domain/state';
 import { isFinal } from '../domain/types';
@@ -19,6 +23,7 @@ import type {
   AuditEvent,
   GrantRule,
   RequestStatus,
+  SecurityRuleView,
   VmNetworkPath,
 } from '../domain/types';
 import { startApproval } from './approvals';
@@ -26,7 +31,15 @@ import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
 import { announceTransition } from './notifyChannels';
-import { deleteRuleWithRetry, putRuleWithRetry, watchNsg, withNsg } from './nsgWrites';
+import {
+  closeRule,
+  enableFlushConnection,
+  putRuleWithRetry,
+  retryTransient,
+  watchNsg,
+  withNsg,
+} from './nsgWrites';
+import type { CloseOutcome } from './nsgWrites';
 
 /**
  * Moves a request to a new status with a conditional write that carries its audit event (see auditOutbox.ts).
@@ -199,7 +212,13 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     const path = await deps.network.resolvePath(request.vmId);
     rules = await writeRules(deps, request, path, expiresAt);
   } catch (err) {
-    if (err instanceof GrantNotApplicable) {
+    if (err instanceof GrantNotApplicable || err instanceof NetworkPermissionMissing) {
+      if (err instanceof NetworkPermissionMissing)
+        deps.log.error('grant.permission-missing', {
+          requestId,
+          permission: err.permission,
+          scope: err.scope,
+        });
       await failGrant(deps, found, err.message);
       return;
     }
@@ -232,7 +251,13 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
       expiresAt,
       detail:
         `until ${expiresAt}; ` +
-        rules.map((g) => `${g.ruleName} priority ${g.priority} in ${g.nsgId}`).join('; '),
+        rules
+          .map(
+            (g) =>
+              `${g.ruleName} priority ${g.priority} in ${g.nsgId}` +
+              (g.effective === false ? ` (not effective: shadowed by ${g.shadowedBy ?? 'a deny rule'})` : ''),
+          )
+          .join('; '),
     },
   );
   if (!moved) {
@@ -264,16 +289,77 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
  * `applyGrant` checks again, and fails the request then if it must.
  */
 export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: string): Promise<void> {
-  let path: VmNetworkPath;
+  let placements: RulePlacement[];
   try {
-    path = await deps.network.resolvePath(vmId);
+    const path = await deps.network.resolvePath(vmId);
+    placements = planGrantRules(path, sourcePrefix);
+    // Refused up front what could not be closed (a ReadOnly lock) or not written (a full NSG). One try each: a
+    // caller waits on this, and applyGrant checks again with retries.
+    await preflight(deps, placements, { retry: false });
   } catch (err) {
     if (err instanceof ResourceNotFound) throw new GrantNotApplicable('the VM was not found');
-    if (err instanceof GrantNotApplicable) throw err;
+    if (err instanceof GrantNotApplicable || err instanceof NetworkPermissionMissing) throw err;
     deps.log.warn('request.path-unchecked', { vm: vmId, error: String(err) });
-    return;
   }
-  planGrantRules(path, sourcePrefix);
+}
+
+/**
+ * Before any rule of a grant is written, every NSG it needs is checked, so a grant that cannot complete writes
+ * nothing (a grant over two NSGs whose second is full leaves no rule in the first):
+ * - locks: a `ReadOnly` lock on the NSG, its resource group or subscription refuses (JIT could neither open nor
+ *   close there). A `CanNotDelete` lock does not: closing turns the rule to `Deny`, which that lock allows, so the
+ *   access still ends on time (see docs/operations.md); it is logged.
+ * - room: 1,000 rules per NSG is Azure's limit, and the JIT band needs a free priority.
+ * Returns each NSG's rules as read, for the effective-access check after writing.
+ * Throws `GrantNotApplicable` naming the NSG and why, `NetworkPermissionMissing` when they cannot be read.
+ */
+async function preflight(
+  deps: Deps,
+  placements: RulePlacement[],
+  options: { retry: boolean } = { retry: true },
+): Promise<Map<string, SecurityRuleView[]>> {
+  const listings = await Promise.all(
+    placements.map(async ({ nsgId }) => {
+      // Read like every other ARM call here: what is transient (throttling, a busy NSG) is retried, not fatal.
+      const read = <T>(what: string, task: () => Promise<T>) =>
+        options.retry
+          ? retryTransient(deps, task, (attempt, err) =>
+              deps.log.warn('grant.preflight-retry', { nsgId, what, attempt, error: err.message }),
+            )
+          : task();
+      const [locks, rules] = await Promise.all([
+        read('locks', () => deps.network.listLocks(nsgId)),
+        read('rules', () => deps.network.listRules(nsgId)),
+      ]);
+      const readOnly = locks.find((l) => l.level === 'ReadOnly');
+      if (readOnly) {
+        throw new GrantNotApplicable(
+          `${nsgId} is under the ReadOnly lock '${readOnly.name}' on ${readOnly.scope}: JIT could neither open nor close a rule there`,
+        );
+      }
+      const canNotDelete = locks.find((l) => l.level === 'CanNotDelete');
+      if (canNotDelete) {
+        deps.log.warn('grant.lock-can-not-delete', {
+          nsgId,
+          lock: canNotDelete.name,
+          scope: canNotDelete.scope,
+        });
+      }
+      if (rules.length >= MAX_RULES_PER_NSG) {
+        throw new GrantNotApplicable(
+          `${nsgId} is full: it holds ${rules.length} rules and Azure allows ${MAX_RULES_PER_NSG} per network security group`,
+        );
+      }
+      const band = deps.settings.priorityBand;
+      if (lowestFreePriority(rules, band) === undefined) {
+        throw new GrantNotApplicable(
+          `no free priority in ${band.min}-${band.max} in ${nsgId} (${rules.length} rules)`,
+        );
+      }
+      return [nsgId, rules] as const;
+    }),
+  );
+  return new Map(listings);
 }
 
 /** The request left `approved` while its rules were being written. */
@@ -294,12 +380,22 @@ async function writeRules(
   if (path.unguardedAddresses.length) {
     deps.log.warn('grant.unguarded-addresses', { requestId: request.id, addresses: path.unguardedAddresses });
   }
+  const listings = await preflight(deps, placements);
+  const [policy] = await deps.policies.getForScopes([request.policyScope]);
+  // Before the allow rules exist, so the end of the grant (removing them) re-evaluates and cuts their sessions.
+  if (policy?.cutSessions === true) {
+    await Promise.all(
+      placements.map((p) => withNsg(deps, p.nsgId, () => enableFlushConnection(deps, p.nsgId))),
+    );
+  }
   // On the live index before any row or rule exists, so whatever follows is on the reconciler's list.
   await deps.grants.markLive(request.id);
   // Every NSG at once: access needs all of them, so the user waits for the slowest write, not their sum. Order does
   // not matter for safety (a rule in one NSG opens nothing while another NSG in the path still denies). All
   // writes settle before a failure is reported, so the clean-up never races a write still in flight.
-  const results = await Promise.allSettled(placements.map((p) => writeRule(deps, request, p, expiresAt)));
+  const results = await Promise.allSettled(
+    placements.map((p) => writeRule(deps, request, p, expiresAt, listings.get(p.nsgId) ?? [])),
+  );
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   return results.map((r) => (r as PromiseFulfilledResult<GrantRule>).value);
@@ -310,6 +406,7 @@ async function writeRule(
   request: AccessRequest,
   placement: RulePlacement,
   expiresAt: string,
+  rulesBefore: readonly SecurityRuleView[],
 ): Promise<GrantRule> {
   const { nsgId, destinations } = placement;
   const name = ruleNameFor(request.id);
@@ -351,7 +448,30 @@ async function writeRule(
     rule: name,
     priority,
   });
-  const applied = row(priority, 'applied');
+  // Written is not the same as letting traffic in: a deny rule of higher priority (Defender's JIT deny rule, an
+  // operator's) would shadow it. Reported on the request rather than refused: the operator decides.
+  const shadow = findShadow(rulesBefore, {
+    name,
+    priority,
+    protocol: request.protocol,
+    sourcePrefix: request.sourcePrefix,
+    destinations,
+    ports: request.ports,
+  });
+  const applied: GrantRule = { ...row(priority, 'applied'), effective: shadow === undefined };
+  if (shadow) {
+    applied.shadowedBy = describeShadow(shadow);
+    const band = deps.settings.priorityBand;
+    deps.log.warn('grant.rule-shadowed', {
+      requestId: request.id,
+      nsgId,
+      rule: name,
+      priority,
+      shadowedBy: applied.shadowedBy,
+      // Where the band cannot go above the deny rule, say so: JIT_PRIORITY_RANGE must start below it.
+      bandCanGoAbove: band.min < shadow.priority,
+    });
+  }
   await deps.grants.upsert(applied);
   return applied;
 }
@@ -385,6 +505,13 @@ function grantSubject(r: AccessRequest): Pick<AuditEvent, 'requestId' | 'vm' | '
  * in its path is gone, and one after another doubled that time. Throws if ARM keeps refusing — after every NSG
  * has had its try, so a retry finds less to do; the rows that are not `removed` and the live index keep it on
  * the reconciler's list until it succeeds.
+ *
+ * A management lock that refuses the delete does not leave the hole open: the rule is turned to `Deny` where the
+ * lock allows a write (`CanNotDelete`), its row says `neutralised`, an audit event and an error log line
+ * (`grant.rule-neutralised`) say so, and the grant stays on the live index so the reconciler retries the delete
+ * until the lock is lifted; the grant counts as closed. Where nothing can be written (`ReadOnly`), the row, the
+ * request's statusReason, the audit trail and an error log line (`grant.close-blocked`) say that access is still
+ * open, and this throws `CloseBlocked`, so nothing marks the grant closed and every retry tries again.
  */
 export async function removeRules(
   deps: Deps,
@@ -394,31 +521,128 @@ export async function removeRules(
 ): Promise<GrantRule[]> {
   const rows = await deps.grants.list(requestId);
   const results = await Promise.allSettled(
-    rows
-      .filter((g) => g.state !== 'removed')
-      .map(async (g) => {
-        await withNsg(deps, g.nsgId, () => deleteRuleWithRetry(deps, g.nsgId, g.ruleName, { requestId }));
-        await deps.audit.append({
-          ...subject,
-          actor,
-          action: 'grant.rule-removed' satisfies AuditAction,
-          requestId,
-          nsg: g.nsgId,
-          rule: g.ruleName,
-          priority: g.priority,
-        });
-        await deps.grants.upsert({ ...g, state: 'removed', updatedAt: deps.clock.now().toISOString() });
-        deps.log.info('grant.rule-removed', { requestId, nsgId: g.nsgId, rule: g.ruleName });
-      }),
+    rows.filter((g) => g.state !== 'removed').map((g) => closeGrantRule(deps, g, actor, subject)),
   );
+  const blocked = results.find(
+    (r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof CloseBlocked,
+  );
+  if (blocked) await recordCloseBlocked(deps, requestId, (blocked.reason as CloseBlocked).message);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
   await deps.grants.clearLive(requestId);
-  // A writer that lost the race to a revoke may have recorded a rule since we listed: keep it on the index.
+  // A writer that lost the race to a revoke may have recorded a rule since we listed, and a neutralised rule is
+  // still to be deleted: either keeps the grant on the index.
   if ((await deps.grants.list(requestId)).some((g) => g.state !== 'removed')) {
     await deps.grants.markLive(requestId);
   }
   return rows;
+}
+
+async function closeGrantRule(
+  deps: Deps,
+  g: GrantRule,
+  actor: string,
+  subject: Pick<AuditEvent, 'vm' | 'ports' | 'sourcePrefix'>,
+): Promise<void> {
+  const requestId = g.requestId;
+  const now = () => deps.clock.now().toISOString();
+  let outcome: CloseOutcome;
+  try {
+    outcome = await withNsg(deps, g.nsgId, () => closeRule(deps, g.nsgId, g.ruleName, { requestId }));
+  } catch (err) {
+    if (err instanceof CloseBlocked && g.closeBlocked !== err.message) {
+      await deps.audit.append({
+        ...subject,
+        actor,
+        action: 'grant.close-blocked' satisfies AuditAction,
+        requestId,
+        nsg: g.nsgId,
+        rule: g.ruleName,
+        priority: g.priority,
+        detail: err.message,
+      });
+      await deps.grants.upsert({ ...g, closeBlocked: err.message, updatedAt: now() });
+    }
+    // The alert operators act on: access that should be over is still open.
+    if (err instanceof CloseBlocked)
+      deps.log.error('grant.close-blocked', {
+        requestId,
+        nsgId: g.nsgId,
+        rule: g.ruleName,
+        error: err.message,
+      });
+    throw err;
+  }
+  if (outcome.closed === 'neutralised') {
+    if (g.state !== 'neutralised') {
+      await deps.audit.append({
+        ...subject,
+        actor,
+        action: 'grant.rule-neutralised' satisfies AuditAction,
+        requestId,
+        nsg: g.nsgId,
+        rule: g.ruleName,
+        priority: g.priority,
+        detail: `${outcome.lock} refuses deleting ${g.ruleName}; it was turned to Deny and lets nothing in; the delete is retried until the lock is lifted`,
+      });
+      await deps.grants.upsert({ ...withoutCloseBlocked(g), state: 'neutralised', updatedAt: now() });
+    }
+    // Alertable: JIT keeps a Deny rule it could not delete (it counts against the NSG's limits) until someone acts.
+    deps.log.error('grant.rule-neutralised', {
+      requestId,
+      nsgId: g.nsgId,
+      rule: g.ruleName,
+      lock: outcome.lock,
+    });
+    return;
+  }
+  await deps.audit.append({
+    ...subject,
+    actor,
+    action: 'grant.rule-removed' satisfies AuditAction,
+    requestId,
+    nsg: g.nsgId,
+    rule: g.ruleName,
+    priority: g.priority,
+  });
+  await deps.grants.upsert({ ...withoutCloseBlocked(g), state: 'removed', updatedAt: now() });
+  deps.log.info('grant.rule-removed', { requestId, nsgId: g.nsgId, rule: g.ruleName });
+}
+
+function withoutCloseBlocked(g: GrantRule): GrantRule {
+  const copy = { ...g };
+  delete copy.closeBlocked;
+  return copy;
+}
+
+/**
+ * Says on the request that its access could not be closed, once per reason: the request keeps its status (nothing
+ * may read as closed while the hole is open) and its statusReason names the lock. Its own audit event.
+ */
+async function recordCloseBlocked(deps: Deps, requestId: string, reason: string): Promise<void> {
+  const statusReason = `access could not be closed and is still open: ${reason}`;
+  try {
+    const found = await deps.requests.get(requestId);
+    if (!found || found.value.statusReason === statusReason) return;
+    const r = found.value;
+    await writeAudited(
+      deps,
+      found,
+      { ...r, statusReason, updatedAt: deps.clock.now().toISOString() },
+      {
+        actor: 'system:grant',
+        action: 'grant.close-blocked' satisfies AuditAction,
+        requestId,
+        vm: r.vmId,
+        ports: r.ports,
+        sourcePrefix: r.sourcePrefix,
+        detail: statusReason,
+      },
+    );
+  } catch (err) {
+    // The rule rows and the error log already say it; the next retry records it on the request.
+    deps.log.warn('grant.close-blocked-unrecorded', { requestId, error: String(err) });
+  }
 }
 
 /**

@@ -3,7 +3,14 @@
  * every write retried with back-off and a fresh plan of its priority, within a bound.
  */
 import { ruleMatchesSpec } from '../domain/baseline';
-import { ArmCallBudgetSpent, GrantNotApplicable, PriorityTaken, TransientFailure } from '../domain/errors';
+import {
+  ArmCallBudgetSpent,
+  CloseBlocked,
+  GrantNotApplicable,
+  PriorityTaken,
+  ScopeLocked,
+  TransientFailure,
+} from '../domain/errors';
 import type { NetworkGateway } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
 import { planPriority, sameRuleName } from '../domain/priority';
@@ -140,17 +147,112 @@ export async function deleteRuleWithRetry(
   name: string,
   logFields: Record<string, unknown> = {},
 ): Promise<void> {
+  await retryTransient(
+    deps,
+    () => deps.network.deleteRule(nsgId, name),
+    (attempt, err) =>
+      deps.log.warn('nsg.delete-retry', { ...logFields, nsgId, rule: name, attempt, error: err.message }),
+  );
+}
+
+/**
+ * Runs `task`, retrying what ARM says is transient with back-off (or its Retry-After), up to the configured number
+ * of attempts; anything else, and the last failure, is thrown.
+ */
+export async function retryTransient<T>(
+  deps: Deps,
+  task: () => Promise<T>,
+  onRetry: (attempt: number, err: TransientFailure) => void,
+): Promise<T> {
   const max = deps.settings.maxArmAttempts;
   for (let attempt = 1; ; attempt++) {
     try {
-      await deps.network.deleteRule(nsgId, name);
-      return;
+      return await task();
     } catch (err) {
       if (!(err instanceof TransientFailure) || attempt >= max) throw err;
-      deps.log.warn('nsg.delete-retry', { ...logFields, nsgId, rule: name, attempt, error: err.message });
+      onRetry(attempt, err);
       await sleep(err.retryAfterInMs ?? backoff(deps.settings.armBackoffInMs, attempt));
     }
   }
+}
+
+/** What closing a rule came to: it is gone, or (a lock refused the delete) it was turned to `Deny`. */
+export type CloseOutcome = { closed: 'removed' } | { closed: 'neutralised'; lock: string };
+
+/**
+ * Takes a grant's allow rule out of play: deletes it; where a management lock refuses the delete (`CanNotDelete`),
+ * rewrites the very same rule (name, priority, source, destinations, ports) with `access: Deny`, which the lock
+ * allows and which lets nothing in — never anything broader, so no one else's traffic is denied. A rule that is
+ * already `Deny` is left as it is. Call inside `withNsg`.
+ * Throws `CloseBlocked` when the rewrite is refused too (`ReadOnly`): the rule still lets traffic in.
+ */
+export async function closeRule(
+  deps: Deps,
+  nsgId: string,
+  name: string,
+  logFields: Record<string, unknown> = {},
+): Promise<CloseOutcome> {
+  let refused: ScopeLocked;
+  try {
+    await deleteRuleWithRetry(deps, nsgId, name, logFields);
+    return { closed: 'removed' };
+  } catch (err) {
+    if (!(err instanceof ScopeLocked)) throw err;
+    refused = err;
+  }
+  const lock = `a lock on ${refused.lockedScopes.join(', ') || nsgId}`;
+  const current = await deps.network.getRule(nsgId, name);
+  if (!current) return { closed: 'removed' };
+  if (current.access === 'Deny') return { closed: 'neutralised', lock };
+  const spec: AllowRuleSpec = {
+    name: current.name,
+    access: 'Deny',
+    priority: current.priority,
+    protocol: current.protocol === 'Tcp' || current.protocol === 'Udp' ? current.protocol : '*',
+    sourceAddressPrefix: current.sourceAddressPrefixes[0] ?? '*',
+    destinationAddressPrefixes: current.destinationAddressPrefixes,
+    destinationPortRanges: current.destinationPortRanges,
+    description: `JIT: closed; turned to Deny because ${lock} refuses its deletion`,
+  };
+  try {
+    await putRuleAsIs(deps, nsgId, spec, logFields);
+  } catch (err) {
+    if (!(err instanceof ScopeLocked)) throw err;
+    throw new CloseBlocked(
+      `${name} in ${nsgId} still allows ${current.protocol} ${current.destinationPortRanges.join(',')} from ` +
+        `${current.sourceAddressPrefixes.join(',')}: a ReadOnly lock on ${err.lockedScopes.join(', ') || nsgId} ` +
+        'refuses both its deletion and turning it to Deny; lift the lock and JIT closes it',
+    );
+  }
+  return { closed: 'neutralised', lock };
+}
+
+/** Writes a rule exactly as given (no re-planned priority), retrying what is transient. Call inside `withNsg`. */
+async function putRuleAsIs(
+  deps: Deps,
+  nsgId: string,
+  spec: AllowRuleSpec,
+  logFields: Record<string, unknown>,
+): Promise<void> {
+  await retryTransient(
+    deps,
+    () => deps.network.putRule(nsgId, spec),
+    (attempt, err) =>
+      deps.log.warn('nsg.rule-retry', { ...logFields, nsgId, rule: spec.name, attempt, error: err.message }),
+  );
+}
+
+/**
+ * Turns on the NSG's `flushConnection`, retrying what is transient (an NSG written since it was read answers 412).
+ * Call inside `withNsg`: the NSG PUT carries every rule, and JIT's own writers must not interleave with it.
+ */
+export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<void> {
+  const enabled = await retryTransient(
+    deps,
+    () => deps.network.enableFlushConnection(nsgId),
+    (attempt, err) => deps.log.warn('nsg.flush-connection-retry', { nsgId, attempt, error: err.message }),
+  );
+  if (enabled) deps.log.info('nsg.flush-connection-enabled', { nsgId });
 }
 
 /**
@@ -201,6 +303,18 @@ export function withArmBudget(
       take(1);
       return network.deleteRule(nsgId, name);
     },
+    listLocks(nsgId) {
+      take(1);
+      return network.listLocks(nsgId);
+    },
+    listPermissions(resourceId) {
+      take(1);
+      return network.listPermissions(resourceId);
+    },
+    enableFlushConnection(nsgId) {
+      take(2);
+      return network.enableFlushConnection(nsgId);
+    },
   };
 }
 
@@ -240,6 +354,18 @@ export function withArmPacing(network: NetworkGateway, limiter: RateLimiterQueue
     async deleteRule(nsgId, name) {
       await pace(nsgId, 3);
       return network.deleteRule(nsgId, name);
+    },
+    async listLocks(nsgId) {
+      await pace(nsgId, 1);
+      return network.listLocks(nsgId);
+    },
+    async listPermissions(resourceId) {
+      await pace(resourceId, 1);
+      return network.listPermissions(resourceId);
+    },
+    async enableFlushConnection(nsgId) {
+      await pace(nsgId, 2);
+      return network.enableFlushConnection(nsgId);
     },
   };
 }

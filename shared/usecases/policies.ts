@@ -8,6 +8,7 @@ import { explainPolicy } from '../domain/policyExplain';
 import type { AccessExplanation } from '../domain/policyExplain';
 import type { PolicyEnforcement, PolicyWrite } from '../domain/ports';
 import { parseVmId, scopesOf } from '../domain/resourceId';
+import { selectPolicy } from '../domain/policy';
 import { toFieldProblems } from '../domain/requestInput';
 import { ROLES, hasRole, requireRole } from '../domain/roles';
 import type { Policy, Principal } from '../domain/types';
@@ -57,7 +58,8 @@ export async function applyPolicies(
   const set = await deps.policies.getSet();
   const diff = diffPolicies(set.policies, desired);
   const dryRun = options.dryRun ?? false;
-  if (dryRun || isEmptyDiff(diff)) return { ...diff, dryRun, warnings: [] };
+  if (isEmptyDiff(diff)) return { ...diff, dryRun, warnings: [] };
+  if (dryRun) return { ...diff, dryRun, warnings: await reachWarnings(deps, diff, byScope(desired)) };
 
   const after = byScope(desired);
   const writes: PolicyWrite[] = [
@@ -159,6 +161,16 @@ export async function explainAccess(
   if (!hasRole(caller, ROLES.admin) && !explanation.callerIsRequester) {
     throw new AccessNotAllowed('no policy allows this caller to request access to this VM', false);
   }
+  // For administrators only: the warnings name NSGs and scopes a requester has no need to see.
+  const policy = selectPolicy(scopes, found);
+  if (policy && deps.reach && hasRole(caller, ROLES.admin)) {
+    try {
+      const warnings = await deps.reach.vm(vm.trim(), policy);
+      if (warnings.length) explanation.warnings = warnings;
+    } catch (err) {
+      explanation.warnings = [`could not check the VM's network: ${(err as Error).message}`];
+    }
+  }
   return explanation;
 }
 
@@ -195,8 +207,30 @@ async function commit(
     changed: diff.changed.length,
     removed: diff.removed.length,
   });
-  const warnings = await syncEnforcement(deps, diff, before, after);
+  const warnings = [
+    ...(await syncEnforcement(deps, diff, before, after)),
+    ...(await reachWarnings(deps, diff, after)),
+  ];
   return { ...diff, dryRun: false, warnings };
+}
+
+/**
+ * Where the deployment cannot read or write the network of VMs that added or changed policies cover (a VNet or NSG
+ * in a hub resource group its role does not reach), one warning each: found now rather than at someone's request.
+ */
+async function reachWarnings(deps: Deps, diff: PolicyDiff, after: Map<string, Policy>): Promise<string[]> {
+  if (!deps.reach) return [];
+  const warnings: string[] = [];
+  for (const e of [...diff.added, ...diff.changed]) {
+    const policy = after.get(e.scope);
+    if (!policy) continue;
+    try {
+      warnings.push(...(await deps.reach.policy(policy)));
+    } catch (err) {
+      warnings.push(`${policy.scope}: could not check the network of its VMs: ${(err as Error).message}`);
+    }
+  }
+  return warnings;
 }
 
 /**

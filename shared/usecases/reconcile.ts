@@ -1,6 +1,7 @@
 import { expireApproval } from './approvals';
 import { decodeTime } from 'ulid';
-import { baselineSpec, ruleMatchesSpec } from '../domain/baseline';
+import { baselineSpecOf, ruleMatchesSpec } from '../domain/baseline';
+import type { BaselineRule } from '../domain/baseline';
 import { findDrift, portInRange, ruleFingerprint } from '../domain/drift';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import { selectPolicy } from '../domain/policy';
@@ -25,7 +26,7 @@ import type { Deps } from './deps';
 import { expireGrant, failGrant, grantRuleSpec, removeRules } from './grants';
 import { announce } from './notifyChannels';
 import { startScheduledRequest } from './lifecycle';
-import { deleteRuleWithRetry, withArmBudget, withArmPacing, withNsg } from './nsgWrites';
+import { closeRule, withArmBudget, withArmPacing, withNsg } from './nsgWrites';
 import { RateLimiterMemory, RateLimiterQueue } from 'rate-limiter-flexible';
 
 const ACTOR = 'system:reconciler';
@@ -303,11 +304,16 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
     if (rule.provisioningState === 'Failed') await rewriteFailedGrantRule(deps, nsg.nsgId, rule, report);
 
   const desired = await deps.nsgs.listBaselinesInNsg(nsg.nsgId);
-  for (const b of desired) {
-    if (b.removing) {
-      await dropBaselineRule(deps, b, ACTOR, emptyBaselineReport());
-      continue;
-    }
+  for (const b of desired.filter((d) => d.removing))
+    await dropBaselineRule(deps, b, ACTOR, emptyBaselineReport());
+  // One shared rule per name: compared with what all its VMs want, restored once.
+  const groups = new Map<string, BaselineRule[]>();
+  for (const b of desired.filter((d) => !d.removing)) {
+    const k = b.ruleName.toLowerCase();
+    groups.set(k, [...(groups.get(k) ?? []), b]);
+  }
+  for (const members of groups.values()) {
+    const [b] = members as [BaselineRule, ...BaselineRule[]];
     const present = rules.find((r) => sameRuleName(r.name, b.ruleName));
     const band = deps.settings.baselineBand;
     // A baseline rule ARM shows `Failed` (or still `Updating`) is not one to count on: keepBaselineRule writes it.
@@ -316,12 +322,13 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
       present.provisioningState === 'Succeeded' &&
       present.priority >= band.min &&
       present.priority <= band.max &&
-      ruleMatchesSpec(present, baselineSpec(b, present.priority))
+      ruleMatchesSpec(present, baselineSpecOf(members, present.priority))
     )
       continue;
     if (await keepBaselineRule(deps, b)) {
       report.baselinesRestored++;
-      await auditBaseline(deps, ACTOR, 'baseline.restored', b);
+      const destinations = [...new Set(members.flatMap((m) => m.destinations))].sort();
+      await auditBaseline(deps, ACTOR, 'baseline.restored', { ...b, destinations });
     }
   }
   for (const r of rules) {
@@ -396,6 +403,8 @@ async function removeIfOrphan(
   const bornAt = ulidTime(requestId);
   if (bornAt !== undefined && now - bornAt < deps.settings.expiryGraceInSeconds * 1000) return;
   const row = await deps.grants.get(requestId, nsgId);
+  // Turned to Deny because a lock refuses its deletion: the leftovers phase retries the delete and reports it.
+  if (row?.state === 'neutralised') return;
   if (row && row.state !== 'removed') {
     const request = await deps.requests.get(requestId);
     if (request && !isFinal(request.value.status)) return;
@@ -403,12 +412,30 @@ async function removeIfOrphan(
     const endedAt = request && Date.parse(request.value.endedAt ?? request.value.updatedAt);
     if (endedAt && now - endedAt < deps.settings.expiryGraceInSeconds * 1000) return;
   }
-  const deleted = await withNsg(deps, nsgId, async () => {
+  const outcome = await withNsg(deps, nsgId, async () => {
     // Another run may have removed it meanwhile: then it is that run's to report.
-    if (!(await deps.network.getRule(nsgId, rule.name))) return false;
-    await deleteRuleWithRetry(deps, nsgId, rule.name, { requestId });
-    return true;
+    if (!(await deps.network.getRule(nsgId, rule.name))) return undefined;
+    // A lock that refuses the delete gets the rule turned to Deny instead (and CloseBlocked where it refuses that).
+    return closeRule(deps, nsgId, rule.name, { requestId });
   });
+  const deleted = outcome !== undefined;
+  if (outcome?.closed === 'neutralised') {
+    deps.log.error('grant.rule-neutralised', { requestId, nsgId, rule: rule.name, lock: outcome.lock });
+    if (row)
+      await deps.grants.upsert({ ...row, state: 'neutralised', updatedAt: deps.clock.now().toISOString() });
+    // Audited when it is turned; later runs only retry the delete (and log it).
+    if (rule.access === 'Deny') return;
+    await deps.audit.append({
+      actor: ACTOR,
+      action: 'grant.rule-neutralised',
+      requestId,
+      nsg: nsgId,
+      rule: rule.name,
+      priority: rule.priority,
+      detail: `${outcome.lock} refuses deleting ${rule.name}, which no live grant owns; it was turned to Deny and lets nothing in`,
+    });
+    return;
+  }
   if (row && row.state !== 'removed') {
     await deps.grants.upsert({ ...row, state: 'removed', updatedAt: deps.clock.now().toISOString() });
   }

@@ -98,7 +98,10 @@ export async function submitRequest(
  * are the VM's private addresses it opens: what to connect to.
  */
 export interface RequestView extends AccessRequest {
-  rules: Array<Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state' | 'destinationAddresses'>>;
+  rules: Array<
+    Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state' | 'destinationAddresses'> &
+      Partial<Pick<GrantRule, 'effective' | 'shadowedBy' | 'closeBlocked'>>
+  >;
 }
 
 /** `GET /api/requests/{id}`: the requester sees their own requests; others get the same 404 as a missing one. */
@@ -111,12 +114,15 @@ export async function getRequest(deps: Deps, caller: Principal, id: string): Pro
 /** The request as the API shows it, with its rules. */
 export async function viewOf(deps: Deps, request: AccessRequest): Promise<RequestView> {
   const rules = (await deps.grants.list(request.id)).map(
-    ({ nsgId, ruleName, priority, state, destinationAddresses }) => ({
+    ({ nsgId, ruleName, priority, state, destinationAddresses, effective, shadowedBy, closeBlocked }) => ({
       nsgId,
       ruleName,
       priority,
       state,
       destinationAddresses,
+      ...(effective === undefined ? {} : { effective }),
+      ...(shadowedBy === undefined ? {} : { shadowedBy }),
+      ...(closeBlocked === undefined ? {} : { closeBlocked }),
     }),
   );
   return { ...request, rules };

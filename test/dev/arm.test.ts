@@ -10,15 +10,37 @@ import { promisify } from 'node:util';
 
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { NetworkManagementClient, type SecurityRule } from '@azure/arm-network';
+import { ManagementLockClient } from '@azure/arm-locks';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TokenCredential } from '@azure/core-auth';
 
-import { ArmEmulator, DEMO, type ArmEmulatorOptions, type NsgState } from '../../dev/arm/emulator';
+import {
+  ArmEmulator,
+  DEMO,
+  JIT_ROLE_ACTIONS,
+  type ArmEmulatorOptions,
+  type NsgState,
+} from '../../dev/arm/emulator';
+import { PROJECT_ROOT } from '../../dev/sandbox';
 
 const execFileAsync = promisify(execFile);
 
-const credential: TokenCredential = {
-  getToken: async () => ({ token: 'dev', expiresOnTimestamp: Date.now() + 3600_000 }),
-};
+/** A bearer token shaped like Entra ID's (unsigned: the emulator reads its claims, as ARM reads them after checking). */
+function jwt(claims: { oid: string; appid: string }): string {
+  const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  return `${part({ alg: 'none', typ: 'JWT' })}.${part(claims)}.`;
+}
+
+function credentialOf(token: string): TokenCredential {
+  return { getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3600_000 }) };
+}
+
+/** An Owner of everything (assigned in setup): the emulator's own behaviour, apart from authorization. */
+const OWNER = { oid: '0000aaaa-0000-4000-8000-000000000001', appid: '0000aaaa-0000-4000-8000-0000000000a1' };
+const credential = credentialOf(jwt(OWNER));
+/** The deployment's identity: an opaque token is the emulator's default principal, DEMO.identity. */
+const deploymentCredential = credentialOf('sandbox-token');
 
 const rg = DEMO.resourceGroup;
 const nicNsg = 'demo-vm-nic-nsg';
@@ -27,6 +49,7 @@ const subnetNsg = 'demo-subnet-nsg';
 /** Starts a fresh emulator (stopped after the test) and clients pointed at it. */
 async function setup(t: TestContext, options: ArmEmulatorOptions = {}) {
   const emulator = new ArmEmulator(options);
+  emulator.roles.assign({ principalId: OWNER.oid, scope: '/', actions: ['*'] });
   t.after(() => emulator.stop());
   await emulator.start();
   const clientOptions = {
@@ -195,7 +218,10 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
     const inSubscription = [];
     for await (const nsg of network.networkSecurityGroups.listAll()) inSubscription.push(nsg.id);
     assert.deepEqual(inGroup.sort(), [DEMO.subnetNsgId, DEMO.linuxVm.nicNsgId].sort());
-    assert.deepEqual(inSubscription.sort(), inGroup.sort());
+    assert.deepEqual(
+      inSubscription.sort(),
+      [...inGroup, DEMO.defenderVm.subnetNsgId, DEMO.defenderVm.nicNsgId].sort(),
+    );
   });
 
   void it('matches names case-insensitively and answers with canonical ids', LIMIT, async (t) => {
@@ -610,8 +636,16 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
         },
       });
       const nsgPath = `${DEMO.linuxVm.nicNsgId}?api-version=2025-05-01`;
-      const read = (token: string) =>
-        raw(emulator, 'GET', nsgPath, { headers: { Authorization: `Bearer ${token}` } });
+      // Three callers, each its own principal (the token's oid), each allowed everything.
+      const callers = Object.fromEntries(
+        ['alice', 'bob', 'carol'].map((name, i) => {
+          const oid = `0000bbbb-0000-4000-8000-00000000000${i}`;
+          emulator.roles.assign({ principalId: oid, scope: '/', actions: ['*'] });
+          return [name, { oid, token: jwt({ oid, appid: oid }) }];
+        }),
+      ) as Record<'alice' | 'bob' | 'carol', { oid: string; token: string }>;
+      const read = (who: keyof typeof callers) =>
+        raw(emulator, 'GET', nsgPath, { headers: { Authorization: `Bearer ${callers[who].token}` } });
 
       const first = await read('alice');
       assert.equal(first.headers['x-ms-ratelimit-remaining-subscription-reads'], '2');
@@ -625,7 +659,9 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
       assert.equal(error.code, 'SubscriptionRequestsThrottled');
       assert.match(
         error.message,
-        /^Number of 'read' requests for subscription '.+' actor 'alice' exceeded\./,
+        new RegExp(
+          `^Number of 'read' requests for subscription '.+' actor '${callers.alice.oid}' exceeded\\.`,
+        ),
       );
       assert.equal(error.details, undefined, 'raised by ARM itself, not the resource provider');
 
@@ -641,7 +677,7 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
         'PUT',
         `${DEMO.linuxVm.nicNsgId}/securityRules/jit-19?api-version=2025-05-01`,
         {
-          headers: { Authorization: 'Bearer alice' },
+          headers: { Authorization: `Bearer ${callers.alice.token}` },
           body: { properties: jitRule() },
         },
       );
@@ -651,9 +687,7 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
         emulator,
         'DELETE',
         `${DEMO.linuxVm.nicNsgId}/securityRules/jit-19?api-version=2025-05-01`,
-        {
-          headers: { Authorization: 'Bearer alice' },
-        },
+        { headers: { Authorization: `Bearer ${callers.alice.token}` } },
       );
       assert.equal(del.status, 202);
       assert.equal(del.headers['x-ms-ratelimit-remaining-subscription-deletes'], '4');
@@ -847,6 +881,351 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
         rules: ['deny-mgmt-inbound', 'jit-15'],
         refused: true,
       });
+    },
+  );
+});
+
+/** Clients of the given principal against a running emulator. */
+function clientsOf(
+  emulator: ArmEmulator,
+  cred: TokenCredential,
+  subscriptionId: string = DEMO.subscriptionId,
+) {
+  const clientOptions = {
+    endpoint: emulator.endpoint,
+    tlsOptions: { ca: emulator.caPem },
+    retryOptions: { maxRetries: 0 },
+  };
+  return {
+    network: new NetworkManagementClient(cred, subscriptionId, clientOptions),
+    compute: new ComputeManagementClient(cred, subscriptionId, clientOptions),
+    locks: new ManagementLockClient(cred, subscriptionId, clientOptions),
+  };
+}
+
+void describe('what Azure refuses: locks, RBAC, limits — and its neighbours', () => {
+  const rgId = `/subscriptions/${DEMO.subscriptionId}/resourceGroups/${rg}`;
+  const ruleId = (name: string) => `${DEMO.linuxVm.nicNsgId}/securityRules/${name}`;
+
+  void it(
+    'a CanNotDelete lock on the resource group refuses a rule DELETE (ScopeLocked) but allows its PUT',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t);
+      const { locks } = clientsOf(emulator, credential);
+      await network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-locked', jitRule());
+      const created = await locks.managementLocks.createOrUpdateAtResourceGroupLevel(rg, 'no-delete', {
+        level: 'CanNotDelete',
+        notes: 'platform team',
+      });
+      assert.equal(created.id, `${rgId}/providers/Microsoft.Authorization/locks/no-delete`);
+
+      const error = await rejectsWithArm(
+        network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-locked'),
+        409,
+        'ScopeLocked',
+      );
+      assert.equal(
+        error.message,
+        `The scope '${ruleId('jit-locked')}' cannot perform delete operation because following scope(s) are locked: ` +
+          `'${rgId}'. Please remove the lock and try again.`,
+      );
+      assert.ok(
+        ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)).includes('jit-locked'),
+        'the rule is still there',
+      );
+      // The lock is checked before the rule is looked for: a rule that is not there is refused all the same.
+      await rejectsWithArm(
+        network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-never-written'),
+        409,
+        'ScopeLocked',
+      );
+
+      // A write is allowed: the same rule turned to Deny.
+      const denied = await network.securityRules.beginCreateOrUpdateAndWait(
+        rg,
+        nicNsg,
+        'jit-locked',
+        jitRule({ access: 'Deny' }),
+      );
+      assert.equal(denied.access, 'Deny');
+
+      // Inherited: the NSG's own list of the locks that apply to it names the resource group's lock.
+      const applying = [];
+      for await (const l of locks.managementLocks.listByScope(DEMO.linuxVm.nicNsgId.slice(1), {
+        filter: 'atScope()',
+      }))
+        applying.push([l.name, l.level]);
+      assert.deepEqual(applying, [['no-delete', 'CanNotDelete']]);
+
+      await locks.managementLocks.deleteAtResourceGroupLevel(rg, 'no-delete');
+      await network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-locked');
+      assert.ok(!ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)).includes('jit-locked'));
+    },
+  );
+
+  void it(
+    'a ReadOnly lock on the NSG refuses both PUT and DELETE of its rules, and nothing else',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t);
+      const { locks } = clientsOf(emulator, credential);
+      await network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-ro', jitRule());
+      await locks.managementLocks.createOrUpdateByScope(DEMO.linuxVm.nicNsgId, 'frozen', {
+        level: 'ReadOnly',
+      });
+      const got = await locks.managementLocks.getByScope(DEMO.linuxVm.nicNsgId, 'frozen');
+      assert.equal(got.level, 'ReadOnly');
+
+      const write = await rejectsWithArm(
+        network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-ro', jitRule({ access: 'Deny' })),
+        409,
+        'ScopeLocked',
+      );
+      assert.match(
+        write.message,
+        /cannot perform write operation because following scope\(s\) are locked: '[^']*demo-vm-nic-nsg'/,
+      );
+      await rejectsWithArm(
+        network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-ro'),
+        409,
+        'ScopeLocked',
+      );
+      assert.equal(
+        emulator.getNsg(DEMO.linuxVm.nicNsgId)?.securityRules.find((r) => r.name === 'jit-ro')?.properties
+          .access,
+        'Allow',
+      );
+      // The subnet NSG next door is not locked; reads of the locked one still work.
+      await network.securityRules.beginCreateOrUpdateAndWait(rg, subnetNsg, 'jit-ro', jitRule());
+      assert.equal((await network.securityRules.get(rg, nicNsg, 'jit-ro')).access, 'Allow');
+
+      // A lock at the subscription applies to everything in it, and a list there shows it.
+      await locks.managementLocks.deleteByScope(DEMO.linuxVm.nicNsgId, 'frozen');
+      await locks.managementLocks.createOrUpdateAtSubscriptionLevel('sub-wide', { level: 'CanNotDelete' });
+      await rejectsWithArm(
+        network.securityRules.beginDeleteAndWait(rg, subnetNsg, 'jit-ro'),
+        409,
+        'ScopeLocked',
+      );
+      const all = [];
+      for await (const l of locks.managementLocks.listAtSubscriptionLevel()) all.push(l.name);
+      assert.deepEqual(all, ['sub-wide']);
+    },
+  );
+
+  void it(
+    'answers 403 AuthorizationFailed as ARM does where the deployment has no role (a hub resource group)',
+    LIMIT,
+    async (t) => {
+      const { emulator } = await setup(t);
+      const spoke = clientsOf(emulator, deploymentCredential, DEMO.spokeVm.subscriptionId);
+      // The VM and its NIC are in the application's resource group, which the deployment's role covers.
+      const vm = await spoke.compute.virtualMachines.get(DEMO.spokeVm.resourceGroup, DEMO.spokeVm.name);
+      const nic = await spoke.network.networkInterfaces.get(
+        DEMO.spokeVm.resourceGroup,
+        lastSegment(vm.networkProfile?.networkInterfaces?.[0]?.id),
+      );
+      assert.equal(nic.ipConfigurations?.[0]?.subnet?.id, DEMO.spokeVm.subnetId);
+      // Its subnet and the subnet's NSG live in the hub resource group, which it does not.
+      const error = await rejectsWithArm(
+        spoke.network.subnets.get(DEMO.spokeVm.hubResourceGroup, 'hub-spokes-vnet', 'app'),
+        403,
+        'AuthorizationFailed',
+      );
+      assert.equal(
+        error.message,
+        `The client '${DEMO.identity.clientId}' with object id '${DEMO.identity.objectId}' does not have authorization ` +
+          `to perform action 'Microsoft.Network/virtualNetworks/subnets/read' over scope '${DEMO.spokeVm.subnetId}' or ` +
+          'the scope is invalid. If access was recently granted, please refresh your credentials.',
+      );
+      await rejectsWithArm(
+        spoke.network.securityRules.beginCreateOrUpdateAndWait(
+          DEMO.spokeVm.hubResourceGroup,
+          'hub-spokes-nsg',
+          'jit-x',
+          jitRule({ destinationAddressPrefix: DEMO.spokeVm.privateIp }),
+        ),
+        403,
+        'AuthorizationFailed',
+      );
+      // Refused before existence is looked at ("or the scope is invalid").
+      await rejectsWithArm(
+        spoke.network.networkSecurityGroups.get(DEMO.spokeVm.hubResourceGroup, 'no-such-nsg'),
+        403,
+        'AuthorizationFailed',
+      );
+      // A principal with no role at all is refused everywhere; a list at a scope is filtered to what one may read.
+      const stranger = clientsOf(
+        emulator,
+        credentialOf(
+          jwt({ oid: '0000bbbb-0000-4000-8000-000000000002', appid: '0000bbbb-0000-4000-8000-0000000000b2' }),
+        ),
+      );
+      await rejectsWithArm(
+        stranger.compute.virtualMachines.get(rg, DEMO.linuxVm.name),
+        403,
+        'AuthorizationFailed',
+      );
+      emulator.roles.assign({
+        principalId: '0000bbbb-0000-4000-8000-000000000002',
+        scope: rgId,
+        actions: ['Microsoft.Compute/virtualMachines/read'],
+      });
+      const names = [];
+      for await (const v of stranger.compute.virtualMachines.listAll()) names.push(v.name);
+      assert.deepEqual(names.sort(), ['demo-vm', 'demo-win']);
+    },
+  );
+
+  void it('the seeded deployment role is the custom role infra deploys', LIMIT, () => {
+    const bicep = readFileSync(join(PROJECT_ROOT, 'infra', 'modules', 'role-assignments.bicep'), 'utf8');
+    const block = /var nsgOperatorActions = \[([\s\S]*?)\]/.exec(bicep)?.[1] ?? '';
+    const actions = [...block.matchAll(/'([^']+)'/g)].map((m) => m[1]);
+    assert.deepEqual([...actions].sort(), [...JIT_ROLE_ACTIONS].sort());
+  });
+
+  void it(
+    'refuses the 1,001st rule, a 141-character description and the 4,001st source prefix',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t);
+      const nsgId = DEMO.linuxVm.nicNsgId;
+      // 999 more rules beside the operator's baseline rule: 1,000 in all.
+      for (let i = 0; i < 999; i++) {
+        emulator.putRuleDirect(nsgId, {
+          name: `filler-${i}`,
+          properties: { ...jitRule(), priority: 101 + i, access: 'Deny' } as never,
+        });
+      }
+      const full = await rejectsWithArm(
+        network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-1001', jitRule({ priority: 1500 })),
+        400,
+        'SecurityRuleCountLimitReached',
+      );
+      assert.equal(full.message, 'A security group cannot have more than 1000 security rules.');
+      // Rewriting a rule that exists does not add one.
+      await network.securityRules.beginCreateOrUpdateAndWait(
+        rg,
+        nicNsg,
+        'filler-0',
+        jitRule({ priority: 101 }),
+      );
+
+      const long = await rejectsWithArm(
+        network.securityRules.beginCreateOrUpdateAndWait(
+          rg,
+          subnetNsg,
+          'jit-desc',
+          jitRule({ description: 'x'.repeat(141) }),
+        ),
+        400,
+        'SecurityRuleInvalidDescription',
+      );
+      assert.match(long.message, /up to 140 characters/);
+      await network.securityRules.beginCreateOrUpdateAndWait(
+        rg,
+        subnetNsg,
+        'jit-desc',
+        jitRule({ description: 'x'.repeat(140) }),
+      );
+
+      const prefixes = (start: number, length = 1000) =>
+        Array.from(
+          { length },
+          (_, i) =>
+            `198.${18 + Math.floor((start + i) / 65536)}.${Math.floor((start + i) / 256) % 256}.${(start + i) % 256}`,
+        );
+      for (let k = 0; k < 4; k++) {
+        await network.securityRules.beginCreateOrUpdateAndWait(rg, subnetNsg, `wide-${k}`, {
+          ...jitRule({ priority: 300 + k, access: 'Deny' }),
+          sourceAddressPrefix: undefined,
+          sourceAddressPrefixes: prefixes(k * 1000, k === 3 ? 998 : 1000),
+        });
+      }
+      // 3,998 source entries, the baseline's `*` and jit-desc's one: 4,000, the limit. One more is refused.
+      await rejectsWithArm(
+        network.securityRules.beginCreateOrUpdateAndWait(
+          rg,
+          subnetNsg,
+          'jit-more',
+          jitRule({ priority: 400 }),
+        ),
+        400,
+        'SecurityGroupAddressPrefixCountLimitReached',
+      );
+    },
+  );
+
+  void it('seeds a VM whose NSG carries Defender for Cloud JIT rules', LIMIT, async (t) => {
+    const { network } = await setup(t);
+    const rules = [];
+    for await (const r of network.securityRules.list(DEMO.defenderVm.resourceGroup, 'defender-vm-nic-nsg'))
+      rules.push(r);
+    assert.deepEqual(
+      rules.map((r) => [r.name, r.priority, r.access, r.description]),
+      [
+        [
+          DEMO.defenderVm.denyRule.name,
+          1000,
+          'Deny',
+          "ASC JIT Network Access rule for policy 'default' of VM 'defender-vm'.",
+        ],
+        [
+          DEMO.defenderVm.allowRule.name,
+          100,
+          'Allow',
+          "ASC JIT Network Access rule created by an initiation request for policy 'default' of VM 'defender-vm'.",
+        ],
+      ],
+    );
+    assert.match(DEMO.defenderVm.denyRule.name, /^SecurityCenter-JITRule_-?\d+_[0-9A-F]{32}$/);
+    assert.match(DEMO.defenderVm.allowRule.name, /^SecurityCenter-JITRule-\d+-[0-9A-F]{32}$/);
+  });
+
+  void it(
+    'models flushConnection: an NSG PUT with If-Match sets it, a stale etag or a lock refuses it',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t);
+      const before = await network.networkSecurityGroups.get(rg, nicNsg);
+      assert.equal(before.flushConnection, false);
+      const written = await network.networkSecurityGroups.beginCreateOrUpdateAndWait(
+        rg,
+        nicNsg,
+        { location: before.location, securityRules: before.securityRules, flushConnection: true },
+        { requestOptions: { customHeaders: { 'If-Match': before.etag ?? '' } } },
+      );
+      assert.equal(written.flushConnection, true);
+      const state = emulator.getNsg(DEMO.linuxVm.nicNsgId);
+      assert.equal(state?.flushConnection, true);
+      assert.deepEqual(ruleNames(state), ['deny-mgmt-inbound'], 'the rules sent back are the rules kept');
+      assert.equal(state?.flowReevaluations, 1, 'enabling it re-evaluates the flows once');
+      // With it on, each rule change re-evaluates the flows again (this is what cuts a session at a rule's removal).
+      await network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-f', jitRule());
+      await network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-f');
+      assert.equal(emulator.getNsg(DEMO.linuxVm.nicNsgId)?.flowReevaluations, 3);
+
+      await rejectsWithArm(
+        network.networkSecurityGroups.beginCreateOrUpdateAndWait(
+          rg,
+          nicNsg,
+          { location: before.location, securityRules: before.securityRules, flushConnection: false },
+          { requestOptions: { customHeaders: { 'If-Match': before.etag ?? '' } } },
+        ),
+        412,
+        'PreconditionFailed',
+      );
+      // A PUT is a write: a ReadOnly lock refuses it.
+      emulator.locks.put(DEMO.linuxVm.nicNsgId, 'frozen', { properties: { level: 'ReadOnly' } });
+      await rejectsWithArm(
+        network.networkSecurityGroups.beginCreateOrUpdateAndWait(rg, nicNsg, {
+          location: before.location,
+          flushConnection: true,
+        }),
+        409,
+        'ScopeLocked',
+      );
     },
   );
 });

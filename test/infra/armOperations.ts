@@ -56,7 +56,27 @@ export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> 
     'Microsoft.Network/locations/operations/read',
     'Microsoft.Network/locations/operationResults/read',
   ],
+  // @azure/arm-locks 2.1 (api 2020-05-01): the locks at an NSG and above it (`$filter=atScope()`).
+  'ManagementLocks.listByScope': ['Microsoft.Authorization/locks/read'],
+  // @azure/arm-authorization 9 declares its Permissions interface as `Permissions_2`: the caller's own permissions.
+  'Permissions_2.listForResource': ['Microsoft.Authorization/permissions/read'],
+  // flushConnection (the opt-in flow flush role): read the NSG, PUT it back, poll (a PUT ends with a GET of it).
+  'NetworkSecurityGroups.get': ['Microsoft.Network/networkSecurityGroups/read'],
+  'NetworkSecurityGroups.beginCreateOrUpdateAndWait': [
+    'Microsoft.Network/networkSecurityGroups/write',
+    'Microsoft.Network/locations/operations/read',
+    'Microsoft.Network/networkSecurityGroups/read',
+  ],
 };
+
+/**
+ * The operations only the opt-in flow flush role grants (infra/modules/role-assignments.bicep, nsgFlushActions):
+ * writing an NSG itself, which the rule operator role deliberately cannot.
+ */
+export const FLUSH_OPERATIONS: ReadonlySet<string> = new Set([
+  'NetworkSecurityGroups.get',
+  'NetworkSecurityGroups.beginCreateOrUpdateAndWait',
+]);
 
 export interface ArmCall {
   /** `<operations interface>.<method>`, e.g. `SecurityRules.beginDeleteAndWait`. */

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetworkManagementClient } from '@azure/arm-network';
 import type { TokenCredential } from '@azure/core-auth';
-import { ArmEmulator, DEMO } from '../../dev/arm/emulator';
+import { ArmEmulator, DEMO, JIT_ROLE_ACTIONS } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { ids } from '../../dev/arm/resource-ids';
 import { ArmNetworkGateway } from '../../shared/adapters/armNetwork';
@@ -183,6 +183,12 @@ describe('the reconciler at scale', () => {
 
   test("reads a subscription's VM paths from three listings, not three reads per VM", async () => {
     const sub = '00000000-0000-0000-0000-0000000000b1';
+    // The JIT role on the policy's scope, as a deployment assigns it (docs/deploy.md).
+    sandbox.arm.roles.assign({
+      principalId: DEMO.identity.objectId,
+      scope: `/subscriptions/${sub}`,
+      actions: [...JIT_ROLE_ACTIONS],
+    });
     const vms = [0, 1, 2, 3].map((i) => {
       sandbox.arm.addVm({
         subscriptionId: sub,

@@ -103,6 +103,24 @@ describe('the API as openapi.yaml describes it', () => {
     assert.equal((await call('POST', '/requests', { body: { ...newRequest, ports: [0] } })).status, 400);
     assert.equal((await call('POST', '/requests', { body: newRequest, user: null })).status, 401);
     assert.equal((await call('POST', '/requests', { body: { ...newRequest, ports: [5432] } })).status, 403);
+    // A VM with no NSG in front of it: there is no rule to open (422, before anything is written).
+    sandbox.arm.addVm({
+      resourceGroup: DEMO.resourceGroup,
+      name: 'bare-vm',
+      nics: [
+        {
+          name: 'bare-vm-nic',
+          ipConfigurations: [
+            {
+              privateIpAddress: '10.0.10.4',
+              subnet: { vnet: 'demo-vnet', name: 'bare', addressPrefix: '10.0.10.0/24' },
+            },
+          ],
+        },
+      ],
+    });
+    const bare = VM.replace(/demo-vm$/, 'bare-vm');
+    assert.equal((await call('POST', '/requests', { body: { ...newRequest, vm: bare } })).status, 422);
     const later = await call('POST', '/requests', {
       body: { ...newRequest, startAt: new Date(Date.now() + 3600_000).toISOString() },
     });
@@ -195,7 +213,17 @@ describe('the API as openapi.yaml describes it', () => {
       user: 'ops@example.com',
       headers: { 'x-jit-dev-roles': 'Jit.Admin' },
     });
-    assert.deepEqual(Object.values(detail.body.features), Array(4).fill({ ready: true }));
+    // Every feature the configuration knows, each ready in a healthy sandbox.
+    const ready = { ready: true };
+    assert.deepEqual(detail.body.features, {
+      authentication: ready,
+      approval: ready,
+      mail: ready,
+      requests: ready,
+      telemetry: ready,
+      notifications: ready,
+      auditAnchors: ready,
+    });
 
     // Every documented answer of the request routes was seen, but for those a healthy sandbox cannot give.
     // The policy, approval and audit routes are documented (the route check above holds them to it) and tested in their

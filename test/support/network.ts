@@ -5,6 +5,7 @@ import type { Sandbox } from '../../dev/sandbox';
 import { services } from '../../shared/composition';
 import { TABLES } from '../../shared/names';
 import { baselineEnforcement } from '../../shared/usecases/baseline';
+import { networkReach } from '../../shared/usecases/reach';
 import type { Deps, Logger } from '../../shared/usecases/deps';
 import { api } from './sandbox';
 import { isDayPartition } from '../../shared/domain/auditChain';
@@ -91,6 +92,7 @@ const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () 
 export function appDeps(log: Logger = quiet): Deps {
   const deps: Deps = { ...services().deps, log };
   deps.enforcement = baselineEnforcement(() => deps);
+  deps.reach = networkReach(() => deps);
   return deps;
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { baselineSpec, planBaseline, ruleMatchesSpec } from '../../../shared/domain/baseline';
+import { baselineSpecOf, planBaseline, ruleMatchesSpec } from '../../../shared/domain/baseline';
 import { isBaselineRuleName, isJitRuleName } from '../../../shared/domain/priority';
 import type { Policy, SecurityRuleView, VmNetworkPath } from '../../../shared/domain/types';
 
@@ -34,7 +34,7 @@ test('a policy without enforce asks for no baseline', () => {
   assert.deepEqual(planBaseline(path, policy(false)), []);
 });
 
-test('one deny rule per NSG, family and protocol, named so it is never taken for a grant rule', () => {
+test('one share per NSG, family and protocol, named so it is never taken for a grant rule', () => {
   const rules = planBaseline(path, policy(true));
   assert.deepEqual(
     rules.map((r) => [r.nsgId, r.family, r.protocol, r.ports, r.destinations]),
@@ -51,14 +51,35 @@ test('one deny rule per NSG, family and protocol, named so it is never taken for
     assert.ok(isBaselineRuleName(r.ruleName), r.ruleName);
     assert.ok(!isJitRuleName(r.ruleName), r.ruleName);
   }
-  // The same VM, family and protocol get the same name in every NSG, and different ones differ.
+  // The same ports, family and protocol get the same name in every NSG, and different ones differ.
   assert.equal(rules[0]?.ruleName, rules[4]?.ruleName);
   assert.equal(new Set(rules.slice(0, 4).map((r) => r.ruleName)).size, 4);
 });
 
+test('VMs behind one NSG share one rule per port set and family, denying towards all their addresses', () => {
+  const other: VmNetworkPath = {
+    ...path,
+    vmId: vmId.replace('vm1', 'vm2'),
+    vmName: 'vm2',
+    privateAddresses: ['10.0.1.5'],
+    guards: [{ nsgId: 'subnet-nsg', addresses: ['10.0.1.5'] }],
+  };
+  const tcpV4 = (p: VmNetworkPath) =>
+    planBaseline(p, policy(true)).filter(
+      (r) => r.nsgId === 'subnet-nsg' && r.family === 'ipv4' && r.protocol === 'Tcp',
+    );
+  const members = [...tcpV4(path), ...tcpV4(other)];
+  assert.equal(members.length, 2);
+  assert.equal(members[0]?.ruleName, members[1]?.ruleName, 'one rule, two VMs');
+  const spec = baselineSpecOf(members, 2000);
+  assert.deepEqual(spec.destinationAddressPrefixes, ['10.0.1.4', '10.0.1.5']);
+  assert.match(spec.description, /to 2 VMs/);
+  assert.throws(() => baselineSpecOf([], 2000), RangeError);
+});
+
 test('the spec denies from anywhere, and a rule holding it matches whatever its priority', () => {
   const [b] = planBaseline(path, policy(true));
-  const spec = baselineSpec(b!, 2000);
+  const spec = baselineSpecOf([b!], 2000);
   assert.equal(spec.access, 'Deny');
   assert.equal(spec.sourceAddressPrefix, '*');
   assert.deepEqual(spec.destinationPortRanges, ['22', '3389']);

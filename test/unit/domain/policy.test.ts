@@ -131,3 +131,13 @@ test('justification rules are enforced as field errors', () => {
     'x',
   );
 });
+
+test('"internet" is the Internet service tag, never *', () => {
+  const open = policy('/subscriptions/sub1', { allowedSourcePrefixes: ['*'] });
+  assert.equal(decide(open, ask({ sourcePrefix: 'internet' }), alice, undefined).sourcePrefix, 'Internet');
+  assert.equal(decide(open, ask({ sourcePrefix: 'INTERNET' }), alice, undefined).sourcePrefix, 'Internet');
+  // A policy that names the tag allows it, and not `*`, which is broader.
+  const tagged = policy('/subscriptions/sub1', { allowedSourcePrefixes: ['Internet'] });
+  assert.equal(decide(tagged, ask({ sourcePrefix: 'Internet' }), alice, undefined).sourcePrefix, 'Internet');
+  assert.throws(() => decide(tagged, ask({ sourcePrefix: '*' }), alice, undefined), AccessNotAllowed);
+});

@@ -68,12 +68,12 @@ test('a full band, a band full but for lost races, and a band shared with outbou
   assert.equal(planPriority(crowded, { min: 1000, max: 1999 }, 'jit-x'), 1999);
 });
 
-test('baseline rule names are ours, stable, and never taken for a grant rule', () => {
-  const vm = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1';
-  const name = baselineRuleName(vm, 'ipv4', 'Tcp');
+test('baseline rule names are ours, stable per port set, family and protocol, and never taken for a grant rule', () => {
+  const name = baselineRuleName([22, 3389], 'ipv4', 'Tcp');
   assert.match(name, /^jit-baseline-[0-9a-f]{16}$/);
-  assert.equal(name, baselineRuleName(vm.toUpperCase(), 'ipv4', 'TCP'));
-  assert.notEqual(name, baselineRuleName(vm, 'ipv6', 'Tcp'));
+  assert.equal(name, baselineRuleName([3389, 22, 22], 'ipv4', 'TCP'));
+  assert.notEqual(name, baselineRuleName([22, 3389], 'ipv6', 'Tcp'));
+  assert.notEqual(name, baselineRuleName([22], 'ipv4', 'Tcp'));
   assert.ok(isBaselineRuleName(name));
   assert.ok(!isJitRuleName(name));
   assert.equal(grantIdOfRuleName(name), undefined);

@@ -50,8 +50,16 @@ export interface SandboxOptions {
   host?: (settings: HostSettings) => HostSettings;
   /** Lock duration of the jit-expirations queue. */
   expiryLockDurationInMs?: number;
+  /** Duplicate detection history of both Service Bus queues; default an hour, as infra/modules/service-bus.bicep. */
+  duplicateDetectionWindowInMs?: number;
   /** Start the local host (tests of the emulators alone may not want it). */
   startHost?: boolean;
+  /**
+   * Run the reconciler once when the in-process host starts, so a fresh sandbox is covered and swept at once.
+   * Default true: a sandbox's choice; in Azure the reconciler runs on its schedule only. Hosts started with
+   * `spawnHost` behave as Azure instances do and never run it at start.
+   */
+  reconcileOnStart?: boolean;
   quiet?: boolean;
   /** The policy document applied at start; default dev/policies.yaml. */
   policiesFile?: string;
@@ -100,6 +108,11 @@ export class Sandbox {
       location: options.storageLocation,
       log,
     });
+    // Duplicate detection as Bicep turns it on: the scheduling code must cope with a re-send being dropped.
+    const duplicates = {
+      requiresDuplicateDetection: true,
+      duplicateDetectionHistoryTimeWindowInMs: options.duplicateDetectionWindowInMs ?? 3_600_000,
+    };
     this.serviceBus = new ServiceBusEmulator({
       port: options.serviceBusPort ?? 0,
       queues: [
@@ -107,8 +120,9 @@ export class Sandbox {
           name: SERVICE_BUS_QUEUES.expirations,
           lockDurationInMs: options.expiryLockDurationInMs ?? 30_000,
           maxDeliveryCount: 10,
+          ...duplicates,
         },
-        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10 },
+        { name: SERVICE_BUS_QUEUES.starts, lockDurationInMs: 30_000, maxDeliveryCount: 10, ...duplicates },
       ],
     });
     this.arm = new ArmEmulator({ port: options.armPort ?? 0, ...options.arm });
@@ -188,6 +202,7 @@ export class Sandbox {
       settings: this.settings,
       httpPort: this.options.httpPort ?? 0,
       log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
+      runOnStartup: this.options.reconcileOnStart === false ? [] : ['reconcile'],
       // On a free port the links in mail must name the port the host got. Services are built on first use,
       // which comes after this (the host binds triggers afterwards), so they read the address set here.
       onListening: (baseUrl) => {

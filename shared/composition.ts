@@ -3,6 +3,7 @@
  * configuration alone; the local host passes overrides for what the sandbox supplies itself (a credential the
  * ARM emulator accepts, its CA certificate, faster polling).
  */
+import { hostname } from 'node:os';
 import type { TokenCredential } from '@azure/core-auth';
 import { app } from '@azure/functions';
 import type { InvocationContext } from '@azure/functions';
@@ -29,6 +30,7 @@ import { NsgTable, TableNsgLocks } from './adapters/nsgTable';
 import type { NsgLeaseOptions } from './adapters/nsgTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
+import { TableRunLeases } from './adapters/runLeaseTable';
 import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
 import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
 import { SmtpMailer } from './adapters/smtpMailer';
@@ -170,6 +172,11 @@ function build(o: CompositionOverrides): Services {
     pollInMs: 250,
     ...o.nsgLease,
   });
+  // One reconciler run at a time across instances; a crashed run holds the next one off for a minute at most.
+  const leases = new TableRunLeases(tableClient(config.tables, TABLES.nsgs, storageCredential), {
+    ttlInMs: 60_000,
+    host: hostname(),
+  });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
   const channels: ChannelServices | undefined = notifyTargets.length
     ? {
@@ -206,6 +213,7 @@ function build(o: CompositionOverrides): Services {
     }),
     nsgs: new NsgTable(tableClient(config.tables, TABLES.nsgs, storageCredential)),
     locks,
+    leases,
     clock,
     settings,
     log: consoleLogger,

@@ -3,6 +3,12 @@ import { availableParallelism } from 'node:os';
 
 /** The host.json settings the local host honours, with the Functions host's defaults. */
 export interface HostSettings {
+  /**
+   * `functionTimeout`: past it the Functions host terminates the process, so nothing renews a message's lock or
+   * visibility any more. Undefined for `-1` (unbounded). Default 30 minutes, the Flex Consumption plan's
+   * (https://learn.microsoft.com/azure/azure-functions/functions-scale#timeout).
+   */
+  functionTimeoutInMs: number | undefined;
   queues: {
     batchSize: number;
     /** Fetch the next batch once no more than this many messages are still running. */
@@ -14,8 +20,15 @@ export interface HostSettings {
   };
   serviceBus: {
     maxConcurrentCalls: number;
+    /**
+     * How long the host renews a message's lock while its function runs, and no longer: Azure's Service Bus
+     * extension passes it to the processor as `MaxAutoLockRenewalDuration` (default 5 minutes,
+     * https://learn.microsoft.com/azure/azure-functions/functions-bindings-service-bus#hostjson-settings).
+     */
     maxAutoLockRenewalDurationInMs: number;
     autoCompleteMessages: boolean;
+    /** Messages fetched ahead of their function; the local host fetches none ahead whatever it says. */
+    prefetchCount: number;
   };
 }
 
@@ -32,6 +45,7 @@ export function parseTimeSpan(text: string): number {
 
 export function readHostSettings(path: string): HostSettings {
   const json = JSON.parse(readFileSync(path, 'utf8')) as {
+    functionTimeout?: unknown;
     extensions?: { queues?: Record<string, unknown>; serviceBus?: Record<string, unknown> };
   };
   const q = json.extensions?.queues ?? {};
@@ -39,6 +53,10 @@ export function readHostSettings(path: string): HostSettings {
   const span = (v: unknown, fallback: string) => parseTimeSpan(typeof v === 'string' ? v : fallback);
   const batchSize = Number(q.batchSize ?? 16);
   return {
+    functionTimeoutInMs:
+      json.functionTimeout === '-1' || json.functionTimeout === -1
+        ? undefined
+        : span(json.functionTimeout, '00:30:00'),
     queues: {
       batchSize,
       // The extension's default: half a batch per CPU core.
@@ -52,6 +70,7 @@ export function readHostSettings(path: string): HostSettings {
       maxConcurrentCalls: Number(sb.maxConcurrentCalls ?? 16),
       maxAutoLockRenewalDurationInMs: span(sb.maxAutoLockRenewalDuration, '00:05:00'),
       autoCompleteMessages: sb.autoCompleteMessages !== false,
+      prefetchCount: Number(sb.prefetchCount ?? 0),
     },
   };
 }

@@ -1,8 +1,10 @@
 /**
  * The local host: binds the same function declarations Azure runs to the sandbox — HTTP under /api, Storage
  * Queue pollers, Service Bus receivers and timers — reproducing the Functions host's semantics that matter to
- * correctness: queue dequeue counts, the retry delay (visibilityTimeout) and the move to `<queue>-poison`;
- * Service Bus peek-lock with complete on success and abandon on throw; JSON bodies handed over parsed.
+ * correctness: queue dequeue counts, the retry delay (visibilityTimeout) and the move to `<queue>-poison`; a queue
+ * message kept invisible for as long as its function runs; Service Bus peek-lock with the lock renewed for
+ * `maxAutoLockRenewalDuration`, complete on success and abandon on throw; timers that run on their schedule only
+ * (`runOnStartup` is the sandbox's choice, never a declaration's); JSON bodies handed over parsed.
  */
 import { EventEmitter } from 'node:events';
 import { readdirSync } from 'node:fs';
@@ -40,7 +42,27 @@ export interface LocalHostOptions {
   log?: (level: LogLevel, functionName: string, message: string) => void;
   /** Called once HTTP listens (its port known), before any trigger binds and so before any invocation. */
   onListening?: (baseUrl: string) => void;
+  /**
+   * How long a dequeued storage-queue message stays invisible; renewed at half of it for as long as its function
+   * runs. Default 10 minutes, the Functions host's own fixed value (QUEUE_MESSAGE_LEASE_IN_MS); tests shorten it.
+   */
+  queueMessageLeaseInMs?: number;
+  /**
+   * Timer functions, by name, to run once at start as `runOnStartup: true` would. None by default, as in production
+   * (functions/reconcile.ts says why); the sandbox names the reconciler, so that a fresh sandbox is swept at once.
+   */
+  runOnStartup?: readonly string[];
 }
+
+/**
+ * The queue listener of the Functions host dequeues with a 10-minute visibility timeout and, while the function
+ * runs, updates the message's visibility every half of it; it stops when the function ends or when the update says
+ * the message is gone or no longer ours (404, pop receipt mismatch), and tries again sooner after a server error.
+ * Source: Azure/azure-sdk-for-net, sdk/storage/Microsoft.Azure.WebJobs.Extensions.Storage.Common/src/Shared/Queues/
+ * QueueListener.cs (`_visibilityTimeout = TimeSpan.FromMinutes(10)`, `CreateUpdateMessageVisibilityTimer`: "Update a
+ * message's visibility when it is halfway to expiring") and src/Shared/UpdateQueueMessageVisibilityCommand.cs.
+ */
+export const QUEUE_MESSAGE_LEASE_IN_MS = 10 * 60_000;
 
 /** One finished invocation, emitted as `invocation` for tests and the console. */
 export interface InvocationRecord {
@@ -288,11 +310,11 @@ export class LocalHost extends EventEmitter {
           await queue.createIfNotExists();
           queueExists = true;
         }
-        // The message stays invisible while the function runs; 5 minutes is ample for one invocation.
+        // Invisible for the lease, which runQueueMessage renews while the function runs.
         messages = (
           await queue.receiveMessages({
             numberOfMessages: Math.min(32, cfg.batchSize),
-            visibilityTimeout: 300,
+            visibilityTimeout: this.leaseInSeconds,
           })
         ).receivedMessageItems;
       } catch (err) {
@@ -331,6 +353,14 @@ export class LocalHost extends EventEmitter {
     } catch {
       // Not JSON: the host hands the text over as a string.
     }
+    const lease = new QueueMessageLease(
+      queue,
+      m,
+      this.leaseInSeconds,
+      this.options.host.functionTimeoutInMs,
+      (e) => this.log('warning', f.name, `message ${m.messageId}: ${e}`),
+    );
+    let ok = false;
     try {
       await this.invoke(
         f.name,
@@ -343,31 +373,48 @@ export class LocalHost extends EventEmitter {
         },
         (ctx) => f.handler(body, ctx),
       );
-      await queue.deleteMessage(m.messageId, m.popReceipt);
+      ok = true;
     } catch {
-      try {
-        if (m.dequeueCount >= cfg.maxDequeueCount) {
-          await poison.createIfNotExists();
-          await poison.sendMessage(m.messageText);
-          await queue.deleteMessage(m.messageId, m.popReceipt);
-          this.log(
-            'warning',
-            f.name,
-            `message ${m.messageId} moved to ${f.trigger.queueName}-poison after ${m.dequeueCount} attempts`,
-          );
-        } else {
-          await queue.updateMessage(
-            m.messageId,
-            m.popReceipt,
-            undefined,
-            Math.round(cfg.visibilityTimeoutInMs / 1000),
-          );
-        }
-      } catch (err) {
-        // The message becomes visible again when its invisibility ends: nothing is lost.
-        this.log('warning', f.name, `could not settle message ${m.messageId}: ${String(err)}`);
-      }
+      // Settled below.
     }
+    // A renewal still in flight would change the pop receipt under the delete or update that follows.
+    const popReceipt = await lease.end();
+    if (ok) {
+      // The lease lost (another instance has the message now) or the delete failing: the message comes back.
+      await queue
+        .deleteMessage(m.messageId, popReceipt)
+        .catch((err: unknown) =>
+          this.log('warning', f.name, `could not delete message ${m.messageId}: ${String(err)}`),
+        );
+      return;
+    }
+    try {
+      if (m.dequeueCount >= cfg.maxDequeueCount) {
+        await poison.createIfNotExists();
+        await poison.sendMessage(m.messageText);
+        await queue.deleteMessage(m.messageId, popReceipt);
+        this.log(
+          'warning',
+          f.name,
+          `message ${m.messageId} moved to ${f.trigger.queueName}-poison after ${m.dequeueCount} attempts`,
+        );
+      } else {
+        await queue.updateMessage(
+          m.messageId,
+          popReceipt,
+          undefined,
+          Math.round(cfg.visibilityTimeoutInMs / 1000),
+        );
+      }
+    } catch (err) {
+      // The message becomes visible again when its invisibility ends: nothing is lost.
+      this.log('warning', f.name, `could not settle message ${m.messageId}: ${String(err)}`);
+    }
+  }
+
+  /** Queue visibility is set in whole seconds. */
+  private get leaseInSeconds(): number {
+    return Math.max(1, Math.ceil((this.options.queueMessageLeaseInMs ?? QUEUE_MESSAGE_LEASE_IN_MS) / 1000));
   }
 
   private sleep(ms: number): Promise<void> {
@@ -431,7 +478,75 @@ export class LocalHost extends EventEmitter {
       fire(false),
     );
     this.crons.push(cron);
-    if (f.trigger.runOnStartup) void fire(false);
+    if (this.options.runOnStartup?.includes(f.name)) void fire(false);
+  }
+}
+
+/**
+ * Keeps a dequeued message invisible while its function runs, as the Functions host's queue listener does
+ * (QUEUE_MESSAGE_LEASE_IN_MS): the visibility is set again to the lease every half of it, and sooner after a failed
+ * attempt. It stops for good when the message is gone or another dequeue took it (404, 400 pop receipt mismatch),
+ * and at `functionTimeout`, past which the Functions host terminates the process (so nothing would renew it).
+ */
+class QueueMessageLease {
+  private popReceipt: string;
+  private timer: NodeJS.Timeout | undefined;
+  private renewing: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly until: number;
+
+  constructor(
+    private readonly queue: QueueClient,
+    private readonly message: DequeuedMessageItem,
+    private readonly leaseInSeconds: number,
+    functionTimeoutInMs: number | undefined,
+    private readonly warn: (event: string) => void,
+  ) {
+    this.popReceipt = message.popReceipt;
+    this.until =
+      functionTimeoutInMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + functionTimeoutInMs;
+    this.arm((leaseInSeconds * 1000) / 2);
+  }
+
+  /** Stops renewing and returns the pop receipt the message now has. */
+  async end(): Promise<string> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.renewing;
+    return this.popReceipt;
+  }
+
+  private arm(delayInMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.renewing = this.renew();
+    }, delayInMs);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopped) return;
+    if (Date.now() >= this.until) {
+      this.warn('functionTimeout exceeded: its visibility is no longer renewed');
+      return;
+    }
+    const halfway = (this.leaseInSeconds * 1000) / 2;
+    try {
+      const r = await this.queue.updateMessage(
+        this.message.messageId,
+        this.popReceipt,
+        undefined,
+        this.leaseInSeconds,
+      );
+      if (r.popReceipt) this.popReceipt = r.popReceipt;
+      this.arm(halfway);
+    } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      if (status === 404 || status === 400) {
+        this.warn(`lost while running (${status}); another instance may run it again`);
+        return;
+      }
+      this.arm(halfway / 4);
+    }
   }
 }
 

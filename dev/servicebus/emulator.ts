@@ -2,9 +2,17 @@
  * A local Service Bus namespace that speaks AMQP 1.0 to the real `@azure/service-bus` client.
  *
  * Microsoft's emulator needs Docker, which the sandbox and CI do not have, so tests and the local
- * sandbox run this instead. It implements queues only (no topics, sessions, deferral, TTL or duplicate
- * detection) with the semantics the project relies on: peek-lock with lock expiry and redelivery,
- * `maxDeliveryCount` then dead-lettering, scheduled messages and their cancellation.
+ * sandbox run this instead. It implements queues only (no topics, sessions, deferral or TTL) with the semantics
+ * the project relies on: peek-lock with lock expiry and redelivery, `maxDeliveryCount` then dead-lettering,
+ * scheduled messages and their cancellation, and duplicate detection on the queues that ask for it
+ * (duplicateDetection.ts says exactly what Azure does and where that is written down).
+ *
+ * Two behaviours of scheduled messages that are easy to be kind about, and are not:
+ * - A scheduled message dropped as a duplicate still answers with a sequence number, which names nothing.
+ * - A scheduled message gets a new sequence number when it comes due: the number `scheduleMessages` returned
+ *   is "only valid while the message is in this state. As the message transitions to the active state, the
+ *   message is appended to the queue as if had been enqueued at the current instant, which includes assigning a
+ *   new SequenceNumber" (https://learn.microsoft.com/azure/service-bus-messaging/message-sequencing#scheduled-messages).
  *
  * Wire details that the client depends on and that are easy to get wrong are explained where they are
  * handled; the notes in the repository's shared notes describe how each was found.
@@ -19,6 +27,7 @@ import {
   types as amqpTypes,
   uuid_to_string,
 } from 'rhea';
+import { DuplicateDetectionHistory } from './duplicateDetection';
 import type {
   AmqpError,
   Connection,
@@ -38,6 +47,13 @@ export interface EmulatedQueueOptions {
   lockDurationInMs?: number;
   /** Deliveries after which a message is dead-lettered with reason `MaxDeliveryCountExceeded`. Default 10. */
   maxDeliveryCount?: number;
+  /** Drop messages whose `messageId` was sent within the history window (duplicateDetection.ts). Default false. */
+  requiresDuplicateDetection?: boolean;
+  /**
+   * How long a message id is remembered. Default 600000 (Azure's 10 minutes). Azure accepts 20 s to 7 days; the
+   * emulator takes any positive value, so that a test can see the window pass.
+   */
+  duplicateDetectionHistoryTimeWindowInMs?: number;
 }
 
 export interface ServiceBusEmulatorOptions {
@@ -65,6 +81,8 @@ export interface ServiceBusEmulatorFaults {
 const DEFAULT_HOST = '127.0.0.1';
 const DEFAULT_LOCK_DURATION_IN_MS = 30_000;
 const DEFAULT_MAX_DELIVERY_COUNT = 10;
+/** https://learn.microsoft.com/azure/service-bus-messaging/duplicate-detection#duplicate-detection-window-size */
+const DEFAULT_DUPLICATE_DETECTION_WINDOW_IN_MS = 10 * 60_000;
 /** Standard tier's limit; the client sizes batches from what the broker announces on the link. */
 const MAX_MESSAGE_SIZE_IN_BYTES = 256 * 1024;
 /** Longer delays overflow Node's timers and fire at once; long waits are re-armed in steps. */
@@ -190,17 +208,30 @@ class QueueState {
   completed = 0;
   dropRules: DropRule[] = [];
   deliveryDelayInMs = 0;
+  /** Present when the queue requires duplicate detection. */
+  readonly duplicates: DuplicateDetectionHistory | undefined;
 
   constructor(options: EmulatedQueueOptions) {
     this.name = options.name;
     this.lockDurationInMs = options.lockDurationInMs ?? DEFAULT_LOCK_DURATION_IN_MS;
     this.maxDeliveryCount = options.maxDeliveryCount ?? DEFAULT_MAX_DELIVERY_COUNT;
+    this.duplicates = options.requiresDuplicateDetection
+      ? new DuplicateDetectionHistory(
+          options.duplicateDetectionHistoryTimeWindowInMs ?? DEFAULT_DUPLICATE_DETECTION_WINDOW_IN_MS,
+        )
+      : undefined;
     this.active = new Entity(this, false);
     this.deadLetter = new Entity(this, true);
   }
 
   takeSequenceNumber(): bigint {
     return this.nextSequenceNumber++;
+  }
+
+  /** Whether the broker keeps a message just sent, or accepts and drops it as a duplicate. */
+  admits(message: Message): boolean {
+    const id = messageIdOf(message);
+    return this.duplicates === undefined || id === undefined || this.duplicates.admit(id);
   }
 }
 
@@ -649,6 +680,8 @@ export class ServiceBusEmulator {
     const now = Date.now();
     for (const message of messages) {
       ensureMessageId(message);
+      // A duplicate is accepted like any other message, and then it is not there (duplicateDetection.ts).
+      if (!queue.admits(message)) continue;
       // A message sent with a future scheduled enqueue time is scheduled, as on Service Bus.
       const due = dateAnnotation(message, Annotation.scheduledEnqueueTime);
       if (due && due.getTime() > now) this.schedule(queue, message, due);
@@ -763,7 +796,12 @@ export class ServiceBusEmulator {
       }
       return { message, due };
     });
-    const sequenceNumbers = messages.map(({ message, due }) => this.schedule(entity.queue, message, due));
+    // A duplicate still gets a sequence number back, of a message that does not exist (duplicateDetection.ts).
+    const sequenceNumbers = messages.map(({ message, due }) =>
+      entity.queue.admits(message)
+        ? this.schedule(entity.queue, message, due)
+        : entity.queue.takeSequenceNumber(),
+    );
     return {
       'sequence-numbers': amqpTypes.wrap_array(sequenceNumbers.map(longBytes), AMQP_LONG_TYPECODE, undefined),
     };
@@ -807,7 +845,8 @@ export class ServiceBusEmulator {
       for (const scheduled of due) {
         queue.scheduled.delete(scheduled.sequenceNumber);
         if (!this.shouldDrop(queue, scheduled.message)) {
-          this.enqueue(queue, scheduled.sequenceNumber, scheduled.message);
+          // Enqueued "as if had been enqueued at the current instant", with a new sequence number (file header).
+          this.enqueue(queue, queue.takeSequenceNumber(), scheduled.message);
         }
       }
     } finally {

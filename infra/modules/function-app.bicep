@@ -1,4 +1,4 @@
-// The function app on a Flex Consumption plan (Linux, Node 20), its app settings, and App Service Authentication.
+// The function app on a Flex Consumption plan (Linux, Node 22), its app settings, and App Service Authentication.
 //
 // - HTTPS only, TLS 1.2 minimum, FTP and basic-auth publishing off: azd deploys with an Entra token, so no
 //   publishing password exists to leak.
@@ -182,8 +182,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }
-      // Node 22: the compiled CommonJS code require()s ES modules (jose), which Node supports from 20.19 and
-      // 22.12; the 22 line is the one whose platform patch level is certain to be past that.
+      // Node 22: Azure Functions 4.x supports Node.js 22 (end of support April 30, 2027) and 24; Node.js 20's support
+      // ended April 30, 2026 (https://learn.microsoft.com/azure/azure-functions/supported-languages?pivots=programming-language-javascript).
+      // package.json engines, @types/node, .ci/run and the README name the same major version
+      // (test/deploy/nodeVersion.test.ts); the compiled code require()s ES modules (jose), which needs 22.12 or later.
       runtime: {
         name: 'node'
         version: '22'

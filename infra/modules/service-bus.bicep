@@ -32,13 +32,16 @@ resource expirations 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   name: 'jit-expirations'
   properties: {
     // revokeGrant deletes the rules in seconds; the host renews the lock while it works (host.json
-    // maxAutoLockRenewalDuration), so a short lock only shortens the wait after a crashed worker.
+    // maxAutoLockRenewalDuration, as long as functionTimeout), so a short lock only shortens the wait after a crashed
+    // worker.
     lockDuration: 'PT1M'
     // After ten failed deliveries the message goes to the dead-letter queue; the reconciler still closes the grant.
     maxDeliveryCount: 10
     deadLetteringOnMessageExpiration: true
-    // The app sends messageId `expire-<requestId>-<epochMs>`: a retried applyGrant that schedules the same expiry
-    // again within the window is dropped by Service Bus instead of producing a second message.
+    // The app sends messageId `<purpose>:<requestId>:<epochMs>`: a retry that schedules the same expiry again within
+    // the window is dropped by Service Bus instead of producing a second message, and the app looks up the one that
+    // lives (docs/operations.md, exactly one message per purpose). The window outlasts the latest retry of a crashed
+    // invocation (function timeout plus the queue message's 10-minute invisibility; test/infra/hostJson.test.ts).
     requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: 'PT1H'
     // Longer than any grant (JIT_MAX_DURATION), so an unprocessed expiry dead-letters rather than vanishing.

@@ -78,6 +78,7 @@ interface RequestEntity {
   endedAt?: string;
   expirySequenceNumber?: string;
   approvalDeadline?: string;
+  approvalDeadlineSequenceNumber?: string;
   approversNotifiedAt?: string;
   startAt?: string;
   startSequenceNumber?: string;
@@ -109,6 +110,7 @@ function toEntity(r: AccessRequest, pendingAudit?: PendingAudit): RequestEntity 
     endedAt: r.endedAt,
     expirySequenceNumber: r.expirySequenceNumber,
     approvalDeadline: r.approvalDeadline,
+    approvalDeadlineSequenceNumber: r.approvalDeadlineSequenceNumber,
     approversNotifiedAt: r.approversNotifiedAt,
     startAt: r.startAt,
     startSequenceNumber: r.startSequenceNumber,
@@ -139,6 +141,7 @@ function fromEntity(e: RequestEntity): AccessRequest {
     endedAt: e.endedAt ?? undefined,
     expirySequenceNumber: e.expirySequenceNumber ?? undefined,
     approvalDeadline: e.approvalDeadline ?? undefined,
+    approvalDeadlineSequenceNumber: e.approvalDeadlineSequenceNumber ?? undefined,
     approversNotifiedAt: e.approversNotifiedAt ?? undefined,
     startAt: e.startAt ?? undefined,
     startSequenceNumber: e.startSequenceNumber ?? undefined,

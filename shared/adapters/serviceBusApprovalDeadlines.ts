@@ -1,6 +1,8 @@
-import type { ServiceBusClient, ServiceBusSender } from '@azure/service-bus';
+import type { ServiceBusClient } from '@azure/service-bus';
 import type { ApprovalDeadlineMessage, ApprovalDeadlineScheduler } from '../domain/ports';
+import { scheduledMessageId } from '../domain/scheduledMessages';
 import { SERVICE_BUS_QUEUES } from '../names';
+import { ScheduledMessages } from './serviceBusScheduledMessages';
 
 /**
  * The approval deadline of a pending request: one Service Bus message scheduled at the deadline on the same
@@ -8,27 +10,18 @@ import { SERVICE_BUS_QUEUES } from '../names';
  * it finds the request no longer pending and does nothing, so it is never cancelled.
  */
 export class ServiceBusApprovalDeadlines implements ApprovalDeadlineScheduler {
-  private readonly sender: ServiceBusSender;
+  private readonly messages: ScheduledMessages;
 
   constructor(client: ServiceBusClient) {
-    this.sender = client.createSender(SERVICE_BUS_QUEUES.expirations);
+    this.messages = new ScheduledMessages(client, SERVICE_BUS_QUEUES.expirations, 'approval-deadline');
   }
 
-  async scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string> {
-    const [seq] = await this.sender.scheduleMessages(
-      {
-        body: message,
-        contentType: 'application/json',
-        messageId: `approval-deadline-${message.requestId}-${Date.parse(message.deadline)}`,
-        subject: 'approval-deadline',
-      },
-      at,
-    );
-    if (!seq) throw new Error('Service Bus returned no sequence number for a scheduled message');
-    return seq.toString();
+  scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string> {
+    const id = scheduledMessageId('approval-deadline', message.requestId, message.deadline);
+    return this.messages.schedule(id, message, at);
   }
 
-  async close(): Promise<void> {
-    await this.sender.close();
+  close(): Promise<void> {
+    return this.messages.close();
   }
 }

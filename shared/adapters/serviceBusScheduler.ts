@@ -1,10 +1,10 @@
 import { ServiceBusClient } from '@azure/service-bus';
-import type { ServiceBusSender } from '@azure/service-bus';
 import type { TokenCredential } from '@azure/core-auth';
-import Long from 'long';
 import type { Connection } from '../config';
 import type { ExpiryMessage, ExpiryScheduler } from '../domain/ports';
+import { scheduledMessageId } from '../domain/scheduledMessages';
 import { SERVICE_BUS_QUEUES } from '../names';
+import { ScheduledMessages } from './serviceBusScheduledMessages';
 
 export function serviceBusClient(
   connection: Connection,
@@ -17,32 +17,22 @@ export function serviceBusClient(
 
 /** One scheduled Service Bus message per grant on `jit-expirations`, due at the grant's expiry. */
 export class ServiceBusExpiryScheduler implements ExpiryScheduler {
-  private readonly sender: ServiceBusSender;
+  private readonly messages: ScheduledMessages;
 
   constructor(client: ServiceBusClient) {
-    this.sender = client.createSender(SERVICE_BUS_QUEUES.expirations);
+    this.messages = new ScheduledMessages(client, SERVICE_BUS_QUEUES.expirations, 'expire');
   }
 
-  async scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string> {
-    const [seq] = await this.sender.scheduleMessages(
-      {
-        body: message,
-        contentType: 'application/json',
-        // Same id for the same grant and expiry: namespaces with duplicate detection drop a re-send.
-        messageId: `expire-${message.requestId}-${Date.parse(message.expiresAt)}`,
-        subject: 'expire',
-      },
-      at,
-    );
-    if (!seq) throw new Error('Service Bus returned no sequence number for a scheduled message');
-    return seq.toString();
+  scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string> {
+    const id = scheduledMessageId('expire', message.requestId, message.expiresAt);
+    return this.messages.schedule(id, message, at);
   }
 
-  async cancelExpiry(sequenceNumber: string): Promise<void> {
-    await this.sender.cancelScheduledMessages(Long.fromString(sequenceNumber));
+  cancelExpiry(sequenceNumber: string): Promise<void> {
+    return this.messages.cancel(sequenceNumber);
   }
 
-  async close(): Promise<void> {
-    await this.sender.close();
+  close(): Promise<void> {
+    return this.messages.close();
   }
 }

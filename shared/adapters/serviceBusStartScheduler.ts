@@ -1,7 +1,8 @@
-import type { ServiceBusClient, ServiceBusSender } from '@azure/service-bus';
-import Long from 'long';
+import type { ServiceBusClient } from '@azure/service-bus';
 import type { StartMessage, StartScheduler } from '../domain/ports';
+import { scheduledMessageId } from '../domain/scheduledMessages';
 import { SERVICE_BUS_QUEUES } from '../names';
+import { ScheduledMessages } from './serviceBusScheduledMessages';
 
 /**
  * One scheduled Service Bus message per request made ahead of time, on `jit-starts`, due at its start.
@@ -9,32 +10,25 @@ import { SERVICE_BUS_QUEUES } from '../names';
  * handlers, and an operator reading the queues sees at a glance what will open and what will close.
  */
 export class ServiceBusStartScheduler implements StartScheduler {
-  private readonly sender: ServiceBusSender;
+  private readonly messages: ScheduledMessages;
 
   constructor(client: ServiceBusClient) {
-    this.sender = client.createSender(SERVICE_BUS_QUEUES.starts);
+    this.messages = new ScheduledMessages(client, SERVICE_BUS_QUEUES.starts, 'start');
   }
 
-  async scheduleStart(message: StartMessage, at: Date): Promise<string> {
-    const [seq] = await this.sender.scheduleMessages(
-      {
-        body: message,
-        contentType: 'application/json',
-        // Same id for the same request and start: namespaces with duplicate detection drop a re-send.
-        messageId: `start-${message.requestId}-${Date.parse(message.startAt)}`,
-        subject: 'start',
-      },
+  scheduleStart(message: StartMessage, at: Date): Promise<string> {
+    return this.messages.schedule(
+      scheduledMessageId('start', message.requestId, message.startAt),
+      message,
       at,
     );
-    if (!seq) throw new Error('Service Bus returned no sequence number for a scheduled message');
-    return seq.toString();
   }
 
-  async cancelStart(sequenceNumber: string): Promise<void> {
-    await this.sender.cancelScheduledMessages(Long.fromString(sequenceNumber));
+  cancelStart(sequenceNumber: string): Promise<void> {
+    return this.messages.cancel(sequenceNumber);
   }
 
-  async close(): Promise<void> {
-    await this.sender.close();
+  close(): Promise<void> {
+    return this.messages.close();
   }
 }

@@ -206,9 +206,16 @@ export interface ExpiryMessage {
   expiresAt: string;
 }
 
-/** Service Bus scheduled messages: one per grant, due at its expiry. */
+/**
+ * Service Bus scheduled messages: one per grant, due at its expiry. Scheduling the same expiry twice (a retry)
+ * yields one message: the id is `expire:<request id>:<expiry>` (domain/scheduledMessages.ts) and the queue drops
+ * duplicates.
+ */
 export interface ExpiryScheduler {
-  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  /**
+   * Returns the sequence number (a decimal string: it is a 64-bit integer) of the live message for this expiry:
+   * the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
+   */
   scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string>;
   /** Cancels a scheduled message; an unknown or already delivered one is fine. */
   cancelExpiry(sequenceNumber: string): Promise<void>;
@@ -222,7 +229,7 @@ export interface StartMessage {
 
 /** Service Bus scheduled messages that open a request made ahead of time, due at its start. */
 export interface StartScheduler {
-  /** Returns the message's sequence number (as a decimal string: it is a 64-bit integer). */
+  /** Returns the sequence number of the live message for this start, as `scheduleExpiry` does for an expiry. */
   scheduleStart(message: StartMessage, at: Date): Promise<string>;
   /** Cancels a scheduled message; an unknown or already delivered one is fine. */
   cancelStart(sequenceNumber: string): Promise<void>;
@@ -283,6 +290,18 @@ export interface ResourceLock {
 export interface NsgLocks {
   /** Runs `task` as the NSG's only JIT writer; throws `TransientFailure` if it stays busy too long. */
   withLock<T>(nsgId: string, task: () => Promise<T>): Promise<T>;
+}
+
+/** What `RunLeases.runAlone` did: ran the task and what it returned, or left it to the instance holding the lease. */
+export type RunOutcome<T> = { ran: true; value: T } | { ran: false; holder: string };
+
+/** Leases on work that one instance of the Function App at a time may do (the reconciler's run). */
+export interface RunLeases {
+  /**
+   * Runs `task` holding the lease `name`, renewed while it runs and given back after; when another instance holds
+   * an unexpired lease, returns at once without running it.
+   */
+  runAlone<T>(name: string, task: () => Promise<T>): Promise<RunOutcome<T>>;
 }
 
 /** An NSG the reconciler sweeps, and what JIT protects in it. */
@@ -376,6 +395,6 @@ export interface ApprovalDeadlineMessage {
 
 /** Service Bus scheduled message at a pending request's approval deadline. */
 export interface ApprovalDeadlineScheduler {
-  /** Returns the message's sequence number as a decimal string. */
+  /** Returns the sequence number of the live message for this deadline, as `scheduleExpiry` does for an expiry. */
   scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string>;
 }

@@ -110,6 +110,8 @@ export interface AccessRequest {
   expirySequenceNumber?: string;
   /** Manual approval: when the request stops waiting for a decision and becomes `approval-expired`. */
   approvalDeadline?: string;
+  /** Manual approval: Service Bus sequence number of the scheduled message at the approval deadline. */
+  approvalDeadlineSequenceNumber?: string;
   /** Manual approval: when the approvers were mailed (unset means a retry must still mail them). */
   approversNotifiedAt?: string;
   /** When access should begin, for a request made ahead of time; it waits as `scheduled` until then. */

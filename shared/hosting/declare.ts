@@ -29,7 +29,8 @@ export interface TimerTrigger {
   type: 'timer';
   /** NCRONTAB with seconds: `{second} {minute} {hour} {day} {month} {day-of-week}`. */
   schedule: string;
-  runOnStartup?: boolean;
+  /** Never true: advised against in production (functions/reconcile.ts). The sandbox decides that for itself. */
+  runOnStartup?: false;
 }
 
 export interface HttpFunction {
@@ -99,11 +100,7 @@ export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
       });
       break;
     case 'timer':
-      app.timer(d.name, {
-        schedule: d.trigger.schedule,
-        runOnStartup: d.trigger.runOnStartup,
-        handler: d.handler as never,
-      });
+      app.timer(d.name, { schedule: d.trigger.schedule, runOnStartup: false, handler: d.handler as never });
       break;
   }
   return d;

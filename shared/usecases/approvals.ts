@@ -99,10 +99,14 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
   const deadline =
     current.value.approvalDeadline ??
     new Date(deps.clock.now().getTime() + policy.approval.timeoutInSeconds * 1000).toISOString();
-  // The deadline before the mails: a retry after a mail failure schedules a second message for the same moment,
-  // which finds the request decided or expired and does nothing.
-  const message: ApprovalDeadlineMessage = { kind: 'approval-deadline', requestId: r.id, deadline };
-  await a.deadlines.scheduleApprovalDeadline(message, new Date(deadline));
+  // The deadline message before the mails, and its sequence number recorded, so a retry after a mail failure
+  // schedules nothing more. A crash between the two leaves it unrecorded: the retry schedules the same id, which
+  // Service Bus drops as a duplicate, and records the live message it hands back.
+  if (!current.value.approvalDeadlineSequenceNumber) {
+    const message: ApprovalDeadlineMessage = { kind: 'approval-deadline', requestId: r.id, deadline };
+    const sequenceNumber = await a.deadlines.scheduleApprovalDeadline(message, new Date(deadline));
+    current = await recordDeadlineMessage(deps, current, deadline, sequenceNumber);
+  }
 
   const links: Array<{ approver: string; url: string }> = [];
   for (const to of recipients) {
@@ -164,6 +168,31 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
     marked,
     `Asked: ${recipients.map((x) => x.address).join(', ')}. ${required} approval${required === 1 ? ' is' : 's are'} needed; one denial ends the request.`,
   );
+}
+
+/**
+ * Writes the deadline message's sequence number into the pending request. Someone else writing first (a quick
+ * decision) is no failure: the request is returned as it was, and the later writes find out.
+ */
+async function recordDeadlineMessage(
+  deps: Deps,
+  current: StoredRequest,
+  deadline: string,
+  sequenceNumber: string,
+): Promise<StoredRequest> {
+  const value: AccessRequest = {
+    ...current.value,
+    approvalDeadline: deadline,
+    approvalDeadlineSequenceNumber: sequenceNumber,
+    updatedAt: deps.clock.now().toISOString(),
+  };
+  try {
+    const etag = await deps.requests.update(value, current.etag, current.pendingAudit);
+    return { value, etag, pendingAudit: current.pendingAudit };
+  } catch (err) {
+    if (err instanceof ConcurrencyConflict) return current;
+    throw err;
+  }
 }
 
 interface DecisionContext {

@@ -17,6 +17,7 @@ import type {
   Notifier,
   PolicyRepository,
   RequestRepository,
+  RunLeases,
   StartScheduler,
   WorkQueues,
 } from '../domain/ports';
@@ -64,6 +65,8 @@ export interface Deps {
   /** Which NSGs JIT watches and what it keeps in them. */
   nsgs: NsgRegistry;
   locks: NsgLocks;
+  /** Work one instance at a time may do across the Function App (the reconciler's run). */
+  leases: RunLeases;
   clock: Clock;
   settings: GrantSettings;
   log: Logger;

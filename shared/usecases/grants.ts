@@ -40,6 +40,7 @@ import {
   withNsg,
 } from './nsgWrites';
 import type { CloseOutcome } from './nsgWrites';
+import { awaitRecording, cancelSuperseded } from './scheduledMessages';
 
 /**
  * Moves a request to a new status with a conditional write that carries its audit event (see auditOutbox.ts).
@@ -153,7 +154,8 @@ export async function scheduleStart(
 ): Promise<boolean> {
   const r = found.value;
   const startAt = r.startAt as string;
-  // The message first: a crash after it leaves a message the handler ignores, never a request nothing will start.
+  // The message first: a crash after it leaves a message the retry finds again (the same id, which Service Bus
+  // drops as a duplicate, handing back the live one), never a request nothing will start.
   const sequenceNumber = await deps.starts.scheduleStart({ requestId: r.id, startAt }, new Date(startAt));
   const moved = await transition(
     deps,
@@ -162,7 +164,9 @@ export async function scheduleStart(
     { approvedAt: deps.clock.now().toISOString(), startSequenceNumber: sequenceNumber },
     { actor: audit.actor, action: 'request.scheduled', detail: `${audit.detail}; starts at ${startAt}` },
   );
-  if (!moved) await deps.starts.cancelStart(sequenceNumber);
+  // Lost the race: the message may be the very one the winner recorded (the same id), so it goes only if the
+  // request ended or recorded another.
+  if (!moved) await cancelSuperseded(deps, 'start', r.id, [{ sequenceNumber, dueAt: startAt }]);
   return moved !== undefined;
 }
 
@@ -231,6 +235,8 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     throw err;
   }
 
+  // The live message for this expiry: if a run before this one scheduled it already (a retry after a crash, or a
+  // duplicate delivery racing this one), Service Bus dropped ours as a duplicate and this is that run's message.
   const sequenceNumber = await deps.scheduler.scheduleExpiry({ requestId, expiresAt }, new Date(expiresAt));
   await deps.audit.append({
     ...grantSubject(request),
@@ -239,47 +245,79 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     expiresAt,
     expirySequenceNumber: sequenceNumber,
   });
-  const now = deps.clock.now().toISOString();
-  const moved = await transition(
-    deps,
-    found,
-    'active',
-    { activatedAt: now, expirySequenceNumber: sequenceNumber },
-    {
-      actor: 'system:grant',
-      action: 'grant.activated',
-      expiresAt,
-      detail:
-        `until ${expiresAt}; ` +
-        rules
-          .map(
-            (g) =>
-              `${g.ruleName} priority ${g.priority} in ${g.nsgId}` +
-              (g.effective === false ? ` (not effective: shadowed by ${g.shadowedBy ?? 'a deny rule'})` : ''),
-          )
-          .join('; '),
-    },
-  );
-  if (!moved) {
-    // Another run activated it first and scheduled its own expiry: ours would be a second one.
-    await deps.scheduler.cancelExpiry(sequenceNumber);
-    await deps.audit.append({
-      ...grantSubject(request),
-      actor: 'system:grant',
-      action: 'grant.expiry-cancelled' satisfies AuditAction,
-      expirySequenceNumber: sequenceNumber,
-      detail: 'a duplicate: another run activated the grant first and scheduled its own expiry',
-    });
-    // Or it was revoked meanwhile, and its clean-up may have run before our rules landed.
-    const latest = await deps.requests.get(requestId);
-    if (!latest || isFinal(latest.value.status)) await removeRules(deps, requestId);
-  } else {
+  const moved = await activate(deps, found, rules, sequenceNumber);
+  if (moved) {
     await notifyRequester(deps, moved.value);
     // Writing took longer than the grant lasts (a slow or throttled ARM): its expiry message, due already, may have
     // come while the request was not yet active and been dropped as stale. Close it now; if the message did it
     // first, this finds the request expired and does nothing.
     if (deps.clock.now().getTime() >= Date.parse(expiresAt))
       await expireGrant(deps, { requestId, expiresAt }, 'system:grant');
+    return;
+  }
+
+  // Another run activated it first, or it was revoked meanwhile. Our message is most likely the very one the
+  // winner recorded (the same id): it is cancelled only if the request ended or recorded another.
+  const [cancelled] = await cancelSuperseded(deps, 'expire', requestId, [
+    { sequenceNumber, dueAt: expiresAt },
+  ]);
+  if (cancelled) {
+    await deps.audit.append({
+      ...grantSubject(request),
+      actor: 'system:grant',
+      action: 'grant.expiry-cancelled' satisfies AuditAction,
+      expirySequenceNumber: sequenceNumber,
+      detail: 'a duplicate: the request ended, or another run activated it with its own expiry message',
+    });
+  }
+  // If it was revoked meanwhile, its clean-up may have run before our rules landed.
+  const latest = await deps.requests.get(requestId);
+  if (!latest || isFinal(latest.value.status)) await removeRules(deps, requestId);
+}
+
+/** How often the activation is tried again when the row changed but is still the same approved grant. */
+const ACTIVATION_ATTEMPTS = 3;
+
+/**
+ * `approved` → `active` with the expiry's sequence number. A write that is not a decision (the audit outbox
+ * clearing the row's pending event, a reader flushing it) changes the ETag too: then the request, still approved
+ * with the same expiry, is read again and activated. Undefined when someone else moved it on.
+ */
+async function activate(
+  deps: Deps,
+  found: StoredRequest,
+  rules: GrantRule[],
+  sequenceNumber: string,
+): Promise<StoredRequest | undefined> {
+  const expiresAt = found.value.expiresAt as string;
+  let current = found;
+  for (let attempt = 1; ; attempt++) {
+    const moved = await transition(
+      deps,
+      current,
+      'active',
+      { activatedAt: deps.clock.now().toISOString(), expirySequenceNumber: sequenceNumber },
+      {
+        actor: 'system:grant',
+        action: 'grant.activated',
+        expiresAt,
+        detail:
+          `until ${expiresAt}; ` +
+          rules
+            .map(
+              (g) =>
+                `${g.ruleName} priority ${g.priority} in ${g.nsgId}` +
+                (g.effective === false
+                  ? ` (not effective: shadowed by ${g.shadowedBy ?? 'a deny rule'})`
+                  : ''),
+            )
+            .join('; '),
+      },
+    );
+    if (moved || attempt >= ACTIVATION_ATTEMPTS) return moved;
+    const latest = await deps.requests.get(found.value.id);
+    if (latest?.value.status !== 'approved' || latest.value.expiresAt !== expiresAt) return undefined;
+    current = latest;
   }
 }
 
@@ -686,7 +724,10 @@ export async function expireGrant(
   message: ExpiryMessage,
   actor = 'system:expiry',
 ): Promise<void> {
-  const found = await deps.requests.get(message.requestId);
+  const applying = (r: AccessRequest) => r.status === 'approved' && r.expiresAt === message.expiresAt;
+  let found = await deps.requests.get(message.requestId);
+  // Due while the apply that scheduled it is still writing the rules (a grant shorter than its apply).
+  if (found && applying(found.value)) found = await awaitRecording(deps, message.requestId, applying);
   if (!found) return void deps.log.warn('expire.unknown-request', { requestId: message.requestId });
   const r = found.value;
   if (r.status !== 'active' || r.expiresAt !== message.expiresAt) {

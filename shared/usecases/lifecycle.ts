@@ -17,9 +17,11 @@ import {
 } from '../domain/lifecycle';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
 import type { RequestPage, StartMessage, StoredRequest } from '../domain/ports';
+import type { ScheduledRef } from '../domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { removeRules, transition } from './grants';
+import { awaitRecording, cancelQuietly, cancelSuperseded } from './scheduledMessages';
 import { writeAudited } from './auditOutbox';
 import { viewOf } from './requests';
 import type { RequestView } from './requests';
@@ -61,7 +63,10 @@ export async function startScheduledRequest(
   message: StartMessage,
   actor = 'system:schedule',
 ): Promise<void> {
-  const found = await deps.requests.get(message.requestId);
+  const scheduling = (r: AccessRequest) => r.status === 'submitted' && r.startAt === message.startAt;
+  let found = await deps.requests.get(message.requestId);
+  // Due while the evaluation that scheduled it is still recording it (a start moments after the request).
+  if (found && scheduling(found.value)) found = await awaitRecording(deps, message.requestId, scheduling);
   if (!found) return void deps.log.warn('start.unknown-request', { requestId: message.requestId });
   const r = found.value;
   // An earlier delivery moved it but may not have handed it on; handing on twice is harmless.
@@ -123,7 +128,7 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           },
         );
         if (moved && r.expirySequenceNumber)
-          await cancelQuietly(deps, 'expiry', r.id, r.expirySequenceNumber);
+          await cancelQuietly(deps, 'expire', r.id, r.expirySequenceNumber);
         break;
       }
       case 'approved':
@@ -171,6 +176,13 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
  * The new expiry message is scheduled before the request is written, and the old one cancelled after, so at every
  * moment a message is due at or before the recorded expiry; an old message that still arrives is ignored
  * (`expireGrant` compares `expiresAt`).
+ *
+ * Exactly one expiry message stays scheduled. A message of an attempt that lost the write is not cancelled at
+ * once: the next attempt usually means the same expiry, schedules the same id, and Service Bus's duplicate
+ * detection hands back that very message. Cancelling it first would leave its id in the duplicate history with
+ * nothing behind it, and the retry with no expiry message at all. So on the way out, whatever the outcome, every
+ * message this call scheduled and the previous one are cancelled if the request as it now stands cannot use them
+ * (domain/scheduledMessages.ts `isSuperseded`).
  */
 export async function extendRequest(
   deps: Deps,
@@ -179,65 +191,70 @@ export async function extendRequest(
   body: unknown,
 ): Promise<RequestView> {
   const bySeconds = parseExtendBody(body);
-  for (let attempt = 1; ; attempt++) {
-    const found = await deps.requests.get(id);
-    if (!found || !mayRead(caller, found.value)) throw new RequestNotFound(id);
-    const r = found.value;
-    if (!mayExtend(caller, r)) throw new AccessNotAllowed('only the requester may extend a request', true);
-    assertExtendable(r);
-    const [policy] = await deps.policies.getForScopes([r.policyScope]);
-    const total = checkExtension(policy, r, caller, bySeconds, deps.settings.maxDurationInSeconds);
+  const scheduled: ScheduledRef[] = [];
+  try {
+    for (let attempt = 1; ; attempt++) {
+      const found = await deps.requests.get(id);
+      if (!found || !mayRead(caller, found.value)) throw new RequestNotFound(id);
+      const r = found.value;
+      if (!mayExtend(caller, r)) throw new AccessNotAllowed('only the requester may extend a request', true);
+      assertExtendable(r);
+      const [policy] = await deps.policies.getForScopes([r.policyScope]);
+      const total = checkExtension(policy, r, caller, bySeconds, deps.settings.maxDurationInSeconds);
 
-    const previous = r.expiresAt as string;
-    const expiresAt = new Date(Date.parse(previous) + bySeconds * 1000).toISOString();
-    const sequenceNumber = await deps.scheduler.scheduleExpiry(
-      { requestId: r.id, expiresAt },
-      new Date(expiresAt),
-    );
-    const next: AccessRequest = {
-      ...r,
-      expiresAt,
-      durationInSeconds: total,
-      expirySequenceNumber: sequenceNumber,
-      updatedAt: deps.clock.now().toISOString(),
-    };
-    try {
-      await writeAudited(deps, found, next, {
-        actor: caller.id,
-        action: 'grant.extended',
-        requestId: r.id,
-        vm: r.vmId,
-        ports: r.ports,
-        sourcePrefix: r.sourcePrefix,
-        detail: `by ${formatSeconds(bySeconds)}, from ${previous} to ${expiresAt} (${formatSeconds(total)} in all)`,
-      });
-    } catch (err) {
-      if (!(err instanceof ConcurrencyConflict)) throw err;
-      await cancelQuietly(deps, 'expiry', r.id, sequenceNumber);
-      if (attempt >= MAX_ATTEMPTS) {
-        throw new ConcurrencyConflict(`request ${id} kept changing while being extended; try again`);
+      const previous = r.expiresAt as string;
+      const expiresAt = new Date(Date.parse(previous) + bySeconds * 1000).toISOString();
+      const sequenceNumber = await deps.scheduler.scheduleExpiry(
+        { requestId: r.id, expiresAt },
+        new Date(expiresAt),
+      );
+      scheduled.push({ sequenceNumber, dueAt: expiresAt });
+      const next: AccessRequest = {
+        ...r,
+        expiresAt,
+        durationInSeconds: total,
+        expirySequenceNumber: sequenceNumber,
+        updatedAt: deps.clock.now().toISOString(),
+      };
+      try {
+        await writeAudited(deps, found, next, {
+          actor: caller.id,
+          action: 'grant.extended',
+          requestId: r.id,
+          vm: r.vmId,
+          ports: r.ports,
+          sourcePrefix: r.sourcePrefix,
+          detail: `by ${formatSeconds(bySeconds)}, from ${previous} to ${expiresAt} (${formatSeconds(total)} in all)`,
+        });
+      } catch (err) {
+        if (!(err instanceof ConcurrencyConflict)) throw err;
+        if (attempt >= MAX_ATTEMPTS) {
+          throw new ConcurrencyConflict(`request ${id} kept changing while being extended; try again`);
+        }
+        continue;
       }
-      continue;
-    }
-    deps.log.info('grant.extended', { requestId: r.id, expiresAt });
-    deps.signals.event('jit.grant.extended', {
-      requestId: r.id,
-      vm: r.vmId.toLowerCase(),
-      expiresAt,
-      actor: caller.id,
-    });
+      deps.log.info('grant.extended', { requestId: r.id, expiresAt });
+      deps.signals.event('jit.grant.extended', {
+        requestId: r.id,
+        vm: r.vmId.toLowerCase(),
+        expiresAt,
+        actor: caller.id,
+      });
+      if (r.expirySequenceNumber) scheduled.push({ sequenceNumber: r.expirySequenceNumber, dueAt: previous });
 
-    const rules = await deps.grants.list(r.id);
-    if (rules.some((g) => g.state === 'removed')) {
-      // The old expiry fired while we were extending: it removes the rules before it marks the request, and
-      // our write made its mark fail. Finish its work rather than leave `active` access with no rules open.
-      return finishRacedExpiry(deps, r.id, sequenceNumber);
+      const rules = await deps.grants.list(r.id);
+      if (rules.some((g) => g.state === 'removed')) {
+        // The old expiry fired while we were extending: it removes the rules before it marks the request, and
+        // our write made its mark fail. Finish its work rather than leave `active` access with no rules open.
+        return await finishRacedExpiry(deps, r.id);
+      }
+      for (const g of rules) {
+        await deps.grants.upsert({ ...g, expiresAt, updatedAt: deps.clock.now().toISOString() });
+      }
+      return await viewOf(deps, next);
     }
-    for (const g of rules) {
-      await deps.grants.upsert({ ...g, expiresAt, updatedAt: deps.clock.now().toISOString() });
-    }
-    if (r.expirySequenceNumber) await cancelQuietly(deps, 'expiry', r.id, r.expirySequenceNumber);
-    return viewOf(deps, next);
+  } finally {
+    await cancelSuperseded(deps, 'expire', id, scheduled);
   }
 }
 
@@ -245,7 +262,7 @@ export async function extendRequest(
  * The rules were being removed (the old expiry firing, or a revoke) while the extension was recorded: the removal
  * won at the network, so the record must say access ended rather than show `active` with nothing open.
  */
-async function finishRacedExpiry(deps: Deps, id: string, sequenceNumber: string): Promise<never> {
+async function finishRacedExpiry(deps: Deps, id: string): Promise<never> {
   await removeRules(deps, id);
   const found = await deps.requests.get(id);
   if (found?.value.status === 'active') {
@@ -261,27 +278,8 @@ async function finishRacedExpiry(deps: Deps, id: string, sequenceNumber: string)
       },
     );
   }
-  await cancelQuietly(deps, 'expiry', id, sequenceNumber);
   const now = await deps.requests.get(id);
   throw now
     ? alreadyEnded(now.value, 'access ended while the extension was being recorded; submit a new request')
     : new InvalidState(`request ${id} ended while being extended`);
-}
-
-/**
- * Cancels a scheduled message; a failure is logged, not thrown. The request no longer matches the message, so
- * if it does arrive, its handler ignores it.
- */
-async function cancelQuietly(
-  deps: Deps,
-  kind: 'expiry' | 'start',
-  requestId: string,
-  sequenceNumber: string,
-): Promise<void> {
-  try {
-    if (kind === 'expiry') await deps.scheduler.cancelExpiry(sequenceNumber);
-    else await deps.starts.cancelStart(sequenceNumber);
-  } catch (err) {
-    deps.log.warn(`${kind}.cancel-failed`, { requestId, sequenceNumber, error: String(err) });
-  }
 }

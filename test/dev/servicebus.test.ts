@@ -36,6 +36,11 @@ const emulator = new ServiceBusEmulator({
     { name: 'drain-race' },
     { name: 'sendlater' },
     { name: 'orphan' },
+    { name: 'dedup', requiresDuplicateDetection: true },
+    { name: 'dedup-scheduled', requiresDuplicateDetection: true },
+    { name: 'dedup-mixed', requiresDuplicateDetection: true },
+    { name: 'dedup-cancel', requiresDuplicateDetection: true },
+    { name: 'dedup-window', requiresDuplicateDetection: true, duplicateDetectionHistoryTimeWindowInMs: 800 },
   ],
 });
 
@@ -197,7 +202,11 @@ void describe('ServiceBusEmulator with the real @azure/service-bus client', () =
         const due = dueTimes[index]?.getTime() ?? 0;
         assert.ok(arrival.at >= due - 5, `message ${index} arrived ${due - arrival.at} ms early`);
         assert.ok(arrival.at <= due + 400, `message ${index} arrived ${arrival.at - due} ms late`);
-        assert.equal(arrival.sequenceNumber, sequenceNumbers[index], 'keeps its scheduled sequence number');
+        // Coming due, it is enqueued as if sent then, with a new sequence number: the scheduled one is gone.
+        assert.ok(
+          arrival.sequenceNumber > (sequenceNumbers.at(-1) ?? 0n),
+          `message ${index} arrived as ${arrival.sequenceNumber}, scheduled as ${sequenceNumbers[index]}`,
+        );
         assert.equal(arrival.scheduled?.getTime(), due);
       }
       await assertNothing(receiver, 300);
@@ -670,6 +679,142 @@ void describe('ServiceBusEmulator with the real @azure/service-bus client', () =
     } finally {
       connection.close();
       await new Promise((resolve) => connection.once('connection_close', resolve));
+    }
+  });
+
+  void test('with duplicate detection a message sent again under its id is accepted, then dropped', async () => {
+    const sender = client.createSender('dedup');
+    const receiver = receiverFor('dedup');
+    try {
+      await sender.sendMessages({ body: 'first', messageId: 'same' });
+      // The broker compares the id only: another body under the same id is the same message to it.
+      await sender.sendMessages({ body: 'second', messageId: 'same' });
+      await sender.sendMessages([
+        { body: 'third', messageId: 'other' },
+        { body: 'fourth', messageId: 'other' },
+      ]);
+      const received = [await receiveOne(receiver, 2000), await receiveOne(receiver, 2000)];
+      assert.deepEqual(
+        received.map((message) => [message.body as unknown, message.messageId]),
+        [
+          ['first', 'same'],
+          ['third', 'other'],
+        ],
+      );
+      for (const message of received) await receiver.completeMessage(message);
+      // Received and completed makes no difference: the id is remembered for the whole window.
+      await sender.sendMessages({ body: 'fifth', messageId: 'same' });
+      await assertNothing(receiver, 300);
+    } finally {
+      await receiver.close();
+      await sender.close();
+    }
+  });
+
+  void test('a scheduled duplicate gets a sequence number that names nothing: cancelling it leaves the first', async () => {
+    const sender = client.createSender('dedup-scheduled');
+    const receiver = receiverFor('dedup-scheduled');
+    try {
+      await assertNothing(receiver, 50);
+      const due = new Date(Date.now() + 600);
+      const [first] = await sender.scheduleMessages({ body: 'first', messageId: 'expire:r1:1' }, due);
+      // Retried with the same id, even for another time: accepted, with a number of its own, and dropped.
+      const [second] = await sender.scheduleMessages(
+        { body: 'second', messageId: 'expire:r1:1' },
+        new Date(Date.now() + 300),
+      );
+      assert.ok(first && second);
+      assert.notEqual(second.toString(), first.toString(), 'the duplicate is not told the live message');
+      assert.deepEqual(
+        emulator.listScheduled('dedup-scheduled').map((m) => [m.body, String(m.sequenceNumber)]),
+        [['first', first.toString()]],
+      );
+      const peeked = await receiver.peekMessages(10, { fromSequenceNumber: second });
+      assert.deepEqual(
+        peeked.map((m) => String(m.sequenceNumber)),
+        [],
+        'nothing lives at the number the duplicate got',
+      );
+      // The sender cancels what it believes it scheduled: nothing is cancelled, and the first still comes.
+      await sender.cancelScheduledMessages(second);
+      assert.equal(emulator.listScheduled('dedup-scheduled').length, 1);
+      const arrived = await receiveOne(receiver, 2000);
+      assert.equal(arrived.body, 'first');
+      assert.ok(Date.now() >= due.getTime() - 5, "at the first one's time");
+      await receiver.completeMessage(arrived);
+      await assertNothing(receiver, 500);
+    } finally {
+      await receiver.close();
+      await sender.close();
+    }
+  });
+
+  void test('scheduled and plain messages share the history, both ways', async () => {
+    const sender = client.createSender('dedup-mixed');
+    const receiver = receiverFor('dedup-mixed');
+    try {
+      const [scheduled] = await sender.scheduleMessages(
+        { body: 'scheduled first', messageId: 'a' },
+        new Date(Date.now() + 60_000),
+      );
+      await sender.sendMessages({ body: 'plain duplicate', messageId: 'a' });
+      await sender.sendMessages({ body: 'plain first', messageId: 'b' });
+      const [dropped] = await sender.scheduleMessages(
+        { body: 'scheduled duplicate', messageId: 'b' },
+        new Date(Date.now() + 60_000),
+      );
+      assert.ok(scheduled && dropped, 'both schedules answer with a sequence number');
+      const message = await receiveOne(receiver, 2000);
+      assert.equal(message.body, 'plain first');
+      await receiver.completeMessage(message);
+      await assertNothing(receiver, 300);
+      assert.deepEqual(
+        emulator.listScheduled('dedup-mixed').map((m) => m.body),
+        ['scheduled first'],
+      );
+      await sender.cancelScheduledMessages(scheduled);
+    } finally {
+      await receiver.close();
+      await sender.close();
+    }
+  });
+
+  void test('cancelling does not forget the id: scheduling it again in the window leaves nothing scheduled', async () => {
+    const sender = client.createSender('dedup-cancel');
+    try {
+      const at = new Date(Date.now() + 60_000);
+      const [old] = await sender.scheduleMessages({ body: 'old', messageId: 'expire:r2:7' }, at);
+      assert.ok(old);
+      await sender.cancelScheduledMessages(old);
+      const [again] = await sender.scheduleMessages({ body: 'again', messageId: 'expire:r2:7' }, at);
+      assert.ok(again, 'the send succeeds');
+      assert.deepEqual(emulator.listScheduled('dedup-cancel'), []);
+    } finally {
+      await sender.close();
+    }
+  });
+
+  void test('the window runs from the first acceptance; afterwards the id is new again', async () => {
+    const sender = client.createSender('dedup-window');
+    const receiver = receiverFor('dedup-window');
+    try {
+      await sender.sendMessages({ body: 1, messageId: 'w' });
+      const accepted = Date.now();
+      await sleep(450);
+      // Dropped, and a dropped duplicate does not restart the window.
+      await sender.sendMessages({ body: 2, messageId: 'w' });
+      await sleep(Math.max(0, accepted + 800 + 100 - Date.now()));
+      await sender.sendMessages({ body: 3, messageId: 'w' });
+      const received = [await receiveOne(receiver, 2000), await receiveOne(receiver, 2000)];
+      assert.deepEqual(
+        received.map((message) => message.body as unknown),
+        [1, 3],
+      );
+      for (const message of received) await receiver.completeMessage(message);
+      await assertNothing(receiver, 200);
+    } finally {
+      await receiver.close();
+      await sender.close();
     }
   });
 

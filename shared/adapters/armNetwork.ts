@@ -352,17 +352,20 @@ export class ArmNetworkGateway implements NetworkGateway {
     if (nsg.flushConnection) return false;
     // A PUT of an NSG replaces all its rules with those sent. Send back exactly what was read, conditional on the
     // etag read: a rule written in between makes ARM answer 412, and the caller tries again with a fresh read.
-    await call(`turning on flushConnection on ${n.name}`, () =>
-      groups.beginCreateOrUpdateAndWait(
+    await call(`turning on flushConnection on ${n.name}`, async () => {
+      // Watched like a rule's operation: a grant waits on it, and Network RP's Retry-After would add 10 s.
+      const watch = new OperationWatch(this.options.pollIntervalInMs ?? POLL_INTERVAL_IN_MS);
+      const poller = await groups.beginCreateOrUpdate(
         n.resourceGroup,
         n.name,
         { location: nsg.location, tags: nsg.tags, securityRules: nsg.securityRules, flushConnection: true },
         {
-          updateIntervalInMs: this.options.pollIntervalInMs,
+          onResponse: watch.onResponse,
           requestOptions: { customHeaders: { 'If-Match': nsg.etag ?? '*' } },
         },
-      ),
-    );
+      );
+      await watch.untilDone(poller);
+    });
     return true;
   }
 }

@@ -16,7 +16,7 @@ import { TransientFailure } from '../../shared/domain/errors';
 import { reconcile } from '../../shared/usecases/reconcile';
 import { collect } from '../../shared/usecases/baseline';
 import { AUTO_POLICIES, startSandbox, waitFor } from '../support/sandbox';
-import { appDeps, ask, auditEvents, grantRule, jitRules, requestStatus } from '../support/network';
+import { appDeps, ask, auditEvents, grantRule, jitRules, requestIn, requestStatus } from '../support/network';
 import { odata } from '@azure/data-tables';
 
 const credential: TokenCredential = {
@@ -109,15 +109,7 @@ describe('rule operations that end Failed', () => {
     });
     try {
       const id = await ask(sandbox, { vm, sourcePrefix: '203.0.113.21', duration: 'PT10M' });
-      const failed = await waitFor(
-        'the request to fail',
-        async () => {
-          const s = await requestStatus(sandbox, id);
-          return s.status === 'failed' ? s : undefined;
-        },
-        60_000,
-        300,
-      );
+      const failed = await requestIn(sandbox, id, ['failed']);
       assert.match(failed.statusReason ?? '', /gave up writing rule jit-/);
       // The NIC NSG still shows the rule, Failed: ARM may be enforcing it, so it must not be forgotten.
       assert.equal(grantRule(sandbox, nsgs[1]!, id)?.properties.provisioningState, 'Failed');
@@ -281,15 +273,7 @@ describe('a grant that takes longer to open than it lasts', () => {
 
   test('is closed as it goes live: its expiry message, already due, may have come first', async () => {
     const id = await ask(sandbox, { vm: DEMO.linuxVm.id, sourcePrefix: '203.0.113.30', duration: 'PT2S' });
-    const s = await waitFor(
-      'the request to end',
-      async () => {
-        const x = await requestStatus(sandbox, id);
-        return x.status === 'expired' || x.status === 'failed' ? x : undefined;
-      },
-      30_000,
-      200,
-    );
+    const s = await requestIn(sandbox, id, ['expired', 'failed'], 30_000, 200);
     assert.equal(s.status, 'expired');
     for (const nsgId of DEMO.linuxVm.nsgIds) assert.equal(grantRule(sandbox, nsgId, id), undefined, nsgId);
   });

@@ -17,6 +17,7 @@ import {
   auditEvents,
   grantRule,
   jitRules,
+  requestIn,
   requestStatus,
 } from '../support/network';
 import { SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
@@ -322,15 +323,7 @@ describe('NSG rules under contention and failure', () => {
         duration: 'PT2M',
       });
       await waitFor('the subnet rule to be written', () => grantRule(sandbox, nsgs[0]!, id));
-      const s = await waitFor(
-        'the request to fail',
-        async () => {
-          const x = await requestStatus(sandbox, id);
-          return x.status === 'failed' ? x : undefined;
-        },
-        60_000,
-        500,
-      );
+      const s = await requestIn(sandbox, id, ['failed'], 60_000, 500);
       assert.match(
         s.statusReason ?? '',
         /gave up writing rule jit-.* after \d+ attempts: .*AnotherOperationInProgress/,

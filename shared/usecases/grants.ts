@@ -246,15 +246,7 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
     expirySequenceNumber: sequenceNumber,
   });
   const moved = await activate(deps, found, rules, sequenceNumber);
-  if (moved) {
-    await notifyRequester(deps, moved.value);
-    // Writing took longer than the grant lasts (a slow or throttled ARM): its expiry message, due already, may have
-    // come while the request was not yet active and been dropped as stale. Close it now; if the message did it
-    // first, this finds the request expired and does nothing.
-    if (deps.clock.now().getTime() >= Date.parse(expiresAt))
-      await expireGrant(deps, { requestId, expiresAt }, 'system:grant');
-    return;
-  }
+  if (moved) return void (await notifyRequester(deps, moved.value));
 
   // Another run activated it first, or it was revoked meanwhile. Our message is most likely the very one the
   // winner recorded (the same id): it is cancelled only if the request ended or recorded another.

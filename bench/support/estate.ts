@@ -3,7 +3,7 @@
  * default) each VM's NIC behind its own, as a real landing zone often is — so a grant opens two NSGs, and
  * grants on VMs of one subnet meet on the subnet's NSG. Plus the policy that lets anyone ask for SSH on them.
  */
-import { DEMO } from '../../dev/arm/emulator';
+import { DEMO, JIT_ROLE_ACTIONS } from '../../dev/arm/emulator';
 import type { ArmEmulator } from '../../dev/arm/emulator';
 import { ids } from '../../dev/arm/resource-ids';
 import type { Policy } from '../../shared/domain/types';
@@ -110,6 +110,13 @@ export function addLargeEstate(arm: ArmEmulator, o: LargeEstateOptions): LargeEs
     { length: o.subscriptions },
     (_, i) => `00000000-0000-0000-0000-${String(100 + i).padStart(12, '0')}`,
   );
+  // The JIT role on each subscription, as a deployment assigns it to every policy scope (docs/deploy.md).
+  for (const s of subscriptionIds)
+    arm.roles.assign({
+      principalId: DEMO.identity.objectId,
+      scope: `/subscriptions/${s}`,
+      actions: [...JIT_ROLE_ACTIONS],
+    });
   const perSubnet = Math.ceil(o.vmsPerSubscription / o.nsgsPerSubscription);
   const vms = subscriptionIds.map((s) => {
     const out: BenchVm[] = [];

@@ -24,6 +24,62 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
+  // One-way layers (STYLE.md §2): the domain depends on nothing outward, use cases on the domain and ports,
+  // function files on hosting, http and use cases; only adapters reach an Azure SDK. Relative paths are
+  // matched by the folder they name, so '../adapters/x' and '../../shared/adapters/x' are both caught.
+  {
+    files: ['shared/domain/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@azure/*'], message: 'The domain imports no Azure SDK; put SDK calls in an adapter.' },
+            {
+              regex: '(^|/)(adapters|usecases|http|hosting|views)(/|$)|(^|/)(composition|config)$',
+              message:
+                'The domain imports only the domain and small pure libraries; depend on a port instead.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['shared/usecases/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@azure/*'], message: 'Use cases import no Azure SDK; reach Azure through a port.' },
+            {
+              regex: '(^|/)(adapters|http|hosting)(/|$)|(^|/)composition$',
+              message:
+                'Use cases depend on the domain and its ports, not on adapters, HTTP or the composition root.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['functions/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@azure/*', '!@azure/functions'],
+              message: 'A function file calls no Azure SDK; call a use case (STYLE.md §1).',
+            },
+            { regex: '(^|/)adapters(/|$)', message: 'A function file calls a use case, not an adapter.' },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['test/**/*.ts', 'dev/**/*.ts', 'bench/**/*.ts'],
     rules: {

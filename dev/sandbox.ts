@@ -16,7 +16,10 @@ import type { GrantSettings } from '../shared/usecases/deps';
 import { applyPolicies } from '../shared/usecases/policies';
 import { CONTAINERS, QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../shared/names';
 import type { CompositionOverrides } from '../shared/composition';
-import { ArmEmulator } from './arm/emulator';
+import { ArmEmulator, DEMO } from './arm/emulator';
+import { AUTH_SETTINGS_ARM_ACTIONS } from '../shared/adapters/armAuthSettings';
+import { SANDBOX_SITE_ID, SandboxIdentity } from './auth/identity';
+import type { SandboxAuthMode } from './auth/identity';
 import type { ArmEmulatorOptions } from './arm/emulator';
 import { Azurite } from './azurite';
 import { readHostSettings } from './host/hostJson';
@@ -61,7 +64,15 @@ export interface SandboxOptions {
    */
   reconcileOnStart?: boolean;
   quiet?: boolean;
-  /** The policy document applied at start; default dev/policies.yaml. */
+  /**
+   * How callers sign in (JIT_SANDBOX_AUTH): `dev` (default), `easyauth` (a local OpenID Connect provider and an
+   * App-Service-like front end) or `jwt` (bearer tokens from the local provider). See dev/auth/identity.ts.
+   */
+  auth?: SandboxAuthMode;
+  /**
+   * The policy document applied at start; default dev/policies.yaml, or in `jwt` mode dev/policies-auto.yaml
+   * (jwt mode refuses manual approval: approvers could not sign in).
+   */
   policiesFile?: string;
   /** Receives the local host's log lines (tests check what is logged); overrides `quiet` for the host. */
   hostLog?: (level: string, functionName: string, message: string) => void;
@@ -84,10 +95,21 @@ export const sandboxCredential: TokenCredential = {
 };
 
 /** Who applies the sandbox's policy file, as the audit trail records it. */
-const SANDBOX_ADMIN: Principal = { id: 'system:sandbox', groups: [], roles: ['Jit.Admin'] };
+const SANDBOX_ADMIN: Principal = {
+  id: 'system:sandbox',
+  kind: 'user',
+  name: 'system:sandbox',
+  groups: [],
+  roles: ['Jit.Admin'],
+};
+
+/** The demo policies with every request approved automatically: for `jwt` mode, and tests that drive many grants. */
+export const AUTO_POLICIES_FILE = join(PROJECT_ROOT, 'dev', 'policies-auto.yaml');
 
 export class Sandbox {
   readonly azurite: Azurite;
+  /** How callers sign in, and the local provider and front end where the mode has them. */
+  readonly identity: SandboxIdentity;
   readonly serviceBus: ServiceBusEmulator;
   readonly arm: ArmEmulator;
   /** Every mail the system sends, caught (SMTP on loopback). */
@@ -131,11 +153,13 @@ export class Sandbox {
       port: options.webhookPort ?? 0,
       secrets: { [SANDBOX_TARGETS.webhook]: this.webhookSecret },
     });
+    this.identity = new SandboxIdentity(options.auth ?? 'dev');
   }
 
+  /** Where people and scripts reach the app: the front end in `easyauth` mode, else the local host. */
   get baseUrl(): string {
     if (!this.host) throw new Error('the local host is not running');
-    return this.host.baseUrl;
+    return this.identity.frontEnd?.baseUrl ?? this.host.baseUrl;
   }
 
   async start(): Promise<void> {
@@ -146,8 +170,18 @@ export class Sandbox {
       this.mail.start(),
       this.webhooks.start(),
     ]);
+    const authSettings = await this.identity.start(this.options.httpPort ?? 0);
+    // What App Service holds as the app's authsettingsV2, read by the app at start-up in easyauth mode.
+    if (this.identity.settings) {
+      this.arm.sites.setAuthSettings(SANDBOX_SITE_ID, { ...this.identity.settings });
+      // The custom role infra gives the app on itself (JIT Access Auth Settings Reader): ARM checks it on the read.
+      this.arm.roles.assign({
+        principalId: DEMO.identity.objectId,
+        scope: SANDBOX_SITE_ID,
+        actions: [...AUTH_SETTINGS_ARM_ACTIONS],
+      });
+    }
     this.settings = {
-      JIT_AUTH_MODE: 'dev',
       AzureWebJobsStorage: this.azurite.connectionString,
       ServiceBusConnection: this.serviceBus.connectionString,
       JIT_ARM_ENDPOINT: this.arm.endpoint,
@@ -185,6 +219,7 @@ export class Sandbox {
                 secret: this.webhookSecret.toString('base64'),
               },
             ]),
+      ...authSettings,
       ...this.options.settings,
     };
     await this.provisionStorage();
@@ -200,13 +235,16 @@ export class Sandbox {
       functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
       host: this.options.host ? this.options.host(hostSettings) : hostSettings,
       settings: this.settings,
-      httpPort: this.options.httpPort ?? 0,
+      // Behind the front end (easyauth) the host itself takes any free port; people reach the front end.
+      httpPort: this.identity.frontEnd ? 0 : (this.options.httpPort ?? 0),
       log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
       runOnStartup: this.options.reconcileOnStart === false ? [] : ['reconcile'],
       // On a free port the links in mail must name the port the host got. Services are built on first use,
       // which comes after this (the host binds triggers afterwards), so they read the address set here.
       onListening: (baseUrl) => {
-        if (!this.options.settings?.JIT_PUBLIC_BASE_URL) this.settings.JIT_PUBLIC_BASE_URL = baseUrl;
+        this.identity.frontEnd?.forwardTo(baseUrl);
+        if (!this.options.settings?.JIT_PUBLIC_BASE_URL && !this.identity.frontEnd)
+          this.settings.JIT_PUBLIC_BASE_URL = baseUrl;
       },
     });
     await this.host.start();
@@ -265,6 +303,7 @@ export class Sandbox {
       this.azurite.stop(),
       this.mail.stop(),
       this.webhooks.stop(),
+      this.identity.stop(),
     ]);
   }
 
@@ -291,7 +330,11 @@ export class Sandbox {
 
   /** Applies the policy file the way `PUT /api/policies` does: parsed, validated, diffed, audited. */
   private async seedPolicies(): Promise<void> {
-    const file = this.options.policiesFile ?? join(PROJECT_ROOT, 'dev', 'policies.yaml');
+    const file =
+      this.options.policiesFile ??
+      (this.settings.JIT_AUTH_MODE === 'jwt'
+        ? AUTO_POLICIES_FILE
+        : join(PROJECT_ROOT, 'dev', 'policies.yaml'));
     await applyPolicies(services().deps, SANDBOX_ADMIN, {
       text: readFileSync(file, 'utf8'),
       source: relative(PROJECT_ROOT, file),

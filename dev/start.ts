@@ -3,10 +3,13 @@
  * Ports can be moved with JIT_SANDBOX_HTTP_PORT, JIT_SANDBOX_ARM_PORT, JIT_SANDBOX_SERVICEBUS_PORT,
  * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports), JIT_SANDBOX_SMTP_PORT, JIT_SANDBOX_MAIL_PORT and
  * JIT_SANDBOX_WEBHOOK_PORT.
+ * JIT_SANDBOX_AUTH chooses how callers sign in: dev (default), easyauth or jwt (dev/auth/identity.ts).
  */
 import { join } from 'node:path';
 import { DEMO } from './arm/emulator';
 import { DEMO_APPROVERS } from './demoPolicies';
+import { SANDBOX_AUTH_MODES } from './auth/identity';
+import type { SandboxAuthMode } from './auth/identity';
 import { PROJECT_ROOT, Sandbox } from './sandbox';
 
 function port(name: string, fallback: number): number {
@@ -18,8 +21,16 @@ function port(name: string, fallback: number): number {
   return n;
 }
 
+function authMode(): SandboxAuthMode {
+  const v = process.env.JIT_SANDBOX_AUTH?.trim() || 'dev';
+  if (!(SANDBOX_AUTH_MODES as readonly string[]).includes(v))
+    throw new Error(`JIT_SANDBOX_AUTH must be one of ${SANDBOX_AUTH_MODES.join(', ')}, not "${v}"`);
+  return v as SandboxAuthMode;
+}
+
 async function main(): Promise<void> {
   const httpPort = port('JIT_SANDBOX_HTTP_PORT', 7071);
+  const auth = authMode();
   const storage = port('JIT_SANDBOX_STORAGE_PORT', 10000);
   const sandbox = new Sandbox({
     httpPort,
@@ -31,6 +42,7 @@ async function main(): Promise<void> {
     mailWebPort: port('JIT_SANDBOX_MAIL_PORT', 8025),
     webhookPort: port('JIT_SANDBOX_WEBHOOK_PORT', 8026),
     quiet: false,
+    auth,
   });
   let stopping = false;
   const stop = async () => {
@@ -46,6 +58,12 @@ async function main(): Promise<void> {
   await sandbox.start();
 
   const api = `http://127.0.0.1:${httpPort}/api`;
+  if (auth !== 'dev')
+    console.log(`
+Sign-in: ${auth}. The local OpenID Connect provider at ${sandbox.identity.provider?.issuer ?? ''} signs in the demo
+people of dev/auth/directory.ts (alice@example.com, approver@example.com, admin@example.com, …) with any password.
+${auth === 'easyauth' ? `Browsers sign in at ${sandbox.baseUrl}/.auth/login/aad; scripts send a bearer token.` : 'Send a bearer token from the provider in the Authorization header.'}
+The curl lines below use the dev header, which this mode ignores.`);
   console.log(`
 azure-jit-access sandbox is running (Ctrl-C stops it)
 

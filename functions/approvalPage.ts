@@ -10,7 +10,9 @@ import { decisionPage } from '../shared/views/approvalPage';
 export default declareFunction({
   name: 'approvalPage',
   trigger: { type: 'http', route: 'approvals', methods: ['GET'] },
-  handler: pageEndpoint(async ({ request, deps, signedIn }) =>
-    htmlResponse(200, decisionPage(await viewApproval(deps, request.query.get('token') ?? '', signedIn))),
+  handler: pageEndpoint(
+    async ({ request, deps, signedIn }) =>
+      htmlResponse(200, decisionPage(await viewApproval(deps, request.query.get('token') ?? '', signedIn))),
+    'sign-in',
   ),
 });

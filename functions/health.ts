@@ -23,6 +23,16 @@ export default declareFunction({
       return { status: 503, headers: NOT_CACHED, jsonBody: { status: 'unavailable', ...runningVersion() } };
     }
     const caller = await optionalCaller(request);
-    return { status: 200, headers: NOT_CACHED, jsonBody: healthReport(features, runningVersion(), caller) };
+    const serving = await services()
+      .serving()
+      .then(
+        () => true,
+        () => false,
+      );
+    return {
+      status: 200,
+      headers: NOT_CACHED,
+      jsonBody: healthReport(features, runningVersion(), caller, serving),
+    };
   },
 });

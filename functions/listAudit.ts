@@ -1,14 +1,14 @@
 import { declareFunction } from '../shared/hosting/declare';
 import { services } from '../shared/composition';
-import { httpEndpoint } from '../shared/http/handler';
+import { consumeCallQuota, httpEndpoint } from '../shared/http/handler';
 import { listAudit } from '../shared/usecases/audit';
 
 /** `GET /api/audit`: the audit trail, newest first, filtered and paged. Auditors and admins only. */
 export default declareFunction({
   name: 'listAudit',
   trigger: { type: 'http', route: 'audit', methods: ['GET'] },
-  handler: httpEndpoint(async ({ request, caller }) => ({
-    status: 200,
-    jsonBody: await listAudit(services().auditTrail, caller, request.query.entries()),
-  })),
+  handler: httpEndpoint(async ({ request, caller }) => {
+    await consumeCallQuota('audit', caller.id);
+    return { status: 200, jsonBody: await listAudit(services().auditTrail, caller, request.query.entries()) };
+  }),
 });

@@ -38,6 +38,11 @@ param authClientId string
 @description('Optional. HTTPS base URL people reach the app at, used in links in approval mail. Empty means the function app\'s default host name.')
 param publicBaseUrl string = ''
 
+@minValue(0)
+@maxValue(3)
+@description('Optional. Trusted proxies (Front Door, Application Gateway) in front of the app that append to X-Forwarded-For; 0 when people reach the app directly.')
+param trustedProxyHops int = 0
+
 @description('Optional. Let policies with cutSessions end established sessions: gives the app a second custom role on the target scopes that can write NSGs (to turn on flushConnection). Default false.')
 param allowSessionCutting bool = false
 
@@ -246,6 +251,7 @@ module functionApp 'modules/function-app.bicep' = {
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     publicBaseUrl: publicBaseUrl
+    trustedProxyHops: trustedProxyHops
     reconcileSchedule: reconcileSchedule
     priorityRange: priorityRange
     maxDuration: maxDuration
@@ -295,6 +301,8 @@ module roleAssignments 'modules/role-assignments.bicep' = {
   params: {
     principalId: identities.outputs.appIdentityPrincipalId
     roleNameSuffix: '${environmentName}-${resourceToken}'
+    // From the module's output, so that the app exists before its role assignment is made.
+    functionAppName: functionApp.outputs.name
     storageAccountName: storage.outputs.name
     serviceBusNamespaceName: serviceBus.outputs.name
     serviceBusQueueName: serviceBus.outputs.expirationsQueueName

@@ -38,6 +38,7 @@ import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
 import { StorageNotificationQueue, StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
+import { ArmAuthSettingsReader } from './adapters/armAuthSettings';
 import { createAuthenticator } from './http/auth';
 import type { Authenticator } from './http/auth';
 import { AuditedRequests } from './usecases/auditOutbox';
@@ -45,6 +46,8 @@ import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { ChannelServices, Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
 import { baselineEnforcement } from './usecases/baseline';
+import { servingCheck } from './usecases/serving';
+import type { ServingState } from './usecases/serving';
 import { networkReach } from './usecases/reach';
 
 export interface CompositionOverrides {
@@ -65,10 +68,20 @@ export interface CompositionOverrides {
 
 export interface Services {
   config: Config;
+  /**
+   * Whether this instance may serve callers (shared/usecases/serving.ts): resolves once the start-up checks pass,
+   * throws `NotServing` saying why otherwise.
+   */
+  serving: () => Promise<ServingState>;
   /** Throws `FeatureUnavailable` while the authentication feature is switched off: no caller can be identified. */
   authenticate: Authenticator;
   /** Per-caller limit on creating requests (per instance); undefined while the requests feature is off. */
   requestLimiter?: RateLimiterMemory;
+  /**
+   * Per-caller limit on every other changing call and on audit reads, one bucket per kind (per instance), at the
+   * same rate; undefined while the requests feature is off.
+   */
+  callLimiter?: RateLimiterMemory;
   /** Per-person-and-address limit on posting approval decisions (per instance); undefined while approval is off. */
   approvalLimiter?: RateLimiterMemory;
   /** Dependencies with a logger that writes to the process console; per invocation use `depsFor`. */
@@ -230,17 +243,37 @@ function build(o: CompositionOverrides): Services {
       publicBaseUrl: approval.ready ? approval.settings.publicBaseUrl : '',
       groupMailboxes: approval.ready ? approval.settings.approverGroupMailboxes : {},
       unavailableFeature: !approval.ready ? 'approval' : !mail.ready ? 'mail' : undefined,
+      // jwt mode has no browser sign-in: approvers could never decide (shared/usecases/serving.ts).
+      signInAvailable: !(authentication.ready && authentication.settings.authMode === 'jwt'),
     },
   };
+  // Without the authentication feature no caller is served at all (FeatureUnavailable), so there is nothing to check.
+  const auth = authentication.ready ? authentication.settings : undefined;
+  const serving = servingCheck(() => deps, {
+    mode: auth?.authMode ?? 'dev',
+    platform:
+      auth?.authMode === 'easyauth' && auth.appResourceId
+        ? new ArmAuthSettingsReader(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
+            endpoint: config.armEndpoint,
+            appResourceId: auth.appResourceId,
+            caPem: o.armCaPem,
+          })
+        : undefined,
+  });
   return {
     config,
     deps,
+    serving,
     authenticate: authentication.ready
-      ? createAuthenticator(authentication.settings, (id) =>
-          consoleLogger.warn('auth.group-overage', { caller: id }),
-        )
+      ? createAuthenticator(authentication.settings, {
+          platform: async () => ({ tenantId: (await serving()).tenantId ?? '' }),
+          onGroupOverage: (id) => consoleLogger.warn('auth.group-overage', { caller: id }),
+        })
       : () => Promise.reject(new FeatureUnavailable('authentication')),
     requestLimiter: requests.ready
+      ? new RateLimiterMemory({ points: requests.settings.requestsPerMinute, duration: 60 })
+      : undefined,
+    callLimiter: requests.ready
       ? new RateLimiterMemory({ points: requests.settings.requestsPerMinute, duration: 60 })
       : undefined,
     approvalLimiter: approval.ready

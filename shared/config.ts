@@ -15,6 +15,7 @@ import { parseDurationToSeconds } from './domain/duration';
 import { looksLikeMailAddress } from './domain/approval';
 import { ConfigurationError, FeatureUnavailable } from './domain/errors';
 import { NOTIFICATION_KINDS } from './domain/notifications';
+import { tenantOfIssuer } from './domain/platformAuth';
 import type { NotifyTarget } from './domain/notifications';
 
 export type AuthMode = 'dev' | 'easyauth' | 'jwt';
@@ -49,8 +50,15 @@ export interface CoreConfig {
 /** Who is calling the HTTP API. Without it no caller can be identified, so routes that need one answer 503. */
 export interface AuthenticationConfig {
   authMode: AuthMode;
-  /** Bearer-token validation, in `jwt` mode. */
-  jwt?: { issuer: string; audiences: string[]; jwksUri: string };
+  /** Bearer-token validation, in `jwt` mode; `tenantId` is the tenant the issuer names. */
+  jwt?: { issuer: string; audiences: string[]; jwksUri: string; tenantId: string };
+  /**
+   * `easyauth`: the ARM id of this function app, whose authsettingsV2 the app reads at start-up to confirm that
+   * App Service Authentication is on and required before it trusts the principal header.
+   */
+  appResourceId?: string;
+  /** How many trusted proxies (Front Door, Application Gateway) precede App Service's own front end. */
+  trustedProxyHops: number;
 }
 
 /** Approval links: where they point, the keys that sign them, where group approvers' links go. */
@@ -141,6 +149,10 @@ export const SETTINGS = {
   JIT_JWT_ISSUER: 'jwt mode: the token issuer, e.g. https://login.microsoftonline.com/<tenant id>/v2.0',
   JIT_JWT_AUDIENCE: 'jwt mode: accepted audiences, comma-separated (the API app id and/or api://<app id>)',
   JIT_JWT_JWKS_URI: "jwt mode: the issuer's signing keys (default: derived from an Entra ID issuer)",
+  JIT_APP_RESOURCE_ID:
+    'easyauth mode: ARM id of this function app (/subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.Web/sites/<name>); the app reads its authsettingsV2 at start-up and serves only if authentication is required',
+  JIT_TRUSTED_PROXY_HOPS:
+    "how many trusted proxies (Front Door, Application Gateway) forward to App Service, 0 to 3 (default 0); the caller's address is read that many X-Forwarded-For entries left of the last",
   JIT_RATE_LIMIT_PER_MINUTE: 'requests one caller may create per minute, per instance (default 30)',
   JIT_APPROVAL_ATTEMPTS_PER_MINUTE:
     'approval decisions one person from one address may post per minute, per instance (default 10)',
@@ -377,20 +389,42 @@ function loadAuthentication(read: SettingsReader): AuthenticationConfig {
       'is "dev", which trusts a header naming the user and is refused when running in Azure',
     );
   }
-  // App Service strips a client-sent x-ms-client-principal only when its authentication is switched on;
-  // without that, the header is whatever the caller wrote.
-  if (authMode === 'easyauth' && !/^true$/i.test(read.env.WEBSITE_AUTH_ENABLED ?? '')) {
-    fail(
-      'JIT_AUTH_MODE',
-      'is "easyauth" but App Service Authentication is not enabled (WEBSITE_AUTH_ENABLED), so the principal header could be forged',
-    );
+  const hopsText = get('JIT_TRUSTED_PROXY_HOPS') ?? '0';
+  if (!/^[0-3]$/.test(hopsText)) fail('JIT_TRUSTED_PROXY_HOPS', 'must be a whole number from 0 to 3');
+  const trustedProxyHops = Number(hopsText);
+  // The principal header is trusted only after the app has read its own authsettingsV2 and found authentication
+  // required (shared/usecases/serving.ts): WEBSITE_AUTH_ENABLED says it is configured, not that it is enforced.
+  if (authMode === 'easyauth') {
+    const appResourceId =
+      get('JIT_APP_RESOURCE_ID') ?? fail('JIT_APP_RESOURCE_ID', 'is missing (JIT_AUTH_MODE is easyauth)');
+    const site = SITE_ID.exec(appResourceId);
+    if (!site) return fail('JIT_APP_RESOURCE_ID', 'must be the ARM id of a function app');
+    // Where the platform says which app this is, the setting must name this very app, or the check would read
+    // another app's settings.
+    const [, subscription = '', group = '', name = ''] = site;
+    const env = read.env;
+    const owner = env.WEBSITE_OWNER_NAME?.split('+')[0];
+    if (
+      (env.WEBSITE_SITE_NAME && env.WEBSITE_SITE_NAME.toLowerCase() !== name.toLowerCase()) ||
+      (env.WEBSITE_RESOURCE_GROUP && env.WEBSITE_RESOURCE_GROUP.toLowerCase() !== group.toLowerCase()) ||
+      (owner && owner.toLowerCase() !== subscription.toLowerCase())
+    )
+      fail('JIT_APP_RESOURCE_ID', `must name this app (${env.WEBSITE_SITE_NAME ?? '?'})`);
+    return { authMode, appResourceId, trustedProxyHops };
   }
-  if (authMode !== 'jwt') return { authMode };
+  if (authMode !== 'jwt') return { authMode, trustedProxyHops };
   const issuer = read.url('JIT_JWT_ISSUER', get('JIT_JWT_ISSUER') ?? fail('JIT_JWT_ISSUER', 'is missing'));
   const audiences = (get('JIT_JWT_AUDIENCE') ?? fail('JIT_JWT_AUDIENCE', 'is missing'))
     .split(',')
     .map((a) => a.trim())
     .filter(Boolean);
+  // A tenant-specific v2.0 issuer: principals are keyed by tenant, and a token of another tenant is refused.
+  const tenantId = tenantOfIssuer(issuer);
+  if (!tenantId)
+    return fail(
+      'JIT_JWT_ISSUER',
+      "must be a tenant's v2.0 issuer, https://login.microsoftonline.com/<tenant id>/v2.0",
+    );
   const entra = /^https:\/\/login\.microsoftonline\.com\/([^/]+)\/v2\.0\/?$/.exec(issuer);
   const jwksUri = read.url(
     'JIT_JWT_JWKS_URI',
@@ -399,8 +433,12 @@ function loadAuthentication(read: SettingsReader): AuthenticationConfig {
         ? `https://login.microsoftonline.com/${entra[1]}/discovery/v2.0/keys`
         : fail('JIT_JWT_JWKS_URI', 'is missing (the issuer is not Entra ID, so it cannot be derived)')),
   );
-  return { authMode, jwt: { issuer, audiences, jwksUri } };
+  return { authMode, jwt: { issuer, audiences, jwksUri, tenantId }, trustedProxyHops };
 }
+
+/** `/subscriptions/<id>/resourceGroups/<name>/providers/Microsoft.Web/sites/<name>`. */
+const SITE_ID =
+  /^\/subscriptions\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Web\/sites\/([^/]+)$/i;
 
 function perMinute(read: SettingsReader, name: SettingName, fallback: string): number {
   const text = read.get(name) ?? fallback;

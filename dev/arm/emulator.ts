@@ -6,6 +6,7 @@
  * `new NetworkManagementClient(credential, DEMO.subscriptionId, { endpoint: emulator.endpoint, tlsOptions: { ca: emulator.caPem } })`.
  * HTTPS is not optional: the SDK's bearer-token policy refuses to send a token over plain HTTP.
  */
+import { AppServiceSites } from './sites';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -110,6 +111,8 @@ const MAX_BODY_BYTES = 1024 * 1024;
 
 export class ArmEmulator {
   readonly faults = new FaultInjector();
+  /** Function apps' authentication settings, which the app reads at start-up in easyauth mode. */
+  readonly sites = new AppServiceSites();
   readonly log: ArmRequestLogEntry[] = [];
 
   /** Management locks (`Microsoft.Authorization/locks`); tests may also add them through the locks API. */
@@ -299,6 +302,7 @@ export class ArmEmulator {
       if (!apiVersion) throw armErrors.missingApiVersion();
       const context: RouteContext = {
         model: this.model,
+        sites: this.sites,
         operations: this.operations,
         faults: this.faults,
         absoluteUrl: (pathAndQuery) => this.absoluteUrl(pathAndQuery),

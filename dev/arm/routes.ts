@@ -9,6 +9,7 @@ import type { FaultInjector } from './faults';
 import type { LockRegistry } from './locks';
 import type { ArmModel, RuleAddress } from './model';
 import { OperationRegistry, type OperationRecord } from './operations';
+import type { AppServiceSites } from './sites';
 
 export type HttpMethod = 'GET' | 'PUT' | 'DELETE';
 
@@ -32,6 +33,8 @@ export interface ArmResponse {
 
 export interface RouteContext {
   model: ArmModel;
+  /** Function apps' authentication settings (dev/arm/sites.ts). */
+  sites: AppServiceSites;
   operations: OperationRegistry;
   faults: FaultInjector;
   /** Absolute URL on this server for a path. */
@@ -160,6 +163,12 @@ const routes: Route[] = [
       PUT: { action: 'Microsoft.Network/networkSecurityGroups/securityRules/write' },
       DELETE: { action: 'Microsoft.Network/networkSecurityGroups/securityRules/delete' },
     },
+  ),
+  route(
+    `${RG}/Microsoft.Web/sites/{site}/config/authsettingsV2`,
+    { GET: (p, _r, c) => c.sites.getAuthSettingsV2(p('s'), p('rg'), p('site')) },
+    // GET of a site's config (WebApps_GetAuthSettingsV2WithoutSecrets); secrets need the list actions.
+    { GET: { action: 'Microsoft.Web/sites/config/Read' } },
   ),
   route(
     `${SUB}/Microsoft.Network/locations/{location}/operations/{operation}`,

@@ -3,8 +3,10 @@
 // - HTTPS only, TLS 1.2 minimum, FTP and basic-auth publishing off: azd deploys with an Entra token, so no
 //   publishing password exists to leak.
 // - Every app setting is identity-based; none holds a key or a connection string with a secret in it.
-// - App Service Authentication (Entra ID) answers 401 to any call without a valid token before it reaches the code,
-//   and hands the code the caller in x-ms-client-principal (shared/http/auth.ts).
+// - App Service Authentication (Entra ID) answers 401 to any call without a valid token or session before it reaches
+//   the code, except on the approval page, which sends an anonymous browser to sign in itself; it hands the code the
+//   caller in x-ms-client-principal (shared/http/auth.ts). The app reads these settings back at start-up and serves
+//   only while they require authentication (shared/usecases/serving.ts).
 
 @description('Required. Name of the function app; also its default host name `<name>.azurewebsites.net`.')
 param name string
@@ -56,6 +58,11 @@ param rateLimitPerMinute int = 30
 
 @description('Optional. Approval decisions one person from one address may post per minute, per instance.')
 param approvalAttemptsPerMinute int = 10
+
+@minValue(0)
+@maxValue(3)
+@description('Optional. Trusted proxies (Front Door, Application Gateway) in front of the app that append to X-Forwarded-For; 0 when people reach the app directly.')
+param trustedProxyHops int = 0
 
 @description('Required. Name of the Key Vault holding the approval-link signing key (secret jit-approval-key).')
 param keyVaultName string
@@ -226,8 +233,14 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // only tokens issued by this tenant.
     OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: authIdentityClientId
     WEBSITE_AUTH_AAD_ALLOWED_TENANTS: tenant().tenantId
+    // The host's own body limit: above the largest body the app takes (a 2 MiB policy document), far below the
+    // default 100 MB (https://learn.microsoft.com/azure/azure-functions/functions-app-settings#functions_request_body_size_limit).
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '4194304'
     // The app's own settings (shared/config.ts).
     JIT_AUTH_MODE: 'easyauth'
+    // Whose authsettingsV2 the app reads at start-up (with Microsoft.Web/sites/config/Read on this app only).
+    JIT_APP_RESOURCE_ID: site.id
+    JIT_TRUSTED_PROXY_HOPS: string(trustedProxyHops)
     JIT_ARM_ENDPOINT: armEndpoint
     JIT_PRIORITY_RANGE: priorityRange
     JIT_BASELINE_PRIORITY_RANGE: baselinePriorityRange
@@ -266,15 +279,21 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     }
     globalValidation: {
       requireAuthentication: true
-      // Callers are mostly scripts and the jit CLI: a 401 tells them to fetch a token, where a redirect would hand
-      // them a sign-in page. Browser pages start sign-in with a link to /.auth/login/aad.
+      // One action for the whole app. Callers of the API are mostly scripts and the jit CLI: a 401 tells them to
+      // fetch a token, where a redirect would hand them a sign-in page (App Service redirects every anonymous caller
+      // but a native mobile app). The sandbox's front end (dev/auth/frontEnd.ts) applies these same settings.
       unauthenticatedClientAction: 'Return401'
       redirectToProvider: 'azureactivedirectory'
-      // Every route, approval pages included, needs a signed-in caller, except the health route: it must answer
+      // Two routes a caller reaches without a session, each guarding itself. The approval page is the one a person
+      // reaches from a link in mail, usually not signed in yet: the platform lets it through without a session (it
+      // still strips forged principal headers and adds the real one when there is a session), and the page sends
+      // the browser to /.auth/login/aad and back, and refuses an anonymous decision. The health route must answer
       // anonymous probes (status and version only; its per-feature detail still needs a Jit.Admin caller).
       // excludedPaths: "The paths for which unauthenticated flow would not be redirected to the login page"
       // (https://learn.microsoft.com/azure/templates/microsoft.web/sites/config-authsettingsv2, GlobalValidation).
+      // The app refuses to start if any other path is excluded (shared/domain/platformAuth.ts).
       excludedPaths: [
+        '/api/approvals'
         '/api/health'
       ]
     }

@@ -10,6 +10,7 @@
 // | Key Vault Secrets User                 | key vault                     | read the approval-link signing key                          |
 // | Monitoring Metrics Publisher           | Application Insights          | send telemetry with Entra auth (local auth is off)          |
 // | JIT Access Email Sender (custom)       | Communication Services        | send approval mail (only with emailProvider = acs)          |
+// | JIT Access Auth Settings Reader (cust.) | the function app itself      | read its own authsettingsV2 at start-up (easyauth check)    |
 // | JIT Access NSG Rule Operator (custom)  | each target RG / subscription | read VMs, NICs, subnets; read/write/delete NSG rules; read  |
 // |                                        |                               | locks and its own permissions                               |
 // | JIT Access NSG Flow Flush (custom)     | each target RG / subscription | only with allowSessionCutting: read/write NSGs, to turn on  |
@@ -45,6 +46,9 @@ param keyVaultName string
 
 @description('Required. Name of the Application Insights component.')
 param applicationInsightsName string
+
+@description('Required. Name of the function app; the app may read its own authentication settings and nothing else of it.')
+param functionAppName string
 
 @description('Optional. Name of the Communication Services resource; empty when mail goes through SMTP.')
 param communicationServiceName string = ''
@@ -116,6 +120,13 @@ var emailSenderActions = [
   'Microsoft.Communication/EmailServices/write'
 ]
 
+// What shared/adapters/armAuthSettings.ts calls (AUTH_SETTINGS_ARM_ACTIONS): one GET of the app's own
+// config/authsettingsV2, to confirm at start-up that App Service Authentication is on and required. The built-in
+// Reader would also do, with every other read besides.
+var authSettingsReaderActions = [
+  'Microsoft.Web/sites/config/Read'
+]
+
 var useAcs = !empty(communicationServiceName)
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -138,6 +149,10 @@ resource expirationsQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' ex
 resource startsQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
   parent: serviceBusNamespace
   name: serviceBusStartsQueueName
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
+  name: functionAppName
 }
 
 resource keyVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -292,6 +307,44 @@ resource emailSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (
   }
   dependsOn: [
     emailSenderRole
+  ]
+}
+
+var authSettingsReaderRoleGuid = guid(resourceGroup().id, 'jit-access-auth-settings-reader', roleNameSuffix)
+
+resource authSettingsReaderRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: authSettingsReaderRoleGuid
+  properties: {
+    roleName: 'JIT Access Auth Settings Reader (${roleNameSuffix})'
+    description: 'Read a web app\'s configuration, such as its App Service Authentication settings. No secrets (those need list actions).'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: authSettingsReaderActions
+        notActions: []
+        dataActions: []
+        notDataActions: []
+      }
+    ]
+    assignableScopes: [
+      resourceGroup().id
+    ]
+  }
+}
+
+var authSettingsReaderRoleId = subscriptionResourceId('Microsoft.Authorization/roleDefinitions', authSettingsReaderRoleGuid)
+
+resource authSettingsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(functionApp.id, principalId, authSettingsReaderRoleId)
+  scope: functionApp
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: authSettingsReaderRoleId
+    description: 'Confirm at start-up that App Service Authentication protects the app.'
+  }
+  dependsOn: [
+    authSettingsReaderRole
   ]
 }
 

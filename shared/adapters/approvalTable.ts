@@ -15,6 +15,7 @@ interface ApprovalEntity {
   rowKey: string;
   requestId: string;
   approver: string;
+  approverName?: string;
   via: string;
   decision: string;
   comment?: string;
@@ -29,6 +30,7 @@ function fromEntity(e: ApprovalEntity): ApprovalDecision {
   return {
     requestId: e.requestId,
     approver: e.approver,
+    approverName: e.approverName ?? undefined,
     via: e.via,
     decision: e.decision as Decision,
     comment: e.comment ?? undefined,
@@ -47,6 +49,7 @@ export class ApprovalTable implements ApprovalRepository {
       rowKey: rowKey(d.approver),
       requestId: d.requestId,
       approver: d.approver.toLowerCase(),
+      approverName: d.approverName,
       via: d.via,
       decision: d.decision,
       comment: d.comment,

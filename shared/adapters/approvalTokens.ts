@@ -5,7 +5,9 @@
  *
  * An approval token names the request (`rid`), the approver entry it was sent for (`sub`), a random nonce
  * (`jti`) and its expiry. A form token (the decision page's CSRF token) has its own `typ` and audience, so one
- * can never stand in for the other, and is bound to one approval token by that token's `jti`.
+ * can never stand in for the other, and is bound to one approval token by that token's `jti` and to the person
+ * the page was shown to (`prs`: their key, empty when nobody was signed in), so a form fetched by one person
+ * cannot be posted by another.
  */
 import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose' with { 'resolution-mode': 'import' };
@@ -62,10 +64,10 @@ export class JoseApprovalTokens implements ApprovalTokens {
     return { requestId: rid, approver: sub, tokenId: jti, expiresAt: new Date(exp * 1000) };
   }
 
-  async issueFormToken(approvalTokenId: string): Promise<string> {
+  async issueFormToken(approvalTokenId: string, personId?: string): Promise<string> {
     const { SignJWT } = await jose();
     const now = seconds(this.now());
-    return new SignJWT({ ati: approvalTokenId })
+    return new SignJWT({ ati: approvalTokenId, prs: personId?.toLowerCase() ?? '' })
       .setProtectedHeader({ alg: 'HS256', kid: this.keyring.current.kid, typ: FORM.typ })
       .setIssuer(ISSUER)
       .setAudience(FORM.audience)
@@ -74,7 +76,7 @@ export class JoseApprovalTokens implements ApprovalTokens {
       .sign(this.keyring.current.secret);
   }
 
-  async verifyFormToken(formToken: string, approvalTokenId: string): Promise<void> {
+  async verifyFormToken(formToken: string, approvalTokenId: string, personId?: string): Promise<void> {
     let payload: JWTPayload;
     try {
       payload = await this.check(formToken, FORM, CsrfCheckFailed);
@@ -85,6 +87,8 @@ export class JoseApprovalTokens implements ApprovalTokens {
     }
     if (payload.ati !== approvalTokenId)
       throw new CsrfCheckFailed('the form does not belong to this approval link');
+    if (payload.prs !== (personId?.toLowerCase() ?? ''))
+      throw new CsrfCheckFailed('the form was shown to someone else than who is signed in now');
   }
 
   /** Verifies signature (by `kid`), algorithm, type, issuer, audience and expiry; maps jose's errors to ours. */

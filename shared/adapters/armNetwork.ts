@@ -149,6 +149,14 @@ export class ArmNetworkGateway implements NetworkGateway {
     });
   }
 
+  async getVmId(vmId: string): Promise<string> {
+    const vmRef = parseVmId(vmId);
+    const vm = await call(`reading VM ${vmRef.name}`, () =>
+      this.computeClient(vmRef.subscriptionId).virtualMachines.get(vmRef.resourceGroup, vmRef.name),
+    );
+    return vm.id ?? vmId;
+  }
+
   async resolvePath(vmId: string): Promise<VmNetworkPath> {
     const vmRef = parseVmId(vmId);
     const vm = await call(`reading VM ${vmRef.name}`, () =>
@@ -175,7 +183,13 @@ export class ArmNetworkGateway implements NetworkGateway {
       }
     }
     return buildNetworkPath(
-      { id: vmId, name: vm.name ?? vmRef.name, osType: osTypeOf(vm), nics },
+      {
+        // ARM's own spelling of the id: the policy is chosen from it, not from what the caller typed.
+        id: vm.id ?? vmId,
+        name: vm.name ?? vmRef.name,
+        osType: osTypeOf(vm),
+        nics,
+      },
       (subnetId) => subnetNsgs.get(subnetId.toLowerCase()),
     );
   }

@@ -411,8 +411,29 @@ function decodeCursor(token: string | undefined, fingerprint: string): Cursor | 
   if (
     c?.q !== fingerprint ||
     (c.d !== undefined && !isDayPartition(c.d)) ||
-    (c.c !== undefined && typeof c.c !== 'string')
+    (c.c !== undefined && !isTableServiceToken(c.c))
   )
     throw foreignToken();
   return { q: c.q, d: c.d, c: c.c };
+}
+
+/**
+ * The Table service's own continuation, as @azure/data-tables writes it: base64 of JSON `{nextPartitionKey,
+ * nextRowKey?}` (its utils/continuationToken). A crafted one would otherwise reach the SDK and fail there as a 500.
+ */
+function isTableServiceToken(token: unknown): boolean {
+  if (typeof token !== 'string' || token.length > 2048 || !/^[A-Za-z0-9+/]+={0,2}$/.test(token)) return false;
+  try {
+    const t = JSON.parse(Buffer.from(token, 'base64').toString('latin1')) as Record<string, unknown>;
+    return (
+      typeof t === 'object' &&
+      t !== null &&
+      typeof t.nextPartitionKey === 'string' &&
+      t.nextPartitionKey !== '' &&
+      (t.nextRowKey === undefined || typeof t.nextRowKey === 'string') &&
+      Object.keys(t).every((k) => k === 'nextPartitionKey' || k === 'nextRowKey')
+    );
+  } catch {
+    return false;
+  }
 }

@@ -9,6 +9,7 @@ import type {
   StoredRequest,
 } from '../domain/ports';
 import { isFinal } from '../domain/types';
+import { requesterKey } from '../domain/types';
 import type { AccessRequest, Protocol, RequestStatus } from '../domain/types';
 import { deleteEntityIfExists, getEntityOrUndefined, restStatus } from './tableStorage';
 
@@ -16,7 +17,7 @@ import { deleteEntityIfExists, getEntityOrUndefined, restStatus } from './tableS
  * `JitRequests`. One row per request (PartitionKey = request id, RowKey = `request`), with columns a person
  * can read in Storage Explorer, plus index rows:
  * - PartitionKey `open`, RowKey = request id: every request not yet final, for the reconciler.
- * - PartitionKey `by-requester|<requester>`, RowKey = `<inverted creation time>_<request id>`: a requester's
+ * - PartitionKey `by-requester|<requester key>` (`requesterId`, or `requester` for rows older than it), RowKey = `<inverted creation time>_<request id>`: a requester's
  *   requests, newest first, as one single-partition range query. Columns `requestId`, `vm` (lower-cased, for
  *   the VM filter), `createdAt`, `final`, and `status` once final. A final status never changes, so the index can
  *   answer "final and X" itself; anything not final is read from the request row, the only source of truth.
@@ -60,6 +61,7 @@ interface RequestEntity {
   partitionKey: string;
   rowKey: string;
   requester: string;
+  requesterId?: string;
   vm: string;
   ports: string;
   protocol: string;
@@ -92,6 +94,7 @@ function toEntity(r: AccessRequest, pendingAudit?: PendingAudit): RequestEntity 
     partitionKey: r.id,
     rowKey: ROW,
     requester: r.requester,
+    requesterId: r.requesterId,
     vm: r.vmId,
     ports: r.ports.join(','),
     protocol: r.protocol,
@@ -123,6 +126,7 @@ function fromEntity(e: RequestEntity): AccessRequest {
   return {
     id: e.partitionKey,
     requester: e.requester,
+    requesterId: e.requesterId ?? undefined,
     vmId: e.vm,
     ports: e.ports.split(',').map(Number),
     protocol: e.protocol as Protocol,
@@ -165,7 +169,7 @@ export class RequestTable implements RequestRepository {
       'Replace',
     );
     const index: RequesterIndexEntity = {
-      partitionKey: requesterPartition(request.requester),
+      partitionKey: requesterPartition(requesterKey(request)),
       rowKey: requesterRowKey(request),
       requestId: request.id,
       vm: request.vmId.toLowerCase(),
@@ -210,7 +214,7 @@ export class RequestTable implements RequestRepository {
     try {
       await this.client.updateEntity(
         {
-          partitionKey: requesterPartition(request.requester),
+          partitionKey: requesterPartition(requesterKey(request)),
           rowKey: requesterRowKey(request),
           final: true,
           status: request.status,

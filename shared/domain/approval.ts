@@ -3,15 +3,19 @@
  * and when enough people have approved. The use cases in shared/usecases/approvals.ts apply them.
  */
 import { ApproverNotAllowed, SelfApprovalRefused } from './errors';
-import type { Policy, Principal } from './types';
+import { isGuid, principalMatchesEntry } from './policy';
+import { auditActor, requesterKey } from './types';
+import type { AccessRequest, Policy, Principal } from './types';
 
 export type Decision = 'approve' | 'deny';
 
 /** One approver's decision on one request: a row in `JitApprovals`, written once (a conditional insert). */
 export interface ApprovalDecision {
   requestId: string;
-  /** The person who decided: lower-cased UPN / e-mail address. */
+  /** The person who decided: their stable key (`Principal.id`, lower-cased). */
   approver: string;
+  /** Their readable name (UPN or name), for pages and records; never compared. */
+  approverName?: string;
   /** The policy entry that made them an approver: `user:<upn>` or `group:<object id>`. */
   via: string;
   decision: Decision;
@@ -45,6 +49,8 @@ export const MAX_DECISION_COMMENT_LENGTH = 1000;
  */
 export function parseApproverEntry(raw: string): ApproverEntry | undefined {
   const e = raw.trim().toLowerCase();
+  // An app decides nothing: approving is a person's act.
+  if (e.startsWith('app:')) return undefined;
   if (e.startsWith('group:')) {
     const id = e.slice(6).trim();
     return id ? { kind: 'group', id, entry: `group:${id}` } : undefined;
@@ -76,6 +82,22 @@ export function isStillApprover(policy: Policy | undefined, entry: string): bool
   return wanted !== undefined && approverEntries(policy).some((a) => a.entry === wanted);
 }
 
+/** Who asked, as far as the approval rules need to know: a request, or (in tests) just its requester's key. */
+export type RequesterRef = string | Pick<AccessRequest, 'requester' | 'requesterId'>;
+
+/**
+ * Every lower-cased way the requester can appear in an approver entry: their key, their readable name (a member's
+ * UPN) and, for an Entra key `<tenant>/<object id>`, the object id alone.
+ */
+function requesterAliases(ref: RequesterRef): Set<string> {
+  const r = typeof ref === 'string' ? { requester: ref } : ref;
+  const key = requesterKey(r);
+  const out = new Set([key, r.requester.toLowerCase()]);
+  const oid = key.split('/')[1];
+  if (oid && isGuid(oid)) out.add(oid);
+  return out;
+}
+
 /** Where one approval link goes: the entry it is issued for and the address it is mailed to. */
 export interface ApprovalRecipient {
   entry: string;
@@ -89,15 +111,15 @@ export interface ApprovalRecipient {
  */
 export function approvalRecipients(
   policy: Policy,
-  requester: string,
+  requester: RequesterRef,
   groupMailboxes: Readonly<Record<string, string>>,
 ): { recipients: ApprovalRecipient[]; unreachable: string[] } {
   const recipients: ApprovalRecipient[] = [];
   const unreachable: string[] = [];
-  const self = requester.toLowerCase();
+  const self = requesterAliases(requester);
   for (const a of approverEntries(policy)) {
     if (a.kind === 'user') {
-      if (a.id === self) continue;
+      if (self.has(a.id)) continue;
       if (looksLikeMailAddress(a.id)) recipients.push({ entry: a.entry, address: a.id });
       else unreachable.push(a.entry);
     } else {
@@ -109,14 +131,18 @@ export function approvalRecipients(
   return { recipients, unreachable };
 }
 
+/** Whether the decision was made by the requester themselves (such a decision never counts). */
+export function decidedByRequester(d: Pick<ApprovalDecision, 'approver'>, requester: RequesterRef): boolean {
+  return requesterAliases(requester).has(d.approver);
+}
+
 /**
  * Whether the policy can ever gather enough approvals for this requester. Users other than the requester count
  * once each; a group may hold any number of people, so a policy with a group is given the benefit of the doubt.
  */
-export function canEverBeApproved(policy: Policy, requester: string): boolean {
-  const others = approverEntries(policy).filter(
-    (a) => !(a.kind === 'user' && a.id === requester.toLowerCase()),
-  );
+export function canEverBeApproved(policy: Policy, requester: RequesterRef): boolean {
+  const self = requesterAliases(requester);
+  const others = approverEntries(policy).filter((a) => !(a.kind === 'user' && self.has(a.id)));
   if (others.some((a) => a.kind === 'group')) return true;
   return others.length >= approvalsRequired(policy);
 }
@@ -124,7 +150,7 @@ export function canEverBeApproved(policy: Policy, requester: string): boolean {
 /** Why a request under this policy could never be approved (so it is denied at once), or undefined. */
 export function whyNeverApproved(
   policy: Policy,
-  requester: string,
+  requester: RequesterRef,
   recipients: readonly ApprovalRecipient[],
   unreachable: readonly string[],
 ): string | undefined {
@@ -137,31 +163,42 @@ export function whyNeverApproved(
   return undefined;
 }
 
+/** Who decides: their stable key, their readable name, and how the audit trail names them. */
+export interface Decider {
+  id: string;
+  name: string;
+  audit: { actor: string; actorId?: string };
+}
+
 /**
- * Who is deciding with a link issued for `entry`. Where someone is signed in, it is them, and they must be the
- * user the link names (or a member of the group it names). Without sign-in (the sandbox's `dev` mode with no
- * user header) the link itself stands for the user it names; a group link always needs a signed-in person.
- * The requester never decides on their own request.
+ * Who is deciding with a link issued for `entry`. Where someone is signed in, it is them, and the entry must name
+ * them as a policy entry would (`user:<object id>`, the UPN of a member account, or a group they are in). Without
+ * sign-in (the sandbox's `dev` mode with no user header) the link itself stands for the user it names; a group
+ * link always needs a signed-in person. The requester never decides on their own request.
  */
-export function resolveDecider(entry: string, signedIn: Principal | undefined, requester: string): string {
+export function resolveDecider(
+  entry: string,
+  signedIn: Principal | undefined,
+  requester: RequesterRef,
+): Decider {
   const a = parseApproverEntry(entry);
   if (!a) throw new ApproverNotAllowed('the link does not name an approver');
-  let person: string;
-  if (a.kind === 'user') {
-    if (signedIn && signedIn.id.toLowerCase() !== a.id) {
+  let person: Decider;
+  if (signedIn) {
+    if (!principalMatchesEntry(signedIn, a.entry)) {
       throw new ApproverNotAllowed(
-        `this link was sent to ${a.id}, but you are signed in as ${signedIn.id.toLowerCase()}`,
+        a.kind === 'user'
+          ? `this link was sent to ${a.id}, but you are signed in as ${signedIn.name}`
+          : `you are not a member of the approver group ${a.id}`,
       );
     }
-    person = a.id;
+    person = { id: signedIn.id.toLowerCase(), name: signedIn.name, audit: auditActor(signedIn) };
   } else {
-    if (!signedIn) throw new ApproverNotAllowed('a link sent to a group needs you to sign in');
-    if (!signedIn.groups.some((g) => g.toLowerCase() === a.id)) {
-      throw new ApproverNotAllowed(`you are not a member of the approver group ${a.id}`);
-    }
-    person = signedIn.id.toLowerCase();
+    if (a.kind === 'group') throw new ApproverNotAllowed('a link sent to a group needs you to sign in');
+    person = { id: a.id, name: a.id, audit: { actor: a.id } };
   }
-  if (person === requester.toLowerCase()) {
+  const self = requesterAliases(requester);
+  if (self.has(person.id) || (signedIn?.objectId && self.has(signedIn.objectId.toLowerCase()))) {
     throw new SelfApprovalRefused('you asked for this access yourself: someone else has to decide');
   }
   return person;
@@ -174,13 +211,14 @@ export function resolveDecider(entry: string, signedIn: Principal | undefined, r
 export function countingApprovals(
   decisions: readonly ApprovalDecision[],
   policy: Policy | undefined,
-  requester: string,
+  requester: RequesterRef,
 ): ApprovalDecision[] {
   const seen = new Set<string>();
+  const self = requesterAliases(requester);
   const out: ApprovalDecision[] = [];
   for (const d of decisions) {
     if (d.decision !== 'approve' || seen.has(d.approver)) continue;
-    if (d.approver === requester.toLowerCase() || !isStillApprover(policy, d.via)) continue;
+    if (self.has(d.approver) || !isStillApprover(policy, d.via)) continue;
     seen.add(d.approver);
     out.push(d);
   }

@@ -37,6 +37,7 @@ export const RECORD_ORDER = [
   'seq',
   'action',
   'actor',
+  'actorId',
   'requestId',
   'vm',
   'ports',

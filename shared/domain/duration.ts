@@ -21,7 +21,11 @@ export function parseDurationToSeconds(text: string): number {
     (d.minutes ?? 0) * 60 +
     (d.seconds ?? 0);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new RangeError('must be longer than zero');
-  return Math.round(seconds);
+  // Rounding would turn PT0.4S into nothing at all and PT1.5S into something nobody asked for. (The tolerance
+  // only absorbs binary fractions: PT1.1H is 3960 s, though 1.1 × 3600 is not exactly that in floating point.)
+  const whole = Math.round(seconds);
+  if (Math.abs(seconds - whole) > 1e-6) throw new RangeError('must be a whole number of seconds');
+  return whole;
 }
 
 /** Formats a number of seconds back into an ISO-8601 duration, for messages and records. */

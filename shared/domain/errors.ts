@@ -112,6 +112,20 @@ export class FeatureUnavailable extends JitError {
   }
 }
 
+/**
+ * The app refuses to serve callers: a start-up check found that what it relies on does not hold (App Service
+ * Authentication not enforced, manual-approval policies where approvers cannot sign in). Says why; retried shortly.
+ */
+export class NotServing extends JitError {
+  readonly code = 'NotServing';
+  constructor(
+    message: string,
+    readonly retryAfterInMs = 30_000,
+  ) {
+    super(message);
+  }
+}
+
 /** One rule a policy document breaks, where it breaks it (1-based line and column) and which rule it is. */
 export interface PolicyProblem extends FieldProblem {
   /** The file (or `(body)`) the document came from. */

@@ -5,7 +5,7 @@
 import { formatSeconds } from './duration';
 import { AccessAlreadyEnded, AccessNotAllowed, InvalidRequest, InvalidState } from './errors';
 import { principalMatches } from './policy';
-import { isFinal } from './types';
+import { isFinal, requesterKey } from './types';
 import type { AccessRequest, Policy, Principal } from './types';
 
 /**
@@ -19,7 +19,7 @@ export const ROLES = { admin: 'Jit.Admin', auditor: 'Jit.Auditor' } as const;
 
 export const isAdmin = (p: Principal): boolean => p.roles.includes(ROLES.admin);
 
-const isRequester = (p: Principal, r: AccessRequest) => p.id.toLowerCase() === r.requester.toLowerCase();
+const isRequester = (p: Principal, r: AccessRequest) => p.id.toLowerCase() === requesterKey(r);
 
 /** Whether the caller may read the request: its requester, an admin or an auditor (others get a 404). */
 export function mayRead(caller: Principal, request: AccessRequest): boolean {

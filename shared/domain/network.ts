@@ -68,6 +68,31 @@ export function parseClientAddress(text: string): string | undefined {
   return unmapIpv4(ipaddr.parse(t)).toString();
 }
 
+/** Whether an address (as `parseClientAddress` returns it) is a loopback address of this machine. */
+export function isLoopbackAddress(ip: string): boolean {
+  return ipaddr.isValid(ip) && unmapIpv4(ipaddr.parse(ip)).range() === 'loopback';
+}
+
+/**
+ * The caller's address from an `X-Forwarded-For` chain, given how many trusted proxies precede the app's own front
+ * end. Each proxy appends the address it received the connection from, so everything left of what trusted proxies
+ * wrote is whatever the client chose to send: only the entry `trustedHops` places left of the last one is the
+ * caller ("trusted proxy count", MDN: https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/X-Forwarded-For#selecting_an_ip_address).
+ * App Service's front end always appends the address that connected to it (as `ip:port`;
+ * https://github.com/sergiodxa/remix-utils/pull/496 shows the headers behind Front Door), so with no proxy in front
+ * (`trustedHops` 0) that last entry is the caller. Undefined when the chain is shorter than the proxies configured,
+ * or the entry is not an address: then nothing may be granted to "my address".
+ */
+export function forwardedClientAddress(
+  xff: string | null | undefined,
+  trustedHops: number,
+): string | undefined {
+  if (!xff) return undefined;
+  const entries = xff.split(',');
+  const entry = entries[entries.length - 1 - trustedHops];
+  return entry === undefined ? undefined : parseClientAddress(entry);
+}
+
 /** Whether `inner` lies entirely inside `outer`. `*` is inside only `*`. */
 export function prefixWithin(inner: Prefix, outer: Prefix): boolean {
   if (outer.any && outer.cidr === '*') return true;

@@ -33,17 +33,36 @@ export function selectPolicy(scopes: string[], found: Policy[]): Policy | undefi
   return undefined;
 }
 
-/** Whether the principal is named by one of the entries (`*`, `user:…`, `group:…`). */
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Whether a string is a GUID (an Entra object, tenant or client id). */
+export const isGuid = (s: string): boolean => GUID.test(s);
+
+/**
+ * Whether one policy entry names the principal:
+ * - `*`: any signed-in person (never an app: an automation identity must be named);
+ * - `user:<object id>`: that person, by object id; `user:<UPN>` (or a bare UPN): the member account whose `upn`
+ *   claim it is. A guest's UPN, its `email` or `preferred_username` never match, so a guest whose mail address
+ *   equals a member's UPN is not that member;
+ * - `group:<object id>`: a person whose token lists that group;
+ * - `app:<client id>`: the service principal of that app registration, calling with an app-only token.
+ */
+export function principalMatchesEntry(principal: Principal, raw: string): boolean {
+  const entry = raw.trim().toLowerCase();
+  if (entry.startsWith('app:'))
+    return principal.kind === 'app' && principal.appId?.toLowerCase() === entry.slice(4);
+  if (principal.kind !== 'user') return false;
+  if (entry === '*') return true;
+  if (entry.startsWith('group:')) return principal.groups.some((g) => g.toLowerCase() === entry.slice(6));
+  const user = entry.startsWith('user:') ? entry.slice(5) : entry;
+  if (!user) return false;
+  if (isGuid(user)) return principal.objectId?.toLowerCase() === user;
+  return principal.upn?.toLowerCase() === user;
+}
+
+/** Whether the principal is named by one of the entries (`*`, `user:…`, `group:…`, `app:…`). */
 export function principalMatches(principal: Principal, entries: readonly string[]): boolean {
-  const id = principal.id.toLowerCase();
-  const groups = new Set(principal.groups.map((g) => g.toLowerCase()));
-  return entries.some((e) => {
-    const entry = e.toLowerCase();
-    if (entry === '*') return true;
-    if (entry.startsWith('user:')) return entry.slice(5) === id;
-    if (entry.startsWith('group:')) return groups.has(entry.slice(6));
-    return entry === id;
-  });
+  return entries.some((e) => principalMatchesEntry(principal, e));
 }
 
 /**

@@ -13,6 +13,7 @@ import { formatSeconds, parseDurationToSeconds } from './duration';
 import { PolicyDocumentInvalid } from './errors';
 import type { PolicyProblem } from './errors';
 import { INTERNET_TAG, parsePrefix } from './network';
+import { freeTextProblem } from './text';
 import type { ApprovalMode, Policy, Protocol } from './types';
 
 /** Where editors find the schema (the `$id` of schemas/policies.schema.json). */
@@ -67,6 +68,11 @@ export interface PolicyDocumentOptions {
   source: string;
   /** The system's longest grant (JIT_MAX_DURATION), in seconds: no port may allow more. */
   maxDurationInSeconds: number;
+  /**
+   * Why manual approval cannot work in this deployment (`jwt` mode: approvers have no browser sign-in), if it
+   * cannot; a manual policy is then refused with this reason.
+   */
+  manualApprovalUnavailable?: string;
 }
 
 /** The document as the schema admits it: optional fields may be missing. */
@@ -209,6 +215,11 @@ class PolicyCheck {
     )
       return undefined;
 
+    const descriptionProblem = raw.description !== undefined ? freeTextProblem(raw.description) : undefined;
+    if (descriptionProblem) {
+      this.report(['description'], 'bidi-control', descriptionProblem);
+      return undefined;
+    }
     const policy: Policy = {
       scope,
       ...(raw.description !== undefined ? { description: raw.description } : {}),
@@ -309,6 +320,12 @@ class PolicyCheck {
         timeoutInSeconds: DEFAULT_APPROVAL_TIMEOUT_IN_SECONDS,
       };
     }
+    if (this.options.manualApprovalUnavailable)
+      this.report(
+        ['approval', 'mode'],
+        'manual-approval-unavailable',
+        this.options.manualApprovalUnavailable,
+      );
     const approvers = (raw.approvers ?? []).map((a) => a.trim());
     const required = raw.required ?? 1;
     if (approvers.length === 0) {

@@ -2,6 +2,7 @@
  * Ports: what the use cases need from the outside world. Adapters in shared/adapters implement them with the
  * Azure SDKs; tests implement them with the local emulators (or, for pure logic, in memory).
  */
+import type { PlatformAuthSettings } from './platformAuth';
 import type { ApprovalClaims, ApprovalDecision } from './approval';
 import type { BaselineRule, VmCoverage } from './baseline';
 import type {
@@ -94,6 +95,11 @@ export interface PolicyRepository {
    * nothing of that transaction is written.
    */
   applyChanges(changes: PolicyWrite[], version: string | undefined): Promise<void>;
+}
+
+/** This app's own App Service Authentication settings, as ARM holds them (`config/authsettingsV2`). */
+export interface PlatformAuthReader {
+  getAuthSettings(): Promise<PlatformAuthSettings>;
 }
 
 /** Every stored policy, and the version of the set they were read at. */
@@ -237,6 +243,8 @@ export interface StartScheduler {
 
 /** ARM, as far as JIT touches it. */
 export interface NetworkGateway {
+  /** ARM's own id of the VM (its canonical spelling). Throws `ResourceNotFound` if there is no such VM. */
+  getVmId(vmId: string): Promise<string>;
   /** The VM's private addresses and every NSG in front of it. Throws `GrantNotApplicable` if the VM is gone. */
   resolvePath(vmId: string): Promise<VmNetworkPath>;
   /** Ids of the VMs in a scope: a subscription, a resource group, or one VM (which may not exist). */
@@ -380,10 +388,16 @@ export interface ApprovalTokens {
   issue(claims: { requestId: string; approver: string }, expiresAt: Date): Promise<string>;
   /** Throws `ApprovalTokenInvalid` or `ApprovalTokenExpired`. */
   verify(token: string): Promise<ApprovalClaims>;
-  /** A short-lived token for the decision form, bound to one approval token (by its id). */
-  issueFormToken(approvalTokenId: string): Promise<string>;
-  /** Throws `CsrfCheckFailed` unless the form token is genuine, unexpired and bound to this approval token. */
-  verifyFormToken(formToken: string, approvalTokenId: string): Promise<void>;
+  /**
+   * A short-lived token for the decision form, bound to one approval token (by its id) and to the person the page
+   * is shown to (their key; none when nobody is signed in).
+   */
+  issueFormToken(approvalTokenId: string, personId?: string): Promise<string>;
+  /**
+   * Throws `CsrfCheckFailed` unless the form token is genuine, unexpired, bound to this approval token and shown to
+   * this person.
+   */
+  verifyFormToken(formToken: string, approvalTokenId: string, personId?: string): Promise<void>;
 }
 
 /** What the scheduled approval deadline message carries, on the `jit-expirations` queue. */

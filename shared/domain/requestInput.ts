@@ -4,6 +4,7 @@ import { InvalidRequest } from './errors';
 import type { FieldProblem } from './errors';
 import type { AccessAsk } from './policy';
 import { parseVmId } from './resourceId';
+import { freeTextProblem } from './text';
 
 /** Longest justification kept; longer text is refused rather than truncated. */
 export const MAX_JUSTIFICATION_LENGTH = 1000;
@@ -33,6 +34,10 @@ export const requestBodySchema = z.strictObject({
   justification: z
     .string()
     .max(MAX_JUSTIFICATION_LENGTH, `must be at most ${MAX_JUSTIFICATION_LENGTH} characters`)
+    .superRefine((v, ctx) => {
+      const problem = freeTextProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .optional(),
   startAt: z.iso
     .datetime({

@@ -71,10 +71,33 @@ export interface Policy {
   cutSessions?: boolean;
 }
 
-/** The signed-in caller, as the authentication layer established it. */
+/** A person, or an application acting for itself (a pipeline's service principal: an app-only token). */
+export type PrincipalKind = 'user' | 'app';
+
+/**
+ * The signed-in caller, as the authentication layer established it. Entra principals are keyed by tenant and
+ * object id, which never change and are never reused; names and mail addresses can change hands, and an `email`
+ * claim is not verified, so they are shown but never decide who someone is (docs/security.md).
+ */
 export interface Principal {
-  /** Stable id: the UPN/e-mail for people, the object id for apps. */
+  /**
+   * The stable key everything is owned and compared by: `<tenant id>/<object id>` (lower-case) for Entra
+   * principals, the user name itself in the sandbox's `dev` mode.
+   */
   id: string;
+  kind: PrincipalKind;
+  /** A readable name for records, pages and mail: the member's UPN, else what the token names them by. */
+  name: string;
+  /** Entra tenant (`tid`) and object (`oid`) ids, where a token gave them. */
+  tenantId?: string;
+  objectId?: string;
+  /**
+   * The UPN, only for a member account of the tenant whose token carries a `upn` claim: the one name a `user:`
+   * entry may match besides the object id. Guests never have one here.
+   */
+  upn?: string;
+  /** The application (client) id of an app-only caller (`azp` / `appid`). */
+  appId?: string;
   displayName?: string;
   groups: string[];
   roles: string[];
@@ -83,8 +106,14 @@ export interface Principal {
 /** A request for access, one row in `JitRequests`. */
 export interface AccessRequest {
   id: string;
+  /** Who asked, readable (a member's UPN, a name, `app:<client id>`): shown and mailed, never compared. */
   requester: string;
-  /** ARM id of the VM, as the caller gave it (case preserved; compare lower-cased). */
+  /**
+   * The requester's stable key (`Principal.id`): who owns the request, may extend it, and may not approve it.
+   * Requests stored before it existed have none; their `requester` is then the key.
+   */
+  requesterId?: string;
+  /** ARM id of the VM, as ARM returns it (case preserved; compare lower-cased). */
   vmId: string;
   ports: number[];
   protocol: Protocol;
@@ -122,6 +151,19 @@ export interface AccessRequest {
   revokedBy?: string;
 }
 
+/**
+ * How a principal appears in the audit trail: their readable name as `actor` and, for an Entra principal, their
+ * key (`<tenant id>/<object id>`) as `actorId` beside it. The sandbox's named users have no object id to record.
+ */
+export function auditActor(p: Principal): { actor: string; actorId?: string } {
+  return p.objectId ? { actor: p.name, actorId: p.id.toLowerCase() } : { actor: p.name };
+}
+
+/** The key that owns a request: its `requesterId`, or for a request stored before that existed, its `requester`. */
+export function requesterKey(r: Pick<AccessRequest, 'requester' | 'requesterId'>): string {
+  return (r.requesterId ?? r.requester).toLowerCase();
+}
+
 /** One NSG rule written for a grant: a row in `JitGrants`. */
 export interface GrantRule {
   requestId: string;
@@ -152,8 +194,10 @@ export interface GrantRule {
  * commas), so a field added here is stored, hashed and returned without further changes (docs/audit.md).
  */
 export interface AuditEvent {
-  /** Who did it: a person, or `system:<component>`. */
+  /** Who did it, readable: a person's UPN or name, an app, or `system:<component>`. */
   actor: string;
+  /** The actor's stable key beside the name (`<tenant id>/<object id>` for Entra principals); none for the system. */
+  actorId?: string;
   /** One of `AUDIT_ACTIONS` (shared/domain/auditActions.ts). */
   action: string;
   requestId?: string;

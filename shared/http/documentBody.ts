@@ -1,5 +1,6 @@
 import type { HttpRequest } from '@azure/functions';
 import { InvalidRequest } from '../domain/errors';
+import { readBodyText } from './handler';
 
 /** Largest policy document accepted: thousands of policies, yet refused before a hostile body is parsed. */
 export const MAX_POLICY_DOCUMENT_BYTES = 2 * 1024 * 1024;
@@ -15,12 +16,7 @@ export async function readPolicyDocumentBody(request: HttpRequest): Promise<stri
       { field: '(body)', reason: 'must be sent as application/yaml or application/json' },
     ]);
   }
-  const tooLarge = () =>
-    new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_POLICY_DOCUMENT_BYTES} bytes` }]);
-  if (Number(request.headers.get('content-length') ?? '0') > MAX_POLICY_DOCUMENT_BYTES) throw tooLarge();
-  const text = await request.text();
-  if (Buffer.byteLength(text) > MAX_POLICY_DOCUMENT_BYTES) throw tooLarge();
-  return text;
+  return readBodyText(request, MAX_POLICY_DOCUMENT_BYTES);
 }
 
 /** Whether the caller asked for YAML (`Accept: application/yaml`); JSON otherwise. */

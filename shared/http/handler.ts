@@ -1,6 +1,6 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { FeatureUnavailable, InvalidRequest, TooManyRequests } from '../domain/errors';
-import { parseClientAddress } from '../domain/network';
+import { forwardedClientAddress } from '../domain/network';
 import type { Principal } from '../domain/types';
 import { depsFor, services } from '../composition';
 import type { RateLimiterMemory } from 'rate-limiter-flexible';
@@ -15,18 +15,21 @@ export interface HttpCall {
   context: InvocationContext;
   deps: Deps;
   caller: Principal;
-  /** The caller's address: the last X-Forwarded-For entry, which Azure's front end appends. */
+  /** The caller's address, read from X-Forwarded-For past the trusted proxies (`callerAddress`). */
   callerAddress: string | undefined;
 }
 
 /**
- * Wraps an HTTP function body: authenticates the caller, runs the body, and maps any error to problem+json in
- * one place. Unexpected errors are logged with the invocation id and answered with a 500 that leaks nothing.
+ * Wraps an HTTP function body: refuses to serve until the start-up checks pass, authenticates the caller, runs
+ * the body, and maps any error to problem+json in one place. Unexpected errors are logged with the invocation id
+ * and answered with a 500 that leaks nothing.
  */
 export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>) {
   return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     try {
-      const caller = await services().authenticate(request.headers);
+      const s = services();
+      await s.serving();
+      const caller = await s.authenticate(request.headers);
       return await body({
         request,
         context,
@@ -61,12 +64,47 @@ export async function optionalCaller(request: HttpRequest): Promise<Principal | 
   }
 }
 
-/** The caller's address: the last X-Forwarded-For entry, which Azure's front end appends. */
+/**
+ * The caller's address: the X-Forwarded-For entry `JIT_TRUSTED_PROXY_HOPS` places left of the last one, which App
+ * Service's front end appends (shared/domain/network.ts, `forwardedClientAddress`).
+ */
 export function callerAddress(request: HttpRequest): string | undefined {
-  const xff = request.headers.get('x-forwarded-for');
-  if (!xff) return undefined;
-  const last = xff.split(',').pop();
-  return last ? parseClientAddress(last) : undefined;
+  const auth = services().config.features.authentication;
+  // Without the authentication feature nobody is served, and no setting says how many proxies there are.
+  const hops = auth.ready ? auth.settings.trustedProxyHops : 0;
+  return forwardedClientAddress(request.headers.get('x-forwarded-for'), hops);
+}
+
+/**
+ * Reads a body as text, at most `maxBytes` of it: the stream is read a chunk at a time and abandoned as soon as it
+ * passes the limit, so a chunked body (no Content-Length) or one whose Content-Length lies is refused without being
+ * held in memory. (The Functions host also caps bodies: FUNCTIONS_REQUEST_BODY_SIZE_LIMIT in infra/.)
+ */
+export async function readBodyText(request: HttpRequest, maxBytes: number): Promise<string> {
+  const tooLarge = () =>
+    new InvalidRequest([{ field: '(body)', reason: `must be at most ${maxBytes} bytes` }]);
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > maxBytes) throw tooLarge();
+  const stream = request.body as ReadableStream<Uint8Array> | null;
+  if (!stream) return '';
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > maxBytes) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** Reads a JSON body with a size limit and a content type check; malformed input is an InvalidRequest. */
@@ -75,13 +113,7 @@ export async function readJson(request: HttpRequest): Promise<unknown> {
   if (!/^application\/(.+\+)?json\b/i.test(type)) {
     throw new InvalidRequest([{ field: '(body)', reason: 'must be sent as application/json' }]);
   }
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > MAX_BODY_BYTES)
-    throw new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_BODY_BYTES} bytes` }]);
-  const text = await request.text();
-  if (Buffer.byteLength(text) > MAX_BODY_BYTES) {
-    throw new InvalidRequest([{ field: '(body)', reason: `must be at most ${MAX_BODY_BYTES} bytes` }]);
-  }
+  const text = await readBodyText(request, MAX_BODY_BYTES);
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -100,6 +132,24 @@ export async function consumeRequestQuota(callerId: string): Promise<void> {
     requestLimiter,
     callerId.toLowerCase(),
     'too many requests from this caller; try again later',
+  );
+}
+
+/**
+ * The calls besides creating a request that change something (extend, revoke, policy changes) or cost the
+ * service a scan (audit reads and verification). Each kind has its own per-caller bucket of
+ * `JIT_RATE_LIMIT_PER_MINUTE` calls a minute, per instance.
+ */
+export type CallKind = 'extend' | 'revoke' | 'policies' | 'audit' | 'audit-verify';
+
+/** Spends one call of this kind from the caller's quota, or refuses with 429 (checked before the body is read). */
+export async function consumeCallQuota(kind: CallKind, callerId: string): Promise<void> {
+  const { callLimiter } = services();
+  if (!callLimiter) throw new FeatureUnavailable('requests');
+  return consume(
+    callLimiter,
+    `${kind}|${callerId.toLowerCase()}`,
+    `too many ${kind} calls from this caller; try again later`,
   );
 }
 

@@ -14,6 +14,7 @@ import {
   InvalidRequest,
   InvalidState,
   JitError,
+  NotServing,
   NetworkPermissionMissing,
   CloseBlocked,
   PolicyDocumentInvalid,
@@ -154,6 +155,16 @@ export function toProblem(err: unknown): ProblemResponse {
       err.message,
       {},
       { 'Retry-After': String(Math.max(1, Math.ceil(err.retryAfterInMs / 1000))) },
+    );
+  }
+  if (err instanceof NotServing) {
+    return make(
+      503,
+      err.code,
+      'Not serving',
+      err.message,
+      {},
+      { 'Retry-After': String(Math.ceil(err.retryAfterInMs / 1000)) },
     );
   }
   // A broken setting, not a busy dependency: it lasts until an operator fixes it, so the retry hint is long.

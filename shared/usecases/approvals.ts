@@ -4,13 +4,14 @@
  * the deadline. Every decision is one row written with a conditional insert; the approval count is derived from
  * those rows, and the request's move is an ETag-conditional write, so simultaneous last approvals grant once.
  */
-import type { ApprovalDecision, Decision } from '../domain/approval';
+import type { ApprovalDecision, Decider, Decision } from '../domain/approval';
 import {
   MAX_DECISION_COMMENT_LENGTH,
   approvalRecipients,
   approvalsRequired,
   approverEntries,
   countingApprovals,
+  decidedByRequester,
   isStillApprover,
   resolveDecider,
   whyNeverApproved,
@@ -27,11 +28,13 @@ import {
 import { notifiedRequest } from '../domain/notifications';
 import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
+import { freeTextProblem } from '../domain/text';
 import { approverMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
 import { transition } from './grants';
 import { notifyRequester } from './notify';
 import { announce } from './notifyChannels';
+import { NO_SIGN_IN_FOR_APPROVERS } from './serving';
 
 function approvalServices(deps: Deps): ApprovalServices {
   if (!deps.approvals)
@@ -60,11 +63,14 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
     return;
   }
   const required = approvalsRequired(policy);
-  const { recipients, unreachable } = approvalRecipients(policy, r.requester, a.groupMailboxes);
+  const { recipients, unreachable } = approvalRecipients(policy, r, a.groupMailboxes);
   let current = found;
 
   if (r.status === 'submitted') {
-    const impossible = whyNeverApproved(policy, r.requester, recipients, unreachable);
+    const impossible =
+      a.signInAvailable === false
+        ? NO_SIGN_IN_FOR_APPROVERS
+        : whyNeverApproved(policy, r, recipients, unreachable);
     if (impossible) {
       const denied = await transition(
         deps,
@@ -198,7 +204,7 @@ async function recordDeadlineMessage(
 interface DecisionContext {
   found: StoredRequest;
   policy: Policy;
-  decider: string;
+  decider: Decider;
 }
 
 /**
@@ -213,7 +219,7 @@ async function loadForDecision(
   const found = await deps.requests.get(claims.requestId);
   // A genuine token names a request that existed; its absence means the row was deleted by hand.
   if (!found) throw new ApprovalTokenInvalid('the request this link names no longer exists');
-  const decider = resolveDecider(claims.approver, signedIn, found.value.requester);
+  const decider = resolveDecider(claims.approver, signedIn, found.value);
   const [policy] = await deps.policies.getForScopes([found.value.policyScope]);
   if (!policy || !isStillApprover(policy, claims.approver)) {
     throw new ApproverNotAllowed('the link was sent to an approver the policy for this VM no longer names');
@@ -224,6 +230,7 @@ async function loadForDecision(
 /** What the page for a link shows. */
 export interface ApprovalView {
   request: AccessRequest;
+  /** The decider's readable name. */
   decider: string;
   approvals: number;
   required: number;
@@ -243,15 +250,17 @@ export async function viewApproval(
   const { found, policy, decider } = await loadForDecision(deps, claims, signedIn);
   const r = found.value;
   const decisions = await a.decisions.list(r.id);
-  const earlier = decisions.find((d) => d.approver === decider);
+  const earlier = decisions.find((d) => d.approver === decider.id);
   const open = r.status === 'pending-approval' && !earlier && !deadlinePassed(deps, r);
   return {
     request: r,
-    decider,
-    approvals: countingApprovals(decisions, policy, r.requester).length,
+    decider: decider.name,
+    approvals: countingApprovals(decisions, policy, r).length,
     required: approvalsRequired(policy),
     earlier,
-    form: open ? { token, formToken: await a.tokens.issueFormToken(claims.tokenId) } : undefined,
+    form: open
+      ? { token, formToken: await a.tokens.issueFormToken(claims.tokenId, signedIn?.id) }
+      : undefined,
   };
 }
 
@@ -268,6 +277,7 @@ export interface DecisionInput {
 export interface DecisionOutcome {
   request: AccessRequest;
   decision: Decision;
+  /** The decider's readable name. */
   decider: string;
   approvals: number;
   required: number;
@@ -281,7 +291,7 @@ export interface DecisionOutcome {
 export async function decideApproval(deps: Deps, input: DecisionInput): Promise<DecisionOutcome> {
   const a = approvalServices(deps);
   const claims = await a.tokens.verify(input.token);
-  await a.tokens.verifyFormToken(input.formToken, claims.tokenId);
+  await a.tokens.verifyFormToken(input.formToken, claims.tokenId, input.signedIn?.id);
   if (input.decision !== 'approve' && input.decision !== 'deny') {
     throw new InvalidRequest([{ field: 'decision', reason: 'must be approve or deny' }]);
   }
@@ -292,6 +302,8 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
       { field: 'comment', reason: `must be at most ${MAX_DECISION_COMMENT_LENGTH} characters` },
     ]);
   }
+  const textProblem = comment ? freeTextProblem(comment) : undefined;
+  if (textProblem) throw new InvalidRequest([{ field: 'comment', reason: textProblem }]);
   if (decision === 'deny' && !comment) {
     throw new InvalidRequest([
       { field: 'comment', reason: 'is required to deny: the requester is told the reason' },
@@ -310,7 +322,8 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
   const decidedAt = deps.clock.now().toISOString();
   await a.decisions.record({
     requestId: r.id,
-    approver: decider,
+    approver: decider.id,
+    approverName: decider.name,
     via: claims.approver,
     decision,
     comment,
@@ -319,7 +332,7 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
     tokenId: claims.tokenId,
   });
   await deps.audit.append({
-    actor: decider,
+    ...decider.audit,
     action: decision === 'approve' ? 'approval.approved' : 'approval.denied',
     requestId: r.id,
     vm: r.vmId,
@@ -330,10 +343,10 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
   });
   deps.log.info(decision === 'approve' ? 'approval.approved' : 'approval.denied', {
     requestId: r.id,
-    approver: decider,
+    approver: decider.id,
   });
-  const settled = await settleApproval(deps, r.id, { actor: decider, clientAddress: input.clientAddress });
-  return { ...settled, decision, decider };
+  const settled = await settleApproval(deps, r.id, { ...decider.audit, clientAddress: input.clientAddress });
+  return { ...settled, decision, decider: decider.name };
 }
 
 /**
@@ -344,7 +357,7 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
 export async function settleApproval(
   deps: Deps,
   requestId: string,
-  by: { actor: string; clientAddress?: string },
+  by: { actor: string; actorId?: string; clientAddress?: string },
 ): Promise<{ request: AccessRequest; approvals: number; required: number }> {
   const a = approvalServices(deps);
   for (let attempt = 1; attempt <= 5; attempt++) {
@@ -353,27 +366,32 @@ export async function settleApproval(
     const r = found.value;
     const [policy] = await deps.policies.getForScopes([r.policyScope]);
     const decisions = await a.decisions.list(requestId);
-    const approving = countingApprovals(decisions, policy, r.requester);
+    const approving = countingApprovals(decisions, policy, r);
     const required = policy ? approvalsRequired(policy) : Number.POSITIVE_INFINITY;
     const result = (request: AccessRequest) => ({ request, approvals: approving.length, required });
     if (r.status !== 'pending-approval') return result(r);
 
     const denial = decisions.find(
-      (d) =>
-        d.decision === 'deny' && d.approver !== r.requester.toLowerCase() && isStillApprover(policy, d.via),
+      (d) => d.decision === 'deny' && !decidedByRequester(d, r) && isStillApprover(policy, d.via),
     );
     let moved: StoredRequest | undefined;
     if (denial) {
-      const reason = `denied by ${denial.approver}${denial.comment ? `: ${denial.comment}` : ''}`;
+      const reason = `denied by ${denial.approverName ?? denial.approver}${denial.comment ? `: ${denial.comment}` : ''}`;
       moved = await transition(
         deps,
         found,
         'denied',
         { statusReason: reason, endedAt: deps.clock.now().toISOString() },
-        { actor: by.actor, action: 'request.denied', detail: reason, clientAddress: by.clientAddress },
+        {
+          actor: by.actor,
+          ...(by.actorId ? { actorId: by.actorId } : {}),
+          action: 'request.denied',
+          detail: reason,
+          clientAddress: by.clientAddress,
+        },
       );
     } else if (approving.length >= required) {
-      const names = approving.map((d) => d.approver).join(', ');
+      const names = approving.map((d) => d.approverName ?? d.approver).join(', ');
       moved = await transition(
         deps,
         found,
@@ -381,6 +399,7 @@ export async function settleApproval(
         { approvedAt: deps.clock.now().toISOString(), statusReason: `approved by ${names}` },
         {
           actor: by.actor,
+          ...(by.actorId ? { actorId: by.actorId } : {}),
           action: 'request.approved',
           detail: `approved by ${names} (${approving.length} of ${required} required)`,
           clientAddress: by.clientAddress,

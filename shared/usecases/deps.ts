@@ -106,4 +106,6 @@ export interface ApprovalServices {
    * now. Decisions already recorded still count, and deadlines still expire requests.
    */
   unavailableFeature?: string;
+  /** Whether approvers can sign in to decide (not in `jwt` mode); without it manual approval is refused. */
+  signInAvailable?: boolean;
 }

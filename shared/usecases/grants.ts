@@ -51,7 +51,14 @@ export async function transition(
   current: StoredRequest,
   to: RequestStatus,
   changes: Partial<AccessRequest>,
-  audit: { actor: string; action: AuditAction; detail?: string; clientAddress?: string; expiresAt?: string },
+  audit: {
+    actor: string;
+    actorId?: string;
+    action: AuditAction;
+    detail?: string;
+    clientAddress?: string;
+    expiresAt?: string;
+  },
 ): Promise<StoredRequest | undefined> {
   assertTransition(current.value.status, to);
   const next: AccessRequest = {
@@ -65,6 +72,7 @@ export async function transition(
     // The change and its event in one write; the event is appended right after (shared/usecases/auditOutbox.ts).
     written = await writeAudited(deps, current, next, {
       actor: audit.actor,
+      ...(audit.actorId ? { actorId: audit.actorId } : {}),
       action: audit.action,
       requestId: next.id,
       vm: next.vmId,
@@ -390,6 +398,29 @@ async function preflight(
     }),
   );
   return new Map(listings);
+}
+
+/** What ARM says of the VM a request names: its canonical id, or why there is none to grant on. */
+export type CanonicalVm =
+  | { kind: 'found'; vmId: string }
+  | { kind: 'unusable'; error: GrantNotApplicable | NetworkPermissionMissing };
+
+/**
+ * ARM's canonical id for the VM a request names, which decides the policy: never a guess from the id as typed, so
+ * ARM not answering is a 503 to try again. A missing VM, or one the deployment may not read, is returned rather
+ * than thrown: the caller says so only to someone the policy allows.
+ */
+export async function canonicalVmId(deps: Pick<Deps, 'network' | 'log'>, vmId: string): Promise<CanonicalVm> {
+  try {
+    return { kind: 'found', vmId: await deps.network.getVmId(vmId) };
+  } catch (err) {
+    if (err instanceof ResourceNotFound)
+      return { kind: 'unusable', error: new GrantNotApplicable('the VM was not found') };
+    if (err instanceof NetworkPermissionMissing) return { kind: 'unusable', error: err };
+    deps.log.warn('request.vm-unread', { vm: vmId, error: String(err) });
+    if (err instanceof TransientFailure) throw err;
+    throw new TransientFailure('ARM could not be asked about the VM; try again shortly');
+  }
 }
 
 /** The request left `approved` while its rules were being written. */

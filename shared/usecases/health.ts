@@ -17,14 +17,20 @@ export interface HealthReport extends RunningVersion {
   features?: Record<string, FeatureReadiness>;
 }
 
-/** The report of an app whose services could be built: anyone sees status and version, admins each feature. */
+/**
+ * The report of an app whose services could be built: anyone sees status and version, admins each feature. An
+ * instance that refuses callers (`serving` false: its start-up check failed, shared/usecases/serving.ts) is
+ * degraded however ready its settings are: the timers still close access, but no call is answered.
+ */
 export function healthReport(
   features: Features,
   version: RunningVersion,
   caller: Principal | undefined,
+  serving = true,
 ): HealthReport {
   const all = Object.entries(features);
-  const report: HealthReport = { status: all.every(([, f]) => f.ready) ? 'ok' : 'degraded', ...version };
+  const ok = serving && all.every(([, f]) => f.ready);
+  const report: HealthReport = { status: ok ? 'ok' : 'degraded', ...version };
   if (caller && hasRole(caller, ROLES.admin)) {
     report.features = Object.fromEntries(
       all.map(([name, f]): [string, FeatureReadiness] => [

@@ -17,6 +17,7 @@ import {
 } from '../domain/lifecycle';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
 import type { RequestPage, StartMessage, StoredRequest } from '../domain/ports';
+import { auditActor } from '../domain/types';
 import type { ScheduledRef } from '../domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
@@ -39,7 +40,7 @@ export async function listRequests(
   query: Record<string, string>,
 ): Promise<RequestPage> {
   const q = parseListQuery(query);
-  const requester = q.requester ?? caller.id;
+  const requester = q.requester ?? caller.id.toLowerCase();
   if (requester !== caller.id.toLowerCase() && !isAdmin(caller) && !caller.roles.includes(ROLES.auditor)) {
     throw new AccessNotAllowed(
       `only callers with the ${ROLES.admin} or ${ROLES.auditor} role may list another requester's requests`,
@@ -103,7 +104,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
         true,
       );
     }
-    const ended = { endedAt: deps.clock.now().toISOString(), revokedBy: caller.id };
+    const ended = { endedAt: deps.clock.now().toISOString(), revokedBy: caller.name };
+    const by = auditActor(caller);
     let moved: StoredRequest | undefined;
     switch (r.status) {
       case 'revoked':
@@ -120,9 +122,9 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `revoked by ${caller.id}` },
+          { ...ended, statusReason: `revoked by ${caller.name}` },
           {
-            actor: caller.id,
+            ...by,
             action: 'grant.revoked',
             detail: `closed early (expiry was ${r.expiresAt}); ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
           },
@@ -138,8 +140,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `cancelled by ${caller.id} before access went live` },
-          { actor: caller.id, action: 'request.cancelled', detail: 'cancelled while being applied' },
+          { ...ended, statusReason: `cancelled by ${caller.name} before access went live` },
+          { ...by, action: 'request.cancelled', detail: 'cancelled while being applied' },
         );
         if (moved) await removeRules(deps, r.id);
         break;
@@ -148,8 +150,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `cancelled by ${caller.id} before its start at ${r.startAt}` },
-          { actor: caller.id, action: 'request.cancelled', detail: `was scheduled to start at ${r.startAt}` },
+          { ...ended, statusReason: `cancelled by ${caller.name} before its start at ${r.startAt}` },
+          { ...by, action: 'request.cancelled', detail: `was scheduled to start at ${r.startAt}` },
         );
         if (moved && r.startSequenceNumber) await cancelQuietly(deps, 'start', r.id, r.startSequenceNumber);
         break;
@@ -159,8 +161,8 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
           deps,
           found,
           'revoked',
-          { ...ended, statusReason: `cancelled by ${caller.id} while ${r.status}` },
-          { actor: caller.id, action: 'request.cancelled', detail: `cancelled while ${r.status}` },
+          { ...ended, statusReason: `cancelled by ${caller.name} while ${r.status}` },
+          { ...by, action: 'request.cancelled', detail: `cancelled while ${r.status}` },
         );
         break;
     }
@@ -218,7 +220,7 @@ export async function extendRequest(
       };
       try {
         await writeAudited(deps, found, next, {
-          actor: caller.id,
+          ...auditActor(caller),
           action: 'grant.extended',
           requestId: r.id,
           vm: r.vmId,
@@ -238,7 +240,7 @@ export async function extendRequest(
         requestId: r.id,
         vm: r.vmId.toLowerCase(),
         expiresAt,
-        actor: caller.id,
+        actor: caller.name,
       });
       if (r.expirySequenceNumber) scheduled.push({ sequenceNumber: r.expirySequenceNumber, dueAt: previous });
 

@@ -257,8 +257,8 @@ export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<
 
 /**
  * The gateway, counting calls against a budget; past it, every call throws `ArmCallBudgetSpent`. A path
- * resolution counts 3 (VM, NIC, subnet), a VM listing 1 (a page holds up to a thousand VMs), a scope's paths
- * 3 up front and then the pages it really read.
+ * resolution counts 3 (VM, NIC, subnet), a VM's id or a VM listing 1 (a page holds up to a thousand VMs), a
+ * scope's paths 3 up front and then the pages it really read.
  */
 export function withArmBudget(
   network: NetworkGateway,
@@ -270,6 +270,10 @@ export function withArmBudget(
     budget.used += n;
   };
   return {
+    getVmId(vmId) {
+      take(1);
+      return network.getVmId(vmId);
+    },
     resolvePath(vmId) {
       take(3);
       return network.resolvePath(vmId);
@@ -327,6 +331,10 @@ export function withArmPacing(network: NetworkGateway, limiter: RateLimiterQueue
   const pace = (id: string, tokens: number) =>
     limiter.removeTokens(tokens, /^\/subscriptions\/([^/]+)/i.exec(id)?.[1]?.toLowerCase() ?? 'tenant');
   return {
+    async getVmId(vmId) {
+      await pace(vmId, 1);
+      return network.getVmId(vmId);
+    },
     async resolvePath(vmId) {
       await pace(vmId, 3);
       return network.resolvePath(vmId);

@@ -11,8 +11,10 @@ import { parseVmId, scopesOf } from '../domain/resourceId';
 import { selectPolicy } from '../domain/policy';
 import { toFieldProblems } from '../domain/requestInput';
 import { ROLES, hasRole, requireRole } from '../domain/roles';
+import { auditActor } from '../domain/types';
 import type { Policy, Principal } from '../domain/types';
 import type { Deps } from './deps';
+import { NO_SIGN_IN_FOR_APPROVERS } from './serving';
 
 /** What `enforce` does until the network use cases provide the baseline-deny mechanism: nothing. */
 export const NO_ENFORCEMENT: PolicyEnforcement = {
@@ -54,6 +56,9 @@ export async function applyPolicies(
   const desired = parsePolicyDocument(input.text, {
     source: input.source,
     maxDurationInSeconds: deps.settings.maxDurationInSeconds,
+    ...(deps.approvals?.signInAvailable === false
+      ? { manualApprovalUnavailable: NO_SIGN_IN_FOR_APPROVERS }
+      : {}),
   });
   const set = await deps.policies.getSet();
   const diff = diffPolicies(set.policies, desired);
@@ -187,7 +192,7 @@ async function commit(
   await deps.policies.applyChanges(writes, version);
   const audit = (action: string, scope: string, detail: object) =>
     deps.audit.append({
-      actor: caller.id,
+      ...auditActor(caller),
       action,
       detail: JSON.stringify({ scope, ...detail }),
       clientAddress: options.clientAddress,
@@ -202,7 +207,7 @@ async function commit(
   }
   for (const e of diff.removed) await audit('policy.removed', e.scope, { before: e, after: null });
   deps.log.info('policy.set-changed', {
-    actor: caller.id,
+    ...auditActor(caller),
     added: diff.added.length,
     changed: diff.changed.length,
     removed: diff.removed.length,

@@ -4,11 +4,12 @@ import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
+import { auditActor, requesterKey } from '../domain/types';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import { emitAll, signalsOfTransition } from '../domain/signals';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
-import { checkGrantable } from './grants';
+import { canonicalVmId, checkGrantable } from './grants';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
@@ -30,14 +31,17 @@ export async function submitRequest(
       },
     ]);
   }
-  const scopes = scopesOf(ask.vmId);
+  // The VM is the one ARM returns, and the policy is chosen from ARM's id for it, not from the id as typed.
+  const vm = await canonicalVmId(deps, ask.vmId);
+  const vmId = vm.kind === 'found' ? vm.vmId : ask.vmId;
+  const scopes = scopesOf(vmId);
   const policy = selectPolicy(scopes, await deps.policies.getForScopes(scopes));
   let decision;
   try {
-    decision = decide(policy, ask, caller, callerAddress);
+    decision = decide(policy, { ...ask, vmId }, caller, callerAddress);
   } catch (err) {
     if (err instanceof AccessNotAllowed) {
-      deps.log.warn('request.refused', { caller: caller.id, vm: ask.vmId, reason: err.reason });
+      deps.log.warn('request.refused', { caller: caller.id, vm: vmId, reason: err.reason });
     }
     throw err;
   }
@@ -46,13 +50,15 @@ export async function submitRequest(
   const unavailable = deps.approvals?.unavailableFeature;
   if (decision.approvalMode === 'manual' && unavailable) throw new FeatureUnavailable(unavailable);
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
-  await checkGrantable(deps, ask.vmId, decision.sourcePrefix);
+  if (vm.kind === 'unusable') throw vm.error;
+  await checkGrantable(deps, vmId, decision.sourcePrefix);
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {
     id: ulid(),
-    requester: caller.id,
-    vmId: ask.vmId,
+    requester: caller.name,
+    requesterId: caller.id.toLowerCase(),
+    vmId,
     ports: ask.ports,
     protocol: decision.protocol,
     sourcePrefix: decision.sourcePrefix,
@@ -67,7 +73,7 @@ export async function submitRequest(
   };
   try {
     await writeAudited(deps, undefined, request, {
-      actor: caller.id,
+      ...auditActor(caller),
       action: 'request.submitted',
       requestId: request.id,
       vm: request.vmId,
@@ -89,7 +95,7 @@ export async function submitRequest(
     deps.log.error('request.enqueue-failed', { requestId: request.id, error: String(err) });
   }
   deps.log.info('request.submitted', { requestId: request.id, vm: request.vmId, ports: request.ports });
-  emitAll(deps.signals, signalsOfTransition(undefined, request, caller.id));
+  emitAll(deps.signals, signalsOfTransition(undefined, request, caller.name));
   return request;
 }
 
@@ -130,7 +136,7 @@ export async function viewOf(deps: Deps, request: AccessRequest): Promise<Reques
 
 function canSee(caller: Principal, request: AccessRequest): boolean {
   return (
-    caller.id.toLowerCase() === request.requester.toLowerCase() ||
+    caller.id.toLowerCase() === requesterKey(request) ||
     caller.roles.includes('Jit.Admin') ||
     caller.roles.includes('Jit.Auditor')
   );

@@ -40,7 +40,7 @@ function document(title: string, body: SafeHtml): string {
   <head>
     <meta charset="utf-8" />
     <meta name="viewport" content="width=device-width, initial-scale=1" />
-    <meta name="referrer" content="no-referrer" />
+    <meta name="referrer" content="strict-origin" />
     <title>${title}</title>
     ${STYLE_ELEMENT}
   </head>

@@ -7,63 +7,32 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
 import { DEMO } from '../../dev/arm/emulator';
 import { DEMO_APPROVERS } from '../../dev/demoPolicies';
 import type { Sandbox } from '../../dev/sandbox';
-import { api, startSandbox, waitFor } from '../support/sandbox';
+import { api, startSandbox } from '../support/sandbox';
 import { approvalMail, decisionRows, linkIn, rulesFor } from '../support/approvals';
-
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-const missing = !existsSync(CHROMIUM);
-const inCi = process.env.CI === 'true';
-const skip =
-  missing && !inCi
-    ? `${CHROMIUM} not found: install it (apt-get install chromium) to run the browser tests; CI fails instead`
-    : false;
+import { approveOnPage, browserSkip, launchBrowser } from '../support/browser';
 
 const APPROVER = DEMO_APPROVERS[0];
 const HOSTILE = '<script>window.__pwned = 1</script> patch <b>night</b> & "reboot"';
 
-describe('an approver in a real browser', { skip }, () => {
+describe('an approver in a real browser', { skip: browserSkip }, () => {
   let sandbox: Sandbox;
   let browser: BrowserContext;
-  let profile: string;
+  let closeBrowser: (() => Promise<void>) | undefined;
   const cspViolations: string[] = [];
 
   before(async () => {
-    if (missing) throw new Error(`${CHROMIUM} is missing: CI must install chromium (see .ci/run)`);
-    profile = mkdtempSync(join(tmpdir(), 'jit-chromium-'));
-    [sandbox, browser] = await Promise.all([
-      startSandbox(),
-      // A new, empty profile: no cookies, cache or extensions from anywhere else.
-      chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        args: ARGS,
-        headless: true,
-        // A phone's screen: the page must be readable there.
-        viewport: { width: 390, height: 844 },
-      }),
-    ]);
+    let launched;
+    [sandbox, launched] = await Promise.all([startSandbox(), launchBrowser()]);
+    browser = launched.browser;
+    closeBrowser = launched.close;
   });
   after(async () => {
-    await browser?.close();
+    await closeBrowser?.();
     await sandbox?.stop();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   async function openPage(): Promise<Page> {
@@ -114,19 +83,7 @@ describe('an approver in a real browser', { skip }, () => {
     // Opening the page decided nothing.
     assert.equal((await decisionRows(sandbox, id)).length, 0);
 
-    await page.locator('#approve-comment').fill('go ahead');
-    await Promise.all([page.waitForURL(/\/api\/approvals$/), page.locator('#approve button').click()]);
-    assert.match(await page.locator('h1').innerText(), /You approved the request/);
-    await waitFor(
-      'the RDP rule in the subnet NSG',
-      () => rulesFor(sandbox, DEMO.subnetNsgId, id).length === 1,
-    );
-    await waitFor('the request to be active', async () => {
-      const s = await api(sandbox, 'GET', `requests/${id}`);
-      return s.body.status === 'active';
-    });
-    const rows = await decisionRows(sandbox, id);
-    assert.equal(rows.length, 1);
+    const rows = await approveOnPage(page, sandbox, id, 'go ahead');
     assert.equal(rows[0]!.approver, APPROVER);
     assert.equal(rows[0]!.comment, 'go ahead');
 

@@ -47,6 +47,8 @@ export const HOST_ONLY: Readonly<Record<string, string>> = {
   OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID:
     'App Service Authentication signs in with this identity instead of a client secret',
   WEBSITE_AUTH_AAD_ALLOWED_TENANTS: 'App Service Authentication accepts tokens from this tenant only',
+  FUNCTIONS_REQUEST_BODY_SIZE_LIMIT:
+    'the Functions host refuses larger bodies itself (default 100 MB), before the app reads its own smaller limits',
 };
 
 /** Keys of local.settings.sample.json that only the local host reads. */

@@ -131,7 +131,8 @@ describe('manual approval through links in mail', () => {
     assert.match(csp, /frame-ancestors 'none'/);
     assert.doesNotMatch(csp, /unsafe-inline|script-src/);
     assert.equal(page.headers.get('x-frame-options'), 'DENY');
-    assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+    // The token in the URL never leaves in a Referer; the origin alone does (so the form's POST has an Origin).
+    assert.equal(page.headers.get('referrer-policy'), 'strict-origin');
     assert.equal(page.headers.get('cache-control'), 'no-store');
     assert.match(page.text, /<meta name="viewport"/);
     assert.doesNotMatch(page.text, /<script/i);

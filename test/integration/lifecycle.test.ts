@@ -122,7 +122,9 @@ describe('the grant lifecycle on the sandbox', () => {
     });
 
     test('a scheduled request whose start message is lost is started by the reconciler', async () => {
-      const startAt = new Date(Date.now() + 3000).toISOString();
+      // Far enough ahead that, on a loaded machine, the start message is still waiting when the test cancels it
+      // (3 s was not: the message came due first, or the request was approved after its start and began at once).
+      const startAt = new Date(Date.now() + 10_000).toISOString();
       const created = await submit(sandbox, { sourcePrefix: '203.0.113.29', duration: 'PT30S', startAt });
       const scheduled = await until(sandbox, created.id, 'scheduled');
       // Service Bus loses the start message.
@@ -136,7 +138,7 @@ describe('the grant lifecycle on the sandbox', () => {
       }
       assert.equal(scheduledFor(sandbox, SERVICE_BUS_QUEUES.starts, created.id).length, 0);
       // Past the start and the sandbox's 5 s grace it is still waiting; the reconciler starts it.
-      await waitFor('the start and its grace to pass', () => Date.now() > Date.parse(startAt) + 5500, 15_000);
+      await waitFor('the start and its grace to pass', () => Date.now() > Date.parse(startAt) + 5500, 25_000);
       assert.equal((await view(sandbox, created.id)).status, 'scheduled');
       const report = await reconcile(services().deps);
       assert.ok(report.redriven >= 1);

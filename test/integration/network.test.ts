@@ -28,6 +28,7 @@ import { PROJECT_ROOT } from '../../dev/sandbox';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Policy } from '../../shared/domain/types';
+import { person } from '../support/principals';
 
 const VM = DEMO.linuxVm.id;
 const BAND = { min: 1000, max: 1999 };
@@ -637,7 +638,7 @@ describe('the reconciler', () => {
     const nsg = `/subscriptions/${DEMO.subscriptionId}/resourceGroups/hook-rg/providers/Microsoft.Network/networkSecurityGroups/hook-nic-nsg`;
     const baselines = () =>
       (sandbox.arm.getNsg(nsg)?.securityRules ?? []).filter((r) => r.name.startsWith('jit-baseline-'));
-    const admin = { id: 'admin@example.com', groups: [], roles: ['Jit.Admin'] };
+    const admin = person('admin@example.com', [], ['Jit.Admin']);
     const base = readFileSync(join(PROJECT_ROOT, 'dev', 'policies.yaml'), 'utf8');
     const enforced = `${base}
   - scope: /subscriptions/${DEMO.subscriptionId}/resourceGroups/hook-rg

@@ -409,7 +409,7 @@ describe('policies as code on the sandbox', () => {
     assert.equal(
       bad.err,
       [
-        `${file}:${badLine}:18: policies[2].requesters[0]: "alice" must be *, user:<UPN or object id> or group:<group object id> [bad-principal]`,
+        `${file}:${badLine}:18: policies[2].requesters[0]: "alice" must be *, user:<object id or UPN>, group:<group object id> or app:<client id (a GUID)> [bad-principal]`,
         `jit: ${file}: 1 problem; nothing was applied`,
       ].join('\n'),
     );

@@ -16,6 +16,7 @@ import { submitRequest } from '../../shared/usecases/requests';
 import { appDeps, auditEvents, recordingLogger } from '../support/network';
 import { rulesInAll, rulesInNone } from '../support/observe';
 import { api, startSandbox, waitFor } from '../support/sandbox';
+import { person } from '../support/principals';
 
 const NSGS = DEMO.linuxVm.nsgIds;
 
@@ -71,7 +72,7 @@ describe('the reconciler run twice at once', () => {
     const quiet = recordingLogger();
     const stalled = await submitRequest(
       deps(quiet),
-      { id: 'alice@example.com', groups: [], roles: [] },
+      person('alice@example.com'),
       { vm: DEMO.linuxVm.id, ports: [22], sourcePrefix: '203.0.113.64', duration: 'PT5M' },
       '203.0.113.64',
     );

@@ -19,8 +19,9 @@ import { submitRequest } from '../../shared/usecases/requests';
 import { appDeps } from '../support/network';
 import { rulesInAll, rulesInNone, scheduledFor } from '../support/observe';
 import { sleep, startSandbox, waitFor } from '../support/sandbox';
+import { person } from '../support/principals';
 
-const ALICE: Principal = { id: 'alice@example.com', groups: [], roles: [] };
+const ALICE: Principal = person('alice@example.com');
 const NSGS = DEMO.linuxVm.nsgIds;
 /** Short, so that a retry can come after it as a crashed invocation's retry may come after Azure's hour. */
 const DUPLICATE_WINDOW_IN_MS = 2000;

@@ -1,10 +1,10 @@
 /** Helpers for integration tests: a quiet sandbox on free ports, HTTP calls as a named user, and polling. */
-import { join } from 'node:path';
-import { PROJECT_ROOT, Sandbox } from '../../dev/sandbox';
+import { AUTO_POLICIES_FILE, Sandbox } from '../../dev/sandbox';
+import { TABLES } from '../../shared/names';
 import type { SandboxOptions } from '../../dev/sandbox';
 
 /** Both demo VMs approved automatically: for tests that drive many grants (demo-win asks an approver otherwise). */
-export const AUTO_POLICIES = join(PROJECT_ROOT, 'test', 'fixtures', 'auto-policies.yaml');
+export const AUTO_POLICIES = AUTO_POLICIES_FILE;
 
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const sandbox = new Sandbox({
@@ -86,3 +86,13 @@ export async function waitFor<T>(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** How many requests the sandbox holds (one `request` row each): tests of refusals check nothing was written. */
+export async function countRequests(sandbox: Sandbox): Promise<number> {
+  let n = 0;
+  for await (const row of sandbox
+    .table(TABLES.requests)
+    .listEntities({ queryOptions: { filter: "RowKey eq 'request'" } }))
+    if (row) n++;
+  return n;
+}

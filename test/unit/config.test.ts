@@ -27,7 +27,10 @@ const azure = {
   JIT_MAIL_FROM: 'DoNotReply@example.com',
   JIT_ACS_ENDPOINT: 'https://acs-x.europe.communication.azure.com',
   WEBSITE_INSTANCE_ID: 'abc',
-  WEBSITE_AUTH_ENABLED: 'True',
+  WEBSITE_SITE_NAME: 'func-jit',
+  WEBSITE_RESOURCE_GROUP: 'rg-jit',
+  JIT_APP_RESOURCE_ID:
+    '/subscriptions/22222222-2222-2222-2222-222222222222/resourceGroups/rg-jit/providers/Microsoft.Web/sites/func-jit',
   AzureWebJobsStorage__tableServiceUri: 'https://st.table.core.windows.net',
   AzureWebJobsStorage__queueServiceUri: 'https://st.queue.core.windows.net',
   ServiceBusConnection__fullyQualifiedNamespace: 'sb-x.servicebus.windows.net',
@@ -218,18 +221,42 @@ test('dev authentication is refused inside Azure: authentication is off, the res
   );
 });
 
-test('easyauth is refused unless App Service Authentication is enabled, since the header could be forged', () => {
+test('easyauth names this very app, whose authentication settings it checks at start-up; WEBSITE_AUTH_ENABLED decides nothing', () => {
+  assert.equal(ready(azure, 'authentication').appResourceId, azure.JIT_APP_RESOURCE_ID);
+  off({ ...azure, JIT_APP_RESOURCE_ID: undefined }, 'authentication', 'JIT_APP_RESOURCE_ID', /is missing/);
   off(
-    { ...azure, WEBSITE_AUTH_ENABLED: undefined },
+    {
+      ...azure,
+      JIT_APP_RESOURCE_ID: '/subscriptions/x/resourceGroups/rg/providers/Microsoft.Web/serverfarms/p',
+    },
     'authentication',
-    'JIT_AUTH_MODE',
-    /easyauth.*not enabled/,
+    'JIT_APP_RESOURCE_ID',
+    /must be the ARM id of a function app/,
   );
-  off({ ...local, JIT_AUTH_MODE: 'easyauth' }, 'authentication', 'JIT_AUTH_MODE', /easyauth.*not enabled/);
+  // Another app's id would have the check read another app's settings.
+  off(
+    { ...azure, JIT_APP_RESOURCE_ID: azure.JIT_APP_RESOURCE_ID.replace('func-jit', 'func-other') },
+    'authentication',
+    'JIT_APP_RESOURCE_ID',
+    /must name this app \(func-jit\)/,
+  );
+  off(
+    { ...azure, WEBSITE_RESOURCE_GROUP: 'rg-else' },
+    'authentication',
+    'JIT_APP_RESOURCE_ID',
+    /must name this app/,
+  );
+});
+
+test('JIT_TRUSTED_PROXY_HOPS: 0 by default, 0 to 3, whole numbers only', () => {
+  assert.equal(ready(local, 'authentication').trustedProxyHops, 0);
+  assert.equal(ready({ ...local, JIT_TRUSTED_PROXY_HOPS: '2' }, 'authentication').trustedProxyHops, 2);
+  for (const bad of ['4', '-1', '1.5', 'one'])
+    off({ ...local, JIT_TRUSTED_PROXY_HOPS: bad }, 'authentication', 'JIT_TRUSTED_PROXY_HOPS', /from 0 to 3/);
 });
 
 test('jwt mode needs an issuer and audience, and derives the keys of an Entra ID issuer', () => {
-  const tenant = 'contoso.onmicrosoft.com';
+  const tenant = '72f988bf-86f1-41af-91ab-2d7cd011db47';
   const jwt = {
     ...azure,
     JIT_AUTH_MODE: 'jwt',
@@ -240,17 +267,29 @@ test('jwt mode needs an issuer and audience, and derives the keys of an Entra ID
     issuer: `https://login.microsoftonline.com/${tenant}/v2.0`,
     audiences: ['api://jit', '1234'],
     jwksUri: `https://login.microsoftonline.com/${tenant}/discovery/v2.0/keys`,
+    tenantId: tenant,
   });
   off({ ...jwt, JIT_JWT_AUDIENCE: undefined }, 'authentication', 'JIT_JWT_AUDIENCE', /is missing/);
+  // Principals are keyed by tenant: the issuer must name one.
   off(
-    { ...jwt, JIT_JWT_ISSUER: 'https://idp.example.com' },
+    { ...jwt, JIT_JWT_ISSUER: 'https://login.microsoftonline.com/common/v2.0' },
+    'authentication',
+    'JIT_JWT_ISSUER',
+    /tenant's v2.0 issuer/,
+  );
+  off(
+    { ...jwt, JIT_JWT_ISSUER: `https://idp.example.com/${tenant}/v2.0` },
     'authentication',
     'JIT_JWT_JWKS_URI',
     /is missing/,
   );
   assert.equal(
     ready(
-      { ...jwt, JIT_JWT_ISSUER: 'https://idp.example.com', JIT_JWT_JWKS_URI: 'https://idp.example.com/keys' },
+      {
+        ...jwt,
+        JIT_JWT_ISSUER: `https://idp.example.com/${tenant}/v2.0`,
+        JIT_JWT_JWKS_URI: 'https://idp.example.com/keys',
+      },
       'authentication',
     ).jwt?.jwksUri,
     'https://idp.example.com/keys',
@@ -340,14 +379,15 @@ function featureOfEachSetting(): Record<string, string> {
   const jwtAcs = {
     ...azure,
     JIT_AUTH_MODE: 'jwt',
-    JIT_JWT_ISSUER: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0',
+    JIT_JWT_ISSUER: 'https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0',
     JIT_JWT_AUDIENCE: 'api://jit',
-    JIT_JWT_JWKS_URI: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/discovery/v2.0/keys',
+    JIT_JWT_JWKS_URI:
+      'https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/discovery/v2.0/keys',
   };
   const broken = '@Microsoft.KeyVault(SecretUri=https://x.vault.azure.net/secrets/s/)';
   const found: Record<string, string> = {};
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
-    for (const env of [local, jwtAcs]) {
+    for (const env of [local, jwtAcs, azure]) {
       try {
         const { features } = loadConfig({ ...env, [name]: broken });
         const off = Object.entries(features).find(([, f]) => !f.ready && f.problem.setting === name);

@@ -12,7 +12,8 @@ import {
   whyNeverApproved,
 } from '../../../shared/domain/approval';
 import { ApproverNotAllowed, SelfApprovalRefused } from '../../../shared/domain/errors';
-import type { Policy, Principal } from '../../../shared/domain/types';
+import type { Policy } from '../../../shared/domain/types';
+import { person } from '../../support/principals';
 
 const policy = (approvers: string[], required = 1, mode: 'auto' | 'manual' = 'manual'): Policy => ({
   scope: '/subscriptions/s/resourcegroups/rg',
@@ -23,7 +24,6 @@ const policy = (approvers: string[], required = 1, mode: 'auto' | 'manual' = 'ma
   justification: { required: false },
   enforce: false,
 });
-const person = (id: string, groups: string[] = []): Principal => ({ id, groups, roles: [] });
 const decision = (approver: string, via: string, d: 'approve' | 'deny' = 'approve'): ApprovalDecision => ({
   requestId: 'r1',
   approver,
@@ -82,9 +82,9 @@ test('a policy that can never gather enough approvers other than the requester i
 });
 
 test('who decides: the named user (and whoever is signed in must be them); a group member; never the requester', () => {
-  assert.equal(resolveDecider('user:bob@example.com', undefined, 'alice@example.com'), 'bob@example.com');
+  assert.equal(resolveDecider('user:bob@example.com', undefined, 'alice@example.com').id, 'bob@example.com');
   assert.equal(
-    resolveDecider('user:bob@example.com', person('BOB@example.com'), 'alice@example.com'),
+    resolveDecider('user:bob@example.com', person('BOB@example.com'), 'alice@example.com').id,
     'bob@example.com',
   );
   assert.throws(
@@ -96,7 +96,7 @@ test('who decides: the named user (and whoever is signed in must be them); a gro
     SelfApprovalRefused,
   );
   assert.equal(
-    resolveDecider('group:ops', person('erin@example.com', ['OPS']), 'alice@example.com'),
+    resolveDecider('group:ops', person('erin@example.com', ['OPS']), 'alice@example.com').id,
     'erin@example.com',
   );
   assert.throws(() => resolveDecider('group:ops', undefined, 'alice@example.com'), ApproverNotAllowed);

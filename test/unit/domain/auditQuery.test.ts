@@ -20,13 +20,16 @@ const q = (s: string) => [...new URLSearchParams(s).entries()];
 test('audit queries: dates, date-times with a zone, filters normalised, page size', () => {
   const { query, pageSize } = parseAuditQuery(
     q(
-      'from=2026-03-01&to=2026-03-14T09:30%2B01:00&actor=Alice@Example.com&pageSize=50&vm=/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/DB',
+      'from=2026-03-01&to=2026-03-14T09:30%2B01:00&actor=Alice@Example.com&pageSize=50&vm=/subscriptions/0000000A-0000-4000-8000-000000000001/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/DB',
     ),
   );
   assert.equal(query.from?.toISOString(), '2026-03-01T00:00:00.000Z');
   assert.equal(query.to?.toISOString(), '2026-03-14T08:30:00.000Z');
   assert.equal(query.actor, 'alice@example.com');
-  assert.equal(query.vm, '/subscriptions/s/resourcegroups/rg/providers/microsoft.compute/virtualmachines/db');
+  assert.equal(
+    query.vm,
+    '/subscriptions/0000000a-0000-4000-8000-000000000001/resourcegroups/rg/providers/microsoft.compute/virtualmachines/db',
+  );
   assert.equal(pageSize, 50);
   assert.equal(
     parseAuditQuery(q('to=2026-03-01T09:00Z')).query.to?.toISOString(),

@@ -19,6 +19,14 @@ test('durations that are not exact or not positive are refused with a reason', (
   assert.throws(() => parseDurationToSeconds(''), /ISO-8601/);
 });
 
+test('a fraction of a second is refused, never rounded (to zero, or to more than asked); fractions of larger units are fine', () => {
+  for (const d of ['PT0.4S', 'PT0.5S', 'PT1.5S', 'PT59.999S', 'PT0.0001M'])
+    assert.throws(() => parseDurationToSeconds(d), /whole number of seconds/, d);
+  assert.throws(() => parseDurationToSeconds('PT0.0S'), /longer than zero/);
+  assert.equal(parseDurationToSeconds('PT1.1H'), 3960);
+  assert.equal(parseDurationToSeconds('PT0.5M'), 30);
+});
+
 test('seconds format back into durations', () => {
   assert.equal(formatSeconds(3600), 'PT1H');
   assert.equal(formatSeconds(5430), 'PT1H30M30S');

@@ -18,13 +18,15 @@ import { parseExtendBody, parseListQuery } from '../../../shared/domain/lifecycl
 import { parseRequestBody } from '../../../shared/domain/requestInput';
 import { canTransition } from '../../../shared/domain/state';
 import type { AccessRequest, Policy, Principal } from '../../../shared/domain/types';
+import { person } from '../../support/principals';
 
-const VM = '/subscriptions/sub1/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/db1';
-const alice: Principal = { id: 'alice@contoso.com', groups: ['g-ops'], roles: [] };
+const VM =
+  '/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/db1';
+const alice: Principal = person('alice@contoso.com', ['g-ops'], []);
 const now = new Date('2026-06-01T12:00:00Z');
 
 const policy = (o: Partial<Policy> = {}): Policy => ({
-  scope: '/subscriptions/sub1/resourcegroups/rg',
+  scope: '/subscriptions/00000000-0000-4000-8000-000000000001/resourcegroups/rg',
   ports: [
     { port: 22, protocol: 'Tcp', maxDurationInSeconds: 3 * 3600 },
     { port: 3389, protocol: 'Tcp', maxDurationInSeconds: 3600 },
@@ -46,7 +48,7 @@ const request = (o: Partial<AccessRequest> = {}): AccessRequest => ({
   sourcePrefix: '203.0.113.7/32',
   durationInSeconds: 3600,
   status: 'active',
-  policyScope: '/subscriptions/sub1/resourcegroups/rg',
+  policyScope: '/subscriptions/00000000-0000-4000-8000-000000000001/resourcegroups/rg',
   approvalMode: 'auto',
   createdAt: now.toISOString(),
   updatedAt: now.toISOString(),
@@ -102,10 +104,10 @@ test('the states a scheduled request passes through, and what may be revoked', (
 
 test('the requester, an approver of the policy or an admin may revoke; an auditor may only read', () => {
   const r = request();
-  const bob: Principal = { id: 'bob@contoso.com', groups: ['g-approvers'], roles: [] };
-  const carol: Principal = { id: 'carol@contoso.com', groups: [], roles: ['Jit.Auditor'] };
-  const dave: Principal = { id: 'dave@contoso.com', groups: [], roles: ['Jit.Admin'] };
-  const eve: Principal = { id: 'eve@contoso.com', groups: [], roles: [] };
+  const bob: Principal = person('bob@contoso.com', ['g-approvers'], []);
+  const carol: Principal = person('carol@contoso.com', [], ['Jit.Auditor']);
+  const dave: Principal = person('dave@contoso.com', [], ['Jit.Admin']);
+  const eve: Principal = person('eve@contoso.com', [], []);
   assert.ok(mayRevoke({ ...alice, id: 'ALICE@contoso.com' }, r, policy()));
   assert.ok(mayRevoke(bob, r, policy()));
   assert.ok(!mayRevoke(bob, r, undefined), 'approver of a policy that no longer exists');

@@ -4,9 +4,11 @@ import { AccessNotAllowed, InvalidRequest } from '../../../shared/domain/errors'
 import { decide, principalMatches, selectPolicy } from '../../../shared/domain/policy';
 import { scopesOf } from '../../../shared/domain/resourceId';
 import type { Policy, Principal } from '../../../shared/domain/types';
+import { person } from '../../support/principals';
 
-const VM = '/subscriptions/sub1/resourceGroups/Prod-RG/providers/Microsoft.Compute/virtualMachines/db1';
-const alice: Principal = { id: 'alice@contoso.com', groups: ['g-ops'], roles: [] };
+const VM =
+  '/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/Prod-RG/providers/Microsoft.Compute/virtualMachines/db1';
+const alice: Principal = person('alice@contoso.com', ['g-ops'], []);
 
 function policy(scope: string, overrides: Partial<Policy> = {}): Policy {
   return {
@@ -31,8 +33,8 @@ const ask = (o: Partial<Parameters<typeof decide>[1]> = {}) => ({
 test('scopes of a VM go from most to least specific, lower-cased', () => {
   assert.deepEqual(scopesOf(VM), [
     VM.toLowerCase(),
-    '/subscriptions/sub1/resourcegroups/prod-rg',
-    '/subscriptions/sub1',
+    '/subscriptions/00000000-0000-4000-8000-000000000001/resourcegroups/prod-rg',
+    '/subscriptions/00000000-0000-4000-8000-000000000001',
   ]);
 });
 

@@ -287,3 +287,47 @@ test('the document round-trips through GET: YAML and JSON parse back to the same
   assert.deepEqual(parse(yaml), sorted);
   assert.deepEqual(parse(JSON.stringify(toPolicyDocument(policies))), sorted);
 });
+
+test('requesters may name an app by client id; an app never approves; manual approval is refused where nobody can sign in', () => {
+  const withRequesters = (requesters: string) =>
+    [
+      'policies:',
+      `  - scope: ${RG}`,
+      '    ports:',
+      '      - { port: 22, maxDuration: PT3H }',
+      '    allowedSourcePrefixes: [my-ip]',
+      `    requesters: ${requesters}`,
+    ].join('\n');
+  const app = 'app:C1D2E3F4-A5B6-4C7D-8E9F-0A1B2C3D4E5F';
+  assert.deepEqual(parse(withRequesters(`['${app}', 'group:ops']`))[0]?.requesters, [app, 'group:ops']);
+  assert.match(
+    only(withRequesters("['app:pipeline']")),
+    /requesters\[0\]: "app:pipeline" must be .*app:<client id \(a GUID\)> \[bad-principal\]/,
+  );
+  assert.match(
+    only(doc(`    approval: { mode: manual, approvers: ['${app}'] }`)),
+    /approvers\[0\]: .* must be user:<UPN or object id> or group:<group object id> \[bad-principal\]/,
+  );
+  const jwtMode = parsePolicyDocument.bind(
+    undefined,
+    doc("    approval: { mode: manual, approvers: ['user:bob@example.com'] }"),
+    {
+      source: 'policies.yaml',
+      maxDurationInSeconds: DAY,
+      manualApprovalUnavailable: 'jwt mode has no browser sign-in',
+    },
+  );
+  assert.throws(jwtMode, (e: unknown) => {
+    assert.ok(e instanceof PolicyDocumentInvalid);
+    assert.equal(e.problems[0]?.rule, 'manual-approval-unavailable');
+    assert.equal(e.problems[0]?.field, 'policies[0].approval.mode');
+    return true;
+  });
+});
+
+test('a description with Unicode bidirectional controls is refused', () => {
+  assert.match(
+    only(doc('    description: "fine \u202Eenil\u202C"')),
+    /description: must not contain Unicode bidirectional control characters \(U\+202E at position 6\).* \[bidi-control\]/,
+  );
+});

@@ -4,10 +4,11 @@ import { parsePolicyDocument } from '../../../shared/domain/policyDocument';
 import { explainPolicy } from '../../../shared/domain/policyExplain';
 import { scopesOf } from '../../../shared/domain/resourceId';
 import type { Principal } from '../../../shared/domain/types';
+import { person } from '../../support/principals';
 
 const SUB = '/subscriptions/00000000-0000-0000-0000-000000000001';
 const VM = `${SUB}/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/db1`;
-const alice: Principal = { id: 'alice@contoso.com', groups: [], roles: [] };
+const alice: Principal = person('alice@contoso.com', [], []);
 const policies = parsePolicyDocument(
   [
     'policies:',
@@ -37,7 +38,7 @@ test('the most specific scope with a policy decides, and broader policies add no
 
 test('a VM no scope covers has no deciding policy, and a non-requester is told so', () => {
   const other = VM.replace('/RG/', '/other/');
-  const bob: Principal = { id: 'bob@contoso.com', groups: [], roles: [] };
+  const bob: Principal = person('bob@contoso.com', [], []);
   assert.equal(explainPolicy(other, scopesOf(other), policies, bob).decidedBy, SUB);
   assert.equal(explainPolicy(VM, scopesOf(VM), policies, bob).callerIsRequester, false);
   const none = explainPolicy(VM, scopesOf(VM), [], alice);

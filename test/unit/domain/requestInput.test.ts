@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { InvalidRequest } from '../../../shared/domain/errors';
 import { parseRequestBody } from '../../../shared/domain/requestInput';
 
-const VM = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1';
+const VM =
+  '/subscriptions/00000000-0000-4000-8000-000000000001/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1';
 
 function problems(body: unknown): Array<{ field: string; reason: string }> {
   try {

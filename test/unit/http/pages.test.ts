@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CsrfCheckFailed, Unauthenticated } from '../../../shared/domain/errors';
+import { ApproverNotAllowed, CsrfCheckFailed, Unauthenticated } from '../../../shared/domain/errors';
 import {
   PAGE_SECURITY_HEADERS,
   assertSameOrigin,
@@ -9,37 +9,34 @@ import {
 } from '../../../shared/http/pages';
 
 const headers = (h: Record<string, string>) => ({ get: (n: string) => h[n.toLowerCase()] ?? null });
-const principal = Buffer.from(
-  JSON.stringify({ claims: [{ typ: 'preferred_username', val: 'Bob@Example.com' }] }),
-).toString('base64');
 
-test('who is signed in on a page: nobody in dev mode without the header; always someone with easyauth', () => {
-  assert.equal(signedInPerson('dev', headers({})), undefined);
+test('who is signed in on a page: nobody in dev mode without the header, from this machine only; jwt has no pages', async () => {
   assert.equal(
-    signedInPerson('dev', headers({ 'x-jit-dev-user': 'erin@example.com' }))?.id,
-    'erin@example.com',
+    await signedInPerson({ authMode: 'dev' }, headers({ 'x-forwarded-for': '127.0.0.1' })),
+    undefined,
   );
-  assert.equal(
-    signedInPerson('easyauth', headers({ 'x-ms-client-principal': principal }))?.id,
-    'bob@example.com',
-  );
-  assert.throws(() => signedInPerson('easyauth', headers({})), Unauthenticated);
-  // The dev header means nothing once App Service Authentication is in charge.
-  assert.throws(
-    () => signedInPerson('easyauth', headers({ 'x-jit-dev-user': 'bob@example.com' })),
+  await assert.rejects(
+    signedInPerson({ authMode: 'dev' }, headers({ 'x-forwarded-for': '203.0.113.9' })),
     Unauthenticated,
   );
+  await assert.rejects(signedInPerson({ authMode: 'jwt' }, headers({})), ApproverNotAllowed);
 });
 
-test('a decision must come from our own pages', () => {
+test('a decision must come from our own pages: same origin, and never the opaque Origin: null', () => {
   const base = 'https://jit.example.com';
-  assertSameOrigin(headers({ 'sec-fetch-site': 'same-origin', origin: 'null' }), base);
+  assertSameOrigin(headers({ 'sec-fetch-site': 'same-origin', origin: 'https://jit.example.com' }), base);
   assertSameOrigin(headers({ origin: 'https://jit.example.com' }), base);
   assertSameOrigin(headers({}), base);
   assert.throws(() => assertSameOrigin(headers({ 'sec-fetch-site': 'cross-site' }), base), CsrfCheckFailed);
   assert.throws(() => assertSameOrigin(headers({ 'sec-fetch-site': 'same-site' }), base), CsrfCheckFailed);
   assert.throws(
     () => assertSameOrigin(headers({ origin: 'https://jit.example.com.evil.example' }), base),
+    CsrfCheckFailed,
+  );
+  // A sandboxed frame or a data: page posts with Origin: null, whatever Sec-Fetch-Site says.
+  assert.throws(() => assertSameOrigin(headers({ origin: 'null' }), base), CsrfCheckFailed);
+  assert.throws(
+    () => assertSameOrigin(headers({ 'sec-fetch-site': 'same-origin', origin: 'null' }), base),
     CsrfCheckFailed,
   );
 });
@@ -58,6 +55,6 @@ test('every page carries the security headers, whatever else the answer sets', (
     /^default-src 'none'; style-src 'sha256-[^']+'; form-action 'self'; frame-ancestors 'none'/,
   );
   assert.equal(h['X-Frame-Options'], 'DENY');
-  assert.equal(h['Referrer-Policy'], 'no-referrer');
+  assert.equal(h['Referrer-Policy'], 'strict-origin');
   assert.equal(h['Cache-Control'], 'no-store');
 });

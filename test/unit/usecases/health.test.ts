@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../../shared/config';
 import { healthReport } from '../../../shared/usecases/health';
 import { readVersion } from '../../../shared/version';
+import { person } from '../../support/principals';
 
 const env = {
   JIT_AUTH_MODE: 'dev',
@@ -23,9 +24,9 @@ const version = { version: '1.2.3' };
 test('anyone sees the status and version; only an admin sees each feature and why one is off', () => {
   const { features } = loadConfig(env);
   assert.deepEqual(healthReport(features, version, undefined), { status: 'degraded', version: '1.2.3' });
-  const someone = { id: 'alice@example.com', groups: [], roles: ['Jit.Auditor'] };
+  const someone = person('alice@example.com', [], ['Jit.Auditor']);
   assert.equal(healthReport(features, version, someone).features, undefined);
-  const admin = { id: 'ops@example.com', groups: [], roles: ['Jit.Admin'] };
+  const admin = person('ops@example.com', [], ['Jit.Admin']);
   const detail = healthReport(features, version, admin).features!;
   assert.deepEqual(detail.mail, { ready: true });
   assert.equal(detail.approval?.ready, false);
@@ -33,6 +34,8 @@ test('anyone sees the status and version; only an admin sees each feature and wh
   assert.doesNotMatch(JSON.stringify(detail), /vault\.azure\.net/);
   const sound = loadConfig({ ...env, JIT_APPROVAL_KEY: `k1:${Buffer.alloc(32, 1).toString('base64')}` });
   assert.equal(healthReport(sound.features, version, undefined).status, 'ok');
+  // Sound settings, but an instance that refuses callers (its start-up check failed).
+  assert.equal(healthReport(sound.features, version, undefined, false).status, 'degraded');
 });
 
 test('the version comes from package.json, and the commit from build.json where the package has one', () => {

@@ -16,10 +16,11 @@ import type {
 import type { AuditEvent, Policy, Principal } from '../../../shared/domain/types';
 import type { Deps } from '../../../shared/usecases/deps';
 import { applyPolicies, deletePolicy, explainAccess, getPolicies } from '../../../shared/usecases/policies';
+import { person } from '../../support/principals';
 
 const SUB = '/subscriptions/00000000-0000-0000-0000-000000000001';
-const admin: Principal = { id: 'admin@contoso.com', groups: [], roles: ['Jit.Admin'] };
-const alice: Principal = { id: 'alice@contoso.com', groups: [], roles: [] };
+const admin: Principal = person('admin@contoso.com', [], ['Jit.Admin']);
+const alice: Principal = person('alice@contoso.com', [], []);
 
 /** The policy set in memory, with a version that moves on every change, like the table's version row. */
 class MemoryPolicies implements PolicyRepository {
@@ -268,7 +269,7 @@ test('explain: a requester of the deciding policy or an admin may ask; anyone el
   const mine = await explainAccess(deps, alice, { vm, port: '22' });
   assert.equal(mine.decidedBy, scope('a'));
   assert.deepEqual(mine.port, { port: 22, protocol: 'Tcp', allowed: true, maxDuration: 'PT1H' });
-  const bob: Principal = { id: 'bob@contoso.com', groups: [], roles: [] };
+  const bob: Principal = person('bob@contoso.com', [], []);
   const refused = await explainAccess(deps, bob, { vm }).catch((e: unknown) => e);
   assert.ok(refused instanceof AccessNotAllowed && !refused.disclose);
   const uncovered = vm.replace('/a/', '/elsewhere/');

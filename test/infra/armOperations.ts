@@ -62,7 +62,7 @@ export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> 
   'Permissions_2.listForResource': ['Microsoft.Authorization/permissions/read'],
   // flushConnection (the opt-in flow flush role): read the NSG, PUT it back, poll (a PUT ends with a GET of it).
   'NetworkSecurityGroups.get': ['Microsoft.Network/networkSecurityGroups/read'],
-  'NetworkSecurityGroups.beginCreateOrUpdateAndWait': [
+  'NetworkSecurityGroups.beginCreateOrUpdate': [
     'Microsoft.Network/networkSecurityGroups/write',
     'Microsoft.Network/locations/operations/read',
     'Microsoft.Network/networkSecurityGroups/read',
@@ -75,7 +75,7 @@ export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> 
  */
 export const FLUSH_OPERATIONS: ReadonlySet<string> = new Set([
   'NetworkSecurityGroups.get',
-  'NetworkSecurityGroups.beginCreateOrUpdateAndWait',
+  'NetworkSecurityGroups.beginCreateOrUpdate',
 ]);
 
 export interface ArmCall {

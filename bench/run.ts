@@ -12,13 +12,14 @@ import { join } from 'node:path';
 import { PROJECT_ROOT } from '../dev/sandbox';
 import type { Benchmark } from './support/benchmark';
 import { describeMachine } from './support/stats';
-import { latency } from './latency';
+import { latency, latencyAzure } from './latency';
 import { intake } from './intake';
 import { contention } from './contention';
 import { auditBench } from './audit';
+import { reconcileBench } from './reconcile';
 
 /** Every benchmark, in the order a full run takes them. Add a module here to make it runnable. */
-const BENCHMARKS: Benchmark[] = [latency, intake, contention, auditBench];
+const BENCHMARKS: Benchmark[] = [latency, latencyAzure, intake, contention, auditBench, reconcileBench];
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);

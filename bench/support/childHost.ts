@@ -37,6 +37,8 @@ export interface ChildHostConfig {
   instrumentArm?: boolean;
   /** Write info lines too (every use-case event), not only warnings and errors. */
   verbose?: boolean;
+  /** How often the ARM adapter polls an operation: 50 ms as in the sandbox, or `default` for the deployed setting. */
+  armPollIntervalInMs?: number | 'default';
 }
 
 /** ARM time of one function's invocations for one request. */
@@ -91,6 +93,9 @@ export class ChildHost {
       instrumentArm?: boolean;
       logFile?: string;
       verbose?: boolean;
+      armPollIntervalInMs?: number | 'default';
+      /** Settings over the sandbox's. */
+      settings?: Record<string, string>;
     } = {},
   ): Promise<ChildHost> {
     const host = readHostSettings(join(PROJECT_ROOT, 'host.json'));
@@ -98,10 +103,11 @@ export class ChildHost {
       {
         functionsDir: join(PROJECT_ROOT, 'dist', 'functions'),
         host: options.host ? options.host(host) : host,
-        settings: sandbox.settings,
+        settings: { ...sandbox.settings, ...options.settings },
         armCaPem: sandbox.arm.caPem,
         instrumentArm: options.instrumentArm,
         verbose: options.verbose,
+        armPollIntervalInMs: options.armPollIntervalInMs,
       },
       options.logFile,
     );
@@ -297,7 +303,9 @@ async function runChild(config: ChildHostConfig): Promise<void> {
     env: config.settings,
     armCredential: sandboxCredential,
     armCaPem: config.armCaPem,
-    armPollIntervalInMs: 50,
+    ...(config.armPollIntervalInMs === 'default'
+      ? {}
+      : { armPollIntervalInMs: config.armPollIntervalInMs ?? 50 }),
     settings: { armBackoffInMs: 100, ...config.grantSettings },
   });
   // By default only what a person wants from a long run: warnings and errors, one line each.

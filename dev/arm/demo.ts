@@ -28,6 +28,8 @@ const hubNsgId = ids.nsg(landingZone, 'hub-network-rg', 'hub-spokes-nsg');
 export const JIT_ROLE_ACTIONS: readonly string[] = [
   'Microsoft.Compute/virtualMachines/read',
   'Microsoft.Network/networkInterfaces/read',
+  // The reconciler reads a scope's subnets and their NSGs from one virtual-network listing.
+  'Microsoft.Network/virtualNetworks/read',
   'Microsoft.Network/virtualNetworks/subnets/read',
   'Microsoft.Network/networkSecurityGroups/securityRules/read',
   'Microsoft.Network/networkSecurityGroups/securityRules/write',

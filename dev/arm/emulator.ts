@@ -19,9 +19,10 @@ import { DEMO, seedDemo } from './demo';
 import { ArmError, armErrors, type ArmErrorBody } from './errors';
 import { FaultInjector, type OperationFaultSpec, type RequestFaultSpec } from './faults';
 import { LockRegistry } from './locks';
-import { ArmModel } from './model';
+import { ArmModel, type BusyAnswer } from './model';
 import { OperationRegistry } from './operations';
 import { serveArmRequest, type ArmResponse, type RouteContext } from './routes';
+import { ARM_THROTTLE_LIMITS, ArmThrottle, requestKind, type ThrottleLimits } from './throttling';
 import type { NsgState, SecurityRuleInput, VmSpec } from './types';
 
 export { DEMO, DEMO_VMS, JIT_ROLE_ACTIONS } from './demo';
@@ -30,25 +31,60 @@ export type { Principal, RoleAssignmentSpec } from './authorization';
 export { LockRegistry } from './locks';
 export type { LockLevel, ManagementLock } from './locks';
 export { ArmError } from './errors';
+export type { BusyAnswer } from './model';
 export { FaultInjector } from './faults';
 export type { FaultMethod, OperationFaultSpec, RequestFaultSpec } from './faults';
+export { ARM_THROTTLE_LIMITS } from './throttling';
+export type { ThrottleLimits, TokenBucketLimit } from './throttling';
 export type * from './types';
+
+/**
+ * - `fast` (default): operations finish at once and `Retry-After` is 0, so tests and the sandbox run in
+ *   milliseconds; a client's own poll interval decides how quickly it sees the end.
+ * - `azure`: what Network RP does — rule operations take {@link AZURE_LIKE.operationLatencyInMs} and every
+ *   accepted or running operation answers `Retry-After: 10`.
+ */
+export type ArmProfile = 'fast' | 'azure';
+
+/**
+ * The `azure` profile. `Retry-After: 10` is what Network RP answers while an operation runs (the operation-status
+ * poll in Azure/azure-sdk-for-js sdk/network/arm-network/recordings/node/network_test/recording_subnets_create_test.json,
+ * and the DELETE's 202 in recording_subnets_begindeleteandwait_test.json beside it). The 3 s a rule operation takes
+ * is the benchmark's assumption, not a documented figure.
+ */
+export const AZURE_LIKE = { operationLatencyInMs: 3000, operationRetryAfterInSeconds: 10 } as const;
 
 export interface ArmEmulatorOptions {
   /** Port to listen on; 0 (default) picks a free one. */
   port?: number;
   /** Default `127.0.0.1`. */
   host?: string;
-  /** How long a rule PUT/DELETE stays `InProgress`. Default 0: done by the client's first poll. */
+  /** Defaults for the two options below (see {@link ArmProfile}). Default `fast`. */
+  profile?: ArmProfile;
+  /** How long a rule PUT/DELETE stays `InProgress`. Default: 0 (`fast`), 3000 (`azure`). */
   operationLatencyInMs?: number;
   /** Delay added before every ARM request is served. Default 0. */
   requestLatencyInMs?: number;
   /**
-   * `Retry-After` on accepted and running operations. Default 0, which the SDK ignores, so polling
-   * follows the client's `updateIntervalInMs`. A positive value overrides that interval, as Azure's
-   * own non-zero values do.
+   * `Retry-After` on accepted and running operations. Default 0 (`fast`), which the SDK ignores, so polling
+   * follows the client's `updateIntervalInMs`; 10 (`azure`). A positive value overrides that interval, as
+   * Azure's own values do.
    */
   operationRetryAfterInSeconds?: number;
+  /**
+   * ARM's request throttling (dev/arm/throttling.ts): every response reports the caller's remaining reads,
+   * writes or deletes, and an empty bucket answers `429 SubscriptionRequestsThrottled` with `Retry-After`.
+   * Default: ARM's documented limits in the `azure` profile; off in `fast`, whose operations end at once and
+   * whose clients poll every 50 ms — a time-compressed ARM, against which per-second limits would measure the
+   * compression, not the client.
+   */
+  throttling?: ThrottleLimits | false;
+  /**
+   * How a write to an NSG with an operation in flight is refused. Network RP answers both ways:
+   * `409 AnotherOperationInProgress`, and `429 RetryableError` with detail `RetryableErrorDueToAnotherOperation`
+   * (see dev/arm/errors.ts). Default `AnotherOperationInProgress`.
+   */
+  busyAnswer?: BusyAnswer;
   /** Seed the demo estate ({@link DEMO}). Default true. */
   seedDemo?: boolean;
   /**
@@ -84,7 +120,10 @@ export class ArmEmulator {
   /** Who may do what where; a request the caller's assignments do not grant is answered 403. */
   readonly roles = new RoleAssignments(DEMO.identity);
 
-  private readonly options: Required<Omit<ArmEmulatorOptions, 'seedDemo' | 'roleAssignments'>>;
+  private readonly options: Required<
+    Omit<ArmEmulatorOptions, 'seedDemo' | 'roleAssignments' | 'throttling' | 'profile'>
+  >;
+  private readonly throttle: ArmThrottle | undefined;
   private readonly operations = new OperationRegistry();
   private readonly model: ArmModel;
   private server: Server | undefined;
@@ -94,19 +133,29 @@ export class ArmEmulator {
   private readonly requestDelays = new Map<NodeJS.Timeout, () => void>();
 
   constructor(options: ArmEmulatorOptions = {}) {
+    const profile =
+      options.profile === 'azure' ? AZURE_LIKE : { operationLatencyInMs: 0, operationRetryAfterInSeconds: 0 };
     this.options = {
       port: options.port ?? 0,
       host: options.host ?? '127.0.0.1',
-      operationLatencyInMs: nonNegative('operationLatencyInMs', options.operationLatencyInMs ?? 0),
+      operationLatencyInMs: nonNegative(
+        'operationLatencyInMs',
+        options.operationLatencyInMs ?? profile.operationLatencyInMs,
+      ),
       requestLatencyInMs: nonNegative('requestLatencyInMs', options.requestLatencyInMs ?? 0),
       operationRetryAfterInSeconds: nonNegative(
         'operationRetryAfterInSeconds',
-        options.operationRetryAfterInSeconds ?? 0,
+        options.operationRetryAfterInSeconds ?? profile.operationRetryAfterInSeconds,
       ),
+      busyAnswer: options.busyAnswer ?? 'AnotherOperationInProgress',
     };
+    const limits = options.throttling ?? (options.profile === 'azure' ? ARM_THROTTLE_LIMITS : false);
+    this.throttle = limits === false ? undefined : new ArmThrottle(limits);
     this.model = new ArmModel({
       operations: this.operations,
       operationLatencyInMs: this.options.operationLatencyInMs,
+      busyAnswer: this.options.busyAnswer,
+      operationRetryAfterInSeconds: this.options.operationRetryAfterInSeconds,
       operationUrl: (record) =>
         this.absoluteUrl(`${OperationRegistry.statusPath(record)}?api-version=${record.apiVersion}`),
     });
@@ -232,11 +281,16 @@ export class ArmEmulator {
   }
 
   private serveArm(method: string, url: URL, body: string, headers: IncomingMessage['headers']): ArmResponse {
+    let rateLimitHeaders: Record<string, string> = {};
     try {
       const authorization = headers.authorization;
       if (authorization === undefined || authorization.trim() === '') throw armErrors.authorizationMissing();
       if (!/^Bearer\s+\S+/i.test(authorization)) throw armErrors.authorizationMalformed();
       const principal = this.roles.principalOf(authorization);
+      // ARM counts the request against the caller's and the subscription's buckets before routing it on.
+      const subscriptionId = /^\/subscriptions\/([^/]+)/i.exec(url.pathname)?.[1];
+      if (this.throttle && subscriptionId !== undefined)
+        rateLimitHeaders = this.throttle.take(subscriptionId, principal.objectId, requestKind(method));
       const fault = this.faults.takeRequestFault(method, url.pathname);
       if (fault) {
         throw new ArmError(fault.status, fault.code, fault.message, {
@@ -258,7 +312,7 @@ export class ArmEmulator {
         principal,
       };
       const ifMatch = headers['if-match'];
-      return serveArmRequest(
+      const served = serveArmRequest(
         {
           method,
           path: url.pathname,
@@ -269,9 +323,14 @@ export class ArmEmulator {
         },
         context,
       );
+      return { ...served, headers: { ...rateLimitHeaders, ...served.headers } };
     } catch (error) {
       if (error instanceof ArmError)
-        return { status: error.statusCode, body: error.toBody(), headers: { ...error.headers } };
+        return {
+          status: error.statusCode,
+          body: error.toBody(),
+          headers: { ...rateLimitHeaders, ...error.headers },
+        };
       // A bug in the emulator: answer like ARM's internal errors, with the cause to debug it.
       const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
       return {

@@ -138,6 +138,30 @@ export const armErrors = {
       'Another operation on this or dependent resource is in progress. To retrieve status of the operation use ' +
         `uri: ${operationUrl}.`,
     ),
+  /**
+   * Network RP's other answer to a write while an operation holds the resource: "the network resource provider
+   * returns 429 with the RetryableErrorDueToAnotherOperation error code when the target resource is locked by
+   * another operation" (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling,
+   * "Error code"). Body as seen in Azure/azure-sdk-for-python#556 (`RetryableError`, "A retryable error occured.",
+   * detail "Operation PutSecurityRuleOperation (<id>) is updating resource <id>…"); the message is spelled
+   * "occurred" in later reports (hashicorp/terraform-provider-azurerm#25417). `Retry-After` as Network RP's 429s
+   * carry it (Azure/azure-libraries-for-net#1001), with the value it gives running operations.
+   */
+  retryableDueToAnotherOperation: (
+    operationName: string,
+    operationId: string,
+    resourceId: string,
+    retryAfterInSeconds: number,
+  ) =>
+    new ArmError(429, 'RetryableError', 'A retryable error occurred.', {
+      headers: { 'Retry-After': String(retryAfterInSeconds) },
+      details: [
+        {
+          code: 'RetryableErrorDueToAnotherOperation',
+          message: `Operation ${operationName} (${operationId}) is updating resource ${resourceId}.`,
+        },
+      ],
+    }),
   securityRuleParameterMissing: (parameter: string, ruleId: string) =>
     new ArmError(
       400,

@@ -21,7 +21,11 @@ export interface RequestFaultSpec {
   retryAfterInSeconds?: number;
 }
 
-/** Let matching PUT/DELETE operations be accepted, then end with status `Failed`. */
+/**
+ * Let matching PUT/DELETE operations be accepted, then end with status `Failed`. As in Azure, the rule is then
+ * left in provisioning state `Failed` — with the PUT's content, or as it was before the DELETE — not rolled back
+ * (https://learn.microsoft.com/azure/networking/troubleshoot-failed-state).
+ */
 export interface OperationFaultSpec {
   /** Case-insensitive substring of the PUT/DELETE path. Default: every operation. */
   pathIncludes?: string;
@@ -30,6 +34,8 @@ export interface OperationFaultSpec {
   code?: string;
   /** Default: Azure's generic internal error text. */
   message?: string;
+  /** Restore the rule as it was before the operation instead of leaving it `Failed`. Default false. */
+  rollBack?: boolean;
 }
 
 export interface InjectedFault {
@@ -97,7 +103,7 @@ export class FaultInjector {
   }
 
   /** @internal The error an operation on `path` must end with, if any; consumes one use of it. */
-  takeOperationFault(path: string): { code: string; message: string } | undefined {
+  takeOperationFault(path: string): { code: string; message: string; rollBack: boolean } | undefined {
     const fault = this.operationFaults.find((f) => pathMatches(f.spec.pathIncludes, path));
     if (!fault) return undefined;
     fault.remaining -= 1;
@@ -105,6 +111,7 @@ export class FaultInjector {
     return {
       code: fault.spec.code ?? 'InternalServerError',
       message: fault.spec.message ?? 'An error occurred.',
+      rollBack: fault.spec.rollBack ?? false,
     };
   }
 }

@@ -29,17 +29,22 @@ import { addressFamily, validateRuleName, validateSecurityRule, type RuleDefinit
 export const DEFAULT_SUBSCRIPTION_ID = '00000000-0000-0000-0000-000000000001';
 export const DEFAULT_LOCATION = 'westeurope';
 
-type OperationFailure = { code: string; message: string };
+type OperationFailure = { code: string; message: string; rollBack?: boolean };
+
+/** How a write to an NSG with an operation in flight is refused (see ArmEmulatorOptions.busyAnswer). */
+export type BusyAnswer = 'AnotherOperationInProgress' | 'RetryableError';
 
 interface RuleRecord {
   name: string;
   definition: RuleDefinition;
+  /** The last operation on it ended `Failed`: ARM shows it with `provisioningState: Failed` until a write succeeds. */
+  failed?: boolean;
 }
 
 interface PendingOperation {
   kind: 'put' | 'delete';
   ruleKey: string;
-  /** Committed rule before the operation; restored if the operation fails. */
+  /** Committed rule before the operation; restored if the operation fails and is set to roll back. */
   previous: RuleRecord | undefined;
   record: OperationRecord;
   failure: OperationFailure | undefined;
@@ -134,6 +139,9 @@ export interface ArmModelOptions {
   operationLatencyInMs: number;
   /** Absolute status URL of an operation, quoted in AnotherOperationInProgress messages. */
   operationUrl: (record: OperationRecord) => string;
+  busyAnswer: BusyAnswer;
+  /** `Retry-After` of a `429 RetryableError` (the operation's own polling hint). */
+  operationRetryAfterInSeconds: number;
 }
 
 /** Where a security rule lives, as named in a request path. */
@@ -158,6 +166,8 @@ export class ArmModel {
   private readonly nics = new Map<string, NicRecord>();
   private readonly vnets = new Map<string, VnetRecord>();
   private readonly nsgs = new Map<string, NsgRecord>();
+  /** Private addresses in use, keyed `subnet id|address`, valued with the NIC's name (an estate of 10,000 VMs). */
+  private readonly allocatedIps = new Map<string, string>();
 
   constructor(private readonly options: ArmModelOptions) {}
 
@@ -202,7 +212,7 @@ export class ArmModel {
     if (!spec.name) fail('name is required.');
     if (this.vms.has(key(vmResourceId))) fail('the VM already exists.');
     if (spec.nics.length === 0) fail('a VM needs at least one NIC.');
-    const seenIps = new Map<string, string>(this.allocatedIps());
+    const seenIps = new Map<string, string>();
     const nicKeys = new Set<string>();
     for (const nic of spec.nics) {
       const nicKey = key(ids.nic(subscriptionId, resourceGroup, nic.name));
@@ -220,8 +230,8 @@ export class ArmModel {
         const subnetId = ids.subnet(subscriptionId, subnetRg, subnet.vnet, subnet.name);
         const prefix = this.subnetPrefixFor(subnet, subnetId, address);
         if (!inPrefix(address, prefix)) fail(`${address} is outside subnet prefix ${prefix}.`);
-        const ipKey = `${key(subnetId)}|${ipaddr.parse(address).toNormalizedString()}`;
-        const holder = seenIps.get(ipKey);
+        const ipKey = ArmModel.ipKey(subnetId, address);
+        const holder = this.allocatedIps.get(ipKey) ?? seenIps.get(ipKey);
         if (holder !== undefined) fail(`${address} is already used by ${holder}.`);
         seenIps.set(ipKey, nic.name);
         const existing = this.findSubnet(subnetId);
@@ -237,15 +247,8 @@ export class ArmModel {
     }
   }
 
-  private allocatedIps(): Array<[string, string]> {
-    const taken: Array<[string, string]> = [];
-    for (const nic of this.nics.values()) {
-      for (const ipConfiguration of nic.ipConfigurations) {
-        const normalized = ipaddr.parse(ipConfiguration.privateIpAddress).toNormalizedString();
-        taken.push([`${key(ipConfiguration.subnetId)}|${normalized}`, nic.name]);
-      }
-    }
-    return taken;
+  private static ipKey(subnetId: string, address: string): string {
+    return `${key(subnetId)}|${ipaddr.parse(address).toNormalizedString()}`;
   }
 
   private createNic(
@@ -287,6 +290,8 @@ export class ArmModel {
       ipConfigurations,
     });
     if (nsgId !== undefined) this.requireNsgRecordById(nsgId).nicIds.push(nicId);
+    for (const c of ipConfigurations)
+      this.allocatedIps.set(ArmModel.ipKey(c.subnetId, c.privateIpAddress), spec.name);
     return nicId;
   }
 
@@ -445,8 +450,12 @@ export class ArmModel {
     return nicJson(nic);
   }
 
-  listNics(subscriptionId: string, resourceGroup: string): object[] {
+  listNics(subscriptionId: string, resourceGroup?: string): object[] {
     return this.inScope(this.nics, subscriptionId, resourceGroup).map(nicJson);
+  }
+
+  listVnets(subscriptionId: string, resourceGroup?: string): object[] {
+    return this.inScope(this.vnets, subscriptionId, resourceGroup).map(vnetJson);
   }
 
   getVnet(subscriptionId: string, resourceGroup: string, name: string): object {
@@ -576,8 +585,17 @@ export class ArmModel {
   }
 
   private assertNoOperationInProgress(nsg: NsgRecord): void {
-    if (nsg.pending)
-      throw armErrors.anotherOperationInProgress(this.options.operationUrl(nsg.pending.record));
+    const pending = nsg.pending;
+    if (!pending) return;
+    if (this.options.busyAnswer === 'RetryableError') {
+      throw armErrors.retryableDueToAnotherOperation(
+        pending.kind === 'put' ? 'PutSecurityRuleOperation' : 'DeleteSecurityRuleOperation',
+        pending.record.id,
+        nsg.id,
+        this.options.operationRetryAfterInSeconds,
+      );
+    }
+    throw armErrors.anotherOperationInProgress(this.options.operationUrl(pending.record));
   }
 
   private schedule(nsg: NsgRecord): void {
@@ -595,12 +613,19 @@ export class ArmModel {
     if (!pending) return;
     clearTimeout(pending.timer);
     nsg.pending = undefined;
-    if (pending.failure) {
-      // A failed operation leaves the NSG as it was before the request.
+    const rule = nsg.rules.get(pending.ruleKey);
+    if (pending.failure?.rollBack) {
       if (pending.previous) nsg.rules.set(pending.ruleKey, pending.previous);
       else nsg.rules.delete(pending.ruleKey);
+    } else if (pending.failure) {
+      // Network RP does not roll a failed operation back: the rule stays, as written by a PUT or as it was before a
+      // DELETE, in provisioning state `Failed` ("Last operation on the resource wasn't successful") until another
+      // write succeeds. https://learn.microsoft.com/azure/networking/troubleshoot-failed-state
+      if (rule) rule.failed = true;
     } else if (pending.kind === 'delete') {
       nsg.rules.delete(pending.ruleKey);
+    } else if (rule) {
+      rule.failed = false;
     }
     if (!pending.failure) noteRuleChange(nsg);
     nsg.etag = newEtag();
@@ -745,9 +770,9 @@ function assertNoConflict(nsg: NsgRecord, ruleKey: string, name: string, definit
 // -----------------------------------------------------------------------------------------------
 // ARM JSON views
 
-function ruleProvisioningState(nsg: NsgRecord, ruleKey: string): ProvisioningState {
-  if (nsg.pending?.ruleKey !== ruleKey) return 'Succeeded';
-  return nsg.pending.kind === 'put' ? 'Updating' : 'Deleting';
+function ruleProvisioningState(nsg: NsgRecord, rule: RuleRecord): ProvisioningState {
+  if (nsg.pending?.ruleKey === key(rule.name)) return nsg.pending.kind === 'put' ? 'Updating' : 'Deleting';
+  return rule.failed ? 'Failed' : 'Succeeded';
 }
 
 function ruleJson(nsg: NsgRecord, rule: RuleRecord): ArmSecurityRule {
@@ -759,7 +784,7 @@ function ruleJson(nsg: NsgRecord, rule: RuleRecord): ArmSecurityRule {
     type: 'Microsoft.Network/networkSecurityGroups/securityRules',
     properties: {
       ...structuredClone(rule.definition),
-      provisioningState: ruleProvisioningState(nsg, key(rule.name)),
+      provisioningState: ruleProvisioningState(nsg, rule),
     },
   };
 }

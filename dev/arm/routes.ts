@@ -102,6 +102,24 @@ const routes: Route[] = [
     { GET: (p, _r, c) => ok({ value: c.model.listNics(p('s'), p('rg')) }) },
     { GET: list(NIC_READ) },
   ),
+  // The listings the reconciler reads a policy scope's paths from (NetworkInterfaces_ListAll, VirtualNetworks_List
+  // and _ListAll in specification/network/resource-manager/Microsoft.Network/stable/2025-05-01/networkInterface.json
+  // and virtualNetwork.json), one page each here; Azure pages them with nextLink.
+  route(
+    `${SUB}/Microsoft.Network/networkInterfaces`,
+    { GET: (p, _r, c) => ok({ value: c.model.listNics(p('s')) }) },
+    { GET: list(NIC_READ) },
+  ),
+  route(
+    `${RG}/Microsoft.Network/virtualNetworks`,
+    { GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s'), p('rg')) }) },
+    { GET: list(VNET_READ) },
+  ),
+  route(
+    `${SUB}/Microsoft.Network/virtualNetworks`,
+    { GET: (p, _r, c) => ok({ value: c.model.listVnets(p('s')) }) },
+    { GET: list(VNET_READ) },
+  ),
   route(
     `${RG}/Microsoft.Network/virtualNetworks/{vnet}`,
     { GET: (p, _r, c) => ok(c.model.getVnet(p('s'), p('rg'), p('vnet'))) },
@@ -293,6 +311,15 @@ function putNsg(params: Params, request: ArmRequest, context: RouteContext): Arm
   };
 }
 
+/**
+ * PUT answers `201` (created) or `200` (updated) with the rule as `Updating`, `Azure-AsyncOperation` and
+ * `Retry-After`, and no `Location`: the spec marks the operation `final-state-via: azure-async-operation`
+ * (specification/network/resource-manager/Microsoft.Network/stable/2025-05-01/networkSecurityGroup.json,
+ * SecurityRules_CreateOrUpdate), and Network RP's recorded PUT carries exactly these headers (Azure/azure-sdk-for-js
+ * sdk/network/arm-network/recordings/node/network_test/recording_subnets_create_test.json). Clients poll the status
+ * URL until `Succeeded` or `Failed`, then GET the rule ("Track asynchronous Azure operations",
+ * https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations).
+ */
 function putRule(params: Params, request: ArmRequest, context: RouteContext): ArmResponse {
   const result = context.model.beginPutRule(
     ruleAddress(params),
@@ -305,11 +332,17 @@ function putRule(params: Params, request: ArmRequest, context: RouteContext): Ar
     body: result.rule,
     headers: {
       'Azure-AsyncOperation': statusUrl(result.operation, context),
+      'Azure-AsyncNotification': 'Enabled',
       'Retry-After': String(context.operationRetryAfterInSeconds),
     },
   };
 }
 
+/**
+ * DELETE answers `202` with `Azure-AsyncOperation`, `Location` (the operation result) and `Retry-After`, or `204`
+ * when there is nothing to delete: `final-state-via: location` in the same spec (SecurityRules_Delete), headers as
+ * in Network RP's recorded DELETE (recording_subnets_begindeleteandwait_test.json beside the one above).
+ */
 function deleteRule(params: Params, request: ArmRequest, context: RouteContext): ArmResponse {
   const operation = context.model.beginDeleteRule(
     ruleAddress(params),
@@ -321,6 +354,7 @@ function deleteRule(params: Params, request: ArmRequest, context: RouteContext):
     status: 202,
     headers: {
       'Azure-AsyncOperation': statusUrl(operation, context),
+      'Azure-AsyncNotification': 'Enabled',
       Location: resultUrl(operation, context),
       'Retry-After': String(context.operationRetryAfterInSeconds),
     },
@@ -357,6 +391,7 @@ function findOperation(params: Params, context: RouteContext): OperationRecord {
   return operation;
 }
 
+/** A running operation's status carries `Retry-After`; a finished one's does not (the PUT recording above). */
 function stillRunning(operation: OperationRecord, context: RouteContext): Record<string, string> {
   return operation.status === 'InProgress'
     ? { 'Retry-After': String(context.operationRetryAfterInSeconds) }

@@ -82,6 +82,7 @@ var roleDefinitionIds = {
 // What shared/adapters/armNetwork.ts calls, and nothing more (test/infra/consistency.test.ts derives the list from
 // the adapter's SDK calls and fails on any difference):
 // - virtualMachines.get, networkInterfaces.get, subnets.get: find the NSGs in front of a VM and its private IPs;
+// - virtualMachines, networkInterfaces and virtualNetworks listed by scope: the reconciler reads many VMs' paths at once;
 // - securityRules list/get, beginCreateOrUpdate, beginDelete: the JIT rule itself;
 // - locations/operations and operationResults: polling those long-running PUTs and DELETEs to completion;
 // - locks/read: the locks on an NSG, its resource group and subscription, checked before opening (a ReadOnly lock
@@ -92,6 +93,7 @@ var roleDefinitionIds = {
 var nsgOperatorActions = [
   'Microsoft.Compute/virtualMachines/read'
   'Microsoft.Network/networkInterfaces/read'
+  'Microsoft.Network/virtualNetworks/read'
   'Microsoft.Network/virtualNetworks/subnets/read'
   'Microsoft.Network/networkSecurityGroups/securityRules/read'
   'Microsoft.Network/networkSecurityGroups/securityRules/write'

@@ -249,6 +249,12 @@ export interface NetworkGateway {
   resolvePath(vmId: string): Promise<VmNetworkPath>;
   /** Ids of the VMs in a scope: a subscription, a resource group, or one VM (which may not exist). */
   listVms(scope: string): AsyncIterable<string>;
+  /**
+   * The network paths of the VMs in a subscription or resource group, from three listings of that scope (VMs, NICs,
+   * virtual networks) rather than three reads per VM; `armCalls` counts the pages read. A VM whose NIC or subnet
+   * lies outside the scope is left out (resolve it with `resolvePath`). For the reconciler's sweep.
+   */
+  resolvePathsInScope(scope: string): Promise<{ paths: VmNetworkPath[]; armCalls: number }>;
   listRules(nsgId: string): Promise<SecurityRuleView[]>;
   getRule(nsgId: string, ruleName: string): Promise<SecurityRuleView | undefined>;
   /**

@@ -271,6 +271,8 @@ export interface ReconcileCounts {
   leftoversRemoved: number;
   orphansRemoved: number;
   baselinesRestored: number;
+  /** Live grants' rules ARM showed `Failed`, written again. */
+  rulesRewritten: number;
   driftFound: number;
   errors: number;
   armCalls: number;
@@ -305,6 +307,7 @@ export function signalsOfReconcile(r: ReconcileCounts): SignalCall[] {
     ['leftovers-removed', r.leftoversRemoved],
     ['orphan-removed', r.orphansRemoved],
     ['baseline-restored', r.baselinesRestored],
+    ['failed-rule-rewritten', r.rulesRewritten],
   ];
   for (const [kind, n] of repairs)
     if (n > 0) calls.push({ kind: 'add', name: 'jit.reconcile.repairs', value: n, attributes: { kind } });

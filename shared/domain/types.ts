@@ -259,6 +259,12 @@ export interface SecurityRuleView {
   destinationAddressPrefixes: string[];
   destinationPortRanges: string[];
   description?: string;
+  /**
+   * ARM's provisioning state: `Succeeded`, `Updating`, `Deleting` or `Failed`. Only `Succeeded` is a rule in place:
+   * `Updating` is an operation still running, and `Failed` is a rule ARM may or may not enforce
+   * (https://learn.microsoft.com/azure/networking/troubleshoot-failed-state), which another write recovers.
+   */
+  provisioningState: string;
 }
 
 /** The body of an NSG rule to write: a grant's allow rule, or (with `access: 'Deny'`) a baseline deny rule. */

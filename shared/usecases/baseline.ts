@@ -12,7 +12,7 @@ import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import type { PolicyEnforcement } from '../domain/ports';
 import { selectPolicy } from '../domain/policy';
 import { scopesOf } from '../domain/resourceId';
-import type { Policy } from '../domain/types';
+import type { Policy, VmNetworkPath } from '../domain/types';
 import type { Deps } from './deps';
 import { deleteRuleWithRetry, putRuleWithRetry, withArmBudget, withNsg } from './nsgWrites';
 
@@ -107,6 +107,7 @@ export async function removeBaselineDeny(
 /**
  * Records that the policy covers the VM and the NSGs in front of it (the reconciler sweeps those), then makes
  * them hold exactly the baseline rules the policy asks for: writes what is missing, takes away what is stale.
+ * `resolved` is the VM's path when the caller already read it (the reconciler reads a subscription's at once).
  */
 export async function coverVm(
   deps: Deps,
@@ -114,10 +115,11 @@ export async function coverVm(
   policy: Policy,
   actor: string,
   report: BaselineReport,
+  resolved?: VmNetworkPath,
 ): Promise<void> {
-  let path;
+  let path = resolved;
   try {
-    path = await deps.network.resolvePath(vmId);
+    path ??= await deps.network.resolvePath(vmId);
   } catch (err) {
     if (!(err instanceof ResourceNotFound)) throw err;
     report.skipped.push(`${vmId}: not found`);

@@ -19,6 +19,7 @@ import { assertTransition } from '../domain/state';
 import { isFinal } from '../domain/types';
 import type {
   AccessRequest,
+  AllowRuleSpec,
   AuditEvent,
   GrantRule,
   RequestStatus,
@@ -488,16 +489,7 @@ async function writeRule(
       nsgId,
       name,
       band: deps.settings.priorityBand,
-      specAt: (p) => ({
-        name,
-        access: 'Allow',
-        priority: p,
-        protocol: request.protocol,
-        sourceAddressPrefix: request.sourcePrefix,
-        destinationAddressPrefixes: destinations,
-        destinationPortRanges: request.ports.map(String),
-        description: `JIT access for ${request.requester}, request ${request.id}, until ${expiresAt}`,
-      }),
+      specAt: (p) => grantRuleSpec(request, destinations, p),
       beforeAttempt: async () => {
         // A revoke or a failure elsewhere ends the attempt: no rule for a request that is not waiting for one.
         const now = await deps.requests.get(request.id);
@@ -543,6 +535,24 @@ async function writeRule(
   }
   await deps.grants.upsert(applied);
   return applied;
+}
+
+/** The allow rule a grant holds in one NSG: the request's source to these destinations, on its ports. */
+export function grantRuleSpec(
+  request: AccessRequest,
+  destinations: string[],
+  priority: number,
+): AllowRuleSpec {
+  return {
+    name: ruleNameFor(request.id),
+    access: 'Allow',
+    priority,
+    protocol: request.protocol,
+    sourceAddressPrefix: request.sourcePrefix,
+    destinationAddressPrefixes: destinations,
+    destinationPortRanges: request.ports.map(String),
+    description: `JIT access for ${request.requester}, request ${request.id}, until ${request.expiresAt ?? ''}`,
+  };
 }
 
 function grantSubject(r: AccessRequest): Pick<AuditEvent, 'requestId' | 'vm' | 'ports' | 'sourcePrefix'> {

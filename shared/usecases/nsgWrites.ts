@@ -16,6 +16,7 @@ import type { PriorityBand } from '../domain/priority';
 import { planPriority, sameRuleName } from '../domain/priority';
 import type { AllowRuleSpec, SecurityRuleView } from '../domain/types';
 import type { Deps } from './deps';
+import type { RateLimiterQueue } from 'rate-limiter-flexible';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
@@ -123,10 +124,15 @@ export async function putRuleWithRetry(
   );
 }
 
-/** The priority of the rule if the NSG already holds it as specified, at a priority no one else shares. */
+/**
+ * The priority of the rule if the NSG already holds it as specified, at a priority no one else shares, and ARM
+ * says it is in place (`Succeeded`). A `Failed` rule is written again (a PUT is how ARM recovers one), and an
+ * `Updating` one is another operation still running: writing waits for it (ARM answers busy meanwhile).
+ */
 function inPlace(rules: readonly SecurityRuleView[], o: PutRuleOptions): number | undefined {
   const own = rules.find((r) => sameRuleName(r.name, o.name));
-  if (!own || own.priority < o.band.min || own.priority > o.band.max) return undefined;
+  if (!own || own.provisioningState !== 'Succeeded') return undefined;
+  if (own.priority < o.band.min || own.priority > o.band.max) return undefined;
   const shared = rules.some((r) => r !== own && r.direction === own.direction && r.priority === own.priority);
   return !shared && ruleMatchesSpec(own, o.specAt(own.priority)) ? own.priority : undefined;
 }
@@ -251,7 +257,8 @@ export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<
 
 /**
  * The gateway, counting calls against a budget; past it, every call throws `ArmCallBudgetSpent`. A path
- * resolution counts 3 (VM, NIC, subnet), a VM's id or a VM listing 1 (a page holds up to a thousand VMs).
+ * resolution counts 3 (VM, NIC, subnet), a VM's id or a VM listing 1 (a page holds up to a thousand VMs), a
+ * scope's paths 3 up front and then the pages it really read.
  */
 export function withArmBudget(
   network: NetworkGateway,
@@ -270,6 +277,15 @@ export function withArmBudget(
     resolvePath(vmId) {
       take(3);
       return network.resolvePath(vmId);
+    },
+    async resolvePathsInScope(scope) {
+      take(3);
+      const result = await network.resolvePathsInScope(scope);
+      // Pages beyond the three are charged after the fact: they were read, whatever the budget says.
+      const extra = Math.max(0, result.armCalls - 3);
+      budget.left -= extra;
+      budget.used += extra;
+      return result;
     },
     listVms(scope) {
       take(1);
@@ -301,6 +317,62 @@ export function withArmBudget(
     },
     enableFlushConnection(nsgId) {
       take(2);
+      return network.enableFlushConnection(nsgId);
+    },
+  };
+}
+
+/**
+ * The gateway, paced: at most `limiter`'s rate of calls per subscription (a path resolution, a scope's listings
+ * or a rule write count 3, anything else 1), waiting for a token rather than failing. For sweeps that share
+ * ARM's per-subscription read bucket with grants opening and closing, so that a sweep never spends it.
+ */
+export function withArmPacing(network: NetworkGateway, limiter: RateLimiterQueue): NetworkGateway {
+  const pace = (id: string, tokens: number) =>
+    limiter.removeTokens(tokens, /^\/subscriptions\/([^/]+)/i.exec(id)?.[1]?.toLowerCase() ?? 'tenant');
+  return {
+    async getVmId(vmId) {
+      await pace(vmId, 1);
+      return network.getVmId(vmId);
+    },
+    async resolvePath(vmId) {
+      await pace(vmId, 3);
+      return network.resolvePath(vmId);
+    },
+    async resolvePathsInScope(scope) {
+      await pace(scope, 3);
+      return network.resolvePathsInScope(scope);
+    },
+    async *listVms(scope) {
+      await pace(scope, 1);
+      yield* network.listVms(scope);
+    },
+    async listRules(nsgId) {
+      await pace(nsgId, 1);
+      return network.listRules(nsgId);
+    },
+    async getRule(nsgId, name) {
+      await pace(nsgId, 1);
+      return network.getRule(nsgId, name);
+    },
+    async putRule(nsgId, rule) {
+      await pace(nsgId, 3);
+      return network.putRule(nsgId, rule);
+    },
+    async deleteRule(nsgId, name) {
+      await pace(nsgId, 3);
+      return network.deleteRule(nsgId, name);
+    },
+    async listLocks(nsgId) {
+      await pace(nsgId, 1);
+      return network.listLocks(nsgId);
+    },
+    async listPermissions(resourceId) {
+      await pace(resourceId, 1);
+      return network.listPermissions(resourceId);
+    },
+    async enableFlushConnection(nsgId) {
+      await pace(nsgId, 2);
       return network.enableFlushConnection(nsgId);
     },
   };

@@ -9,7 +9,7 @@ import type { WatchedNsg } from '../domain/ports';
 import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/priority';
 import { scopesOf } from '../domain/resourceId';
 import { isFinal } from '../domain/types';
-import type { AccessRequest, Policy, SecurityRuleView } from '../domain/types';
+import type { AccessRequest, Policy, SecurityRuleView, VmNetworkPath } from '../domain/types';
 import type { AuditAction } from '../domain/auditActions';
 import {
   auditBaseline,
@@ -23,10 +23,11 @@ import {
 } from './baseline';
 import { emitAll, signalsOfReconcile } from '../domain/signals';
 import type { Deps } from './deps';
-import { expireGrant, failGrant, removeRules } from './grants';
+import { expireGrant, failGrant, grantRuleSpec, removeRules } from './grants';
 import { announce } from './notifyChannels';
 import { startScheduledRequest } from './lifecycle';
-import { closeRule, withArmBudget, withNsg } from './nsgWrites';
+import { closeRule, withArmBudget, withArmPacing, withNsg } from './nsgWrites';
+import { RateLimiterMemory, RateLimiterQueue } from 'rate-limiter-flexible';
 
 const ACTOR = 'system:reconciler';
 
@@ -49,6 +50,8 @@ export interface ReconcileReport {
   driftFound: number;
   vmsRefreshed: number;
   vmsReleased: number;
+  /** Rules of live grants whose last ARM operation had ended `Failed`, written again. */
+  rulesRewritten: number;
   /** ARM calls made (a path resolution counts 3: VM, NIC, subnet). */
   armCalls: number;
   /** Set when the run stopped at its ARM call budget; `remaining` says what waits for the next run. */
@@ -68,7 +71,17 @@ export interface ReconcileOptions {
   maxArmCalls?: number;
   /** How old a VM's recorded network path may get before it is resolved again. */
   coverageRefreshInSeconds?: number;
+  /** Most ARM calls a second the sweeps (NSGs, coverage) make in one subscription; {@link SWEEP_CALLS_PER_SECOND}. */
+  sweepCallsPerSecond?: number;
 }
+
+/**
+ * The sweeps' pace in one subscription: 5 ARM calls a second, a fifth of the 25 reads a second ARM refills per
+ * subscription and principal (request limits page, docs/performance.md). Grants opening and closing in that
+ * subscription use the same identity and therefore the same bucket: a sweep leaves them the other four fifths, so
+ * an expiry never waits behind a sweep's reads. Closing overdue grants and leftovers (phases 1 and 2) is not paced.
+ */
+export const SWEEP_CALLS_PER_SECOND = 5;
 
 /**
  * The safety net (timer, and at start-up). In order of what matters most, within a budget of ARM calls:
@@ -76,11 +89,15 @@ export interface ReconcileOptions {
  *    that never went live before their deadline, hand on what stalled, close pending approvals past their
  *    deadline (a lost deadline message) and mail approvers never mailed;
  * 2. grants whose request ended but whose rules are still recorded as present (a clean-up that failed);
- * 3. every watched NSG: remove orphan `jit-` rules no live grant owns, restore missing baseline deny rules,
- *    report others' allow rules that open a protected port to a broad source (drift);
- * 4. coverage: the VMs in every policy's scope, so new VMs get their baseline rules and NSGs get watched.
- * Every action goes through the same idempotent use cases as the message flow, and NSG writes take the NSG's
- * lease, so two runs at once are safe.
+ * 3. the watched NSGs, least recently swept first, with at most half of what is left of the budget: remove orphan
+ *    `jit-` rules no live grant owns, write again a live grant's rule ARM shows `Failed`, restore missing baseline
+ *    deny rules, report others' allow rules that open a protected port to a broad source (drift);
+ * 4. coverage: the VMs in every policy's scope, so new VMs get their baseline rules and NSGs get watched (a
+ *    subscription's paths from its listings, not VM by VM);
+ * 5. more of phase 3 with whatever coverage left.
+ * Phases 3 to 5 are paced per subscription ({@link SWEEP_CALLS_PER_SECOND}); a large estate is swept over several
+ * runs (docs/performance.md). Every action goes through the same idempotent use cases as the message flow, and NSG
+ * writes take the NSG's lease, so two runs at once are safe.
  */
 export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
   const report: ReconcileReport = {
@@ -98,31 +115,53 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     driftFound: 0,
     vmsRefreshed: 0,
     vmsReleased: 0,
+    rulesRewritten: 0,
     armCalls: 0,
     budgetSpent: false,
     remaining: { nsgs: 0, vms: 0 },
     errors: 0,
   };
+  const runStartedAt = deps.clock.now().toISOString();
   const budget = { left: options.maxArmCalls ?? deps.settings.reconcileMaxArmCalls, used: 0 };
-  const d: Deps = { ...deps, network: withArmBudget(deps.network, budget) };
-  const phases: Array<[string, (d: Deps, r: ReconcileReport, o: ReconcileOptions) => Promise<void>]> = [
-    ['requests', sweepRequests],
-    ['leftovers', sweepLeftovers],
-    ['nsgs', sweepNsgs],
-    ['coverage', refreshCoverage],
+  const counted = withArmBudget(deps.network, budget);
+  // What closes access runs first and unpaced; the sweeps are paced per subscription and share what is left.
+  const urgent: Deps = { ...deps, network: counted };
+  const limiter = new RateLimiterQueue(
+    new RateLimiterMemory({ points: options.sweepCallsPerSecond ?? SWEEP_CALLS_PER_SECOND, duration: 1 }),
+  );
+  const paced = withArmPacing(counted, limiter);
+  // The NSG sweep may take half of what is left, so that coverage (new VMs under `enforce`) is never starved by a
+  // large estate's NSGs; what coverage leaves goes back to the NSGs.
+  type Phase = (d: Deps, r: ReconcileReport, share: number) => Promise<void>;
+  const phases: Array<[string, 'urgent' | 'half' | 'rest', Phase]> = [
+    ['requests', 'urgent', (d, r) => sweepRequests(d, r, options)],
+    ['leftovers', 'urgent', (d, r) => sweepLeftovers(d, r)],
+    ['nsgs', 'half', (d, r, share) => sweepNsgs(d, r, runStartedAt, share)],
+    ['coverage', 'rest', (d, r) => refreshCoverage(d, r, options)],
+    ['nsgs', 'rest', (d, r, share) => sweepNsgs(d, r, runStartedAt, share)],
   ];
-  for (const [name, phase] of phases) {
-    try {
-      await phase(d, report, options);
-    } catch (err) {
-      if (err instanceof ArmCallBudgetSpent) {
-        report.budgetSpent = true;
-        report.stoppedIn = name;
-        deps.log.warn('reconcile.budget-spent', { phase: name, armCalls: budget.used, ...report.remaining });
-        break;
+  for (const [name, kind, phase] of phases) {
+    const share = kind === 'half' ? Math.ceil(budget.left / 2) : budget.left;
+    let spent = kind !== 'urgent' && share <= 0;
+    if (!spent) {
+      const d: Deps =
+        kind === 'urgent' ? urgent : { ...deps, network: withArmBudget(paced, { left: share, used: 0 }) };
+      try {
+        await phase(d, report, share);
+      } catch (err) {
+        if (!(err instanceof ArmCallBudgetSpent)) {
+          report.errors++;
+          deps.log.error('reconcile.phase-failed', { phase: name, error: String(err) });
+          continue;
+        }
+        spent = budget.left <= 0; // otherwise only the phase's share is spent
       }
-      report.errors++;
-      deps.log.error('reconcile.phase-failed', { phase: name, error: String(err) });
+    }
+    if (spent) {
+      report.budgetSpent = true;
+      report.stoppedIn = name;
+      deps.log.warn('reconcile.budget-spent', { phase: name, armCalls: budget.used, ...report.remaining });
+      break;
     }
   }
   report.armCalls = budget.used;
@@ -217,14 +256,27 @@ async function sweepLeftovers(deps: Deps, report: ReconcileReport): Promise<void
   }
 }
 
-/** Phase 3: every watched NSG, least recently swept first, so a run cut short by its budget is resumed fairly. */
-async function sweepNsgs(deps: Deps, report: ReconcileReport): Promise<void> {
-  const nsgs = (await collect(deps.nsgs.listWatchedNsgs())).sort((a, b) =>
-    (a.reconciledAt ?? '').localeCompare(b.reconciledAt ?? ''),
-  );
+/**
+ * Phase 3: the watched NSGs not yet swept in this run, least recently swept first, so a run cut short by its budget
+ * is resumed fairly by the next; among those this run can reach, one subscription after another in turn, so the
+ * per-subscription pace does not hold the sweep up behind one subscription.
+ */
+async function sweepNsgs(
+  deps: Deps,
+  report: ReconcileReport,
+  runStartedAt: string,
+  reach: number,
+): Promise<void> {
+  const due = (await collect(deps.nsgs.listWatchedNsgs()))
+    .filter((n) => (n.reconciledAt ?? '') < runStartedAt)
+    .sort((a, b) => (a.reconciledAt ?? '').localeCompare(b.reconciledAt ?? ''));
+  // Each NSG costs at least one call: no more than `reach` of them can be swept now.
+  const nsgs = [...inTurnBySubscription(due.slice(0, reach)), ...due.slice(reach)];
+  report.remaining.nsgs = nsgs.length;
   for (const [i, nsg] of nsgs.entries()) {
     try {
       await sweepNsg(deps, nsg, report);
+      report.remaining.nsgs = nsgs.length - i - 1;
     } catch (err) {
       if (err instanceof ArmCallBudgetSpent) {
         report.remaining.nsgs = nsgs.length - i;
@@ -248,6 +300,8 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
     return;
   }
   for (const rule of rules) await removeIfOrphan(deps, nsg.nsgId, rule, report);
+  for (const rule of rules)
+    if (rule.provisioningState === 'Failed') await rewriteFailedGrantRule(deps, nsg.nsgId, rule, report);
 
   const desired = await deps.nsgs.listBaselinesInNsg(nsg.nsgId);
   for (const b of desired.filter((d) => d.removing))
@@ -262,8 +316,10 @@ async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): P
     const [b] = members as [BaselineRule, ...BaselineRule[]];
     const present = rules.find((r) => sameRuleName(r.name, b.ruleName));
     const band = deps.settings.baselineBand;
+    // A baseline rule ARM shows `Failed` (or still `Updating`) is not one to count on: keepBaselineRule writes it.
     if (
       present &&
+      present.provisioningState === 'Succeeded' &&
       present.priority >= band.min &&
       present.priority <= band.max &&
       ruleMatchesSpec(present, baselineSpecOf(members, present.priority))
@@ -399,6 +455,47 @@ async function removeIfOrphan(
 }
 
 /**
+ * Writes again the rule of a live grant whose last ARM operation ended `Failed`: ARM may or may not be enforcing
+ * such a rule, and a write is what recovers it (https://learn.microsoft.com/azure/networking/troubleshoot-failed-state).
+ * The rule is rebuilt from the request, at the priority it holds. A grant's rule that is not live is the orphan
+ * sweep's (which has just removed it), and one still being applied is its writer's.
+ */
+async function rewriteFailedGrantRule(
+  deps: Deps,
+  nsgId: string,
+  rule: SecurityRuleView,
+  report: ReconcileReport,
+): Promise<void> {
+  const requestId = grantIdOfRuleName(rule.name);
+  if (!requestId) return;
+  const [row, found] = await Promise.all([deps.grants.get(requestId, nsgId), deps.requests.get(requestId)]);
+  if (!row || row.state === 'removed' || found?.value.status !== 'active') return;
+  const request = found.value;
+  const rewritten = await withNsg(deps, nsgId, async () => {
+    // Under the lock, from a fresh read: another run or the expiry may have dealt with it meanwhile.
+    const now = await deps.network.getRule(nsgId, rule.name);
+    if (now?.provisioningState !== 'Failed') return false;
+    await deps.network.putRule(nsgId, grantRuleSpec(request, row.destinationAddresses, now.priority));
+    return true;
+  });
+  if (!rewritten) return;
+  report.rulesRewritten++;
+  deps.log.warn('reconcile.failed-rule-rewritten', { requestId, nsgId, rule: rule.name });
+  await deps.audit.append({
+    actor: ACTOR,
+    action: 'grant.rule-applied' satisfies AuditAction,
+    requestId,
+    vm: request.vmId,
+    ports: request.ports,
+    sourcePrefix: request.sourcePrefix,
+    nsg: nsgId,
+    rule: rule.name,
+    priority: rule.priority,
+    detail: 'written again: ARM showed its last operation as Failed',
+  });
+}
+
+/**
  * Phase 4: which VMs each policy covers now. VMs new to a policy (or whose record is old) have their path
  * resolved, their NSGs watched and, under `enforce`, their baseline rules written; VMs no policy covers any more
  * are released. Releasing needs the whole picture, so it happens only when every policy's VMs were listed.
@@ -443,17 +540,30 @@ async function refreshCoverage(
     // VMs never seen first (a new VM under an enforcing policy is exposed until covered), then the oldest.
     .sort((a, b) => (a.record?.refreshedAt ?? '').localeCompare(b.record?.refreshedAt ?? ''));
   const baseline = emptyBaselineReport();
-  for (const [i, w] of work.entries()) {
+  // One policy scope at a time, in the order its first VM comes in `work`. Where two or more of its VMs are due,
+  // one set of listings of the scope (VMs, NICs, virtual networks: three reads and their pages) resolves their
+  // paths, instead of three reads per VM: 10,000 VMs under 20 subscription-wide policies cost some 60 reads, not
+  // 30,000. A VM the listings leave out (its NIC or subnet in another resource group) is resolved on its own.
+  const byScope = new Map<string, typeof work>();
+  for (const w of work) byScope.set(w.policy.scope, [...(byScope.get(w.policy.scope) ?? []), w]);
+  let done = 0;
+  for (const [scope, vms] of byScope) {
     try {
-      await coverVm(deps, w.vmId, w.policy, ACTOR, baseline);
-      report.vmsRefreshed++;
-    } catch (err) {
-      if (err instanceof ArmCallBudgetSpent) {
-        report.remaining.vms = work.length - i;
-        throw err;
+      const paths = vms.length >= 2 ? await pathsIn(deps, scope) : new Map<string, VmNetworkPath>();
+      for (const w of vms) {
+        try {
+          await coverVm(deps, w.vmId, w.policy, ACTOR, baseline, paths.get(w.vmId.toLowerCase()));
+          report.vmsRefreshed++;
+        } catch (err) {
+          if (err instanceof ArmCallBudgetSpent) throw err;
+          report.errors++;
+          deps.log.error('reconcile.coverage-failed', { vm: w.vmId, error: String(err) });
+        }
+        done++;
       }
-      report.errors++;
-      deps.log.error('reconcile.coverage-failed', { vm: w.vmId, error: String(err) });
+    } catch (err) {
+      if (err instanceof ArmCallBudgetSpent) report.remaining.vms = work.length - done;
+      throw err;
     }
   }
   if (!complete) return;
@@ -462,6 +572,49 @@ async function refreshCoverage(
     await releaseVm(deps, record, ACTOR, baseline);
     report.vmsReleased++;
   }
+}
+
+/**
+ * The paths of the VMs in a policy's scope from its listings, keyed by lower-cased VM id; empty for a VM scope, or
+ * when the listings cannot be read (the identity may read the VMs but not list the scope), and each VM is then
+ * resolved on its own.
+ */
+async function pathsIn(deps: Deps, scope: string): Promise<Map<string, VmNetworkPath>> {
+  if (isVmScope(scope)) return new Map();
+  try {
+    const { paths } = await deps.network.resolvePathsInScope(scope);
+    return new Map(paths.map((p) => [p.vmId.toLowerCase(), p]));
+  } catch (err) {
+    if (err instanceof ArmCallBudgetSpent) throw err;
+    deps.log.warn('reconcile.scope-paths-unread', { scope, error: String(err) });
+    return new Map();
+  }
+}
+
+function isVmScope(scope: string): boolean {
+  return /\/providers\/microsoft\.compute\/virtualmachines\//i.test(scope);
+}
+
+/** The NSGs one subscription after another in turn, each subscription's in the order given. */
+function inTurnBySubscription(nsgs: readonly WatchedNsg[]): WatchedNsg[] {
+  const queues = new Map<string, WatchedNsg[]>();
+  for (const n of nsgs) {
+    const subscription = subscriptionOf(n.nsgId);
+    const queue = queues.get(subscription) ?? [];
+    queue.push(n);
+    queues.set(subscription, queue);
+  }
+  const out: WatchedNsg[] = [];
+  for (let round = 0; out.length < nsgs.length; round++)
+    for (const queue of queues.values()) {
+      const n = queue[round];
+      if (n) out.push(n);
+    }
+  return out;
+}
+
+function subscriptionOf(id: string): string {
+  return /^\/subscriptions\/([^/]+)/i.exec(id)?.[1]?.toLowerCase() ?? '';
 }
 
 /** When a ULID was made, or undefined for anything that is not one. */

@@ -480,22 +480,227 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
     assert.equal((await network.networkSecurityGroups.get(rg, nicNsg)).name, nicNsg);
   });
 
-  void it('fails an operation that ends Failed: the SDK throws and no rule is left', LIMIT, async (t) => {
-    const { emulator, network } = await setup(t);
-    emulator.faults.failNextOperations({ pathIncludes: 'jit-12', times: 1 });
-    await assert.rejects(
-      network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-12', jitRule()),
-      /long-running operation has failed.*InternalServerError/,
-    );
-    assert.deepEqual(ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)), ['deny-mgmt-inbound']);
-    await rejectsWithArm(network.securityRules.get(rg, nicNsg, 'jit-12'), 404, 'NotFound');
+  void it(
+    'fails an operation that ends Failed: the SDK throws and the rule is left Failed, not rolled back',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t);
+      emulator.faults.failNextOperations({ pathIncludes: 'jit-12', times: 1 });
+      await assert.rejects(
+        network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-12', jitRule()),
+        /long-running operation has failed.*InternalServerError/,
+      );
+      // The rule is there with what the PUT asked for, in provisioning state Failed.
+      const failed = await network.securityRules.get(rg, nicNsg, 'jit-12');
+      assert.equal(failed.provisioningState, 'Failed');
+      assert.equal(failed.sourceAddressPrefix, '203.0.113.7/32');
+      assert.deepEqual(ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)), ['deny-mgmt-inbound', 'jit-12']);
 
-    // A failed delete leaves the rule where it was.
-    await network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-12', jitRule());
-    emulator.faults.failNextOperations({ pathIncludes: 'jit-12', times: 1, code: 'InternalServerError' });
-    await assert.rejects(network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-12'), /has failed/);
-    assert.deepEqual(ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)), ['deny-mgmt-inbound', 'jit-12']);
-  });
+      // Another write recovers it.
+      const rewritten = await network.securityRules.beginCreateOrUpdateAndWait(
+        rg,
+        nicNsg,
+        'jit-12',
+        jitRule(),
+      );
+      assert.equal(rewritten.provisioningState, 'Succeeded');
+
+      // A failed delete leaves the rule where it was, Failed; the next delete removes it.
+      emulator.faults.failNextOperations({ pathIncludes: 'jit-12', times: 1, code: 'InternalServerError' });
+      await assert.rejects(network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-12'), /has failed/);
+      assert.equal((await network.securityRules.get(rg, nicNsg, 'jit-12')).provisioningState, 'Failed');
+      await network.securityRules.beginDeleteAndWait(rg, nicNsg, 'jit-12');
+      assert.deepEqual(ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)), ['deny-mgmt-inbound']);
+
+      // Asked to, an operation fault rolls back instead: no rule is left.
+      emulator.faults.failNextOperations({ pathIncludes: 'jit-12', times: 1, rollBack: true });
+      await assert.rejects(
+        network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-12', jitRule()),
+        /has failed/,
+      );
+      await rejectsWithArm(network.securityRules.get(rg, nicNsg, 'jit-12'), 404, 'NotFound');
+    },
+  );
+
+  void it(
+    'answers rule writes as Network RP does: 201/200 + Azure-AsyncOperation + Retry-After 10, DELETE 202 + Location',
+    LIMIT,
+    async (t) => {
+      // The Azure-like profile, with a shorter operation so the test stays quick.
+      const { emulator } = await setup(t, { profile: 'azure', operationLatencyInMs: 300 });
+      const rulePath = `${DEMO.linuxVm.nicNsgId}/securityRules/jit-16?api-version=2025-05-01`;
+
+      const created = await raw(emulator, 'PUT', rulePath, {
+        headers: bearer,
+        body: { properties: jitRule() },
+      });
+      assert.equal(created.status, 201);
+      assert.equal(created.headers['retry-after'], '10');
+      assert.equal(created.headers['location'], undefined, 'a PUT names no Location');
+      const statusUrl = created.headers['azure-asyncoperation'] as string;
+      assert.match(statusUrl, /\/providers\/Microsoft\.Network\/locations\/westeurope\/operations\//);
+      assert.equal(
+        (created.json as { properties: { provisioningState: string } }).properties.provisioningState,
+        'Updating',
+      );
+
+      const running = await raw(emulator, 'GET', statusUrl, { headers: bearer });
+      assert.equal((running.json as { status: string }).status, 'InProgress');
+      assert.equal(running.headers['retry-after'], '10');
+      const during = await raw(emulator, 'GET', rulePath, { headers: bearer });
+      assert.equal(
+        (during.json as { properties: { provisioningState: string } }).properties.provisioningState,
+        'Updating',
+      );
+
+      await new Promise((r) => setTimeout(r, 400));
+      const done = await raw(emulator, 'GET', statusUrl, { headers: bearer });
+      assert.equal((done.json as { status: string }).status, 'Succeeded');
+      assert.equal(done.headers['retry-after'], undefined, 'a finished operation has no Retry-After');
+      const after = await raw(emulator, 'GET', rulePath, { headers: bearer });
+      assert.equal(
+        (after.json as { properties: { provisioningState: string } }).properties.provisioningState,
+        'Succeeded',
+      );
+
+      const updated = await raw(emulator, 'PUT', rulePath, {
+        headers: bearer,
+        body: { properties: jitRule({ destinationPortRange: '3389' }) },
+      });
+      assert.equal(updated.status, 200);
+      await new Promise((r) => setTimeout(r, 400));
+
+      const deleted = await raw(emulator, 'DELETE', rulePath, { headers: bearer });
+      assert.equal(deleted.status, 202);
+      assert.equal(deleted.headers['retry-after'], '10');
+      assert.match(deleted.headers['azure-asyncoperation'] as string, /\/operations\//);
+      assert.match(deleted.headers['location'] as string, /\/operationResults\//);
+    },
+  );
+
+  void it(
+    'can answer a busy NSG with 429 RetryableError (RetryableErrorDueToAnotherOperation) and Retry-After',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t, {
+        operationLatencyInMs: 300,
+        operationRetryAfterInSeconds: 1,
+        busyAnswer: 'RetryableError',
+      });
+      await network.securityRules.beginCreateOrUpdate(rg, nicNsg, 'jit-17', jitRule(), {
+        updateIntervalInMs: 25,
+      });
+      const busy = await raw(
+        emulator,
+        'PUT',
+        `${DEMO.linuxVm.nicNsgId}/securityRules/jit-18?api-version=2025-05-01`,
+        {
+          headers: bearer,
+          body: { properties: jitRule({ priority: 201 }) },
+        },
+      );
+      assert.equal(busy.status, 429);
+      assert.equal(busy.headers['retry-after'], '1');
+      const error = (
+        busy.json as { error: { code: string; details: Array<{ code: string; message: string }> } }
+      ).error;
+      assert.equal(error.code, 'RetryableError');
+      assert.equal(error.details[0]?.code, 'RetryableErrorDueToAnotherOperation');
+      assert.match(
+        error.details[0]?.message ?? '',
+        /^Operation PutSecurityRuleOperation \(.+\) is updating resource .*demo-vm-nic-nsg\.$/,
+      );
+
+      // The SDK retries a 429 with Retry-After by itself: once the first operation is done, the write goes through.
+      const second = await network.securityRules.beginCreateOrUpdateAndWait(
+        rg,
+        nicNsg,
+        'jit-18',
+        jitRule({ priority: 202 }),
+        { updateIntervalInMs: 25 },
+      );
+      assert.equal(second.provisioningState, 'Succeeded');
+    },
+  );
+
+  void it(
+    'throttles as ARM does: remaining reads/writes/deletes on every response, per caller, 429 when spent',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t, {
+        throttling: {
+          read: { size: 3, refillPerSecond: 1 },
+          write: { size: 5, refillPerSecond: 1 },
+          delete: { size: 5, refillPerSecond: 1 },
+          globalFactor: 2,
+        },
+      });
+      const nsgPath = `${DEMO.linuxVm.nicNsgId}?api-version=2025-05-01`;
+      // Three callers, each its own principal (the token's oid), each allowed everything.
+      const callers = Object.fromEntries(
+        ['alice', 'bob', 'carol'].map((name, i) => {
+          const oid = `0000bbbb-0000-4000-8000-00000000000${i}`;
+          emulator.roles.assign({ principalId: oid, scope: '/', actions: ['*'] });
+          return [name, { oid, token: jwt({ oid, appid: oid }) }];
+        }),
+      ) as Record<'alice' | 'bob' | 'carol', { oid: string; token: string }>;
+      const read = (who: keyof typeof callers) =>
+        raw(emulator, 'GET', nsgPath, { headers: { Authorization: `Bearer ${callers[who].token}` } });
+
+      const first = await read('alice');
+      assert.equal(first.headers['x-ms-ratelimit-remaining-subscription-reads'], '2');
+      assert.equal(first.headers['x-ms-ratelimit-remaining-subscription-global-reads'], '5');
+      assert.equal((await read('alice')).headers['x-ms-ratelimit-remaining-subscription-reads'], '1');
+      assert.equal((await read('alice')).headers['x-ms-ratelimit-remaining-subscription-reads'], '0');
+      const refused = await read('alice');
+      assert.equal(refused.status, 429);
+      assert.equal(refused.headers['retry-after'], '1');
+      const error = (refused.json as { error: { code: string; message: string; details?: unknown } }).error;
+      assert.equal(error.code, 'SubscriptionRequestsThrottled');
+      assert.match(
+        error.message,
+        new RegExp(
+          `^Number of 'read' requests for subscription '.+' actor '${callers.alice.oid}' exceeded\\.`,
+        ),
+      );
+      assert.equal(error.details, undefined, 'raised by ARM itself, not the resource provider');
+
+      // Another caller has a bucket of its own, until the subscription's global bucket (2 × 3 here) is spent.
+      assert.equal((await read('bob')).status, 200);
+      assert.equal((await read('bob')).status, 200);
+      assert.equal((await read('bob')).headers['x-ms-ratelimit-remaining-subscription-global-reads'], '0');
+      assert.equal((await read('carol')).status, 429);
+
+      // Writes and deletes are counted apart from reads.
+      const put = await raw(
+        emulator,
+        'PUT',
+        `${DEMO.linuxVm.nicNsgId}/securityRules/jit-19?api-version=2025-05-01`,
+        {
+          headers: { Authorization: `Bearer ${callers.alice.token}` },
+          body: { properties: jitRule() },
+        },
+      );
+      assert.equal(put.status, 201);
+      assert.equal(put.headers['x-ms-ratelimit-remaining-subscription-writes'], '4');
+      const del = await raw(
+        emulator,
+        'DELETE',
+        `${DEMO.linuxVm.nicNsgId}/securityRules/jit-19?api-version=2025-05-01`,
+        { headers: { Authorization: `Bearer ${callers.alice.token}` } },
+      );
+      assert.equal(del.status, 202);
+      assert.equal(del.headers['x-ms-ratelimit-remaining-subscription-deletes'], '4');
+
+      // The SDK waits out Retry-After on a 429 and tries again: the read succeeds once a token is back.
+      const nsg = await network.networkSecurityGroups.get(rg, nicNsg);
+      assert.equal(nsg.name, nicNsg);
+      assert.ok(
+        emulator.log.some((e) => e.status === 429 && e.method === 'GET'),
+        'the SDK was refused at least once before it got through',
+      );
+    },
+  );
 
   void it('answers unknown resources with ARM 404s', LIMIT, async (t) => {
     const { compute, network } = await setup(t);

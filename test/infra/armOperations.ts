@@ -26,6 +26,13 @@ export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> 
   'VirtualMachinesOperations.list': ['Microsoft.Compute/virtualMachines/read'],
   'VirtualMachinesOperations.listAll': ['Microsoft.Compute/virtualMachines/read'],
   'NetworkInterfaces.get': ['Microsoft.Network/networkInterfaces/read'],
+  // The reconciler reads a policy scope's paths from listings (NICs and virtual networks with their subnets).
+  'NetworkInterfaces.list': ['Microsoft.Network/networkInterfaces/read'],
+  'NetworkInterfaces.listAll': ['Microsoft.Network/networkInterfaces/read'],
+  'VirtualNetworks.list': ['Microsoft.Network/virtualNetworks/read'],
+  'VirtualNetworks.listAll': ['Microsoft.Network/virtualNetworks/read'],
+  // Walks the pages of one of the listings above (the SDK packages declare the pager): no action of its own.
+  'PagedAsyncIterableIterator.byPage': [],
   'Subnets.get': ['Microsoft.Network/virtualNetworks/subnets/read'],
   'SecurityRules.get': ['Microsoft.Network/networkSecurityGroups/securityRules/read'],
   'SecurityRules.list': ['Microsoft.Network/networkSecurityGroups/securityRules/read'],
@@ -55,7 +62,7 @@ export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> 
   'Permissions_2.listForResource': ['Microsoft.Authorization/permissions/read'],
   // flushConnection (the opt-in flow flush role): read the NSG, PUT it back, poll (a PUT ends with a GET of it).
   'NetworkSecurityGroups.get': ['Microsoft.Network/networkSecurityGroups/read'],
-  'NetworkSecurityGroups.beginCreateOrUpdateAndWait': [
+  'NetworkSecurityGroups.beginCreateOrUpdate': [
     'Microsoft.Network/networkSecurityGroups/write',
     'Microsoft.Network/locations/operations/read',
     'Microsoft.Network/networkSecurityGroups/read',
@@ -68,7 +75,7 @@ export const ARM_OPERATION_ACTIONS: Readonly<Record<string, readonly string[]>> 
  */
 export const FLUSH_OPERATIONS: ReadonlySet<string> = new Set([
   'NetworkSecurityGroups.get',
-  'NetworkSecurityGroups.beginCreateOrUpdateAndWait',
+  'NetworkSecurityGroups.beginCreateOrUpdate',
 ]);
 
 export interface ArmCall {

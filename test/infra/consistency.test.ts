@@ -173,8 +173,8 @@ void test('the custom NSG role grants exactly what the adapters’ ARM calls nee
     'NetworkInterfaces.get',
     'Subnets.get',
     'SecurityRules.list',
-    'SecurityRules.beginCreateOrUpdateAndWait',
-    'SecurityRules.beginDeleteAndWait',
+    'SecurityRules.beginCreateOrUpdate',
+    'SecurityRules.beginDelete',
   ]) {
     assert.ok(
       operations.has(op),

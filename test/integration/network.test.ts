@@ -17,6 +17,7 @@ import {
   auditEvents,
   grantRule,
   jitRules,
+  requestIn,
   requestStatus,
 } from '../support/network';
 import { SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
@@ -323,15 +324,7 @@ describe('NSG rules under contention and failure', () => {
         duration: 'PT2M',
       });
       await waitFor('the subnet rule to be written', () => grantRule(sandbox, nsgs[0]!, id));
-      const s = await waitFor(
-        'the request to fail',
-        async () => {
-          const x = await requestStatus(sandbox, id);
-          return x.status === 'failed' ? x : undefined;
-        },
-        60_000,
-        500,
-      );
+      const s = await requestIn(sandbox, id, ['failed'], 60_000, 500);
       assert.match(
         s.statusReason ?? '',
         /gave up writing rule jit-.* after \d+ attempts: .*AnotherOperationInProgress/,
@@ -372,7 +365,8 @@ describe('the reconciler', () => {
           vm: DEMO.windowsVm.id,
           ports: [3389],
           sourcePrefix: `198.51.100.${i}`,
-          duration: 'PT2S',
+          // Long enough to go live before it ends: one that does not is closed as it goes live (applyGrant).
+          duration: 'PT8S',
         }),
       ),
     );

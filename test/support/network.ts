@@ -7,7 +7,7 @@ import { TABLES } from '../../shared/names';
 import { baselineEnforcement } from '../../shared/usecases/baseline';
 import { networkReach } from '../../shared/usecases/reach';
 import type { Deps, Logger } from '../../shared/usecases/deps';
-import { api } from './sandbox';
+import { api, waitFor } from './sandbox';
 import { isDayPartition } from '../../shared/domain/auditChain';
 
 /** Every rule in an NSG whose name starts with `jit-` (grant rules and baseline rules). */
@@ -73,6 +73,25 @@ export interface RequestStatus {
 
 export async function requestStatus(host: { baseUrl: string }, id: string): Promise<RequestStatus> {
   return (await api(host, 'GET', `requests/${id}`)).body as RequestStatus;
+}
+
+/** Waits for a request to reach one of `statuses` and returns it as the API shows it. */
+export async function requestIn(
+  host: { baseUrl: string },
+  id: string,
+  statuses: readonly string[],
+  timeoutInMs = 60_000,
+  intervalInMs = 300,
+): Promise<RequestStatus> {
+  return waitFor(
+    `request ${id} to be ${statuses.join(' or ')}`,
+    async () => {
+      const s = await requestStatus(host, id);
+      return statuses.includes(s.status) ? s : undefined;
+    },
+    timeoutInMs,
+    intervalInMs,
+  );
 }
 
 /** Asks for access and returns the request id (fails the test on anything but 202). */

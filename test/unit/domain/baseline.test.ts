@@ -93,6 +93,7 @@ test('the spec denies from anywhere, and a rule holding it matches whatever its 
     sourceAddressPrefixes: ['*'],
     destinationAddressPrefixes: ['10.0.1.4'],
     destinationPortRanges: ['3389', '22'],
+    provisioningState: 'Succeeded',
   };
   assert.ok(ruleMatchesSpec(view, spec));
   assert.ok(!ruleMatchesSpec({ ...view, access: 'Allow' }, spec));

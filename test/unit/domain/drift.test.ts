@@ -12,6 +12,7 @@ const rule = (over: Partial<SecurityRuleView>): SecurityRuleView => ({
   sourceAddressPrefixes: ['*'],
   destinationAddressPrefixes: ['*'],
   destinationPortRanges: ['22'],
+  provisioningState: 'Succeeded',
   ...over,
 });
 const surface = { ports: [22, 3389], addresses: ['10.0.1.4'] };

@@ -13,6 +13,7 @@ const rule = (o: Partial<SecurityRuleView>): SecurityRuleView => ({
   sourceAddressPrefixes: ['*'],
   destinationAddressPrefixes: ['*'],
   destinationPortRanges: ['*'],
+  provisioningState: 'Succeeded',
   ...o,
 });
 const grant = {

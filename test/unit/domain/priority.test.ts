@@ -26,6 +26,7 @@ const rule = (
   sourceAddressPrefixes: ['*'],
   destinationAddressPrefixes: ['*'],
   destinationPortRanges: ['22'],
+  provisioningState: 'Succeeded',
 });
 
 test('the lowest free inbound priority in the band is chosen', () => {

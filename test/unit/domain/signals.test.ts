@@ -97,6 +97,7 @@ test('a reconciler run: one event, and a repairs count per kind it repaired', ()
     leftoversRemoved: 0,
     orphansRemoved: 3,
     baselinesRestored: 0,
+    rulesRewritten: 0,
     driftFound: 1,
     errors: 0,
     armCalls: 12,

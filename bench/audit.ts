@@ -11,6 +11,7 @@
  * costs more as the table grows; that floor is measured and shown. Azure Table storage reads a key range of one
  * partition without touching the rest.
  */
+import type { AuditAction } from '../shared/domain/auditActions';
 import { TableClient } from '@azure/data-tables';
 import type { TransactionAction } from '@azure/data-tables';
 import { Azurite } from '../dev/azurite';
@@ -41,7 +42,7 @@ const TARGET_DAY = Math.floor(SMALL / EVENTS_PER_DAY / 2);
 const RUNS = 11;
 const IN_FLIGHT = 8;
 
-const LIFECYCLE: Array<[string, string | undefined]> = [
+const LIFECYCLE: Array<[AuditAction, string | undefined]> = [
   ['request.submitted', undefined],
   ['request.approved', 'system:policy'],
   ['grant.rule-applied', 'system:grant'],

@@ -3,35 +3,21 @@
  * value is reported against its option with the command's usage, and `jit` exits with the usage code.
  */
 import { InvalidArgumentError } from 'commander';
-import { parse, serialize } from 'tinyduration';
 import { z } from 'zod';
-import { formatSeconds, parseDurationToSeconds } from '../shared/domain/duration';
+import { formatSeconds, parseDuration } from '../shared/domain/duration';
 import { parseVmId } from '../shared/domain/resourceId';
+import { UsageError } from './errors';
 
 /**
- * `1h`, `30m`, `90s`, `1h30m`, `2d` or ISO-8601 (`PT1H30M`), as ISO-8601. The short form is ISO-8601 without
- * its `P`/`T` designators, so both go through the same ISO parser (tinyduration), which also rejects garbage.
+ * `--for`, `--timeout`: the short form (`90s`, `30m`, `1h30m`, `2d`) or ISO-8601 (`PT1H30M`), strictly
+ * (shared/domain/duration.ts), as the ISO-8601 the API takes.
  */
 export function parseFor(text: string): string {
-  const t = text.trim().toUpperCase();
-  let iso = t;
-  if (!t.startsWith('P')) {
-    const days = t.indexOf('D');
-    iso =
-      days < 0 ? `PT${t}` : `P${t.slice(0, days + 1)}${days + 1 < t.length ? `T${t.slice(days + 1)}` : ''}`;
-  }
   try {
-    parseDurationToSeconds(iso);
-    return serialize(parse(iso));
+    return formatSeconds(parseDuration(text));
   } catch (e) {
-    const why = e instanceof RangeError ? e.message : 'is not a duration';
-    throw new InvalidArgumentError(`${why}: write 1h, 30m, 90s, 1h30m, 2d or ISO-8601 such as PT1H30M.`);
+    throw new InvalidArgumentError((e as Error).message);
   }
-}
-
-/** Seconds as the short form `--for` takes (`1h30m`): what people read back in messages. */
-export function shortDuration(seconds: number): string {
-  return formatSeconds(seconds).replace('P', '').replace('T', '').toLowerCase();
 }
 
 const dateTime = z.union([
@@ -58,14 +44,6 @@ export function collectPort(text: string, previous: number[] | undefined): numbe
   const r = port.safeParse(text);
   if (!r.success) throw new InvalidArgumentError('must be a port number from 1 to 65535.');
   return [...(previous ?? []), r.data];
-}
-
-/** A thing the user got wrong that commander could not see (it depends on more than one option). */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
 }
 
 /**

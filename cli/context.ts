@@ -1,9 +1,19 @@
 import type { Command } from 'commander';
+import type * as Auth from './auth';
 import { ApiClient } from './client';
+import { configDir, readConfig, resolveSettings, SETTING_NAMES } from './settings';
+import type { ConfigFile, OutputFormat, Resolved, SettingName } from './settings';
 
-export type OutputFormat = 'text' | 'json' | 'table' | 'csv';
+/** What `jit` reads and writes: its streams and environment, and a signal that ends a wait (Ctrl-C). */
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  /** Aborted when the person presses Ctrl-C. */
+  signal?: AbortSignal;
+}
 
-/** Global options every command sees. */
+/** The settings every command sees, from flags, the environment and the profile (cli/settings.ts). */
 export interface GlobalOptions {
   api: string;
   user?: string;
@@ -11,35 +21,73 @@ export interface GlobalOptions {
   scope?: string;
   /** Default subscription for VMs given as `<resource group>/<name>`. */
   subscription?: string;
+  tenant?: string;
   output: OutputFormat;
 }
 
-/** What a command needs: its client, the output format, and a writer (tests capture it). */
-export interface CliContext {
+/** What a command needs: its client, the settings, and writers (tests capture them). */
+export interface CliContext extends CliIo {
   client: ApiClient;
   options: GlobalOptions;
-  out: (text: string) => void;
-  err: (text: string) => void;
-  env: NodeJS.ProcessEnv;
+  settings: Resolved;
+  config: ConfigFile;
+  version: string;
 }
 
-export function contextFor(
-  command: Command,
-  io: { out: (t: string) => void; err: (t: string) => void; env: NodeJS.ProcessEnv },
-): CliContext {
-  const options = command.optsWithGlobals<GlobalOptions>();
+/** The global flags given on this command line (not defaults: flags win over everything else). */
+export function flagsOf(command: Command): Partial<Record<SettingName | 'profile', string>> {
+  const all = command.optsWithGlobals<Record<string, unknown>>();
+  const flags: Partial<Record<SettingName | 'profile', string>> = {};
+  for (const name of [...SETTING_NAMES, 'profile'] as const) {
+    const key = name === 'client-id' ? 'clientId' : name;
+    if (typeof all[key] === 'string') flags[name] = all[key];
+  }
+  return flags;
+}
+
+export function contextFor(command: Command, io: CliIo, version: string): CliContext {
+  const config = readConfig(io.env);
+  const settings = resolveSettings(flagsOf(command), io.env, config);
+  const v = settings.values;
+  const options: GlobalOptions = {
+    api: v.api,
+    user: v.user,
+    roles: v.roles,
+    scope: v.scope,
+    subscription: v.subscription,
+    tenant: v.tenant,
+    output: v.output,
+  };
   return {
+    ...io,
     client: new ApiClient({
-      apiUrl: options.api,
-      devUser: options.user,
-      devRoles: options.roles,
-      scope: options.scope,
+      apiUrl: v.api,
+      devUser: v.user,
+      devRoles: v.roles,
+      scope: v.scope,
+      userAgent: `jit/${version}`,
+      credential: async () =>
+        loadAuth().credentialFor({
+          method: settings.auth ?? 'azure-cli',
+          tenant: v.tenant,
+          clientId: v['client-id'],
+          account: settings.account,
+          cacheDir: configDir(io.env),
+          prompt: io.err,
+          interactive: false,
+        }),
     }),
     options,
-    out: io.out,
-    err: io.err,
-    env: io.env,
+    settings,
+    config,
+    version,
   };
+}
+
+/** cli/auth.ts, loaded when a command signs in: @azure/identity takes a second to load, `jit --version` should not. */
+export function loadAuth(): typeof Auth {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./auth') as typeof Auth;
 }
 
 /** Runs a command's action with its context, mapping what it returns or throws to the exit code. */

@@ -5,7 +5,7 @@ export const EXIT = {
   error: 1,
   /** Bad arguments, or the API refused the input (400). */
   usage: 2,
-  /** Not allowed (401/403) or not found (404). */
+  /** Not allowed (401/403), not found (404), or access that cannot be granted on the VM (422: e.g. no such VM). */
   forbidden: 3,
   /** The request was denied, or approval expired. */
   denied: 4,
@@ -17,11 +17,13 @@ export const EXIT = {
   timeout: 7,
   /** `jit audit verify` found the audit chain broken: rows were edited or deleted. */
   auditBroken: 8,
+  /** --wait was interrupted (Ctrl-C); the request goes on: `jit revoke <id>` cancels it. */
+  interrupted: 130,
 } as const;
 
 export function exitCodeForStatus(httpStatus: number): number {
-  if (httpStatus === 400 || httpStatus === 422) return EXIT.usage;
-  if (httpStatus === 401 || httpStatus === 403 || httpStatus === 404) return EXIT.forbidden;
+  if (httpStatus === 400) return EXIT.usage;
+  if ([401, 403, 404, 422].includes(httpStatus)) return EXIT.forbidden;
   return EXIT.error;
 }
 

@@ -1,6 +1,6 @@
 /** How requests are shown: detail lines for a person, rows for `table`/`csv`, one JSON document for scripts. */
 import { parseResourceId } from '../shared/domain/resourceId';
-import { shortDuration } from './args';
+import { formatDuration } from '../shared/domain/duration';
 import type { CliContext } from './context';
 import type { RequestView } from './types';
 
@@ -18,7 +18,7 @@ export function vmName(vmId: string): string {
 export function relative(iso: string, now = Date.now()): string {
   const seconds = Math.round((Date.parse(iso) - now) / 1000);
   if (seconds === 0) return 'now';
-  return seconds > 0 ? `in ${shortDuration(seconds)}` : `${shortDuration(-seconds)} ago`;
+  return seconds > 0 ? `in ${formatDuration(seconds)}` : `${formatDuration(-seconds)} ago`;
 }
 
 /** The VM's private addresses the rules open: what to connect to. */
@@ -28,13 +28,21 @@ export function addressesOf(view: RequestView): string[] {
 
 /** One request in detail, for a person. */
 export function detailLines(view: RequestView): string[] {
-  const lines = [`${view.id}  ${view.status}`, `  vm       ${view.vmId}`];
+  const lines = [`${view.id}  ${view.status}`, `  vm       ${vmName(view.vmId)}  (${view.vmId})`];
   lines.push(`  ports    ${view.ports.join(', ')}/${view.protocol} from ${view.sourcePrefix}`);
   if (view.startAt) lines.push(`  starts   ${view.startAt} (${relative(view.startAt)})`);
   if (view.expiresAt) lines.push(`  expires  ${view.expiresAt} (${relative(view.expiresAt)})`);
-  else lines.push(`  for      ${shortDuration(view.durationInSeconds)}`);
+  else lines.push(`  for      ${formatDuration(view.durationInSeconds)}`);
   if (view.endedAt) lines.push(`  ended    ${view.endedAt}${view.revokedBy ? ` by ${view.revokedBy}` : ''}`);
   if (view.statusReason) lines.push(`  reason   ${view.statusReason}`);
+  if (view.status === 'pending-approval' && view.approval) {
+    const a = view.approval;
+    lines.push(
+      `  approval ${a.approvals} of ${a.required} from ${a.approvers.map((e) => e.replace(/^user:/, '')).join(', ')}` +
+        `${a.deadline ? `, by ${a.deadline} (${relative(a.deadline)})` : ''}`,
+    );
+  }
+  for (const d of decisionLines(view)) lines.push(`  ${d}`);
   for (const r of view.rules ?? []) {
     lines.push(`  rule     ${r.ruleName} priority ${r.priority} (${r.state}) in ${r.nsgId}`);
     // A rule that lets nothing in, or one that should be closed and is not, is what the person must not miss.
@@ -43,6 +51,15 @@ export function detailLines(view: RequestView): string[] {
     if (r.closeBlocked) lines.push(`           still open: ${r.closeBlocked}`);
   }
   return lines;
+}
+
+/** Each approver's decision with their comment: how an approver's note reaches the requester. */
+export function decisionLines(view: RequestView): string[] {
+  return (view.approval?.decisions ?? []).map(
+    (d) =>
+      `${d.decision === 'approve' ? 'approved' : 'denied'} by ${d.approver} at ${d.decidedAt}` +
+      `${d.comment ? `: "${d.comment}"` : ''}`,
+  );
 }
 
 const COLUMNS = ['id', 'status', 'vm', 'ports', 'from', 'when'] as const;

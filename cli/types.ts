@@ -1,4 +1,8 @@
-/** The API's answers as the CLI reads them (openapi.yaml is the contract). */
+/**
+ * The API's answers as the CLI reads them. openapi.yaml is the contract; the request shapes are the CLI's own
+ * (it reads fewer fields than the server stores), the policy shapes are the domain's types-only module.
+ */
+import type { PolicyDiff } from '../shared/domain/policyEntries';
 
 export interface RuleView {
   nsgId: string;
@@ -13,6 +17,14 @@ export interface RuleView {
   closeBlocked?: string;
 }
 
+export interface ApprovalSummary {
+  approvers: string[];
+  required: number;
+  approvals: number;
+  deadline?: string;
+  decisions: Array<{ approver: string; decision: 'approve' | 'deny'; comment?: string; decidedAt: string }>;
+}
+
 export interface RequestView {
   id: string;
   requester: string;
@@ -23,13 +35,17 @@ export interface RequestView {
   protocol: string;
   sourcePrefix: string;
   durationInSeconds: number;
+  policyScope?: string;
+  approvalMode?: 'auto' | 'manual';
   createdAt: string;
   startAt?: string;
   activatedAt?: string;
   expiresAt?: string;
   endedAt?: string;
   revokedBy?: string;
+  approvalDeadline?: string;
   rules?: RuleView[];
+  approval?: ApprovalSummary;
 }
 
 export interface RequestPage {
@@ -37,5 +53,15 @@ export interface RequestPage {
   continuationToken?: string;
 }
 
+export { REQUEST_STATUSES } from '../shared/domain/requestStatuses';
+export type { AccessExplanation, PolicyEntry, PolicyPortEntry } from '../shared/domain/policyEntries';
+export type { VerifyReport } from '../shared/domain/auditQuery';
+
 /** Statuses after which nothing changes again. */
 export const FINAL = new Set(['denied', 'approval-expired', 'failed', 'expired', 'revoked']);
+
+/** `PUT /api/policies` and `DELETE /api/policies`: what changed (or would, in a dry run). */
+export interface PolicyChangeResult extends PolicyDiff {
+  dryRun: boolean;
+  warnings: string[];
+}

@@ -20,6 +20,11 @@ export const STAGED_APP_DIR = 'app';
 const OUT_DIR = 'dist';
 /** Compiled folders production code must never reach. */
 const NOT_PRODUCTION = ['dev', 'test', 'bench'].map((d) => `${OUT_DIR}/${d}/`);
+/**
+ * Modules the Azure Functions Node.js worker provides by intercepting `require`, not installable from npm
+ * (Azure/azure-functions-nodejs-worker, src/setupCoreModule.ts). Production code may ask for them; nothing ships.
+ */
+const WORKER_PROVIDED = new Set(['@azure/functions-core']);
 
 export interface PackageJson {
   name: string;
@@ -82,7 +87,7 @@ export function productionSet(root: string, entries: string[], dependencies: Set
     const resolveFrom = createRequire(absolute);
     const imports = ts.preProcessFile(readFileSync(absolute, 'utf8'), true, true).importedFiles;
     for (const { fileName: specifier } of imports) {
-      if (isBuiltin(specifier)) continue;
+      if (isBuiltin(specifier) || WORKER_PROVIDED.has(specifier)) continue;
       if (specifier.startsWith('.') || specifier.startsWith('/')) {
         let target: string;
         try {

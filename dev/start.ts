@@ -2,7 +2,7 @@
  * `npm start`: the whole system on this machine, on fixed ports, until Ctrl-C.
  * Ports can be moved with JIT_SANDBOX_HTTP_PORT, JIT_SANDBOX_ARM_PORT, JIT_SANDBOX_SERVICEBUS_PORT,
  * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports), JIT_SANDBOX_SMTP_PORT, JIT_SANDBOX_MAIL_PORT and
- * JIT_SANDBOX_WEBHOOK_PORT.
+ * JIT_SANDBOX_WEBHOOK_PORT; Azurite's data with JIT_SANDBOX_DATA_DIR (default .sandbox/azurite).
  * JIT_SANDBOX_AUTH chooses how callers sign in: dev (default), easyauth or jwt (dev/auth/identity.ts).
  */
 import { join } from 'node:path';
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     armPort: port('JIT_SANDBOX_ARM_PORT', 8443),
     serviceBusPort: port('JIT_SANDBOX_SERVICEBUS_PORT', 5672),
     storagePorts: { blob: storage, queue: storage + 1, table: storage + 2 },
-    storageLocation: join(PROJECT_ROOT, '.sandbox', 'azurite'),
+    storageLocation: process.env.JIT_SANDBOX_DATA_DIR || join(PROJECT_ROOT, '.sandbox', 'azurite'),
     smtpPort: port('JIT_SANDBOX_SMTP_PORT', 2525),
     mailWebPort: port('JIT_SANDBOX_MAIL_PORT', 8025),
     webhookPort: port('JIT_SANDBOX_WEBHOOK_PORT', 8026),
@@ -70,7 +70,7 @@ azure-jit-access sandbox is running (Ctrl-C stops it)
   API (local host)        ${api}
   ARM emulator (HTTPS)    ${sandbox.arm.endpoint}    NSG rules: ${sandbox.arm.endpoint}/_emulator/nsgs  (or: npm run rules)
   Service Bus emulator    ${sandbox.serviceBus.connectionString}
-  Azurite (storage)       tables :${sandbox.azurite.tablePort}, queues :${sandbox.azurite.queuePort}, blobs :${sandbox.azurite.blobPort}  (data in .sandbox/azurite)
+  Azurite (storage)       tables :${sandbox.azurite.tablePort}, queues :${sandbox.azurite.queuePort}, blobs :${sandbox.azurite.blobPort}  (data in ${process.env.JIT_SANDBOX_DATA_DIR || '.sandbox/azurite'})
   Mail catcher            smtp://127.0.0.1:${sandbox.mail.smtpPort}    caught mail: ${sandbox.mail.webUrl ?? ''}
   Webhook catcher         Teams cards, Slack messages and signed webhooks: ${sandbox.webhooks.url}
 

@@ -12,7 +12,13 @@ export default declareFunction({
   trigger: { type: 'http', route: 'approvals', methods: ['GET'] },
   handler: pageEndpoint(
     async ({ request, deps, signedIn }) =>
-      htmlResponse(200, decisionPage(await viewApproval(deps, request.query.get('token') ?? '', signedIn))),
+      htmlResponse(
+        200,
+        decisionPage({
+          ...(await viewApproval(deps, request.query.get('token') ?? '', signedIn)),
+          intent: request.query.get('intent'),
+        }),
+      ),
     'sign-in',
   ),
 });

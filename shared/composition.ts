@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type { TokenCredential } from '@azure/core-auth';
-import { app } from '@azure/functions';
+import { declareHostHooks } from './hosting/declare';
 import type { InvocationContext } from '@azure/functions';
 import { metrics } from '@opentelemetry/api';
 import type { MeterProvider } from '@opentelemetry/api';
@@ -113,14 +113,16 @@ export function services(): Services {
 
 // STYLE.md §12: in Azure the clients are built when the host starts, so a broken setting is reported then rather
 // than at the first call, and closed when it stops. (The local host and tests build and close them themselves.)
-app.hook.appStart(() => {
-  try {
-    services();
-  } catch (err) {
-    consoleLogger.error('config.invalid', { error: (err as Error).message });
-  }
+declareHostHooks({
+  appStart: () => {
+    try {
+      services();
+    } catch (err) {
+      consoleLogger.error('config.invalid', { error: (err as Error).message });
+    }
+  },
+  appTerminate: () => resetServices(),
 });
-app.hook.appTerminate(() => resetServices());
 
 /** Closes the clients and forgets them (the local host's shutdown, tests). */
 export async function resetServices(): Promise<void> {

@@ -1,20 +1,13 @@
-import { AzureCliCredential } from '@azure/identity';
 import { Argument } from 'commander';
 import type { Command } from 'commander';
-import { BlobAuditAnchors } from '../../shared/adapters/auditAnchorBlobs';
-import { AuditTable } from '../../shared/adapters/auditTable';
-import { tableClient } from '../../shared/adapters/tableStorage';
-import { CHAIN_TAIL, RECORD_ORDER, parseVerifyRange } from '../../shared/domain/auditQuery';
+import { CHAIN_TAIL, RECORD_ORDER } from '../../shared/domain/auditQuery';
 import type { AuditPage, AuditRecord } from '../../shared/domain/auditQuery';
-import { InvalidRequest } from '../../shared/domain/errors';
-import { TABLES } from '../../shared/names';
-import { verifyChain } from '../../shared/usecases/audit';
-import type { VerifyReport } from '../../shared/usecases/audit';
-import type { CliContext } from '../context';
+import { resolveVm } from '../args';
+import type { CliContext, Runner as Run } from '../context';
 import { csvRecord } from '../csv';
+import { UsageError } from '../errors';
 import { EXIT } from '../exitCodes';
-
-type Run = (cmd: Command, action: (ctx: CliContext) => Promise<number>) => Promise<void>;
+import type { VerifyReport } from '../types';
 
 interface AuditOptions {
   from?: string;
@@ -23,17 +16,11 @@ interface AuditOptions {
   actor?: string;
   requestId?: string;
   pageSize: string;
-  connectionString?: string;
-  tableEndpoint?: string;
-  blobEndpoint?: string;
 }
 
 interface VerifyOptions {
   from: string;
   to?: string;
-  connectionString?: string;
-  tableEndpoint?: string;
-  blobEndpoint?: string;
 }
 
 /** The CSV columns, in order. Every stored column of the known vocabulary; `--output json` carries any other. */
@@ -55,27 +42,13 @@ export function register(program: Command, run: Run): void {
     )
     .option('--from <time>', 'events at or after this date or date-time (2026-03-01, 2026-03-01T09:00Z)')
     .option('--to <time>', 'events before this date or date-time (verify: default now)')
-    .option('--vm <id>', 'only events about this VM (its ARM resource id)')
+    .option('--vm <vm>', 'only events about this VM: its resource id, or <resource group>/<name>')
     .option(
       '--actor <name>',
       'only events by this person or component (alice@contoso.com, system:reconciler)',
     )
     .option('--request-id <id>', 'only events of this request')
     .option('--page-size <n>', 'events fetched per API call', '500')
-    .option(
-      '--connection-string <cs>',
-      'verify: read the table directly with this storage connection string (the sandbox), not through the API',
-    )
-    .option(
-      '--table-endpoint <url>',
-      'verify: read the table directly at https://<account>.table.core.windows.net as the signed-in Azure CLI ' +
-        'user (who needs Storage Table Data Reader): a check that does not trust the app',
-    )
-    .option(
-      '--blob-endpoint <url>',
-      "verify with --table-endpoint: where the daily anchors are (default: the same account's blob endpoint; " +
-        'needs Storage Blob Data Reader)',
-    )
     .addHelpText(
       'after',
       [
@@ -84,9 +57,10 @@ export function register(program: Command, run: Run): void {
         'Events stream page by page as the API returns them, so a year of events is never held in memory.',
         'verify exits 0 when the chain is intact and matches the daily anchors kept outside the table, and 8 when',
         'rows were edited or deleted, or a day was rewritten after it was anchored (it says where).',
+        'To check the table itself without trusting the app, run npm run audit:verify in the server repository.',
         '',
         'Examples:',
-        '  jit audit --vm /subscriptions/…/virtualMachines/prod-db --from 2026-03-01 --to 2026-04-01',
+        '  jit audit --vm prod-rg/prod-db --from 2026-03-01 --to 2026-04-01',
         '  jit audit --actor alice@contoso.com --from 2026-03-01 -o csv > alice-march.csv',
         '  jit audit --from 2026-03-14 --to 2026-03-15 -o json | jq -c "select(.action == \\"grant.activated\\")"',
         '  jit audit verify --from 2026-03-01 --to 2026-04-01',
@@ -94,16 +68,16 @@ export function register(program: Command, run: Run): void {
     )
     .action(async (check: string | undefined, opts: AuditOptions, cmd: Command) =>
       run(cmd, async (ctx) => {
-        if (check !== 'verify') return listEvents(ctx, opts);
-        const misplaced = (['vm', 'actor', 'requestId'] as const).filter((o) => opts[o] !== undefined);
-        if (misplaced.length || !opts.from) {
-          ctx.err(
-            misplaced.length
-              ? 'jit: audit verify checks whole days: --vm, --actor and --request-id do not apply'
-              : 'jit: audit verify needs --from',
-          );
-          return EXIT.usage;
+        if (check !== 'verify') {
+          const vm = opts.vm === undefined ? undefined : resolveVm(opts.vm, ctx.options.subscription);
+          return listEvents(ctx, { ...opts, vm });
         }
+        const misplaced = (['vm', 'actor', 'requestId'] as const).filter((o) => opts[o] !== undefined);
+        if (misplaced.length) {
+          throw new UsageError('audit verify checks whole days: --vm, --actor and --request-id do not apply');
+        }
+        if (!opts.from)
+          throw new UsageError('audit verify needs --from', 'e.g. jit audit verify --from 2026-03-01');
         return verify(ctx, { ...opts, from: opts.from });
       }),
     );
@@ -171,53 +145,18 @@ function tableRow(e: AuditRecord): string {
 }
 
 async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
-  let report: VerifyReport;
-  if (opts.connectionString || opts.tableEndpoint) {
-    // Direct: this machine recomputes the chain from the table itself, trusting nothing the app says.
-    const params: Array<[string, string]> = [['from', opts.from]];
-    if (opts.to) params.push(['to', opts.to]);
-    let range;
-    try {
-      range = parseVerifyRange(params, new Date());
-    } catch (err) {
-      if (!(err instanceof InvalidRequest)) throw err;
-      ctx.err(`jit: ${err.problems.map((p) => `--${p.field}: ${p.reason}`).join('; ')}`);
-      return EXIT.usage;
-    }
-    const client = opts.connectionString
-      ? tableClient(
-          { kind: 'connectionString', connectionString: opts.connectionString },
-          TABLES.audit,
-          () => {
-            throw new Error('a connection string needs no credential');
-          },
-        )
-      : tableClient(
-          { kind: 'identity', endpoint: opts.tableEndpoint! },
-          TABLES.audit,
-          () => new AzureCliCredential(),
-        );
-    // The anchors outside the table, in the same account (the connection string names its blob endpoint).
-    const anchors = opts.connectionString
-      ? BlobAuditAnchors.fromConnection(
-          { kind: 'connectionString', connectionString: opts.connectionString },
-          () => {
-            throw new Error('a connection string needs no credential');
-          },
-        )
-      : BlobAuditAnchors.fromConnection(
-          {
-            kind: 'identity',
-            endpoint: opts.blobEndpoint ?? opts.tableEndpoint!.replace('.table.', '.blob.'),
-          },
-          () => new AzureCliCredential(),
-        );
-    report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range, anchors);
-  } else {
-    const params = new URLSearchParams({ from: opts.from });
-    if (opts.to) params.set('to', opts.to);
-    report = (await ctx.client.call<VerifyReport>('GET', `audit/verify?${params.toString()}`)).body;
-  }
+  const params = new URLSearchParams({ from: opts.from });
+  if (opts.to) params.set('to', opts.to);
+  const report = (await ctx.client.call<VerifyReport>('GET', `audit/verify?${params.toString()}`)).body;
+  printVerifyReport(ctx, report);
+  return report.ok ? EXIT.ok : EXIT.auditBroken;
+}
+
+/** A verification report, for a person or (`-o json`) a script. */
+export function printVerifyReport(
+  ctx: Pick<CliContext, 'out'> & { options: { output: string } },
+  report: VerifyReport,
+): void {
   if (ctx.options.output === 'json') {
     ctx.out(JSON.stringify(report, null, 2));
   } else {
@@ -241,5 +180,4 @@ async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
         `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}${d.anchored ? '  anchored' : ''}`,
       );
   }
-  return report.ok ? EXIT.ok : EXIT.auditBroken;
 }

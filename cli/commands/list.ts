@@ -1,11 +1,11 @@
 import { Option } from 'commander';
 import type { Command } from 'commander';
-import { REQUEST_STATUSES } from '../../shared/domain/lifecycleInput';
+import { REQUEST_STATUSES } from '../types';
+import type { RequestPage, RequestView } from '../types';
 import { resolveVm } from '../args';
 import type { Runner } from '../context';
 import { EXIT } from '../exitCodes';
 import { printRows } from '../render';
-import type { RequestPage, RequestView } from '../types';
 
 interface ListOptions {
   status?: string;

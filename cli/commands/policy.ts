@@ -1,16 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { stringify } from 'yaml';
 import { formatPolicyProblem } from '../../shared/domain/errors';
 import type { PolicyProblem } from '../../shared/domain/errors';
-import { policyDocumentToYaml } from '../../shared/domain/policyDocument';
-import type { PolicyDocument, PolicyEntry, PolicyPortEntry } from '../../shared/domain/policyDocument';
-import type { AccessExplanation } from '../../shared/domain/policyExplain';
-import type { PolicyChangeResult } from '../../shared/usecases/policies';
-import { ApiError } from '../client';
-import type { CliContext } from '../context';
+import { resolveVm } from '../args';
+import type { CliContext, Runner as Run } from '../context';
+import { ApiError, UsageError } from '../errors';
 import { EXIT } from '../exitCodes';
-
-type Run = (cmd: Command, action: (ctx: CliContext) => Promise<number>) => Promise<void>;
+import type { AccessExplanation, PolicyChangeResult, PolicyEntry, PolicyPortEntry } from '../types';
 
 /**
  * `jit policy …`: policies as code. `apply` sends a file (YAML or JSON) as it is, so the API's line numbers are
@@ -36,8 +33,7 @@ export function register(program: Command, run: Run): void {
         try {
           text = await readFile(opts.file, 'utf8');
         } catch (err) {
-          ctx.err(`jit: cannot read ${opts.file}: ${(err as Error).message}`);
-          return EXIT.usage;
+          throw new UsageError(`cannot read ${opts.file}: ${(err as Error).message}`);
         }
         const contentType = /\.json$/i.test(opts.file) ? 'application/json' : 'application/yaml';
         let result: PolicyChangeResult;
@@ -63,12 +59,12 @@ export function register(program: Command, run: Run): void {
     .description('print the policy set as YAML (the form `apply` takes), or JSON with --output json')
     .action(async (_opts: unknown, cmd: Command) =>
       run(cmd, async (ctx) => {
-        const { body } = await ctx.client.call<PolicyDocument>('GET', 'policies');
-        ctx.out(
-          ctx.options.output === 'json'
-            ? JSON.stringify(body, null, 2)
-            : policyDocumentToYaml(body).trimEnd(),
-        );
+        // The API writes the YAML itself (with the schema line editors use), so jit prints what apply takes.
+        const json = ctx.options.output === 'json';
+        const { body } = await ctx.client.call<unknown>('GET', 'policies', undefined, {
+          accept: json ? 'application/json' : 'application/yaml',
+        });
+        ctx.out(json ? JSON.stringify(body, null, 2) : String(body).trimEnd());
         return EXIT.ok;
       }),
     );
@@ -86,7 +82,7 @@ export function register(program: Command, run: Run): void {
         ctx.out(
           ctx.options.output === 'json'
             ? JSON.stringify(body, null, 2)
-            : policyDocumentToYaml({ policies: [body] }).trimEnd(),
+            : stringify({ policies: [body] }, { lineWidth: 0 }).trimEnd(),
         );
         return EXIT.ok;
       }),
@@ -108,17 +104,17 @@ export function register(program: Command, run: Run): void {
   policy
     .command('explain')
     .description('which policy decides for a VM and why: the scopes checked in order, the port, the approval')
-    .argument('<vm>', 'ARM id of the VM')
+    .argument('<vm>', 'the VM: its resource id, or <resource group>/<name> in the default subscription')
     .option('-p, --port <port>', 'the port to ask about')
     .option('--protocol <protocol>', 'Tcp or Udp', 'Tcp')
     .addHelpText(
       'after',
-      '\nExample:\n  jit policy explain /subscriptions/…/resourceGroups/prod-rg/providers/Microsoft.Compute/virtualMachines/db1 --port 22',
+      '\nExamples:\n  jit policy explain prod-rg/db1 --port 22\n  jit policy explain /subscriptions/…/resourceGroups/prod-rg/providers/Microsoft.Compute/virtualMachines/db1',
     )
     .action(async (vm: string, opts: { port?: string; protocol: string }, cmd: Command) =>
       run(cmd, async (ctx) => {
         const query = new URLSearchParams({
-          vm,
+          vm: resolveVm(vm, ctx.options.subscription),
           ...(opts.port ? { port: opts.port, protocol: opts.protocol } : {}),
         });
         const { body } = await ctx.client.call<AccessExplanation>(
@@ -134,9 +130,14 @@ export function register(program: Command, run: Run): void {
 
 /** A refused document: each problem as `file:line:column: field: reason [rule]`, naming the local file. */
 function printDocumentProblems(ctx: CliContext, err: unknown, file: string): number {
-  const problems = err instanceof ApiError ? (err.problem?.errors as PolicyProblem[] | undefined) : undefined;
+  const problems =
+    err instanceof ApiError ? (err.apiProblem.errors as PolicyProblem[] | undefined) : undefined;
   if (!(err instanceof ApiError) || err.status !== 400 || !problems?.every((p) => typeof p.line === 'number'))
     throw err;
+  if (ctx.options.output === 'json') {
+    ctx.err(JSON.stringify({ ...err.apiProblem, errors: problems.map((p) => ({ ...p, source: file })) }));
+    return EXIT.usage;
+  }
   for (const p of problems) ctx.err(formatPolicyProblem({ ...p, source: file }));
   ctx.err(`jit: ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing was applied`);
   return EXIT.usage;

@@ -2,12 +2,12 @@ import { Option } from 'commander';
 import type { Command } from 'commander';
 import { collectPort, parseFor, parseStart, resolveVm } from '../args';
 import { connectHints } from '../connect';
-import type { Runner } from '../context';
+import type { CliContext, Runner } from '../context';
 import { EXIT, exitCodeForOutcome } from '../exitCodes';
-import { parseDurationToSeconds } from '../../shared/domain/duration';
-import { printRequest, relative, vmName } from '../render';
-import type { RequestView } from '../types';
-import { waitForAccess } from '../wait';
+import { formatDuration, parseDurationToSeconds } from '../../shared/domain/duration';
+import { decisionLines, printRequest, relative, vmName } from '../render';
+import type { AccessExplanation, RequestView } from '../types';
+import { WaitInterrupted, waitForAccess } from '../wait';
 
 interface RequestOptions {
   port: number[];
@@ -80,15 +80,22 @@ Exit codes with --wait: 0 live, 4 denied, 5 failed, 6 ended before it was live, 
           return EXIT.ok;
         }
 
-        const view = await waitForAccess(ctx, created.id, {
-          timeoutInMs: parseDurationToSeconds(opts.timeout) * 1000,
-        });
+        let view: RequestView;
+        try {
+          view = await waitForAccess(ctx, created.id, {
+            timeoutInMs: parseDurationToSeconds(opts.timeout) * 1000,
+          });
+        } catch (err) {
+          if (!(err instanceof WaitInterrupted)) throw err;
+          if (ctx.options.output === 'json') printRequest(ctx, err.view ?? created);
+          return EXIT.interrupted;
+        }
         const code = exitCodeForOutcome(view.status);
         const connect =
           view.status === 'active' ? connectHints(view, opts.login ?? ctx.env.USER ?? 'azureuser') : [];
         if (code === EXIT.timeout) {
           ctx.err(
-            `jit: gave up waiting after ${opts.timeout}; the request is ${view.status}: jit status ${view.id}`,
+            `jit: gave up waiting after ${formatDuration(parseDurationToSeconds(opts.timeout))}; the request is ${view.status}: jit status ${view.id}`,
           );
         }
         if (ctx.options.output !== 'text') {
@@ -99,8 +106,11 @@ Exit codes with --wait: 0 live, 4 denied, 5 failed, 6 ended before it was live, 
           for (const l of [
             `Request ${view.id} is ${view.status}.`,
             ...(view.statusReason ? [view.statusReason] : []),
+            ...decisionLines(view),
           ])
             ctx.out(l);
+          if (code === EXIT.timeout)
+            ctx.out(`Still waiting? jit status ${view.id}    Cancel it: jit revoke ${view.id}`);
           return code;
         }
         ctx.out(
@@ -108,8 +118,37 @@ Exit codes with --wait: 0 live, 4 denied, 5 failed, 6 ended before it was live, 
         );
         for (const hint of connect) ctx.out(`  ${hint}`);
         if (view.expiresAt) ctx.out(`Access ends at ${view.expiresAt} (${relative(view.expiresAt)}).`);
-        ctx.out(`Done early? jit revoke ${view.id}    More time? jit extend ${view.id} --for 30m`);
+        for (const l of decisionLines(view)) ctx.out(l);
+        const more = await extensionRoom(ctx, view);
+        ctx.out(
+          `Done early? jit revoke ${view.id}${more ? `    More time? jit extend ${view.id} --for ${more}` : ''}`,
+        );
         return code;
       }),
     );
+}
+
+/**
+ * How much `jit extend` could add, as the short form to suggest (at most 30m), or undefined when the policy would
+ * refuse: it needs approval (more time is a new request), or the grant already has the policy's maximum.
+ */
+async function extensionRoom(ctx: CliContext, view: RequestView): Promise<string | undefined> {
+  if (view.approvalMode !== 'auto') return undefined;
+  let limit = Number.POSITIVE_INFINITY;
+  try {
+    for (const port of view.ports) {
+      const query = new URLSearchParams({ vm: view.vmId, port: String(port), protocol: view.protocol });
+      const { body } = await ctx.client.call<AccessExplanation>(
+        'GET',
+        `policies/explain?${query.toString()}`,
+      );
+      if (body.policy?.approval.mode !== 'auto' || !body.port?.allowed || !body.port.maxDuration)
+        return undefined;
+      limit = Math.min(limit, parseDurationToSeconds(body.port.maxDuration));
+    }
+  } catch {
+    return undefined; // no suggestion is better than a wrong one
+  }
+  const room = limit - view.durationInSeconds;
+  return room > 0 ? formatDuration(Math.min(room, 1800)) : undefined;
 }

@@ -1,6 +1,7 @@
 /**
  * The audit trail's vocabulary: every `action` an audit event may carry, with what it records. This is the one
- * list; add a new action here (and to docs/audit.md, which a test keeps in step) before writing it.
+ * list: `AuditEvent.action` is typed by it, so the compiler refuses an action not listed here, and a test keeps
+ * docs/audit.md's table equal to it.
  * Names are `<subject>.<what happened>`, past tense, so a filter on a prefix (`grant.`) finds a family.
  */
 export const AUDIT_ACTIONS = {
@@ -11,8 +12,6 @@ export const AUDIT_ACTIONS = {
     'approved, by the policy (actor system:policy) or by an approver (actor), with their comment in detail',
   'request.denied': 'denied, by the policy or by an approver (actor), with the reason in detail',
   'request.approval-expired': 'nobody decided before the approval timeout',
-  'request.extended': 'the grant was extended: the new expiresAt, and by whom (actor)',
-  'request.revoked': 'access was ended early, by whom (actor) and why (detail)',
   'request.scheduled': 'approved ahead of time: it waits until its start (detail)',
   'request.starting': 'a scheduled request reached its start and goes on to be applied',
   'request.cancelled': 'a request not yet live was cancelled, by whom (actor)',
@@ -29,10 +28,22 @@ export const AUDIT_ACTIONS = {
     'a ReadOnly lock refused both deleting and changing a grant rule: the access is still open (detail names the lock) until an operator lifts the lock',
   'grant.expired': 'access ended at its expiry, by the scheduled message or the reconciler (actor)',
   'grant.failed': 'the grant could not be applied or completed: why (detail)',
+  'grant.extended': 'live access was extended: the new expiresAt, by how much and by whom (actor)',
   'grant.revoked': 'live access was ended early and its rules removed, by whom (actor)',
   'reconcile.redriven': 'the reconciler handed a stalled request on again (detail: to which step)',
-  'reconcile.drift-found':
-    'the reconciler found an NSG that differs from what JIT recorded: nsg, rule, and what differs (detail)',
+  'reconcile.orphan-removed': 'the reconciler deleted a jit- rule no live grant accounts for: nsg, rule',
+  'drift.detected':
+    "the reconciler found someone else's allow rule opening a protected port to a broad source: nsg, rule, detail",
+  'approval.requested': 'approval links were mailed: to whom, and the deadline (detail)',
+  'approval.approved': "an approver approved, with their comment and the link's approver entry (detail)",
+  'approval.denied': "an approver denied, with their reason and the link's approver entry (detail)",
+  'policy.added': 'a policy was added: its scope and the whole policy (detail, JSON)',
+  'policy.changed': 'a policy was changed: its scope, the fields changed, before and after (detail, JSON)',
+  'policy.removed': 'a policy was removed: its scope and the policy it was (detail, JSON)',
+  'baseline.applied':
+    'a baseline deny rule of an enforcing policy was written: the rule and its NSG (detail)',
+  'baseline.removed': 'a baseline deny rule was deleted (its policy stopped enforcing or covering the VM)',
+  'baseline.restored': 'the reconciler put back a baseline deny rule that had gone missing or changed',
 } as const;
 
 export type AuditAction = keyof typeof AUDIT_ACTIONS;

@@ -5,6 +5,7 @@
 import { InvalidRequest } from './errors';
 import type { FieldProblem } from './errors';
 import { parseVmId } from './resourceId';
+import type { ChainProblem } from './auditChain';
 import type { AuditEvent } from './types';
 
 /** Which events: all filters together (AND). Times are `from <= time < to`; vm and actor are lower-cased. */
@@ -194,4 +195,28 @@ export function daysBetween(fromDay: string, toDay: string): string[] {
   for (let ms = Date.parse(fromDay); ms <= Date.parse(toDay); ms += DAY_MS)
     out.push(new Date(ms).toISOString().slice(0, 10));
   return out;
+}
+
+/** What verification found, day by day, and the first broken link in chain order. */
+export interface VerifyReport {
+  fromDay: string;
+  toDay: string;
+  /** True when every hash, link, head and anchor checked out. */
+  ok: boolean;
+  /** Event rows checked. */
+  events: number;
+  /**
+   * Each day with events: its count and the head's seq and hash. Keep these (the export does): a later
+   * verification whose heads differ from a kept copy shows a rewrite even where the chain itself is consistent.
+   */
+  days: Array<{ day: string; events: number; headSeq?: number; headHash?: string; anchored?: boolean }>;
+  /**
+   * Whether the days were compared with their anchors outside the table (a store is configured), and how many
+   * had one. Days not yet anchored (today, yesterday until the anchoring job has run) are checked by the chain alone.
+   */
+  anchors: { checked: boolean; anchoredDays: number };
+  firstBreak?: ChainProblem;
+  /** Every problem found, in chain order (at most MAX_PROBLEMS). */
+  problems: ChainProblem[];
+  problemCount: number;
 }

@@ -28,7 +28,7 @@ export function parseDurationToSeconds(text: string): number {
   return whole;
 }
 
-/** Formats a number of seconds back into an ISO-8601 duration, for messages and records. */
+/** Formats a number of seconds back into an ISO-8601 duration, for documents and the API. */
 export function formatSeconds(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
   if (s === 0) return 'PT0S';
@@ -38,4 +38,55 @@ export function formatSeconds(seconds: number): string {
   if (s % 3600 >= 60) parts.minutes = Math.floor((s % 3600) / 60);
   if (s % 60) parts.seconds = s % 60;
   return serialize(parts);
+}
+
+/** What a person may type for a duration, as every refusal says it. */
+export const DURATION_EXAMPLES = '90s, 30m, 1h30m, 2d or ISO-8601 such as PT1H30M';
+
+/**
+ * The short form people type: days, hours, minutes, seconds, each at most once, in that order, each a whole
+ * number without leading zeros, nothing else (`1h30m`, `2d`, `90s`). Deliberately strict: `1mo`, `1hour`,
+ * `1h0`, `1h1h` and `1.5h` are refused rather than guessed at, because a duration someone typed must mean
+ * exactly what they meant.
+ */
+const SHORT = /^(?:([1-9]\d*)d)?(?:([1-9]\d*)h)?(?:([1-9]\d*)m)?(?:([1-9]\d*)s)?$/;
+const SHORT_UNITS = [86400, 3600, 60, 1] as const;
+
+/**
+ * A duration as a person writes it — the short form or ISO-8601 (`PT1H30M`, `P1D`) — in seconds. ISO goes
+ * through tinyduration; fractions are refused in both forms (`PT1.5H` is refused: write `1h30m`). Throws a
+ * RangeError whose message names the accepted forms.
+ */
+export function parseDuration(text: string): number {
+  const t = text.trim();
+  if (t.startsWith('P')) {
+    if (/[.,]/.test(t)) throw new RangeError(`must be whole units, e.g. ${DURATION_EXAMPLES}`);
+    try {
+      return parseDurationToSeconds(t);
+    } catch (e) {
+      throw new RangeError(`${(e as Error).message}; write e.g. ${DURATION_EXAMPLES}`, { cause: e });
+    }
+  }
+  const m = SHORT.exec(t);
+  if (!m || t === '') throw new RangeError(`is not a duration: write e.g. ${DURATION_EXAMPLES}`);
+  let seconds = 0;
+  SHORT_UNITS.forEach((size, i) => (seconds += Number(m[i + 1] ?? 0) * size));
+  if (!Number.isSafeInteger(seconds)) throw new RangeError(`is too long: write e.g. ${DURATION_EXAMPLES}`);
+  return seconds;
+}
+
+/**
+ * Seconds in the short form (`5400` → `1h30m`, `90000` → `1d1h`, `0` → `0s`): the one way every message — the
+ * CLI, the API's problem details, mail and the approval page — writes a duration, and a form `--for` takes back.
+ */
+export function formatDuration(seconds: number): string {
+  let rest = Math.max(0, Math.round(seconds));
+  if (rest === 0) return '0s';
+  let text = '';
+  SHORT_UNITS.forEach((size, i) => {
+    const n = Math.floor(rest / size);
+    rest -= n * size;
+    if (n) text += `${n}${'dhms'[i]}`;
+  });
+  return text;
 }

@@ -2,7 +2,7 @@
  * Rules of a grant's life after it is asked for: when it may start, who may revoke or extend it, and how far an
  * extension may go. Pure functions of their arguments (the clock is passed in), tested without I/O.
  */
-import { formatSeconds } from './duration';
+import { formatDuration } from './duration';
 import { AccessAlreadyEnded, AccessNotAllowed, InvalidRequest, InvalidState } from './errors';
 import { principalMatches } from './policy';
 import { isFinal, requesterKey } from './types';
@@ -56,7 +56,7 @@ export function checkStartAt(startAt: string | undefined, now: Date): string | u
     throw new InvalidRequest([
       {
         field: 'startAt',
-        reason: `must be at most ${formatSeconds(MAX_START_AHEAD_IN_SECONDS)} ahead (no later than ${new Date(now.getTime() + MAX_START_AHEAD_IN_SECONDS * 1000).toISOString()})`,
+        reason: `must be at most ${formatDuration(MAX_START_AHEAD_IN_SECONDS)} ahead (no later than ${new Date(now.getTime() + MAX_START_AHEAD_IN_SECONDS * 1000).toISOString()})`,
       },
     ]);
   }
@@ -142,10 +142,10 @@ export function checkExtension(
   if (total > limit) {
     const room = limit - request.durationInSeconds;
     throw new AccessNotAllowed(
-      `extending by ${formatSeconds(bySeconds)} would make this access last ${formatSeconds(total)} in all, ` +
-        `over ${limitedBy} of ${formatSeconds(limit)}; ` +
+      `extending by ${formatDuration(bySeconds)} would make this access last ${formatDuration(total)} in all, ` +
+        `over ${limitedBy} of ${formatDuration(limit)}; ` +
         (room > 0
-          ? `it can be extended by at most ${formatSeconds(room)}`
+          ? `it can be extended by at most ${formatDuration(room)}`
           : 'it cannot be extended further: submit a new request'),
       true,
     );

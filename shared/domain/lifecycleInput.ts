@@ -3,24 +3,10 @@ import { parseDurationToSeconds } from './duration';
 import { InvalidRequest } from './errors';
 import { checked, toFieldProblems } from './requestInput';
 import { parseVmId } from './resourceId';
+import { REQUEST_STATUSES } from './requestStatuses';
 import type { RequestStatus } from './types';
 
-/** Every request status, for validating a filter (the compiler checks the list is complete). */
-export const REQUEST_STATUSES = [
-  'submitted',
-  'pending-approval',
-  'scheduled',
-  'approved',
-  'active',
-  'denied',
-  'approval-expired',
-  'failed',
-  'expired',
-  'revoked',
-] as const satisfies readonly RequestStatus[];
-type Complete = RequestStatus extends (typeof REQUEST_STATUSES)[number] ? true : never;
-const complete: Complete = true;
-void complete;
+export { REQUEST_STATUSES };
 
 /** Most requests one page of `GET /api/requests` holds. */
 export const MAX_PAGE_SIZE = 100;

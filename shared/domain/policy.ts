@@ -1,3 +1,4 @@
+import { formatDuration } from './duration';
 import { AccessNotAllowed, InvalidRequest } from './errors';
 import type { FieldProblem } from './errors';
 import { parsePrefix, prefixWithin } from './network';
@@ -84,10 +85,15 @@ export function decide(
     const allowed = policy.ports.find(
       (p) => p.port === port && (p.protocol === '*' || p.protocol === protocol),
     );
-    if (!allowed) throw new AccessNotAllowed(`port ${port}/${protocol} is not allowed by the policy`, true);
+    if (!allowed) {
+      throw new AccessNotAllowed(
+        `port ${port}/${protocol} is not allowed by the policy; it allows ${allowedPorts(policy)}`,
+        true,
+      );
+    }
     if (ask.durationInSeconds > allowed.maxDurationInSeconds) {
       throw new AccessNotAllowed(
-        `duration exceeds the policy's maximum of ${allowed.maxDurationInSeconds} seconds for port ${port}`,
+        `${formatDuration(ask.durationInSeconds)} is longer than the policy allows for port ${port}: at most ${formatDuration(allowed.maxDurationInSeconds)}`,
         true,
       );
     }
@@ -105,6 +111,16 @@ export function decide(
 
   const sourcePrefix = resolveSource(policy, ask.sourcePrefix, callerAddress);
   return { policyScope: policy.scope, protocol, sourcePrefix, approvalMode: policy.approval.mode };
+}
+
+/** The ports a policy allows and for how long, as a refusal names them: `22/Tcp up to 3h, 3389/Tcp up to 1h`. */
+export function allowedPorts(policy: Pick<Policy, 'ports'>): string {
+  return policy.ports
+    .map(
+      (p) =>
+        `${p.port}/${p.protocol === '*' ? 'any protocol' : p.protocol} up to ${formatDuration(p.maxDurationInSeconds)}`,
+    )
+    .join(', ');
 }
 
 function resolveSource(policy: Policy, asked: string | undefined, callerAddress: string | undefined): string {
@@ -132,7 +148,7 @@ function resolveSource(policy: Policy, asked: string | undefined, callerAddress:
   });
   if (!ok)
     throw new AccessNotAllowed(
-      `source ${prefix.cidr} is not within the policy's allowed source prefixes`,
+      `source ${prefix.cidr} is not within the policy's allowed source prefixes: ${policy.allowedSourcePrefixes.join(', ')}`,
       true,
     );
   return prefix.cidr;

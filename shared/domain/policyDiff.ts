@@ -1,29 +1,8 @@
 import { toPolicyEntry } from './policyDocument';
-import type { PolicyEntry } from './policyDocument';
+import type { FieldChange, PolicyDiff } from './policyEntries';
 import type { Policy } from './types';
 
-/** One field that differs, by its path in the document (`approval.mode`, `ports`). */
-export interface FieldChange {
-  field: string;
-  before: unknown;
-  after: unknown;
-}
-
-export interface PolicyChange {
-  scope: string;
-  fields: FieldChange[];
-  before: PolicyEntry;
-  after: PolicyEntry;
-}
-
-/** What applying a document does to the stored set. Entries are in document form, as a reviewer reads them. */
-export interface PolicyDiff {
-  added: PolicyEntry[];
-  changed: PolicyChange[];
-  removed: PolicyEntry[];
-  /** How many policies stay as they are. */
-  unchanged: number;
-}
+export type { FieldChange, PolicyChange, PolicyDiff } from './policyEntries';
 
 /**
  * Compares the stored policies with the desired ones, scope by scope, in document form: what an administrator

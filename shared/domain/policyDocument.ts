@@ -9,10 +9,11 @@ import addFormats from 'ajv-formats';
 import { Document, LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml';
 import type { YAMLError } from 'yaml';
 import schema from '../../schemas/policies.schema.json';
-import { formatSeconds, parseDurationToSeconds } from './duration';
+import { formatDuration, formatSeconds, parseDurationToSeconds } from './duration';
 import { PolicyDocumentInvalid } from './errors';
 import type { PolicyProblem } from './errors';
 import { INTERNET_TAG, parsePrefix } from './network';
+import type { PolicyDocument, PolicyEntry } from './policyEntries';
 import { freeTextProblem } from './text';
 import type { ApprovalMode, Policy, Protocol } from './types';
 
@@ -34,34 +35,7 @@ const EXPLICIT_ANY_SOURCES = new Set(['*', '0.0.0.0/0', '::/0']);
 const SCOPE =
   /^\/subscriptions\/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:\/resourcegroups\/[^/\s]+(?:\/providers\/microsoft\.compute\/virtualmachines\/[^/\s]+)?)?$/i;
 
-/** One port as the document writes it (and as the API shows it). */
-export interface PolicyPortEntry {
-  port: number;
-  protocol: Protocol;
-  maxDuration: string;
-}
-
-export type PolicyApprovalEntry =
-  { mode: 'auto' } | { mode: 'manual'; approvers: string[]; required: number; timeout: string };
-
-/** One policy as the document writes it, with every default filled in. */
-export interface PolicyEntry {
-  scope: string;
-  description?: string;
-  ports: PolicyPortEntry[];
-  allowedSourcePrefixes: string[];
-  requesters: string[];
-  approval: PolicyApprovalEntry;
-  justification: { required: boolean; pattern?: string };
-  enforce: boolean;
-  /** Written only when true (the default is false), so documents from before the option read back unchanged. */
-  cutSessions?: true;
-}
-
-/** The whole document: `GET /api/policies` returns it, `PUT /api/policies` takes it. */
-export interface PolicyDocument {
-  policies: PolicyEntry[];
-}
+export type { PolicyApprovalEntry, PolicyDocument, PolicyEntry, PolicyPortEntry } from './policyEntries';
 
 export interface PolicyDocumentOptions {
   /** The file name (or `(body)`) every problem names. */
@@ -277,7 +251,7 @@ class PolicyCheck {
       this.report(
         rest,
         'max-duration-over-cap',
-        `${text} is longer than the system's maximum, ${formatSeconds(this.options.maxDurationInSeconds)} (the JIT_MAX_DURATION setting)`,
+        `${text} is longer than the system's maximum, ${formatDuration(this.options.maxDurationInSeconds)} (the JIT_MAX_DURATION setting)`,
       );
     }
     return seconds;

@@ -1,3 +1,4 @@
+import type { AuditAction } from './auditActions';
 /**
  * The domain's nouns. Nothing here imports an Azure SDK: these types are what the tables hold,
  * what the API returns and what the use cases reason about.
@@ -198,8 +199,8 @@ export interface AuditEvent {
   actor: string;
   /** The actor's stable key beside the name (`<tenant id>/<object id>` for Entra principals); none for the system. */
   actorId?: string;
-  /** One of `AUDIT_ACTIONS` (shared/domain/auditActions.ts). */
-  action: string;
+  /** One of `AUDIT_ACTIONS` (shared/domain/auditActions.ts): the compiler refuses any other. */
+  action: AuditAction;
   requestId?: string;
   vm?: string;
   ports?: number[];

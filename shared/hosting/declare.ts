@@ -1,9 +1,11 @@
 /**
  * A function is declared once — name, trigger, handler — and this module both registers it with
- * @azure/functions (what Azure runs) and records it, so the local host binds the very same declarations.
+ * @azure/functions (what Azure runs, when the Functions worker runs this process) and records it, so the local
+ * host binds the very same declarations.
  * There is no second list of functions to keep in step.
  */
 import { app } from '@azure/functions';
+import { underFunctionsWorker } from './worker';
 import { depsFor } from '../composition';
 import { MAX_DEQUEUE_COUNT } from '../names';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
@@ -64,6 +66,18 @@ export function declaredFunctions(): readonly FunctionDeclaration[] {
   return declared;
 }
 
+/**
+ * The host's start and stop hooks (STYLE.md §12), registered with @azure/functions under the worker. The local host
+ * and tests build and close the services themselves.
+ */
+export function declareHostHooks(hooks: { appStart: () => void; appTerminate: () => unknown }): void {
+  if (!underFunctionsWorker()) return;
+  app.hook.appStart(hooks.appStart);
+  app.hook.appTerminate(async () => {
+    await hooks.appTerminate();
+  });
+}
+
 export function declareFunction(declaration: HttpFunction): HttpFunction;
 export function declareFunction(declaration: StorageQueueFunction): StorageQueueFunction;
 export function declareFunction(declaration: ServiceBusQueueFunction): ServiceBusQueueFunction;
@@ -75,6 +89,7 @@ export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
     d = { ...queued, handler: reportingPoison(queued) };
   }
   declared.push(d);
+  if (!underFunctionsWorker()) return d;
   switch (d.trigger.type) {
     case 'http':
       // Anonymous at the Functions level: App Service Authentication (or the JWT check) guards the app.

@@ -188,8 +188,9 @@ export function toProblem(err: unknown): ProblemResponse {
       { 'Retry-After': String(Math.ceil((err.retryAfterInMs ?? 2000) / 1000)) },
     );
   }
+  // An error of ours with no answer of its own is internal: one type for all of them, saying nothing more.
   if (err instanceof JitError)
-    return make(500, err.code, 'Internal error', 'The request could not be completed.');
+    return make(500, 'InternalError', 'Internal error', 'The request could not be completed.');
   if (isTransientDependencyFailure(err)) {
     return make(
       503,

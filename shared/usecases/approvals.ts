@@ -25,11 +25,13 @@ import {
   InvalidRequest,
   TransientFailure,
 } from '../domain/errors';
+import { planGrantRules } from '../domain/networkPath';
+import type { RulePlacement } from '../domain/networkPath';
 import { notifiedRequest } from '../domain/notifications';
 import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { freeTextProblem } from '../domain/text';
-import { approverMail } from '../views/mail';
+import { approverMail, settledMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
 import { transition } from './grants';
 import { notifyRequester } from './notify';
@@ -42,9 +44,12 @@ function approvalServices(deps: Deps): ApprovalServices {
   return deps.approvals;
 }
 
-/** The link an approver gets. The fragment only points the page at one of its two forms; it never decides. */
+/**
+ * The link an approver gets. `intent` only marks which button they pressed in the mail; it never decides. No
+ * fragment: a jump to the form would scroll the request itself off a phone's first screen.
+ */
 export function approvalLink(publicBaseUrl: string, token: string, intent: Decision): string {
-  return `${publicBaseUrl}/api/approvals?token=${encodeURIComponent(token)}#${intent}`;
+  return `${publicBaseUrl}/api/approvals?token=${encodeURIComponent(token)}&intent=${intent}`;
 }
 
 /**
@@ -237,6 +242,8 @@ export interface ApprovalView {
   earlier?: ApprovalDecision;
   /** Present when a decision can be made now. */
   form?: { token: string; formToken: string };
+  /** The rules approval would write (NSG, the VM's private addresses); absent when ARM could not be asked. */
+  opens?: RulePlacement[];
 }
 
 /** `GET /api/approvals?token=…`: checks the link and shows the request. Reads only: mail scanners fetch links. */
@@ -261,7 +268,21 @@ export async function viewApproval(
     form: open
       ? { token, formToken: await a.tokens.issueFormToken(claims.tokenId, signedIn?.id) }
       : undefined,
+    opens: open ? await whatOpens(deps, r) : undefined,
   };
+}
+
+/**
+ * What approving would open, read from ARM as applyGrant will: the NSGs in front of the VM and its private
+ * addresses. Only a read, and only when a decision can be made; if ARM cannot answer, the page says it in words.
+ */
+async function whatOpens(deps: Deps, r: AccessRequest): Promise<RulePlacement[] | undefined> {
+  try {
+    return planGrantRules(await deps.network.resolvePath(r.vmId), r.sourcePrefix);
+  } catch (err) {
+    deps.log.warn('approval.path-unknown', { requestId: r.id, error: String(err) });
+    return undefined;
+  }
 }
 
 export interface DecisionInput {
@@ -417,7 +438,8 @@ export async function settleApproval(
       return result(r);
     }
     if (moved) {
-      await notifyRequester(deps, moved.value);
+      await notifyRequester(deps, moved.value, approvalComments(approving));
+      await tellOtherApprovers(deps, policy, moved.value, decisions);
       return result(moved.value);
     }
     // Lost a race (another decision, or the deadline): read again and see where it stands.
@@ -470,9 +492,54 @@ export async function expireApproval(
         detail: `${settled.approvals} of ${settled.required} approvals by ${deadline}`,
       },
     );
-    if (moved) return void (await notifyRequester(deps, moved.value));
+    if (moved) {
+      await notifyRequester(deps, moved.value);
+      const [policy] = await deps.policies.getForScopes([moved.value.policyScope]);
+      await tellOtherApprovers(
+        deps,
+        policy,
+        moved.value,
+        await approvalServices(deps).decisions.list(moved.value.id),
+      );
+      return;
+    }
   }
   throw new TransientFailure('the request kept changing while its approval deadline was applied');
+}
+
+/** The approvers' notes on an approval, for the requester's mail: a denial's reason is its status reason. */
+function approvalComments(approving: ApprovalDecision[]): string | undefined {
+  const notes = approving.filter((d) => d.comment).map((d) => `${d.approver}: "${d.comment}"`);
+  return notes.length
+    ? `Comment${notes.length === 1 ? '' : 's'} from the approver${notes.length === 1 ? '' : 's'}: ${notes.join('; ')}`
+    : undefined;
+}
+
+/**
+ * Once a request is settled, the approvers whose links were not used hear so, and need not open them. Best
+ * effort, like every mail: the decision stands whether or not the mail server answers.
+ */
+async function tellOtherApprovers(
+  deps: Deps,
+  policy: Policy | undefined,
+  request: AccessRequest,
+  decisions: readonly ApprovalDecision[],
+): Promise<void> {
+  const a = deps.approvals;
+  if (!a || !policy) return;
+  const used = new Set(decisions.map((d) => d.via));
+  const { recipients } = approvalRecipients(policy, request.requester, a.groupMailboxes);
+  for (const to of recipients.filter((x) => !used.has(x.entry))) {
+    try {
+      await a.mailer.send(settledMail(request, to.address));
+    } catch (err) {
+      deps.log.warn('approval.settled-mail-failed', {
+        requestId: request.id,
+        to: to.address,
+        error: String(err),
+      });
+    }
+  }
 }
 
 function deadlinePassed(deps: Deps, r: AccessRequest): boolean {

@@ -8,7 +8,7 @@ import {
 import { dayOf, sortProblems, verifyDay } from '../domain/auditChain';
 import type { ChainAnchor, ChainProblem, DayCheck } from '../domain/auditChain';
 import { daysBetween, parseAuditQuery, parseVerifyRange } from '../domain/auditQuery';
-import type { AuditPage, VerifyRange } from '../domain/auditQuery';
+import type { AuditPage, VerifyRange, VerifyReport } from '../domain/auditQuery';
 import { RoleRequired } from '../domain/errors';
 import type { AuditAnchorStore, AuditTrail, Clock } from '../domain/ports';
 import type { Signals } from '../domain/signals';
@@ -33,29 +33,7 @@ export async function listAudit(
   return trail.listEvents(query, { pageSize, continuationToken });
 }
 
-/** What verification found, day by day, and the first broken link in chain order. */
-export interface VerifyReport {
-  fromDay: string;
-  toDay: string;
-  /** True when every hash, link, head and anchor checked out. */
-  ok: boolean;
-  /** Event rows checked. */
-  events: number;
-  /**
-   * Each day with events: its count and the head's seq and hash. Keep these (the export does): a later
-   * verification whose heads differ from a kept copy shows a rewrite even where the chain itself is consistent.
-   */
-  days: Array<{ day: string; events: number; headSeq?: number; headHash?: string; anchored?: boolean }>;
-  /**
-   * Whether the days were compared with their anchors outside the table (a store is configured), and how many
-   * had one. Days not yet anchored (today, yesterday until the anchoring job has run) are checked by the chain alone.
-   */
-  anchors: { checked: boolean; anchoredDays: number };
-  firstBreak?: ChainProblem;
-  /** Every problem found, in chain order (at most MAX_PROBLEMS). */
-  problems: ChainProblem[];
-  problemCount: number;
-}
+export type { VerifyReport } from '../domain/auditQuery';
 
 const MAX_PROBLEMS = 1000;
 

@@ -4,6 +4,7 @@
  * while a grant's allow rule, which sits above it, is in place. The desired rules are recorded in `JitNsgs`
  * before they are written, so the reconciler restores any that go missing.
  */
+import type { AuditAction } from '../domain/auditActions';
 import { baselineSpecOf, planBaseline } from '../domain/baseline';
 import { sameRuleName } from '../domain/priority';
 import type { BaselineRule, VmCoverage } from '../domain/baseline';
@@ -232,7 +233,7 @@ export async function dropBaselineRule(
 export async function auditBaseline(
   deps: Deps,
   actor: string,
-  action: string,
+  action: AuditAction,
   b: BaselineRule,
   note?: string,
 ): Promise<void> {

@@ -4,7 +4,7 @@
  * and every hop tolerates a message that arrives twice, late, or after the request moved on.
  */
 import { AccessNotAllowed, ConcurrencyConflict, InvalidState, RequestNotFound } from '../domain/errors';
-import { formatSeconds } from '../domain/duration';
+import { formatDuration } from '../domain/duration';
 import {
   alreadyEnded,
   assertExtendable,
@@ -226,7 +226,7 @@ export async function extendRequest(
           vm: r.vmId,
           ports: r.ports,
           sourcePrefix: r.sourcePrefix,
-          detail: `by ${formatSeconds(bySeconds)}, from ${previous} to ${expiresAt} (${formatSeconds(total)} in all)`,
+          detail: `by ${formatDuration(bySeconds)}, from ${previous} to ${expiresAt} (${formatDuration(total)} in all)`,
         });
       } catch (err) {
         if (!(err instanceof ConcurrencyConflict)) throw err;

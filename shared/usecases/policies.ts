@@ -1,3 +1,4 @@
+import type { AuditAction } from '../domain/auditActions';
 import { z } from 'zod';
 import { AccessNotAllowed, InvalidRequest, PolicyNotFound } from '../domain/errors';
 import { diffPolicies, isEmptyDiff } from '../domain/policyDiff';
@@ -190,7 +191,7 @@ async function commit(
   options: PolicyChangeOptions,
 ): Promise<PolicyChangeResult> {
   await deps.policies.applyChanges(writes, version);
-  const audit = (action: string, scope: string, detail: object) =>
+  const audit = (action: AuditAction, scope: string, detail: object) =>
     deps.audit.append({
       ...auditActor(caller),
       action,

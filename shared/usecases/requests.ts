@@ -1,5 +1,8 @@
 import { ulid } from 'ulid';
+import { approvalsRequired, approverEntries, countingApprovals } from '../domain/approval';
+import type { ApprovalDecision } from '../domain/approval';
 import { AccessNotAllowed, FeatureUnavailable, InvalidRequest, RequestNotFound } from '../domain/errors';
+import { formatDuration } from '../domain/duration';
 import { checkStartAt } from '../domain/lifecycle';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
@@ -27,7 +30,7 @@ export async function submitRequest(
     throw new InvalidRequest([
       {
         field: 'duration',
-        reason: `must be at most ${deps.settings.maxDurationInSeconds} seconds (the system's limit)`,
+        reason: `must be at most ${formatDuration(deps.settings.maxDurationInSeconds)} (the system's limit)`,
       },
     ]);
   }
@@ -80,7 +83,7 @@ export async function submitRequest(
       ports: request.ports,
       sourcePrefix: request.sourcePrefix,
       justification: request.justification,
-      detail: `duration ${request.durationInSeconds}s${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
+      detail: `duration ${formatDuration(request.durationInSeconds)}${startAt ? `, from ${startAt}` : ''}, policy ${request.policyScope}`,
       clientAddress: callerAddress,
     });
   } catch (err) {
@@ -108,6 +111,20 @@ export interface RequestView extends AccessRequest {
     Pick<GrantRule, 'nsgId' | 'ruleName' | 'priority' | 'state' | 'destinationAddresses'> &
       Partial<Pick<GrantRule, 'effective' | 'shadowedBy' | 'closeBlocked'>>
   >;
+  /** Under a policy that needs approval: who may decide, how many must, by when, and what each decided. */
+  approval?: ApprovalSummary;
+}
+
+/** Where the approval of a request stands, as its requester may read it. */
+export interface ApprovalSummary {
+  /** The policy's approver entries (`user:…`, `group:…`) as the policy names them now. */
+  approvers: string[];
+  required: number;
+  /** Approvals that count: distinct current approvers, not the requester. */
+  approvals: number;
+  deadline?: string;
+  /** Every decision recorded, oldest first, with the approver's comment: a denial's reason, an approval's note. */
+  decisions: Array<Pick<ApprovalDecision, 'approver' | 'decision' | 'comment' | 'decidedAt'>>;
 }
 
 /** `GET /api/requests/{id}`: the requester sees their own requests; others get the same 404 as a missing one. */
@@ -131,7 +148,28 @@ export async function viewOf(deps: Deps, request: AccessRequest): Promise<Reques
       ...(closeBlocked === undefined ? {} : { closeBlocked }),
     }),
   );
-  return { ...request, rules };
+  const approval = await approvalSummary(deps, request);
+  return approval ? { ...request, rules, approval } : { ...request, rules };
+}
+
+async function approvalSummary(deps: Deps, request: AccessRequest): Promise<ApprovalSummary | undefined> {
+  if (request.approvalMode !== 'manual' || !deps.approvals) return undefined;
+  const [policy] = await deps.policies.getForScopes([request.policyScope]);
+  const decisions = await deps.approvals.decisions.list(request.id);
+  return {
+    approvers: policy ? approverEntries(policy).map((e) => e.entry) : [],
+    required: policy ? approvalsRequired(policy) : 0,
+    approvals: countingApprovals(decisions, policy, request.requester).length,
+    deadline: request.approvalDeadline,
+    decisions: [...decisions]
+      .sort((a, b) => a.decidedAt.localeCompare(b.decidedAt))
+      .map(({ approver, decision, comment, decidedAt }) => ({
+        approver,
+        decision,
+        ...(comment ? { comment } : {}),
+        decidedAt,
+      })),
+  };
 }
 
 function canSee(caller: Principal, request: AccessRequest): boolean {

@@ -8,24 +8,28 @@ import type { ApprovalDecision, Decision } from '../domain/approval';
 import { MAX_DECISION_COMMENT_LENGTH } from '../domain/approval';
 import type { AccessRequest } from '../domain/types';
 import { SafeHtml, markup } from './html';
-import { describePorts, describeTime, requestFacts, vmName } from './requestFacts';
+import { formatDuration } from '../domain/duration';
+import type { RulePlacement } from '../domain/networkPath';
+import { askFacts, describePorts, describeTime, recordFacts, requestFacts, vmName } from './requestFacts';
 
 const STYLE = `
 *{box-sizing:border-box}
-body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;padding:16px;color:#1b1b1b;background:#f6f6f6;line-height:1.45}
-main{max-width:640px;margin:0 auto;background:#fff;border-radius:8px;padding:16px 20px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
-h1{font-size:1.3rem;margin:0 0 .5rem}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:1rem 0}
+body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;padding:8px;color:#1b1b1b;background:#f6f6f6;line-height:1.4}
+main{max-width:640px;margin:0 auto;background:#fff;border-radius:8px;padding:12px 14px;box-shadow:0 1px 3px rgba(0,0,0,.12)}
+h1{font-size:1.2rem;margin:0 0 .4rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.6rem 0}
 dt{font-weight:600}
 dd{margin:0;white-space:pre-wrap;word-break:break-word}
-.status{padding:.6rem .8rem;border-radius:6px;background:#eef3fb}
+.record{font-size:.85rem;color:#555}
+.opens{margin:.6rem 0;padding:.5rem .7rem;border-left:4px solid #0063b1;background:#f3f7fc}
+.status{padding:.5rem .7rem;border-radius:6px;background:#eef3fb}
 .ok{background:#e7f4e4}.no{background:#fbeaea}
-form{margin:1rem 0;padding:.8rem;border:1px solid #ddd;border-radius:6px}
-form:target{border-color:#0063b1;box-shadow:0 0 0 2px #0063b1}
+form{margin:.8rem 0;padding:.7rem;border:1px solid #ddd;border-radius:6px}
+form.chosen{border-color:#0063b1;box-shadow:0 0 0 2px #0063b1}
 label{display:block;font-weight:600;margin-bottom:.3rem}
 textarea{width:100%;min-height:4.5rem;font:inherit;padding:.4rem}
 button{font:inherit;font-weight:600;color:#fff;border:0;border-radius:6px;padding:.7rem 1.4rem;margin-top:.6rem;width:100%}
-.approve button{background:#107c10}.deny button{background:#a4262c}
+#approve button{background:#107c10}#deny button{background:#a4262c}
 @media (min-width:520px){button{width:auto}}
 small{color:#555}
 `;
@@ -51,9 +55,37 @@ function document(title: string, body: SafeHtml): string {
 }
 
 function facts(request: AccessRequest): SafeHtml {
-  return markup`<dl>
-    ${requestFacts(request).map(([label, value]) => markup`<dt>${label}</dt><dd>${value}</dd>`)}
+  return factList(requestFacts(request));
+}
+
+function factList(pairs: Array<[string, string]>, className?: string): SafeHtml {
+  return markup`<dl class="${className ?? ''}">
+    ${pairs.map(([label, value]) => markup`<dt>${label}</dt><dd>${value}</dd>`)}
   </dl>`;
+}
+
+const nsgName = (id: string) => id.split('/').pop() ?? id;
+
+/**
+ * What approving opens, and for how long: the ports from the source to the VM's private addresses, in each NSG
+ * in front of it, for the duration from the moment of approval (or from the requested start).
+ */
+export function whatOpens(r: AccessRequest, opens: RulePlacement[] | undefined): string {
+  const from = r.sourcePrefix === '*' ? 'any address' : r.sourcePrefix;
+  let where: string;
+  if (opens?.length) {
+    const addresses = [...new Set(opens.flatMap((o) => o.destinations))];
+    const nsgs = opens.map((o) => nsgName(o.nsgId));
+    where =
+      `to ${addresses.join(', ')} (${vmName(r.vmId)}'s private address${addresses.length === 1 ? '' : 'es'}), ` +
+      `with a rule in network security group${nsgs.length === 1 ? '' : 's'} ${nsgs.join(' and ')}`;
+  } else {
+    where = `to ${vmName(r.vmId)}'s private addresses, with a rule in each network security group in front of it`;
+  }
+  const when = r.startAt
+    ? `from ${describeTime(r.startAt)} (the requested start) or from approval if later`
+    : 'from the moment it is approved';
+  return `If approved, this opens ${describePorts(r)} from ${from} ${where}, for ${formatDuration(r.durationInSeconds)} ${when}. When that time is up, ${opens && opens.length > 1 ? 'the rules are' : 'the rule is'} removed.`;
 }
 
 const STATUS_WORDS: Partial<Record<AccessRequest['status'], string>> = {
@@ -77,12 +109,17 @@ export interface DecisionPageModel {
   earlier?: ApprovalDecision;
   /** Present when a decision can be made now: the approval token and the form token bound to it. */
   form?: { token: string; formToken: string };
+  /** The rules approval would write, where known. */
+  opens?: RulePlacement[];
+  /** Which button the approver pressed in the mail: that form is marked (nothing is decided by it). */
+  intent?: string | null;
 }
 
 /** What `GET` on a link shows. It offers the decision; it never makes one. */
 export function decisionPage(m: DecisionPageModel): string {
   const r = m.request;
   const title = `Access request from ${r.requester}`;
+  const chosen = (d: Decision) => (m.intent === d ? `${d} chosen` : d);
   let state: SafeHtml;
   if (m.earlier) {
     state = markup`<p class="status">
@@ -91,7 +128,8 @@ export function decisionPage(m: DecisionPageModel): string {
     </p>`;
   } else if (r.status !== 'pending-approval') {
     state = markup`<p class="status">
-      This request is ${STATUS_WORDS[r.status] ?? r.status}. There is nothing left to decide.
+      Already settled: this request is ${STATUS_WORDS[r.status] ?? r.status}${r.statusReason ? ` (${r.statusReason})` : ''}.
+      There is nothing left to decide.
     </p>`;
   } else if (!m.form) {
     // Still pending only until the deadline message is handled: the time to decide is over.
@@ -105,7 +143,7 @@ export function decisionPage(m: DecisionPageModel): string {
     </p>`;
   }
   const forms = m.form
-    ? markup`<form id="approve" class="approve" method="post" action="approvals">
+    ? markup`<form id="approve" class="${chosen('approve')}" method="post" action="approvals">
           <input type="hidden" name="token" value="${m.form.token}" />
           <input type="hidden" name="csrf" value="${m.form.formToken}" />
           <input type="hidden" name="decision" value="approve" />
@@ -113,7 +151,7 @@ export function decisionPage(m: DecisionPageModel): string {
           <textarea id="approve-comment" name="comment" maxlength="${MAX_DECISION_COMMENT_LENGTH}"></textarea>
           <button type="submit">Approve</button>
         </form>
-        <form id="deny" class="deny" method="post" action="approvals">
+        <form id="deny" class="${chosen('deny')}" method="post" action="approvals">
           <input type="hidden" name="token" value="${m.form.token}" />
           <input type="hidden" name="csrf" value="${m.form.formToken}" />
           <input type="hidden" name="decision" value="deny" />
@@ -125,9 +163,11 @@ export function decisionPage(m: DecisionPageModel): string {
     : '';
   return document(
     title,
+    // The first screen of a phone: who asks for what, from where, for how long and why; then what it opens.
     markup`<h1>${title}</h1>
-      <p>${describePorts(r)} on ${vmName(r.vmId)}</p>
-      ${facts(r)} ${state} ${forms}`,
+      ${factList(askFacts(r))}
+      ${m.form ? markup`<p class="opens">${whatOpens(r, m.opens)}</p>` : ''} ${state} ${forms}
+      ${factList(recordFacts(r), 'record')}`,
   );
 }
 

@@ -13,7 +13,8 @@
  */
 import type { KnownBlock, SectionBlock } from '@slack/types';
 import type { Notification, NotificationKind } from '../domain/notifications';
-import { describeDuration, describePorts, describeTime, describeVm, vmName } from './requestFacts';
+import { formatDuration } from '../domain/duration';
+import { describePorts, describeTime, describeVm, vmName } from './requestFacts';
 
 /** Version of the generic webhook's JSON; a change that breaks readers is a new version. */
 export const WEBHOOK_SCHEMA_VERSION = 1;
@@ -56,7 +57,7 @@ export function notificationFacts(n: Notification): Array<[string, string]> {
     ['VM', describeVm(r.vm)],
     ['Ports', describePorts(r)],
     ['From address', r.sourcePrefix === '*' ? 'any address' : r.sourcePrefix],
-    ['For', describeDuration(r.durationInSeconds)],
+    ['For', formatDuration(r.durationInSeconds)],
   ];
   if (r.justification?.trim()) facts.push(['Justification', r.justification]);
   if (n.kind === 'grant.live' && r.expiresAt) facts.push(['Until', describeTime(r.expiresAt)]);

@@ -6,7 +6,8 @@ import type { MailMessage } from '../domain/ports';
 import type { AccessRequest } from '../domain/types';
 import { markup } from './html';
 import type { SafeHtml } from './html';
-import { describeDuration, describePorts, describeTime, requestFacts, vmName } from './requestFacts';
+import { formatDuration } from '../domain/duration';
+import { describePorts, describeTime, requestFacts, vmName } from './requestFacts';
 
 /** Subjects are one line: a CR/LF in a user-supplied string must not start a new header. */
 const oneLine = (s: string) => s.replace(/[\r\n\t]+/g, ' ').slice(0, 200);
@@ -81,7 +82,7 @@ export function approverMail(input: ApproverMailInput): MailMessage {
     ? `This link went to the mailbox of approver group ${input.group}: whoever uses it must sign in as a member.`
     : '';
   const text = [
-    `${r.requester} asks for access to ${what} for ${describeDuration(r.durationInSeconds)}.`,
+    `${r.requester} asks for access to ${what} for ${formatDuration(r.durationInSeconds)}.`,
     '',
     factsText(r),
     '',
@@ -95,7 +96,7 @@ export function approverMail(input: ApproverMailInput): MailMessage {
     `The links are for you alone and work once, until ${describeTime(input.expiresAt)}.`,
   ].join('\n');
   const body = markup`<h1 style="font-size:20px;margin:0 0 8px">${r.requester} asks for access</h1>
-    <p style="margin:0 0 8px">${what}, for ${describeDuration(r.durationInSeconds)}.</p>
+    <p style="margin:0 0 8px">${what}, for ${formatDuration(r.durationInSeconds)}.</p>
     ${factsTable(r)}
     <p>${quorum}</p>
     ${groupNote ? markup`<p>${groupNote}</p>` : ''}
@@ -169,4 +170,28 @@ export function requesterMail(request: AccessRequest, note?: string): MailMessag
     ${reason ? markup`<p><strong>${reasonLabel}:</strong> <span style="white-space:pre-wrap">${reason}</span></p>` : ''}
     ${note ? markup`<p>${note}</p>` : ''} ${factsTable(request)}`;
   return { to: [request.requester], subject, text, html: layout(subject, body) };
+}
+
+/** How a settled request ended, in the words of the mail to the approvers who did not decide. */
+function settledWords(r: AccessRequest): string {
+  switch (r.status) {
+    case 'denied':
+      return `was denied${r.statusReason ? ` (${r.statusReason})` : ''}`;
+    case 'approval-expired':
+      return 'lapsed: nobody decided in time';
+    default:
+      return `was approved${r.statusReason ? ` (${r.statusReason})` : ''}`;
+  }
+}
+
+/** To an approver who did not decide, once the request is settled: their link has nothing left to decide. */
+export function settledMail(request: AccessRequest, to: string): MailMessage {
+  const what = `${describePorts(request)} on ${vmName(request.vmId)}`;
+  const subject = oneLine(`No action needed: ${request.requester}'s request for ${what} is settled`);
+  const lead = `${request.requester}'s request for ${what} ${settledWords(request)}. Your approval link has nothing left to decide.`;
+  const text = [lead, '', factsText(request)].join('\n');
+  const body = markup`<h1 style="font-size:20px;margin:0 0 8px">No action needed</h1>
+    <p>${lead}</p>
+    ${factsTable(request)}`;
+  return { to: [to], subject, text, html: layout(subject, body) };
 }

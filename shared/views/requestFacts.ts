@@ -1,4 +1,5 @@
 /** A request described for people: the same facts, in the same words, in every mail and on the approval page. */
+import { formatDuration } from '../domain/duration';
 import { parseResourceId } from '../domain/resourceId';
 import type { AccessRequest } from '../domain/types';
 
@@ -33,24 +34,6 @@ export function describePorts(request: Pick<AccessRequest, 'ports' | 'protocol'>
     .join(', ');
 }
 
-/** `5400` -> `1 hour 30 minutes`. */
-export function describeDuration(seconds: number): string {
-  const parts: string[] = [];
-  const units: Array<[number, string]> = [
-    [86400, 'day'],
-    [3600, 'hour'],
-    [60, 'minute'],
-    [1, 'second'],
-  ];
-  let rest = Math.max(0, Math.round(seconds));
-  for (const [size, name] of units) {
-    const n = Math.floor(rest / size);
-    rest -= n * size;
-    if (n) parts.push(`${n} ${name}${n === 1 ? '' : 's'}`);
-  }
-  return parts.join(' ') || '0 seconds';
-}
-
 /** `2025-01-02T03:04:05.000Z` -> `2025-01-02 03:04:05 UTC`: unambiguous for approvers in any time zone. */
 export function describeTime(iso: string | undefined): string {
   if (!iso) return '';
@@ -58,18 +41,31 @@ export function describeTime(iso: string | undefined): string {
   return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
-/** The facts an approver needs, as label/value pairs (plain strings: the renderers escape them). */
-export function requestFacts(r: AccessRequest): Array<[string, string]> {
-  const facts: Array<[string, string]> = [
+/**
+ * What is asked, as label/value pairs (plain strings: the renderers escape them): who, which VM, which ports, from
+ * where, for how long, and why. The approval page puts exactly these on a phone's first screen.
+ */
+export function askFacts(r: AccessRequest): Array<[string, string]> {
+  return [
     ['Requested by', r.requester],
     ['VM', describeVm(r.vmId)],
     ['Ports', describePorts(r)],
     ['From address', r.sourcePrefix === '*' ? 'any address' : r.sourcePrefix],
-    ['For', describeDuration(r.durationInSeconds)],
+    ['For', formatDuration(r.durationInSeconds)],
     ['Justification', r.justification?.trim() ? r.justification : '(none given)'],
-    ['Asked at', describeTime(r.createdAt)],
   ];
+}
+
+/** The request's record: when it was asked, the deadline to decide, its id. */
+export function recordFacts(r: AccessRequest): Array<[string, string]> {
+  const facts: Array<[string, string]> = [['Asked at', describeTime(r.createdAt)]];
+  if (r.startAt) facts.push(['Starts at', describeTime(r.startAt)]);
   if (r.approvalDeadline) facts.push(['Decide by', describeTime(r.approvalDeadline)]);
   facts.push(['Request id', r.id]);
   return facts;
+}
+
+/** The facts an approver needs, as label/value pairs: every mail shows them in this order. */
+export function requestFacts(r: AccessRequest): Array<[string, string]> {
+  return [...askFacts(r), ...recordFacts(r)];
 }

@@ -7,6 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { DEMO } from '../../dev/arm/emulator';
 import { DEMO_APPROVERS } from '../../dev/demoPolicies';
@@ -65,7 +66,7 @@ describe('an approver in a real browser', { skip: browserSkip }, () => {
     assert.match(response?.headers()['content-security-policy'] ?? '', /default-src 'none'/);
     assert.equal(await page.title(), 'Access request from alice@example.com');
     const text = await page.locator('main').innerText();
-    for (const needle of ['alice@example.com', 'demo-win', '3389/TCP (RDP)', '203.0.113.50/32', '30 minutes'])
+    for (const needle of ['alice@example.com', 'demo-win', '3389/TCP (RDP)', '203.0.113.50/32', '30m'])
       assert.ok(text.includes(needle), `the page shows ${needle}`);
     // (Expressions run in the page are strings: this project compiles without the DOM's types.)
     // The justification is text: the markup in it shows literally and created no element.
@@ -80,6 +81,23 @@ describe('an approver in a real browser', { skip: browserSkip }, () => {
     );
     // ...and the page fits a phone's width.
     assert.ok(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth'));
+    // The first screen of a phone (390×844) shows who asks for which VM, the ports, the source, the duration and
+    // the justification, without scrolling: the link does not jump to a form.
+    assert.equal(await page.evaluate('window.scrollY'), 0);
+    for (const label of ['Requested by', 'VM', 'Ports', 'From address', 'For', 'Justification']) {
+      const value = page
+        .locator('dt', { hasText: new RegExp(`^${label}$`) })
+        .locator('xpath=following-sibling::dd[1]');
+      const box = await value.boundingBox();
+      assert.ok(
+        box && box.y >= 0 && box.y + box.height <= 844,
+        `${label} is on the first screen (${JSON.stringify(box)})`,
+      );
+    }
+    if (process.env.JIT_SCREENSHOT_DIR) {
+      await page.screenshot({ path: join(process.env.JIT_SCREENSHOT_DIR, 'approval-page-390x844.png') });
+    }
+    assert.match(text, /If approved, this opens 3389\/TCP \(RDP\) from 203\.0\.113\.50\/32 to 10\.0\.1\.5 /);
     // Opening the page decided nothing.
     assert.equal((await decisionRows(sandbox, id)).length, 0);
 

@@ -94,7 +94,7 @@ describe('manual approval through links in mail', () => {
       'appr-one',
       '22/TCP (SSH)',
       '203.0.113.40/32',
-      '1 hour',
+      'for 1h',
       'deploy hotfix INC-42',
     ])
       assert.ok(mail.text.includes(needle), `the mail says ${needle}`);
@@ -146,6 +146,11 @@ describe('manual approval through links in mail', () => {
       '0 of 1',
     ])
       assert.ok(text.includes(needle), `the page shows ${needle}`);
+    // What approving opens, where, and for how long from when.
+    assert.match(
+      text,
+      /If approved, this opens 22\/TCP \(SSH\) from 203\.0\.113\.40\/32 to 10\.9\.1\.\d+ \(appr-one's private address\), with a rule in network security groups appr-subnet-nsg and appr-one-nic-nsg, for 1h from the moment it is approved\. When that time is up, the rules are removed\./,
+    );
     await assertNothingChanged(sandbox, id);
 
     const result = await decide(sandbox, token, 'approve', 'ok for tonight');
@@ -155,12 +160,34 @@ describe('manual approval through links in mail', () => {
     for (const nsgId of vm.nsgIds) assert.equal(rulesFor(sandbox, nsgId, id).length, 1, `rule in ${nsgId}`);
 
     await sandbox.mail.waitFor(
-      'the requester is told of the approval',
+      "the requester is told of the approval, with the approver's comment",
       (m) =>
         m.to.includes(ALICE) &&
         m.subject.startsWith('Approved') &&
         m.text.includes(id) &&
-        m.text.includes(BOB),
+        m.text.includes(`Comment from the approver: ${BOB}: "ok for tonight"`),
+    );
+    // ...and reads it in the API (and so in jit status) too.
+    const seen = await api(sandbox, 'GET', `requests/${id}`);
+    assert.deepEqual(
+      seen.body.approval.decisions.map((d: { approver: string; comment?: string }) => [
+        d.approver,
+        d.comment,
+      ]),
+      [[BOB, 'ok for tonight']],
+    );
+    // Carol, who did not decide, is told she need not.
+    const settled = await sandbox.mail.waitFor(
+      'the other approver is told it is settled',
+      (m) => m.to.includes(CAROL) && m.subject.startsWith('No action needed') && m.text.includes(id),
+    );
+    assert.match(
+      settled.text,
+      /was approved \(approved by bob@example\.com\)\. Your approval link has nothing left to decide\./,
+    );
+    assert.ok(
+      !sandbox.mail.list().some((m) => m.to.includes(BOB) && m.subject.startsWith('No action needed')),
+      'the approver who decided gets no such mail',
     );
     await sandbox.mail.waitFor(
       'the requester is told access is live',
@@ -173,7 +200,10 @@ describe('manual approval through links in mail', () => {
     const late = await getPage(sandbox, carol);
     assert.equal(late.status, 200);
     assert.equal(formTokenIn(late.text), undefined, 'no form on a decided request');
-    assert.match(visibleText(late.text), /nothing left to decide/i);
+    assert.match(
+      visibleText(late.text),
+      /Already settled: this request is approved, and access is open \(approved by bob@example\.com\)\. There is nothing left to decide\./,
+    );
 
     const rows = await decisionRows(sandbox, id);
     assert.equal(rows.length, 1);

@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import { odata } from '@azure/data-tables';
 import type { TableClient } from '@azure/data-tables';
 import { runCli } from '../../cli/jit';
+import { verifyAuditTable } from '../../ops/verifyAudit';
+import { cliEnv } from '../support/cli';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { AuditTable } from '../../shared/adapters/auditTable';
@@ -93,7 +95,7 @@ async function jit(sandbox: Sandbox, args: string[]): Promise<{ code: number; ou
   const code = await runCli(['--api', `${sandbox.baseUrl}/api`, '--user', 'audra@example.com', ...args], {
     out: (t) => out.push(`${t}\n`),
     err: (t) => err.push(`${t}\n`),
-    env: {},
+    env: cliEnv(),
   });
   return { code, out: out.join(''), err: err.join('') };
 }
@@ -495,7 +497,7 @@ describe('the audit trail', () => {
           at: `2021-05-05T1${i}:00:00.000Z`,
           event: {
             actor: 'system:grant',
-            action: 'grant.rule-applied',
+            action: 'grant.rule-applied' as const,
             requestId: 'CLIREQ1',
             priority: 1000 + i,
           },
@@ -548,6 +550,22 @@ describe('the audit trail', () => {
       assert.match(lines[0]!, /^TIME\s+ACTION\s+ACTOR/);
       assert.equal(lines.length, 6);
       assert.match(lines[5]!, /request\.submitted.*frank@example\.com.*db-9\s+22,3389/);
+
+      // The VM as people write it in every command: <resource group>/<name> in the chosen subscription.
+      const byVm = await jit(sandbox, [
+        '--roles',
+        'Jit.Auditor',
+        '--subscription',
+        '00000000-0000-0000-0000-0000000000aa',
+        'audit',
+        ...range,
+        '--vm',
+        'Audit-RG/db-9',
+      ]);
+      assert.equal(byVm.code, 0, byVm.err);
+      const vmLines = byVm.out.trimEnd().split('\n');
+      assert.equal(vmLines.length, 2);
+      assert.match(vmLines[1]!, /request\.submitted.*frank@example\.com.*db-9\s+22,3389/);
     });
 
     test('verify exits 0 on an intact chain and 8 on a broken one, through the API or the table itself', async () => {
@@ -563,17 +581,22 @@ describe('the audit trail', () => {
       ]);
       assert.equal(ok.code, 0, ok.err);
       assert.match(ok.out, /intact — 5 events in 1 day/);
-      const direct = await jit(sandbox, [
-        'audit',
-        'verify',
-        '--from',
-        '2021-05-05',
-        '--to',
-        '2021-05-06',
-        '--connection-string',
-        sandbox.settings.AzureWebJobsStorage!,
-      ]);
-      assert.equal(direct.code, 0, direct.err);
+      // npm run audit:verify: the same check from the table itself, trusting nothing the app says.
+      const directOut: string[] = [];
+      const direct = () =>
+        verifyAuditTable(
+          [
+            '--from',
+            '2021-05-05',
+            '--to',
+            '2021-05-06',
+            '--connection-string',
+            sandbox.settings.AzureWebJobsStorage!,
+          ],
+          { out: (t) => directOut.push(t), err: (t) => directOut.push(t) },
+        );
+      assert.equal(await direct(), 0, directOut.join('\n'));
+      assert.match(directOut.join('\n'), /intact — 5 events in 1 day/);
 
       const row = await eventRow(table, '2021-05-05', 2);
       await table.updateEntity(
@@ -593,6 +616,7 @@ describe('the audit trail', () => {
       assert.equal(broken.code, 8);
       assert.match(broken.out, /BROKEN/);
       assert.match(broken.out, /first broken link: 2021-05-05 #2 \(edited\)/);
+      assert.equal(await direct(), 8, 'and from the table itself');
 
       const forbidden = await jit(sandbox, ['audit', '--from', '2021-05-05']);
       assert.equal(forbidden.code, 3);

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { odata } from '@azure/data-tables';
 import type { TableClient, TransactionAction } from '@azure/data-tables';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { runCli } from '../../cli/jit';
+import { verifyAuditTable } from '../../ops/verifyAudit';
 import type { Sandbox } from '../../dev/sandbox';
 import { AuditTable } from '../../shared/adapters/auditTable';
 import { services } from '../../shared/composition';
@@ -198,20 +198,11 @@ describe('audit anchors outside the table', () => {
       /2024-05-01 does not match its anchor .* rewritten after it was anchored/,
     );
 
-    // The CLI, reading table and anchors straight from storage, says the same and exits 8.
+    // npm run audit:verify, reading table and anchors straight from storage, says the same and exits 8.
     const out: string[] = [];
-    const code = await runCli(
-      [
-        'audit',
-        'verify',
-        '--from',
-        '2024-05-01',
-        '--to',
-        '2024-05-03',
-        '--connection-string',
-        sandbox.azurite.connectionString,
-      ],
-      { out: (t) => out.push(t), err: (t) => out.push(t), env: {} },
+    const code = await verifyAuditTable(
+      ['--from', '2024-05-01', '--to', '2024-05-03', '--connection-string', sandbox.azurite.connectionString],
+      { out: (t) => out.push(t), err: (t) => out.push(t) },
     );
     assert.equal(code, 8, out.join('\n'));
     assert.match(out.join('\n'), /first broken link: 2024-05-01 \(anchor-differs\)/);

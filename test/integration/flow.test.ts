@@ -211,7 +211,7 @@ describe('the auto-approval flow on the sandbox', () => {
       sourcePrefix: '203.0.113.7',
     });
     assert.equal(over.status, 403);
-    assert.match(over.body.detail, /maximum/);
+    assert.match(over.body.detail, /longer than the policy allows for port 22: at most 3h/);
     const port = await api(sandbox, 'POST', 'requests', {
       vm: VM,
       ports: [5432],

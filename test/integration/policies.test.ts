@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { runCli } from '../../cli/jit';
+import { cliEnv } from '../support/cli';
 import { DEMO } from '../../dev/arm/emulator';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import type { Sandbox } from '../../dev/sandbox';
@@ -151,7 +152,7 @@ describe('policies as code on the sandbox', () => {
         line: broken.split('\n').findIndex((l) => l.includes('P2D')) + 1,
         column: 38,
         field: 'policies[2].ports[0].maxDuration',
-        reason: "P2D is longer than the system's maximum, P1D (the JIT_MAX_DURATION setting)",
+        reason: "P2D is longer than the system's maximum, 1d (the JIT_MAX_DURATION setting)",
         rule: 'max-duration-over-cap',
       },
     ]);
@@ -225,7 +226,7 @@ describe('policies as code on the sandbox', () => {
       sourcePrefix: '203.0.113.7',
     });
     assert.equal(rdp.status, 403);
-    assert.equal(rdp.body.detail, 'port 3389/Tcp is not allowed by the policy');
+    assert.equal(rdp.body.detail, 'port 3389/Tcp is not allowed by the policy; it allows 22/Tcp up to 1h');
     const bob = await api(
       sandbox,
       'POST',
@@ -347,7 +348,7 @@ describe('policies as code on the sandbox', () => {
         {
           out: (t) => out.push(t),
           err: (t) => err.push(t),
-          env: {},
+          env: cliEnv(),
         },
       );
       return { code, out: out.join('\n'), err: err.join('\n') };
@@ -393,7 +394,16 @@ describe('policies as code on the sandbox', () => {
     const show = await run('--output', 'json', 'policy', 'show', DEMO.linuxVm.id);
     assert.deepEqual(JSON.parse(show.out).requesters, ['user:alice@example.com']);
 
-    const explain = await run('policy', 'explain', DEMO.linuxVm.id, '--port', '3389');
+    // The VM as people write it in every command: <resource group>/<name> in the chosen subscription.
+    const explain = await run(
+      '--subscription',
+      DEMO.subscriptionId,
+      'policy',
+      'explain',
+      `${DEMO.resourceGroup}/${DEMO.linuxVm.name}`,
+      '--port',
+      '3389',
+    );
     assert.equal(explain.code, 0, explain.err);
     assert.match(explain.out, new RegExp(`VM +${VM_SCOPE.replace(/[.]/g, '\\.')}  \\(policy, decides\\)`));
     assert.match(
@@ -418,7 +428,7 @@ describe('policies as code on the sandbox', () => {
       {
         out: () => undefined,
         err: () => undefined,
-        env: {},
+        env: cliEnv(),
       },
     );
     assert.equal(notAdmin, 3);

@@ -86,7 +86,7 @@ export function approvalMail(sandbox: Sandbox, address: string, requestId: strin
 
 /** The link for one intent in a mail, and the token in it. */
 export function linkIn(mail: CaughtMail, intent: 'approve' | 'deny'): { url: string; token: string } {
-  const url = mail.links.find((l) => l.includes('/api/approvals?') && l.endsWith(`#${intent}`));
+  const url = mail.links.find((l) => l.includes('/api/approvals?') && l.endsWith(`&intent=${intent}`));
   if (!url) throw new Error(`no ${intent} link in mail "${mail.subject}"`);
   return { url, token: new URL(url).searchParams.get('token') ?? '' };
 }

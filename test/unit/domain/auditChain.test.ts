@@ -88,14 +88,16 @@ test('each event links to the one before, and a clock running behind is raised t
   assert.deepEqual(next.head, { seq: 3, hash: next.rows[1]!.hash, time: at(9, 5).toISOString() });
   assert.throws(() =>
     chainEvents(DAY, undefined, undefined, [
-      { at: new Date('2026-03-15T00:00:00Z'), event: { actor: 'a', action: 'x' } },
+      { at: new Date('2026-03-15T00:00:00Z'), event: { actor: 'a', action: 'grant.failed' } },
     ]),
   );
 });
 
 test("a day's first event links to the latest earlier day", () => {
   const anchor = { day: '2026-03-10', seq: 7, hash: 'a'.repeat(64) };
-  const { rows } = chainEvents(DAY, undefined, anchor, [{ at: at(1), event: { actor: 'a', action: 'x' } }]);
+  const { rows } = chainEvents(DAY, undefined, anchor, [
+    { at: at(1), event: { actor: 'a', action: 'grant.failed' } },
+  ]);
   assert.equal(rows[0]!.prevHash, anchor.hash);
   assert.equal(rows[0]!.prevDay, '2026-03-10');
   assert.equal(rows[0]!.prevSeq, 7);
@@ -141,7 +143,7 @@ test('columns: every event field, arrays joined, vm and actor lower-cased, long 
   assert.equal(c.ports, '22,3389');
   assert.equal(c.priority, 1000);
   assert.match(String(c.detail), /…\[5 more characters not kept\]$/);
-  assert.throws(() => eventColumns({ actor: 'a', action: 'x', ...{ seq: 3 } }), /chain column/);
+  assert.throws(() => eventColumns({ actor: 'a', action: 'grant.failed', ...{ seq: 3 } }), /chain column/);
 });
 
 test('index partitions name the VM, the actor and the request in a form a person can type', () => {

@@ -83,16 +83,16 @@ test('no policy and not a requester give the same undisclosed refusal', () => {
 test('ports, durations and sources outside the policy are refused with the reason', () => {
   assert.throws(
     () => decide(policy('x'), ask({ ports: [3389] }), alice, '1.2.3.4'),
-    /port 3389\/Tcp is not allowed/,
+    /: port 3389\/Tcp is not allowed by the policy; it allows 22\/Tcp up to 1h$/,
   );
   assert.throws(() => decide(policy('x'), ask({ protocol: 'Udp' }), alice, '1.2.3.4'), /port 22\/Udp/);
   assert.throws(
     () => decide(policy('x'), ask({ durationInSeconds: 3601 }), alice, '1.2.3.4'),
-    /exceeds the policy's maximum/,
+    /: 1h1s is longer than the policy allows for port 22: at most 1h$/,
   );
   assert.throws(
     () => decide(policy('x'), ask({ sourcePrefix: '198.51.100.0/24' }), alice, '1.2.3.4'),
-    /not within/,
+    /not within the policy's allowed source prefixes: /,
   );
   assert.throws(() => decide(policy('x'), ask({ sourcePrefix: '*' }), alice, '1.2.3.4'), /not within/);
   assert.throws(

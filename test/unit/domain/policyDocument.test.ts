@@ -131,7 +131,7 @@ test('an unknown port field is named with its line and column', () => {
 test("a port's maximum over the system's cap names JIT_MAX_DURATION", () => {
   assert.equal(
     only(doc().replace('PT3H', 'PT2H'), 3600),
-    "policies.yaml:4:34: policies[0].ports[0].maxDuration: PT2H is longer than the system's maximum, PT1H (the JIT_MAX_DURATION setting) [max-duration-over-cap]",
+    "policies.yaml:4:34: policies[0].ports[0].maxDuration: PT2H is longer than the system's maximum, 1h (the JIT_MAX_DURATION setting) [max-duration-over-cap]",
   );
   assert.equal(
     only(doc().replace('PT3H', 'P1M')),

@@ -3,6 +3,7 @@
  * small in-memory stand-ins with the same contract (ETags, `pendingAudit` kept only when given); the sandbox
  * tests in test/integration/soakFindings.test.ts take the real table away mid-flight.
  */
+import type { AuditAction } from '../../../shared/domain/auditActions';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConcurrencyConflict } from '../../../shared/domain/errors';
@@ -77,11 +78,15 @@ function setup() {
   const requests = new AuditedRequests(inner, audit, clock);
   const deps = { requests, audit, clock };
   /** One state change of R1 (its creation when `current` is undefined), with its event. */
-  const change = (current: StoredRequest | undefined, status: AccessRequest['status'], action: string) =>
+  const change = (current: StoredRequest | undefined, status: AccessRequest['status'], action: AuditAction) =>
     writeAudited(deps, current, { ...REQUEST, status }, event(action));
   const submit = () => change(undefined, 'submitted', 'request.submitted');
   /** A change whose append fails: it stands, and its event waits in the row. */
-  const failedChange = async (current: StoredRequest, status: AccessRequest['status'], action: string) => {
+  const failedChange = async (
+    current: StoredRequest,
+    status: AccessRequest['status'],
+    action: AuditAction,
+  ) => {
     audit.failNext = 1;
     await assert.rejects(change(current, status, action), /storage unavailable/);
   };
@@ -111,7 +116,7 @@ const REQUEST: AccessRequest = {
   createdAt: '2026-11-25T10:00:00.000Z',
   updatedAt: '2026-11-25T10:00:00.000Z',
 };
-const event = (action: string): AuditEvent => ({ actor: 'system:test', action, requestId: 'R1' });
+const event = (action: AuditAction): AuditEvent => ({ actor: 'system:test', action, requestId: 'R1' });
 
 test('a change is written with its event, the event appended with its id, and the row cleared', async () => {
   const { inner, audit, submit } = setup();

@@ -41,8 +41,8 @@ test('the approver mail says who asks for what, from where, for how long and why
   const m = approverMail({
     request: request(),
     to: 'bob@example.com',
-    approveUrl: 'https://jit.example.com/api/approvals?token=abc#approve',
-    denyUrl: 'https://jit.example.com/api/approvals?token=abc#deny',
+    approveUrl: 'https://jit.example.com/api/approvals?token=abc&intent=approve',
+    denyUrl: 'https://jit.example.com/api/approvals?token=abc&intent=deny',
     required: 2,
     approverCount: 3,
     expiresAt: '2030-01-01T11:00:00.000Z',
@@ -54,16 +54,16 @@ test('the approver mail says who asks for what, from where, for how long and why
     'demo-win (resource group demo-rg',
     '3389/TCP (RDP), 8080/TCP',
     '203.0.113.7/32',
-    '1 hour 30 minutes',
+    '1h30m',
     HOSTILE,
     '2 different approvers must approve (of 3',
-    'Approve: https://jit.example.com/api/approvals?token=abc#approve',
-    'Deny:    https://jit.example.com/api/approvals?token=abc#deny',
+    'Approve: https://jit.example.com/api/approvals?token=abc&intent=approve',
+    'Deny:    https://jit.example.com/api/approvals?token=abc&intent=deny',
     '2030-01-01 11:00:00 UTC',
   ])
     assert.ok(m.text.includes(needle), `text has ${needle}`);
   assertEscaped(m.html);
-  assert.ok(m.html.includes('href="https://jit.example.com/api/approvals?token=abc#approve"'));
+  assert.ok(m.html.includes('href="https://jit.example.com/api/approvals?token=abc&amp;intent=approve"'));
   assert.ok(m.html.includes('name="viewport"'));
 });
 

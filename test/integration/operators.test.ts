@@ -225,10 +225,11 @@ describe('signals and notifications on the sandbox', () => {
   });
 
   test('a queue message that fails its last attempt is reported as it goes to the poison queue', async () => {
-    // Every read of the VM fails: the grant's apply throws on each of its five attempts.
+    // Every read of the VM's NIC fails: the grant's apply throws on each of its five attempts. (Not the VM itself:
+    // submission reads the VM for its canonical id and would answer 503; its read of the path is best effort.)
     sandbox.arm.faults.inject({
       method: 'GET',
-      pathIncludes: 'virtualMachines/demo-vm',
+      pathIncludes: 'networkInterfaces/demo-vm-nic',
       status: 500,
       code: 'InternalServerError',
       rate: 1,

@@ -138,11 +138,12 @@ describe('what ARM refuses, and what JIT does about it', () => {
     // active grant only once its expiry and the grace (5 s) have passed. (The expiry message may already be
     // dead-lettered after its ten quick refusals, and the lock may have been lifted before the grace was over, so
     // one reconciler run at once is not enough: it runs on every check, as its timer would.)
+    const deps = appDeps();
     await waitFor(
       'the grant to be closed',
       async () => {
         if ((await requestStatus(sandbox, id)).status === 'expired') return true;
-        await reconcile(appDeps());
+        await reconcile(deps);
         return false;
       },
       30_000,
@@ -150,7 +151,7 @@ describe('what ARM refuses, and what JIT does about it', () => {
     );
     // A retry that ran while the lock was being lifted may have turned the rule to Deny first; the reconciler's
     // next run deletes it.
-    await reconcile(appDeps());
+    await reconcile(deps);
     for (const nsgId of DEMO.linuxVm.nsgIds) assert.equal(grantRule(sandbox, nsgId, id), undefined);
   });
 

@@ -33,7 +33,7 @@ import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { freeTextProblem } from '../domain/text';
 import { approverMail, settledMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
-import { transition } from './grants';
+import { transition } from './transition';
 import { notifyRequester } from './notify';
 import { announce } from './notifyChannels';
 import { NO_SIGN_IN_FOR_APPROVERS } from './serving';

@@ -23,7 +23,9 @@ import {
 } from './baseline';
 import { emitAll, signalsOfReconcile } from '../domain/signals';
 import type { Deps } from './deps';
-import { expireGrant, failGrant, grantRuleSpec, removeRules } from './grants';
+import { grantRuleSpec } from './applying';
+import { expireGrant } from './expiry';
+import { failGrant, removeRules } from './teardown';
 import { announce } from './notifyChannels';
 import { startScheduledRequest } from './lifecycle';
 import { closeRule, withArmBudget, withArmPacing, withNsg } from './nsgWrites';

@@ -12,7 +12,7 @@ import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import { emitAll, signalsOfTransition } from '../domain/signals';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
-import { canonicalVmId, checkGrantable } from './grants';
+import { canonicalVmId, checkGrantable } from './grantability';
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.

@@ -13,7 +13,9 @@ import type { ExpiryScheduler, StartScheduler } from '../../shared/domain/ports'
 import type { AccessRequest, Principal } from '../../shared/domain/types';
 import { SERVICE_BUS_QUEUES } from '../../shared/names';
 import type { Deps } from '../../shared/usecases/deps';
-import { applyGrant, evaluateRequest, expireGrant } from '../../shared/usecases/grants';
+import { applyGrant } from '../../shared/usecases/applying';
+import { evaluateRequest } from '../../shared/usecases/evaluation';
+import { expireGrant } from '../../shared/usecases/expiry';
 import { extendRequest, revokeRequest } from '../../shared/usecases/lifecycle';
 import { submitRequest } from '../../shared/usecases/requests';
 import { appDeps } from '../support/network';

@@ -31,10 +31,8 @@ import type { NsgLeaseOptions } from './adapters/nsgTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
 import { TableRunLeases } from './adapters/runLeaseTable';
-import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
-import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
+import { ServiceBusScheduledMessages, serviceBusClient } from './adapters/serviceBusScheduledMessages';
 import { SmtpMailer } from './adapters/smtpMailer';
-import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
 import { StorageNotificationQueue, StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
@@ -162,14 +160,12 @@ function build(o: CompositionOverrides): Services {
     credentialFor(config.serviceBus.kind === 'identity' ? config.serviceBus.clientId : undefined),
   );
   const bus = serviceBusClient(config.serviceBus, busCredential);
-  const scheduler = new ServiceBusExpiryScheduler(bus);
-  const deadlines = new ServiceBusApprovalDeadlines(bus);
+  const scheduledMessages = new ServiceBusScheduledMessages(bus);
   const mailer: Mailer = !mail.ready
     ? switchedOffMailer
     : mail.settings.mode === 'smtp'
       ? new SmtpMailer(mail.settings)
       : new AcsMailer(mail.settings, credentialFor(config.managedIdentityClientId));
-  const starts = new ServiceBusStartScheduler(bus);
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
     maxDurationInSeconds: config.maxDurationInSeconds,
@@ -218,8 +214,7 @@ function build(o: CompositionOverrides): Services {
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit,
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
-    scheduler,
-    starts,
+    scheduledMessages,
     network: new ArmNetworkGateway(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
       endpoint: config.armEndpoint,
       caPem: o.armCaPem,
@@ -241,7 +236,6 @@ function build(o: CompositionOverrides): Services {
         ? new JoseApprovalTokens(approval.settings.approvalKeys, () => clock.now())
         : switchedOffTokens,
       mailer,
-      deadlines,
       publicBaseUrl: approval.ready ? approval.settings.publicBaseUrl : '',
       groupMailboxes: approval.ready ? approval.settings.approverGroupMailboxes : {},
       unavailableFeature: !approval.ready ? 'approval' : !mail.ready ? 'mail' : undefined,
@@ -285,10 +279,8 @@ function build(o: CompositionOverrides): Services {
     auditAnchors: anchors ? BlobAuditAnchors.fromConnection(anchors, storageCredential) : undefined,
     close: async () => {
       await locks.releaseAll();
-      await scheduler.close();
-      await deadlines.close();
+      await scheduledMessages.close();
       if (mailer instanceof SmtpMailer) mailer.close();
-      await starts.close();
       await bus.close();
     },
   };

@@ -19,6 +19,7 @@ import type { AuditRow } from './auditChain';
 import type { AuditPage, AuditQuery } from './auditQuery';
 import type { DayAnchor } from './auditAnchor';
 import type { NotificationMessage } from './notifications';
+import type { SchedulePurpose } from './scheduledMessages';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
 export interface Versioned<T> {
@@ -206,39 +207,20 @@ export interface WorkQueues {
   enqueueGrant(requestId: string): Promise<void>;
 }
 
-/** What a scheduled expiry message carries. `expiresAt` lets a stale message (after an extension) be ignored. */
-export interface ExpiryMessage {
-  requestId: string;
-  expiresAt: string;
-}
-
 /**
- * Service Bus scheduled messages: one per grant, due at its expiry. Scheduling the same expiry twice (a retry)
- * yields one message: the id is `expire:<request id>:<expiry>` (domain/scheduledMessages.ts) and the queue drops
- * duplicates.
+ * Service Bus scheduled messages, one live message per request and purpose (its start, its approval deadline, its
+ * expiry), due at the request's time for it. Scheduling the same version twice (a retry) yields one message: the id
+ * is `<purpose>:<request id>:<due time>` (domain/scheduledMessages.ts) and the queues drop duplicates.
  */
-export interface ExpiryScheduler {
+export interface ScheduledMessages {
   /**
-   * Returns the sequence number (a decimal string: it is a 64-bit integer) of the live message for this expiry:
-   * the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
+   * Schedules the request's message for `purpose`, due at `dueAt` (ISO 8601), its body made by
+   * `scheduledMessageBody`. Returns the sequence number (a decimal string: it is a 64-bit integer) of the live
+   * message: the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
    */
-  scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string>;
-  /** Cancels a scheduled message; an unknown or already delivered one is fine. */
-  cancelExpiry(sequenceNumber: string): Promise<void>;
-}
-
-/** What a scheduled start message carries. `startAt` lets a stale message (the request changed) be ignored. */
-export interface StartMessage {
-  requestId: string;
-  startAt: string;
-}
-
-/** Service Bus scheduled messages that open a request made ahead of time, due at its start. */
-export interface StartScheduler {
-  /** Returns the sequence number of the live message for this start, as `scheduleExpiry` does for an expiry. */
-  scheduleStart(message: StartMessage, at: Date): Promise<string>;
-  /** Cancels a scheduled message; an unknown or already delivered one is fine. */
-  cancelStart(sequenceNumber: string): Promise<void>;
+  schedule(purpose: SchedulePurpose, requestId: string, dueAt: string): Promise<string>;
+  /** Cancels a scheduled message of `purpose`; an unknown or already delivered one is fine. */
+  cancel(purpose: SchedulePurpose, sequenceNumber: string): Promise<void>;
 }
 
 /** ARM, as far as JIT touches it. */
@@ -398,17 +380,4 @@ export interface ApprovalTokens {
    * this person.
    */
   verifyFormToken(formToken: string, approvalTokenId: string, personId?: string): Promise<void>;
-}
-
-/** What the scheduled approval deadline message carries, on the `jit-expirations` queue. */
-export interface ApprovalDeadlineMessage {
-  kind: 'approval-deadline';
-  requestId: string;
-  deadline: string;
-}
-
-/** Service Bus scheduled message at a pending request's approval deadline. */
-export interface ApprovalDeadlineScheduler {
-  /** Returns the sequence number of the live message for this deadline, as `scheduleExpiry` does for an expiry. */
-  scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string>;
 }

@@ -97,7 +97,7 @@ export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
 
   // The live message for this expiry: if a run before this one scheduled it already (a retry after a crash, or a
   // duplicate delivery racing this one), Service Bus dropped ours as a duplicate and this is that run's message.
-  const sequenceNumber = await deps.scheduler.scheduleExpiry({ requestId, expiresAt }, new Date(expiresAt));
+  const sequenceNumber = await deps.scheduledMessages.schedule('expire', requestId, expiresAt);
   await deps.audit.append({
     ...grantSubject(request),
     actor: 'system:grant',

@@ -28,7 +28,7 @@ import {
 import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import { notifiedRequest } from '../domain/notifications';
-import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
+import type { StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { freeTextProblem } from '../domain/text';
 import { approverMail, settledMail } from '../views/mail';
@@ -114,8 +114,7 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
   // schedules nothing more. A crash between the two leaves it unrecorded: the retry schedules the same id, which
   // Service Bus drops as a duplicate, and records the live message it hands back.
   if (!current.value.approvalDeadlineSequenceNumber) {
-    const message: ApprovalDeadlineMessage = { kind: 'approval-deadline', requestId: r.id, deadline };
-    const sequenceNumber = await a.deadlines.scheduleApprovalDeadline(message, new Date(deadline));
+    const sequenceNumber = await deps.scheduledMessages.schedule('approval-deadline', r.id, deadline);
     current = await recordDeadlineMessage(deps, current, deadline, sequenceNumber);
   }
 

@@ -1,10 +1,8 @@
 import type {
-  ApprovalDeadlineScheduler,
   ApprovalRepository,
   ApprovalTokens,
   AuditLog,
   Clock,
-  ExpiryScheduler,
   GrantRepository,
   Mailer,
   NetworkGateway,
@@ -18,7 +16,7 @@ import type {
   PolicyRepository,
   RequestRepository,
   RunLeases,
-  StartScheduler,
+  ScheduledMessages,
   WorkQueues,
 } from '../domain/ports';
 import type { NotifyTarget } from '../domain/notifications';
@@ -58,9 +56,8 @@ export interface Deps {
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;
-  scheduler: ExpiryScheduler;
-  /** Start messages of requests made ahead of time (Service Bus `jit-starts`). */
-  starts: StartScheduler;
+  /** A request's start, approval deadline and expiry messages (Service Bus `jit-starts`, `jit-expirations`). */
+  scheduledMessages: ScheduledMessages;
   network: NetworkGateway;
   /** Which NSGs JIT watches and what it keeps in them. */
   nsgs: NsgRegistry;
@@ -96,7 +93,6 @@ export interface ApprovalServices {
   decisions: ApprovalRepository;
   tokens: ApprovalTokens;
   mailer: Mailer;
-  deadlines: ApprovalDeadlineScheduler;
   /** Base URL of the app, without a trailing slash; links are `<base>/api/approvals?token=…`. */
   publicBaseUrl: string;
   /** Mailbox per approver group object id (lower-cased). */

@@ -79,7 +79,7 @@ export async function scheduleStart(
   const startAt = r.startAt as string;
   // The message first: a crash after it leaves a message the retry finds again (the same id, which Service Bus
   // drops as a duplicate, handing back the live one), never a request nothing will start.
-  const sequenceNumber = await deps.starts.scheduleStart({ requestId: r.id, startAt }, new Date(startAt));
+  const sequenceNumber = await deps.scheduledMessages.schedule('start', r.id, startAt);
   const moved = await transition(
     deps,
     found,

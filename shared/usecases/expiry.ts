@@ -1,7 +1,7 @@
 /**
  * A grant's end at its expiry (Service Bus jit-expirations): close its rules, then mark it expired.
  */
-import type { ExpiryMessage } from '../domain/ports';
+import type { ExpiryMessage } from '../domain/scheduledMessages';
 import type { AccessRequest } from '../domain/types';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';

@@ -16,7 +16,8 @@ import {
   ROLES,
 } from '../domain/lifecycle';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
-import type { RequestPage, StartMessage, StoredRequest } from '../domain/ports';
+import type { RequestPage, StoredRequest } from '../domain/ports';
+import type { StartMessage } from '../domain/scheduledMessages';
 import { auditActor } from '../domain/types';
 import type { ScheduledRef } from '../domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../domain/types';
@@ -207,10 +208,7 @@ export async function extendRequest(
 
       const previous = r.expiresAt as string;
       const expiresAt = new Date(Date.parse(previous) + bySeconds * 1000).toISOString();
-      const sequenceNumber = await deps.scheduler.scheduleExpiry(
-        { requestId: r.id, expiresAt },
-        new Date(expiresAt),
-      );
+      const sequenceNumber = await deps.scheduledMessages.schedule('expire', r.id, expiresAt);
       scheduled.push({ sequenceNumber, dueAt: expiresAt });
       const next: AccessRequest = {
         ...r,

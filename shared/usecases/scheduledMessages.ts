@@ -13,7 +13,7 @@ import type { Deps } from './deps';
 const RECORDING_WAIT_IN_MS = 20_000;
 const RECORDING_POLL_IN_MS = 250;
 
-type CancelDeps = Pick<Deps, 'requests' | 'scheduler' | 'starts' | 'log'>;
+type CancelDeps = Pick<Deps, 'requests' | 'scheduledMessages' | 'log'>;
 
 /**
  * Reads the request once and cancels each of `messages` that can no longer be the live one of `purpose`; the
@@ -54,8 +54,7 @@ export async function cancelQuietly(
   sequenceNumber: string,
 ): Promise<void> {
   try {
-    if (purpose === 'expire') await deps.scheduler.cancelExpiry(sequenceNumber);
-    else await deps.starts.cancelStart(sequenceNumber);
+    await deps.scheduledMessages.cancel(purpose, sequenceNumber);
   } catch (err) {
     deps.log.warn(`${purpose === 'expire' ? 'expiry' : 'start'}.cancel-failed`, {
       requestId,

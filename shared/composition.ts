@@ -14,7 +14,14 @@ import type { LoggerProvider } from '@opentelemetry/api-logs';
 import { loadConfig } from './config';
 import type { Config, Features } from './config';
 import { FeatureUnavailable } from './domain/errors';
-import type { ApprovalTokens, AuditAnchorStore, AuditTrail, Clock, Mailer } from './domain/ports';
+import type {
+  ApprovalTokens,
+  AuditAnchorStore,
+  AuditTrail,
+  Clock,
+  MailComposer,
+  Mailer,
+} from './domain/ports';
 import { BlobAuditAnchors } from './adapters/auditAnchorBlobs';
 import { startAzureMonitor } from './adapters/azureMonitor';
 import { FetchWebhookClient } from './adapters/fetchWebhooks';
@@ -43,6 +50,8 @@ import { AuditedRequests } from './usecases/auditOutbox';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { ChannelServices, Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
+import { deliveryOf } from './views/chatCards';
+import { approverMail, requesterMail, settledMail } from './views/mail';
 import { baselineEnforcement } from './usecases/baseline';
 import { servingCheck } from './usecases/serving';
 import type { ServingState } from './usecases/serving';
@@ -161,6 +170,7 @@ function build(o: CompositionOverrides): Services {
   );
   const bus = serviceBusClient(config.serviceBus, busCredential);
   const scheduledMessages = new ServiceBusScheduledMessages(bus);
+  const mails: MailComposer = { approverMail, settledMail, requesterMail };
   const mailer: Mailer = !mail.ready
     ? switchedOffMailer
     : mail.settings.mode === 'smtp'
@@ -194,6 +204,7 @@ function build(o: CompositionOverrides): Services {
         targets: notifyTargets,
         queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
         http: new FetchWebhookClient(),
+        compose: { delivery: deliveryOf },
         // 15 s doubling: the eighth and last attempt about half an hour after the first.
         maxAttempts: 8,
         firstRetryDelayInSeconds: 15,
@@ -227,7 +238,7 @@ function build(o: CompositionOverrides): Services {
     clock,
     settings,
     log: consoleLogger,
-    notifier: new MailNotifier(mailer),
+    notifier: new MailNotifier(mailer, mails),
     signals,
     channels,
     approvals: {
@@ -236,6 +247,7 @@ function build(o: CompositionOverrides): Services {
         ? new JoseApprovalTokens(approval.settings.approvalKeys, () => clock.now())
         : switchedOffTokens,
       mailer,
+      compose: mails,
       publicBaseUrl: approval.ready ? approval.settings.publicBaseUrl : '',
       groupMailboxes: approval.ready ? approval.settings.approverGroupMailboxes : {},
       unavailableFeature: !approval.ready ? 'approval' : !mail.ready ? 'mail' : undefined,

@@ -18,7 +18,7 @@ import type {
 import type { AuditRow } from './auditChain';
 import type { AuditPage, AuditQuery } from './auditQuery';
 import type { DayAnchor } from './auditAnchor';
-import type { NotificationMessage } from './notifications';
+import type { Notification, NotificationMessage, NotifyTarget } from './notifications';
 import type { SchedulePurpose } from './scheduledMessages';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
@@ -341,6 +341,46 @@ export interface MailMessage {
   subject: string;
   text: string;
   html: string;
+}
+
+/** What an approver's mail says: who asks for what, the Approve / Deny links, and what approval takes. */
+export interface ApproverMailModel {
+  request: AccessRequest;
+  to: string;
+  approveUrl: string;
+  denyUrl: string;
+  /** Approvals needed, and how many approver entries the policy names. */
+  required: number;
+  approverCount: number;
+  /** The link's expiry (the approval deadline). */
+  expiresAt: string;
+  /** Set when the link went to a group's mailbox: whoever uses it must sign in as a member. */
+  group?: string;
+}
+
+/**
+ * Renders the mails the use cases send (shared/views/mail.ts, wired by the composition root): a use case hands over
+ * a model and gets the message back, and renders nothing itself.
+ */
+export interface MailComposer {
+  /** To an approver: the request and the links that open its page. */
+  approverMail(model: ApproverMailModel): MailMessage;
+  /** To an approver whose link was not used: the request was settled without them. */
+  settledMail(request: AccessRequest, to: string): MailMessage;
+  /** To the requester, about the status their request is now in; undefined for a status they do not hear of. */
+  requesterMail(request: AccessRequest, note?: string): MailMessage | undefined;
+}
+
+/** One delivery of a notification to a chat or webhook target: the body as it is posted, and its headers. */
+export interface Delivery {
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** Renders a notification as each kind of target wants it (shared/views/chatCards.ts). */
+export interface CardComposer {
+  /** The delivery to `target`, signed (generic webhooks) at `nowInSeconds`. */
+  delivery(target: NotifyTarget, notification: Notification, nowInSeconds: number): Delivery;
 }
 
 /** Sends mail (SMTP or Azure Communication Services). Throws when the message was not accepted. */

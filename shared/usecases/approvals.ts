@@ -31,7 +31,6 @@ import { notifiedRequest } from '../domain/notifications';
 import type { StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { freeTextProblem } from '../domain/text';
-import { approverMail, settledMail } from '../views/mail';
 import type { ApprovalServices, Deps } from './deps';
 import { transition } from './transition';
 import { notifyRequester } from './notify';
@@ -123,7 +122,7 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
     const token = await a.tokens.issue({ requestId: r.id, approver: to.entry }, new Date(deadline));
     links.push({ approver: to.entry, url: approvalLink(a.publicBaseUrl, token, 'approve') });
     await a.mailer.send(
-      approverMail({
+      a.compose.approverMail({
         request: current.value,
         to: to.address,
         approveUrl: approvalLink(a.publicBaseUrl, token, 'approve'),
@@ -530,7 +529,7 @@ async function tellOtherApprovers(
   const { recipients } = approvalRecipients(policy, request.requester, a.groupMailboxes);
   for (const to of recipients.filter((x) => !used.has(x.entry))) {
     try {
-      await a.mailer.send(settledMail(request, to.address));
+      await a.mailer.send(a.compose.settledMail(request, to.address));
     } catch (err) {
       deps.log.warn('approval.settled-mail-failed', {
         requestId: request.id,

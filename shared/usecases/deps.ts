@@ -1,9 +1,11 @@
 import type {
   ApprovalRepository,
   ApprovalTokens,
+  CardComposer,
   AuditLog,
   Clock,
   GrantRepository,
+  MailComposer,
   Mailer,
   NetworkGateway,
   NetworkReachCheck,
@@ -82,6 +84,8 @@ export interface ChannelServices {
   targets: readonly NotifyTarget[];
   queue: NotificationQueue;
   http: WebhookClient;
+  /** What each kind of target is sent. */
+  compose: CardComposer;
   /** Deliveries of one notification to one target before it is dead-lettered. */
   maxAttempts: number;
   /** Wait before the second attempt; it doubles each time (with jitter), up to an hour. */
@@ -93,6 +97,8 @@ export interface ApprovalServices {
   decisions: ApprovalRepository;
   tokens: ApprovalTokens;
   mailer: Mailer;
+  /** The mails approvers get. */
+  compose: MailComposer;
   /** Base URL of the app, without a trailing slash; links are `<base>/api/approvals?token=…`. */
   publicBaseUrl: string;
   /** Mailbox per approver group object id (lower-cased). */

@@ -1,8 +1,7 @@
 import { looksLikeMailAddress } from '../domain/approval';
 import { FeatureUnavailable } from '../domain/errors';
-import type { Mailer, Notifier } from '../domain/ports';
+import type { MailComposer, Mailer, Notifier } from '../domain/ports';
 import type { AccessRequest } from '../domain/types';
-import { requesterMail } from '../views/mail';
 import type { Deps } from './deps';
 
 /**
@@ -33,11 +32,14 @@ export async function notifyRequester(deps: Deps, request: AccessRequest, note?:
 
 /** Mails the requester about each status they hear of. Requesters that are apps (no mail address) are skipped. */
 export class MailNotifier implements Notifier {
-  constructor(private readonly mailer: Mailer) {}
+  constructor(
+    private readonly mailer: Mailer,
+    private readonly compose: MailComposer,
+  ) {}
 
   async requestChanged(request: AccessRequest, note?: string): Promise<void> {
     if (!looksLikeMailAddress(request.requester)) return;
-    const mail = requesterMail(request, note);
+    const mail = this.compose.requesterMail(request, note);
     if (mail) await this.mailer.send(mail);
   }
 }

@@ -8,17 +8,14 @@
  */
 import { ulid } from 'ulid';
 import {
-  WEBHOOK_HEADERS,
   isRetryableStatus,
   kindOfTransition,
   notifiedRequest,
   retryDelayInSeconds,
   targetsFor,
-  webhookSignature,
 } from '../domain/notifications';
-import type { Notification, NotificationMessage, NotifyTarget } from '../domain/notifications';
+import type { Notification, NotificationMessage } from '../domain/notifications';
 import type { AccessRequest } from '../domain/types';
-import { slackMessage, teamsMessage, webhookBody } from '../views/chatCards';
 import type { Deps } from './deps';
 
 type AnnounceDeps = Pick<Deps, 'channels' | 'log' | 'clock'>;
@@ -57,29 +54,6 @@ export async function announceTransition(
   if (kind) await announce(deps, { kind, actor, request: notifiedRequest(after) });
 }
 
-/** The body and headers of one delivery to one target. */
-export function deliveryOf(
-  target: NotifyTarget,
-  n: Notification,
-  nowInSeconds: number,
-): { body: string; headers: Record<string, string> } {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (target.type === 'teams') return { body: JSON.stringify(teamsMessage(n)), headers };
-  if (target.type === 'slack') return { body: JSON.stringify(slackMessage(n)), headers };
-  const body = JSON.stringify(webhookBody(n));
-  return {
-    body,
-    headers: {
-      ...headers,
-      'user-agent': 'azure-jit-access',
-      [WEBHOOK_HEADERS.delivery]: n.id,
-      [WEBHOOK_HEADERS.event]: n.kind,
-      [WEBHOOK_HEADERS.timestamp]: String(nowInSeconds),
-      [WEBHOOK_HEADERS.signature]: webhookSignature(target.secret as Uint8Array, nowInSeconds, body),
-    },
-  };
-}
-
 /** What became of one attempt. */
 export type DeliveryOutcome = 'delivered' | 'retrying' | 'dead-lettered' | 'dropped';
 
@@ -97,7 +71,11 @@ export async function deliverNotification(
     deps.log.warn('notify.unknown-target', fields);
     return 'dropped';
   }
-  const { body, headers } = deliveryOf(target, n, Math.floor(deps.clock.now().getTime() / 1000));
+  const { body, headers } = channels.compose.delivery(
+    target,
+    n,
+    Math.floor(deps.clock.now().getTime() / 1000),
+  );
   let status: number | undefined;
   let error: string;
   try {

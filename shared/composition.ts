@@ -199,18 +199,17 @@ function build(o: CompositionOverrides): Services {
     host: hostname(),
   });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
-  const channels: ChannelServices | undefined = notifyTargets.length
-    ? {
-        targets: notifyTargets,
-        queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
-        http: new FetchWebhookClient(),
-        compose: { delivery: deliveryOf },
-        // 15 s doubling: the eighth and last attempt about half an hour after the first.
-        maxAttempts: 8,
-        firstRetryDelayInSeconds: 15,
-        ...o.notifyRetry,
-      }
-    : undefined;
+  // With no target configured nothing is ever queued (no target wants anything), and the queue is never asked.
+  const channels: ChannelServices = {
+    targets: notifyTargets,
+    queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
+    http: new FetchWebhookClient(),
+    compose: { delivery: deliveryOf },
+    // 15 s doubling: the eighth and last attempt about half an hour after the first.
+    maxAttempts: 8,
+    firstRetryDelayInSeconds: 15,
+    ...o.notifyRetry,
+  };
   const deps: Deps = {
     // Reads append a state change's event a crash left in the request row (shared/usecases/auditOutbox.ts).
     requests: new AuditedRequests(

@@ -29,13 +29,18 @@ import { cancelSuperseded } from './scheduledMessages';
 import { preflight } from './grantability';
 import { failGrant, removeRules } from './teardown';
 import { grantSubject, transition } from './transition';
+import type { CancelPorts } from './scheduledMessages';
+import type { TeardownPorts } from './teardown';
+
+/** What opening a grant needs. */
+export type ApplyPorts = TeardownPorts & CancelPorts & Pick<Deps, 'policies' | 'scheduledMessages'>;
 
 /**
  * `applyGrant` (queue jit-grants): open the hole in every NSG in front of the VM, then schedule the one expiry
  * message and mark the request active. Idempotent: rules are found by name, the expiry is scheduled once.
  * A message for a request that already ended only finishes its clean-up (a failure may have stopped half-way).
  */
-export async function applyGrant(deps: Deps, requestId: string): Promise<void> {
+export async function applyGrant(deps: ApplyPorts, requestId: string): Promise<void> {
   let found = await deps.requests.get(requestId);
   if (!found) return void deps.log.warn('apply.unknown-request', { requestId });
   if (isFinal(found.value.status)) {
@@ -136,7 +141,7 @@ const ACTIVATION_ATTEMPTS = 3;
  * with the same expiry, is read again and activated. Undefined when someone else moved it on.
  */
 async function activate(
-  deps: Deps,
+  deps: ApplyPorts,
   found: StoredRequest,
   rules: GrantRule[],
   sequenceNumber: string,
@@ -182,7 +187,7 @@ class RequestMovedOn extends Error {
 
 /** Writes (or finds) this grant's rule in each NSG. Throws GrantNotApplicable when it can never succeed. */
 async function writeRules(
-  deps: Deps,
+  deps: ApplyPorts,
   request: AccessRequest,
   path: VmNetworkPath,
   expiresAt: string,
@@ -213,7 +218,7 @@ async function writeRules(
 }
 
 async function writeRule(
-  deps: Deps,
+  deps: ApplyPorts,
   request: AccessRequest,
   placement: RulePlacement,
   expiresAt: string,

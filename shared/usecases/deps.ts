@@ -51,10 +51,10 @@ export interface GrantSettings {
 export interface Deps {
   requests: RequestRepository & { forgetOpen(id: string): Promise<void> };
   policies: PolicyRepository;
-  /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
-  enforcement?: PolicyEnforcement;
-  /** Warns where the deployment cannot reach a policy's VMs; optional like `enforcement` (fakes leave it out). */
-  reach?: NetworkReachCheck;
+  /** What `enforce` does: baseline deny rules (shared/usecases/baseline.ts). */
+  enforcement: PolicyEnforcement;
+  /** Warns where the deployment cannot reach a policy's VMs (shared/usecases/reach.ts). */
+  reach: NetworkReachCheck;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;
@@ -69,15 +69,18 @@ export interface Deps {
   clock: Clock;
   settings: GrantSettings;
   log: Logger;
-  /** Tells requesters what happened to their requests (optional: fakes in tests may leave it out). */
-  notifier?: Notifier;
+  /** Tells requesters what happened to their requests. */
+  notifier: Notifier;
   /** Metrics and events for operators (shared/domain/signals.ts). */
   signals: Signals;
-  /** Chat and webhook notifications (shared/usecases/notifyChannels.ts); absent when no target is configured. */
-  channels?: ChannelServices;
-  /** What manual approval needs; the composition root always provides it. */
-  approvals?: ApprovalServices;
+  /** Chat and webhook notifications (shared/usecases/notifyChannels.ts); `targets` is empty when none is configured. */
+  channels: ChannelServices;
+  /** What manual approval needs (its `unavailableFeature` says when approvers cannot be asked). */
+  approvals: ApprovalServices;
 }
+
+/** What writing to an NSG needs (shared/usecases/nsgWrites.ts): ARM, the per-NSG lock, the registry, the bands. */
+export type NsgWritePorts = Pick<Deps, 'network' | 'locks' | 'nsgs' | 'settings' | 'log'>;
 
 /** What chat and webhook notifications need. */
 export interface ChannelServices {

@@ -4,9 +4,13 @@
 import { startsLater } from '../domain/lifecycle';
 import type { StoredRequest } from '../domain/ports';
 import { startApproval } from './approvals';
-import type { Deps } from './deps';
 import { cancelSuperseded } from './scheduledMessages';
 import { transition } from './transition';
+import type { ApprovalPorts } from './approvals';
+import type { CancelPorts } from './scheduledMessages';
+
+/** What deciding a request by its policy needs. */
+export type EvaluationPorts = ApprovalPorts & CancelPorts;
 
 /**
  * `evaluateRequest` (queue jit-requests): decide by policy. Auto-approval moves the request on to `jit-grants`;
@@ -14,7 +18,7 @@ import { transition } from './transition';
  * on is a no-op, except that an `approved` request is handed on again and a pending one whose approvers were
  * never mailed is mailed (the previous run may have crashed between the write and the next step).
  */
-export async function evaluateRequest(deps: Deps, requestId: string): Promise<void> {
+export async function evaluateRequest(deps: EvaluationPorts, requestId: string): Promise<void> {
   const found = await deps.requests.get(requestId);
   if (!found) return void deps.log.warn('evaluate.unknown-request', { requestId });
   const r = found.value;
@@ -71,7 +75,7 @@ export async function evaluateRequest(deps: Deps, requestId: string): Promise<vo
  * decide before the start. Returns whether this call moved the request.
  */
 export async function scheduleStart(
-  deps: Deps,
+  deps: EvaluationPorts,
   found: StoredRequest,
   audit: { actor: string; detail: string },
 ): Promise<boolean> {

@@ -3,11 +3,14 @@
  */
 import type { ExpiryMessage } from '../domain/scheduledMessages';
 import type { AccessRequest } from '../domain/types';
-import type { Deps } from './deps';
 import { notifyRequester } from './notify';
 import { awaitRecording } from './scheduledMessages';
 import { removeRules } from './teardown';
 import { grantSubject, transition } from './transition';
+import type { TeardownPorts } from './teardown';
+
+/** What a grant's expiry needs. */
+export type ExpiryPorts = TeardownPorts;
 
 /**
  * `revokeGrant` (Service Bus jit-expirations): close the rules and mark the request expired. A message whose
@@ -15,7 +18,7 @@ import { grantSubject, transition } from './transition';
  * so the request never says `expired` while its hole is still open.
  */
 export async function expireGrant(
-  deps: Deps,
+  deps: ExpiryPorts,
   message: ExpiryMessage,
   actor = 'system:expiry',
 ): Promise<void> {

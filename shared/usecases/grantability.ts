@@ -15,13 +15,21 @@ import { MAX_RULES_PER_NSG } from '../domain/limits';
 import type { SecurityRuleView } from '../domain/types';
 import type { Deps } from './deps';
 import { retryTransient } from './nsgWrites';
+import type { NsgWritePorts } from './deps';
+
+/** What checking a grant before writing it needs: ARM, read as rule writes read it. */
+export type GrantabilityPorts = NsgWritePorts;
 
 /**
  * Refuses at submission what `applyGrant` would refuse anyway (no NSG in the path, no address of the source's
  * family), so nobody approves a request that can never be applied. ARM being unreachable is no reason to refuse:
  * `applyGrant` checks again, and fails the request then if it must.
  */
-export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: string): Promise<void> {
+export async function checkGrantable(
+  deps: GrantabilityPorts,
+  vmId: string,
+  sourcePrefix: string,
+): Promise<void> {
   let placements: RulePlacement[];
   try {
     const path = await deps.network.resolvePath(vmId);
@@ -47,7 +55,7 @@ export async function checkGrantable(deps: Deps, vmId: string, sourcePrefix: str
  * Throws `GrantNotApplicable` naming the NSG and why, `NetworkPermissionMissing` when they cannot be read.
  */
 export async function preflight(
-  deps: Deps,
+  deps: GrantabilityPorts,
   placements: RulePlacement[],
   options: { retry: boolean } = { retry: true },
 ): Promise<Map<string, SecurityRuleView[]>> {

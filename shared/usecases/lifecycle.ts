@@ -28,6 +28,15 @@ import { awaitRecording, cancelQuietly, cancelSuperseded } from './scheduledMess
 import { writeAudited } from './auditOutbox';
 import { viewOf } from './requests';
 import type { RequestView } from './requests';
+import type { RequestViewPorts } from './requests';
+import type { CancelPorts } from './scheduledMessages';
+import type { TeardownPorts } from './teardown';
+
+/** What the life of a grant after it is asked for needs. */
+export type LifecyclePorts = TeardownPorts &
+  CancelPorts &
+  RequestViewPorts &
+  Pick<Deps, 'queues' | 'scheduledMessages' | 'settings'>;
 
 /** How often a revoke or an extension re-reads and tries again after losing a race, before answering 409. */
 const MAX_ATTEMPTS = 4;
@@ -37,7 +46,7 @@ const MAX_ATTEMPTS = 4;
  * another requester (auditors may read any request already; listing is no more than that).
  */
 export async function listRequests(
-  deps: Deps,
+  deps: LifecyclePorts,
   caller: Principal,
   query: Record<string, string>,
 ): Promise<RequestPage> {
@@ -62,7 +71,7 @@ export async function listRequests(
  * its expiry from now. A message for a request that moved on (revoked, or one whose start changed) is ignored.
  */
 export async function startScheduledRequest(
-  deps: Deps,
+  deps: LifecyclePorts,
   message: StartMessage,
   actor = 'system:schedule',
 ): Promise<void> {
@@ -93,7 +102,11 @@ export async function startScheduledRequest(
  * leaves it `active` — still enforced by its expiry and the reconciler — and the caller can simply try again.
  * Idempotent: revoking a revoked request answers with it (and removes anything an interrupted run left behind).
  */
-export async function revokeRequest(deps: Deps, caller: Principal, id: string): Promise<RequestView> {
+export async function revokeRequest(
+  deps: LifecyclePorts,
+  caller: Principal,
+  id: string,
+): Promise<RequestView> {
   for (let attempt = 1; ; attempt++) {
     const found = await deps.requests.get(id);
     if (!found) throw new RequestNotFound(id);
@@ -189,7 +202,7 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
  * (domain/scheduledMessages.ts `isSuperseded`).
  */
 export async function extendRequest(
-  deps: Deps,
+  deps: LifecyclePorts,
   caller: Principal,
   id: string,
   body: unknown,
@@ -263,7 +276,7 @@ export async function extendRequest(
  * The rules were being removed (the old expiry firing, or a revoke) while the extension was recorded: the removal
  * won at the network, so the record must say access ended rather than show `active` with nothing open.
  */
-async function finishRacedExpiry(deps: Deps, id: string): Promise<never> {
+async function finishRacedExpiry(deps: LifecyclePorts, id: string): Promise<never> {
   await removeRules(deps, id);
   const found = await deps.requests.get(id);
   if (found?.value.status === 'active') {

@@ -4,12 +4,18 @@ import type { MailComposer, Mailer, Notifier } from '../domain/ports';
 import type { AccessRequest } from '../domain/types';
 import type { Deps } from './deps';
 
+/** What telling the requester needs. */
+export type NotifyPorts = Pick<Deps, 'notifier' | 'log'>;
+
 /**
  * Tells the requester, after a transition has happened. A failure to tell is logged and never undoes or fails the
  * transition: access that is live must not be rolled back because a mail server is down.
  */
-export async function notifyRequester(deps: Deps, request: AccessRequest, note?: string): Promise<void> {
-  if (!deps.notifier) return;
+export async function notifyRequester(
+  deps: NotifyPorts,
+  request: AccessRequest,
+  note?: string,
+): Promise<void> {
   try {
     await deps.notifier.requestChanged(request, note);
   } catch (err) {

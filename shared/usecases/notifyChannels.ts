@@ -18,15 +18,18 @@ import type { Notification, NotificationMessage } from '../domain/notifications'
 import type { AccessRequest } from '../domain/types';
 import type { Deps } from './deps';
 
-type AnnounceDeps = Pick<Deps, 'channels' | 'log' | 'clock'>;
+/** What queueing a notification needs. */
+export type AnnouncePorts = Pick<Deps, 'channels' | 'log' | 'clock'>;
+
+/** What one delivery attempt needs. */
+export type DeliveryPorts = Pick<Deps, 'channels' | 'log' | 'clock' | 'signals'>;
 
 /** Queues a notification for every target that wants it. Never throws. */
 export async function announce(
-  deps: AnnounceDeps,
+  deps: AnnouncePorts,
   notification: Omit<Notification, 'id' | 'at'>,
 ): Promise<void> {
   const channels = deps.channels;
-  if (!channels) return;
   const n: Notification = { id: ulid(), at: deps.clock.now().toISOString(), ...notification };
   await Promise.all(
     targetsFor(channels.targets, n).map(async (t) => {
@@ -46,7 +49,7 @@ export async function announce(
 
 /** The notification a request's move makes, if any (approval needed is announced by the approval flow). */
 export async function announceTransition(
-  deps: AnnounceDeps,
+  deps: AnnouncePorts,
   after: AccessRequest,
   actor: string,
 ): Promise<void> {
@@ -59,14 +62,14 @@ export type DeliveryOutcome = 'delivered' | 'retrying' | 'dead-lettered' | 'drop
 
 /** `deliverNotification` (queue jit-notifications): one attempt at one delivery. */
 export async function deliverNotification(
-  deps: Pick<Deps, 'channels' | 'log' | 'clock' | 'signals'>,
+  deps: DeliveryPorts,
   message: NotificationMessage,
 ): Promise<DeliveryOutcome> {
   const channels = deps.channels;
-  const target = channels?.targets.find((t) => t.name === message.target);
+  const target = channels.targets.find((t) => t.name === message.target);
   const n = message.notification;
   const fields = { requestId: n.request?.id, target: message.target, kind: n.kind, attempt: message.attempt };
-  if (!channels || !target) {
+  if (!target) {
     // Its target was removed from the configuration since: nobody to deliver to.
     deps.log.warn('notify.unknown-target', fields);
     return 'dropped';

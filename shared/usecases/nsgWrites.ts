@@ -15,7 +15,8 @@ import type { NetworkGateway } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
 import { planPriority, sameRuleName } from '../domain/priority';
 import type { AllowRuleSpec, SecurityRuleView } from '../domain/types';
-import type { Deps } from './deps';
+// Only the ports NSG writes use (shared/usecases/deps.ts), so a use case that writes rules need not hold all of Deps.
+import type { NsgWritePorts as Deps } from './deps';
 import type { RateLimiterQueue } from 'rate-limiter-flexible';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

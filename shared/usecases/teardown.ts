@@ -13,6 +13,12 @@ import { notifyRequester } from './notify';
 import { closeRule, withNsg } from './nsgWrites';
 import type { CloseOutcome } from './nsgWrites';
 import { grantSubject, transition } from './transition';
+import type { NsgWritePorts } from './deps';
+import type { NotifyPorts } from './notify';
+import type { TransitionPorts } from './transition';
+
+/** What closing a grant's rules and ending a grant need. */
+export type TeardownPorts = TransitionPorts & NotifyPorts & NsgWritePorts & Pick<Deps, 'grants'>;
 
 /**
  * Deletes every rule this grant wrote, exactly those (by name, in the NSGs its rows name), retrying what is
@@ -30,7 +36,7 @@ import { grantSubject, transition } from './transition';
  * open, and this throws `CloseBlocked`, so nothing marks the grant closed and every retry tries again.
  */
 export async function removeRules(
-  deps: Deps,
+  deps: TeardownPorts,
   requestId: string,
   actor = 'system:grant',
   subject: Pick<AuditEvent, 'vm' | 'ports' | 'sourcePrefix'> = {},
@@ -55,7 +61,7 @@ export async function removeRules(
 }
 
 async function closeGrantRule(
-  deps: Deps,
+  deps: TeardownPorts,
   g: GrantRule,
   actor: string,
   subject: Pick<AuditEvent, 'vm' | 'ports' | 'sourcePrefix'>,
@@ -135,7 +141,7 @@ function withoutCloseBlocked(g: GrantRule): GrantRule {
  * Says on the request that its access could not be closed, once per reason: the request keeps its status (nothing
  * may read as closed while the hole is open) and its statusReason names the lock. Its own audit event.
  */
-async function recordCloseBlocked(deps: Deps, requestId: string, reason: string): Promise<void> {
+async function recordCloseBlocked(deps: TeardownPorts, requestId: string, reason: string): Promise<void> {
   const statusReason = `access could not be closed and is still open: ${reason}`;
   try {
     const found = await deps.requests.get(requestId);
@@ -168,7 +174,7 @@ async function recordCloseBlocked(deps: Deps, requestId: string, reason: string)
  * activated it), its rules are theirs and stay.
  */
 export async function failGrant(
-  deps: Deps,
+  deps: TeardownPorts,
   found: StoredRequest,
   reason: string,
   actor = 'system:grant',

@@ -11,13 +11,17 @@ import type { AccessRequest, AuditEvent, RequestStatus } from '../domain/types';
 import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { announceTransition } from './notifyChannels';
+import type { AnnouncePorts } from './notifyChannels';
+
+/** What moving a request needs: the conditional write with its event, and what follows it. */
+export type TransitionPorts = Pick<Deps, 'requests' | 'audit' | 'clock' | 'log' | 'signals'> & AnnouncePorts;
 
 /**
  * Moves a request to a new status with a conditional write that carries its audit event (see auditOutbox.ts).
  * Returns undefined (and writes nothing) when someone else moved it first.
  */
 export async function transition(
-  deps: Deps,
+  deps: TransitionPorts,
   current: StoredRequest,
   to: RequestStatus,
   changes: Partial<AccessRequest>,

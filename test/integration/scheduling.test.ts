@@ -322,7 +322,7 @@ describe('exactly one live scheduled message per purpose', () => {
       },
       source,
     );
-    const approvals = d.approvals!;
+    const approvals = d.approvals;
     const mailDown: Deps = {
       ...d,
       approvals: {

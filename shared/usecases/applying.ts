@@ -12,7 +12,7 @@ import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import type { StoredRequest } from '../domain/ports';
 import { describeShadow, findShadow } from '../domain/effectiveAccess';
-import { ruleNameFor } from '../domain/priority';
+import { ruleNameFor } from '../domain/ruleNames';
 import { isFinal } from '../domain/types';
 import type {
   AccessRequest,

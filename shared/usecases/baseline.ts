@@ -6,7 +6,7 @@
  */
 import type { AuditAction } from '../domain/auditActions';
 import { baselineSpecOf, planBaseline } from '../domain/baseline';
-import { sameRuleName } from '../domain/priority';
+import { sameRuleName } from '../domain/ruleNames';
 import type { BaselineRule, VmCoverage } from '../domain/baseline';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import type { PolicyEnforcement } from '../domain/ports';

@@ -5,16 +5,8 @@
  */
 import { AccessNotAllowed, ConcurrencyConflict, InvalidState, RequestNotFound } from '../domain/errors';
 import { formatDuration } from '../domain/duration';
-import {
-  alreadyEnded,
-  assertExtendable,
-  checkExtension,
-  isAdmin,
-  mayExtend,
-  mayRead,
-  mayRevoke,
-  ROLES,
-} from '../domain/lifecycle';
+import { alreadyEnded, assertExtendable, checkExtension, ROLES } from '../domain/lifecycle';
+import { isAdmin, mayExtend, mayRead, mayRevoke } from '../domain/permissions';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
 import type { RequestPage, StoredRequest } from '../domain/ports';
 import type { StartMessage } from '../domain/scheduledMessages';

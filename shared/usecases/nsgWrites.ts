@@ -13,7 +13,8 @@ import {
 } from '../domain/errors';
 import type { NetworkGateway } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
-import { planPriority, sameRuleName } from '../domain/priority';
+import { planPriority } from '../domain/priority';
+import { sameRuleName } from '../domain/ruleNames';
 import type { AllowRuleSpec, SecurityRuleView } from '../domain/types';
 // Only the ports NSG writes use (shared/usecases/deps.ts), so a use case that writes rules need not hold all of Deps.
 import type { NsgWritePorts as Deps } from './deps';

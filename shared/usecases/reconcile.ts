@@ -6,7 +6,7 @@ import { findDrift, portInRange, ruleFingerprint } from '../domain/drift';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import { selectPolicy } from '../domain/policy';
 import type { WatchedNsg } from '../domain/ports';
-import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/priority';
+import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/ruleNames';
 import { scopesOf } from '../domain/resourceId';
 import { isFinal } from '../domain/types';
 import type { AccessRequest, Policy, SecurityRuleView, VmNetworkPath } from '../domain/types';

@@ -12,7 +12,7 @@ import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import { lowestFreePriority } from '../domain/priority';
 import { MAX_RULES_PER_NSG } from '../domain/limits';
-import type { SecurityRuleView } from '../domain/types';
+import type { SecurityRuleView, VmNetworkPath } from '../domain/types';
 import type { Deps } from './deps';
 import { retryTransient } from './nsgWrites';
 import type { NsgWritePorts } from './deps';
@@ -29,10 +29,12 @@ export async function checkGrantable(
   deps: GrantabilityPorts,
   vmId: string,
   sourcePrefix: string,
+  /** The VM's path when it was read already (`canonicalVmId`); read here otherwise. */
+  known?: VmNetworkPath,
 ): Promise<void> {
   let placements: RulePlacement[];
   try {
-    const path = await deps.network.resolvePath(vmId);
+    const path = known ?? (await deps.network.resolvePath(vmId));
     placements = planGrantRules(path, sourcePrefix);
     // Refused up front what could not be closed (a ReadOnly lock) or not written (a full NSG). One try each: a
     // caller waits on this, and applyGrant checks again with retries.
@@ -103,17 +105,31 @@ export async function preflight(
   return new Map(listings);
 }
 
-/** What ARM says of the VM a request names: its canonical id, or why there is none to grant on. */
+/**
+ * What ARM says of the VM a request names: its canonical id (and its network path, when that was read whole), or
+ * why there is none to grant on.
+ */
 export type CanonicalVm =
-  | { kind: 'found'; vmId: string }
+  | { kind: 'found'; vmId: string; path?: VmNetworkPath }
   | { kind: 'unusable'; error: GrantNotApplicable | NetworkPermissionMissing };
 
 /**
  * ARM's canonical id for the VM a request names, which decides the policy: never a guess from the id as typed, so
  * ARM not answering is a 503 to try again. A missing VM, or one the deployment may not read, is returned rather
  * than thrown: the caller says so only to someone the policy allows.
+ *
+ * The VM is read once: its network path carries ARM's id, and is handed to `checkGrantable` after the policy check.
+ * When the path cannot be read whole (a NIC or subnet read fails, the VM is missing), nothing of that failure shows
+ * here: the id alone is asked for, and `checkGrantable` reads the path again and reports what it must, after the
+ * policy check, exactly as without the first read.
  */
 export async function canonicalVmId(deps: Pick<Deps, 'network' | 'log'>, vmId: string): Promise<CanonicalVm> {
+  try {
+    const path = await deps.network.resolvePath(vmId);
+    return { kind: 'found', vmId: path.vmId, path };
+  } catch {
+    // Read the id alone below; what went wrong is reported where it is today.
+  }
   try {
     return { kind: 'found', vmId: await deps.network.getVmId(vmId) };
   } catch (err) {

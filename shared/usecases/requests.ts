@@ -62,7 +62,7 @@ export async function submitRequest(
   if (decision.approvalMode === 'manual' && unavailable) throw new FeatureUnavailable(unavailable);
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
   if (vm.kind === 'unusable') throw vm.error;
-  await checkGrantable(deps, vmId, decision.sourcePrefix);
+  await checkGrantable(deps, vmId, decision.sourcePrefix, vm.kind === 'found' ? vm.path : undefined);
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {

@@ -1,20 +1,10 @@
+import type { FeatureStates } from '../domain/featureStates';
 import { ROLES, hasRole } from '../domain/roles';
 import type { Principal } from '../domain/types';
 import type { RunningVersion } from '../version';
 
-/** A setting that switched a feature off: its name and why, never its value. */
-export interface SettingProblem {
-  setting: string;
-  reason: string;
-}
-
-/** Each feature's state, by name, as configuration reports it (config.ts `Features` is one). */
-export type FeatureStates = Readonly<
-  Record<string, { readonly ready: true } | { readonly ready: false; readonly problem: SettingProblem }>
->;
-
 /** One feature as an admin sees it: ready, or off because of one setting (its name and why, never its value). */
-export type FeatureReadiness = { ready: true } | ({ ready: false } & SettingProblem);
+export type FeatureReadiness = { ready: true } | { ready: false; setting: string; reason: string };
 
 /** What `GET /api/health` answers. */
 export interface HealthReport extends RunningVersion {

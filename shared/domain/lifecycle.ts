@@ -15,9 +15,6 @@ import type { AccessRequest, Policy, Principal } from './types';
  */
 export const MAX_START_AHEAD_IN_SECONDS = 30 * 86400;
 
-/** App roles the API honours. */
-export const ROLES = { admin: 'Jit.Admin', auditor: 'Jit.Auditor' } as const;
-
 /**
  * Checks a requested start against the clock. Returns it in UTC (`…Z`, which is what the tables and the start
  * message hold), or undefined when none was asked for.

@@ -5,8 +5,9 @@
  */
 import { AccessNotAllowed, ConcurrencyConflict, InvalidState, RequestNotFound } from '../domain/errors';
 import { formatDuration } from '../domain/duration';
-import { alreadyEnded, assertExtendable, checkExtension, ROLES } from '../domain/lifecycle';
+import { alreadyEnded, assertExtendable, checkExtension } from '../domain/lifecycle';
 import { isAdmin, mayExtend, mayRead, mayRevoke } from '../domain/permissions';
+import { ROLES } from '../domain/roles';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
 import type { RequestPage, StoredRequest } from '../domain/ports';
 import type { StartMessage } from '../domain/scheduledMessages';

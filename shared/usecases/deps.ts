@@ -47,7 +47,11 @@ export interface GrantSettings {
   reconcileMaxArmCalls: number;
 }
 
-/** Everything a use case may touch. Built once by the composition root. */
+/**
+ * Every port the use cases use, built once by the composition root. No use case takes all of it: each module
+ * declares the ports it uses (`ApplyPorts`, `ExpiryPorts`, ... as a `Pick` of this), so its signature says what it
+ * touches and a test builds only that.
+ */
 export interface Deps {
   requests: RequestRepository & { forgetOpen(id: string): Promise<void> };
   policies: PolicyRepository;

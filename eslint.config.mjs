@@ -64,9 +64,9 @@ export default tseslint.config(
           patterns: [
             { group: ['@azure/*'], message: 'Use cases import no Azure SDK; reach Azure through a port.' },
             {
-              regex: '(^|/)(adapters|http|hosting)(/|$)|(^|/)composition$',
+              regex: '(^|/)(adapters|http|hosting|views)(/|$)|(^|/)(composition|config)$',
               message:
-                'Use cases depend on the domain and its ports, not on adapters, HTTP or the composition root.',
+                'Use cases depend on the domain and its ports, not on adapters, HTTP, views, configuration or the composition root.',
             },
           ],
         },

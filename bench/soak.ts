@@ -23,7 +23,7 @@ import { odata } from '@azure/data-tables';
 import { PROJECT_ROOT } from '../dev/sandbox';
 import type { Sandbox } from '../dev/sandbox';
 import { services } from '../shared/composition';
-import { isJitRuleName } from '../shared/domain/priority';
+import { isJitRuleName } from '../shared/domain/ruleNames';
 import { FINAL_STATUSES } from '../shared/domain/types';
 import type { RequestStatus } from '../shared/domain/types';
 import { SERVICE_BUS_QUEUES, TABLES } from '../shared/names';

@@ -2,7 +2,7 @@ import { declareFunction } from '../shared/hosting/declare';
 import { parseRequestMessage } from '../shared/hosting/messages';
 import { depsFor } from '../shared/composition';
 import { QUEUES, CONNECTIONS } from '../shared/names';
-import { applyGrant } from '../shared/usecases/grants';
+import { applyGrant } from '../shared/usecases/applying';
 
 /** Queue `jit-grants`: write the NSG rules of an approved request and schedule its expiry. */
 export default declareFunction({

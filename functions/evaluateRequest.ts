@@ -2,7 +2,7 @@ import { declareFunction } from '../shared/hosting/declare';
 import { parseRequestMessage } from '../shared/hosting/messages';
 import { depsFor } from '../shared/composition';
 import { QUEUES, CONNECTIONS } from '../shared/names';
-import { evaluateRequest } from '../shared/usecases/grants';
+import { evaluateRequest } from '../shared/usecases/evaluation';
 
 /** Queue `jit-requests`: decide a new request by its policy. Throwing lets the host retry, then poison. */
 export default declareFunction({

@@ -3,7 +3,7 @@ import { parseApprovalDeadlineMessage, parseExpiryMessage } from '../shared/host
 import { depsFor } from '../shared/composition';
 import { CONNECTIONS, SERVICE_BUS_QUEUES } from '../shared/names';
 import { expireApproval } from '../shared/usecases/approvals';
-import { expireGrant } from '../shared/usecases/grants';
+import { expireGrant } from '../shared/usecases/expiry';
 
 /**
  * Service Bus `jit-expirations`: a grant's scheduled end, or (`kind: approval-deadline`) the moment a pending

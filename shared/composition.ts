@@ -14,7 +14,14 @@ import type { LoggerProvider } from '@opentelemetry/api-logs';
 import { loadConfig } from './config';
 import type { Config, Features } from './config';
 import { FeatureUnavailable } from './domain/errors';
-import type { ApprovalTokens, AuditAnchorStore, AuditTrail, Clock, Mailer } from './domain/ports';
+import type {
+  ApprovalTokens,
+  AuditAnchorStore,
+  AuditTrail,
+  Clock,
+  MailComposer,
+  Mailer,
+} from './domain/ports';
 import { BlobAuditAnchors } from './adapters/auditAnchorBlobs';
 import { startAzureMonitor } from './adapters/azureMonitor';
 import { FetchWebhookClient } from './adapters/fetchWebhooks';
@@ -31,10 +38,8 @@ import type { NsgLeaseOptions } from './adapters/nsgTable';
 import { PolicyTable } from './adapters/policyTable';
 import { RequestTable } from './adapters/requestTable';
 import { TableRunLeases } from './adapters/runLeaseTable';
-import { ServiceBusApprovalDeadlines } from './adapters/serviceBusApprovalDeadlines';
-import { ServiceBusExpiryScheduler, serviceBusClient } from './adapters/serviceBusScheduler';
+import { ServiceBusScheduledMessages, serviceBusClient } from './adapters/serviceBusScheduledMessages';
 import { SmtpMailer } from './adapters/smtpMailer';
-import { ServiceBusStartScheduler } from './adapters/serviceBusStartScheduler';
 import { StorageNotificationQueue, StorageWorkQueues } from './adapters/storageQueues';
 import { tableClient } from './adapters/tableStorage';
 import { TABLES } from './names';
@@ -45,6 +50,8 @@ import { AuditedRequests } from './usecases/auditOutbox';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { ChannelServices, Deps, GrantSettings, Logger } from './usecases/deps';
 import { MailNotifier } from './usecases/notify';
+import { deliveryOf } from './views/chatCards';
+import { approverMail, requesterMail, settledMail } from './views/mail';
 import { baselineEnforcement } from './usecases/baseline';
 import { servingCheck } from './usecases/serving';
 import type { ServingState } from './usecases/serving';
@@ -162,14 +169,13 @@ function build(o: CompositionOverrides): Services {
     credentialFor(config.serviceBus.kind === 'identity' ? config.serviceBus.clientId : undefined),
   );
   const bus = serviceBusClient(config.serviceBus, busCredential);
-  const scheduler = new ServiceBusExpiryScheduler(bus);
-  const deadlines = new ServiceBusApprovalDeadlines(bus);
+  const scheduledMessages = new ServiceBusScheduledMessages(bus);
+  const mails: MailComposer = { approverMail, settledMail, requesterMail };
   const mailer: Mailer = !mail.ready
     ? switchedOffMailer
     : mail.settings.mode === 'smtp'
       ? new SmtpMailer(mail.settings)
       : new AcsMailer(mail.settings, credentialFor(config.managedIdentityClientId));
-  const starts = new ServiceBusStartScheduler(bus);
   const settings: GrantSettings = {
     priorityBand: config.priorityBand,
     maxDurationInSeconds: config.maxDurationInSeconds,
@@ -193,17 +199,17 @@ function build(o: CompositionOverrides): Services {
     host: hostname(),
   });
   const audit = new AuditTable(tableClient(config.tables, TABLES.audit, storageCredential), clock);
-  const channels: ChannelServices | undefined = notifyTargets.length
-    ? {
-        targets: notifyTargets,
-        queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
-        http: new FetchWebhookClient(),
-        // 15 s doubling: the eighth and last attempt about half an hour after the first.
-        maxAttempts: 8,
-        firstRetryDelayInSeconds: 15,
-        ...o.notifyRetry,
-      }
-    : undefined;
+  // With no target configured nothing is ever queued (no target wants anything), and the queue is never asked.
+  const channels: ChannelServices = {
+    targets: notifyTargets,
+    queue: StorageNotificationQueue.fromConnection(config.queues, storageCredential),
+    http: new FetchWebhookClient(),
+    compose: { delivery: deliveryOf },
+    // 15 s doubling: the eighth and last attempt about half an hour after the first.
+    maxAttempts: 8,
+    firstRetryDelayInSeconds: 15,
+    ...o.notifyRetry,
+  };
   const deps: Deps = {
     // Reads append a state change's event a crash left in the request row (shared/usecases/auditOutbox.ts).
     requests: new AuditedRequests(
@@ -218,8 +224,7 @@ function build(o: CompositionOverrides): Services {
     grants: new GrantTable(tableClient(config.tables, TABLES.grants, storageCredential)),
     audit,
     queues: StorageWorkQueues.fromConnection(config.queues, storageCredential),
-    scheduler,
-    starts,
+    scheduledMessages,
     network: new ArmNetworkGateway(o.armCredential ?? credentialFor(config.managedIdentityClientId), {
       endpoint: config.armEndpoint,
       caPem: o.armCaPem,
@@ -232,7 +237,7 @@ function build(o: CompositionOverrides): Services {
     clock,
     settings,
     log: consoleLogger,
-    notifier: new MailNotifier(mailer),
+    notifier: new MailNotifier(mailer, mails),
     signals,
     channels,
     approvals: {
@@ -241,7 +246,7 @@ function build(o: CompositionOverrides): Services {
         ? new JoseApprovalTokens(approval.settings.approvalKeys, () => clock.now())
         : switchedOffTokens,
       mailer,
-      deadlines,
+      compose: mails,
       publicBaseUrl: approval.ready ? approval.settings.publicBaseUrl : '',
       groupMailboxes: approval.ready ? approval.settings.approverGroupMailboxes : {},
       unavailableFeature: !approval.ready ? 'approval' : !mail.ready ? 'mail' : undefined,
@@ -285,10 +290,8 @@ function build(o: CompositionOverrides): Services {
     auditAnchors: anchors ? BlobAuditAnchors.fromConnection(anchors, storageCredential) : undefined,
     close: async () => {
       await locks.releaseAll();
-      await scheduler.close();
-      await deadlines.close();
+      await scheduledMessages.close();
       if (mailer instanceof SmtpMailer) mailer.close();
-      await starts.close();
       await bus.close();
     },
   };

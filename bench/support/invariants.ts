@@ -3,7 +3,7 @@
  * ARM actually hold (not over what the client was told), so a request created behind a failed answer counts too.
  * Pure: the soak reads the snapshot, this judges it.
  */
-import { isJitRuleName } from '../../shared/domain/priority';
+import { isJitRuleName } from '../../shared/domain/ruleNames';
 import { FINAL_STATUSES } from '../../shared/domain/types';
 import type { RequestStatus } from '../../shared/domain/types';
 

@@ -1,5 +1,69 @@
-import type { ServiceBusClient, ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
+import { ServiceBusClient } from '@azure/service-bus';
+import type { ServiceBusReceiver, ServiceBusSender } from '@azure/service-bus';
+import type { TokenCredential } from '@azure/core-auth';
 import Long from 'long';
+import type { Connection } from '../config';
+import type { ScheduledMessages } from '../domain/ports';
+import { scheduledMessageBody, scheduledMessageId } from '../domain/scheduledMessages';
+import type { SchedulePurpose } from '../domain/scheduledMessages';
+import { SERVICE_BUS_QUEUES } from '../names';
+
+export function serviceBusClient(
+  connection: Connection,
+  credential: () => TokenCredential,
+): ServiceBusClient {
+  return connection.kind === 'connectionString'
+    ? new ServiceBusClient(connection.connectionString)
+    : new ServiceBusClient(connection.endpoint, credential());
+}
+
+/**
+ * The queue each purpose's messages go to. Expiries and approval deadlines share `jit-expirations` (told apart by
+ * the body's `kind` and the message's `subject`): both end something, and the one handler there ignores a message
+ * that no longer matches its request. Starts have `jit-starts` to themselves: a start and an end are different
+ * handlers, and an operator reading the queues sees at a glance what will open and what will close.
+ */
+const QUEUE_OF: Readonly<Record<SchedulePurpose, string>> = {
+  expire: SERVICE_BUS_QUEUES.expirations,
+  'approval-deadline': SERVICE_BUS_QUEUES.expirations,
+  start: SERVICE_BUS_QUEUES.starts,
+};
+
+/**
+ * Every scheduled message of a request (its start, approval deadline and expiry) on Service Bus, one sender and one
+ * peeking receiver per queue. An approval deadline is never cancelled: arriving after a decision, it finds the
+ * request no longer pending and does nothing.
+ */
+export class ServiceBusScheduledMessages implements ScheduledMessages {
+  private readonly queues = new Map<string, QueueScheduler>();
+
+  constructor(private readonly client: ServiceBusClient) {}
+
+  schedule(purpose: SchedulePurpose, requestId: string, dueAt: string): Promise<string> {
+    return this.queue(purpose).schedule(
+      scheduledMessageId(purpose, requestId, dueAt),
+      purpose,
+      scheduledMessageBody(purpose, requestId, dueAt),
+      new Date(dueAt),
+    );
+  }
+
+  cancel(purpose: SchedulePurpose, sequenceNumber: string): Promise<void> {
+    return this.queue(purpose).cancel(sequenceNumber);
+  }
+
+  async close(): Promise<void> {
+    for (const q of this.queues.values()) await q.close();
+    this.queues.clear();
+  }
+
+  private queue(purpose: SchedulePurpose): QueueScheduler {
+    const name = QUEUE_OF[purpose];
+    let q = this.queues.get(name);
+    if (!q) this.queues.set(name, (q = new QueueScheduler(this.client, name)));
+    return q;
+  }
+}
 
 /** Messages looked at per peek while searching a queue for a message id. */
 const PEEK_PAGE_SIZE = 100;
@@ -26,30 +90,29 @@ const PEEK_PAGE_SIZE = 100;
  * Cost: one schedule and one peek; a search only when Service Bus dropped a duplicate (a retry), through every
  * message in the queue, a page of 100 per call.
  */
-export class ScheduledMessages {
+class QueueScheduler {
   private readonly sender: ServiceBusSender;
   private readonly receiver: ServiceBusReceiver;
 
-  /** `subject` is set on every message, so that an operator peeking at the queue sees what each one is for. */
-  constructor(
-    client: ServiceBusClient,
-    queue: string,
-    private readonly subject: string,
-  ) {
+  constructor(client: ServiceBusClient, queue: string) {
     this.sender = client.createSender(queue);
     // Only ever used to peek, which takes no lock and receives nothing.
     this.receiver = client.createReceiver(queue);
   }
 
-  /** Schedules `body` under `messageId` at `at`; returns the sequence number of the live message with that id. */
-  async schedule(messageId: string, body: unknown, at: Date): Promise<string> {
-    const sequenceNumber = await this.send(messageId, body, at);
+  /**
+   * Schedules `body` under `messageId` at `at`; returns the sequence number of the live message with that id.
+   * `subject` is set on the message, so that an operator peeking at the queue sees what each one is for.
+   */
+  async schedule(messageId: string, subject: string, body: unknown, at: Date): Promise<string> {
+    const send = (id: string) => this.send(id, subject, body, at);
+    const sequenceNumber = await send(messageId);
     if (await this.carries(sequenceNumber, messageId)) return sequenceNumber.toString();
     const live = await this.find(messageId);
     if (live) return live;
     if (at.getTime() <= Date.now()) return sequenceNumber.toString();
     const again = `${messageId}:${sequenceNumber.toString()}`;
-    const retried = await this.send(again, body, at);
+    const retried = await send(again);
     if (await this.carries(retried, again)) return retried.toString();
     // Only a concurrent schedule under the same new id could get here; its message is the live one.
     return (await this.find(again)) ?? retried.toString();
@@ -65,9 +128,9 @@ export class ScheduledMessages {
     await this.sender.close();
   }
 
-  private async send(messageId: string, body: unknown, at: Date): Promise<Long> {
+  private async send(messageId: string, subject: string, body: unknown, at: Date): Promise<Long> {
     const [sequenceNumber] = await this.sender.scheduleMessages(
-      { body, contentType: 'application/json', messageId, subject: this.subject },
+      { body, contentType: 'application/json', messageId, subject },
       at,
     );
     if (!sequenceNumber) throw new Error('Service Bus returned no sequence number for a scheduled message');

@@ -1,6 +1,6 @@
 import { familyOf } from './networkPath';
 import type { AddressFamily } from './networkPath';
-import { baselineRuleName, sameRuleName } from './priority';
+import { baselineRuleName, sameRuleName } from './ruleNames';
 import type { AllowRuleSpec, NsgGuard, Policy, Protocol, SecurityRuleView, VmNetworkPath } from './types';
 
 /**

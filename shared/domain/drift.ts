@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
-import { isOwnRuleName } from './priority';
+import { isOwnRuleName } from './ruleNames';
 import type { SecurityRuleView } from './types';
 
 /** What JIT guards in one NSG: the ports policies manage, and the VM addresses behind it that they cover. */

@@ -1,6 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { portInRange } from './drift';
-import { sameRuleName } from './priority';
+import { sameRuleName } from './ruleNames';
 import type { SecurityRuleView } from './types';
 
 /** A grant's allow rule as written in one NSG. */

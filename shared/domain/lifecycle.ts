@@ -1,11 +1,12 @@
 /**
- * Rules of a grant's life after it is asked for: when it may start, who may revoke or extend it, and how far an
- * extension may go. Pure functions of their arguments (the clock is passed in), tested without I/O.
+ * Rules of a grant's life after it is asked for: when it may start, and how far an extension may go (who may read,
+ * revoke or extend it is in permissions.ts). Pure functions of their arguments (the clock is passed in), tested
+ * without I/O.
  */
 import { formatDuration } from './duration';
 import { AccessAlreadyEnded, AccessNotAllowed, InvalidRequest, InvalidState } from './errors';
 import { principalMatches } from './policy';
-import { isFinal, requesterKey } from './types';
+import { isFinal } from './types';
 import type { AccessRequest, Policy, Principal } from './types';
 
 /**
@@ -13,35 +14,6 @@ import type { AccessRequest, Policy, Principal } from './types';
  * scheduled long before anyone remembers why it exists is a hole waiting to open.
  */
 export const MAX_START_AHEAD_IN_SECONDS = 30 * 86400;
-
-/** App roles the API honours. */
-export const ROLES = { admin: 'Jit.Admin', auditor: 'Jit.Auditor' } as const;
-
-export const isAdmin = (p: Principal): boolean => p.roles.includes(ROLES.admin);
-
-const isRequester = (p: Principal, r: AccessRequest) => p.id.toLowerCase() === requesterKey(r);
-
-/** Whether the caller may read the request: its requester, an admin or an auditor (others get a 404). */
-export function mayRead(caller: Principal, request: AccessRequest): boolean {
-  return isRequester(caller, request) || isAdmin(caller) || caller.roles.includes(ROLES.auditor);
-}
-
-/** Whether the caller may end the request early: its requester, an approver of its policy, or an admin. */
-export function mayRevoke(caller: Principal, request: AccessRequest, policy: Policy | undefined): boolean {
-  return (
-    isRequester(caller, request) ||
-    isAdmin(caller) ||
-    (policy !== undefined && principalMatches(caller, policy.approval.approvers))
-  );
-}
-
-/**
- * Whether the caller may extend the request: only its requester. The policy's `requesters` are checked against
- * the caller's own groups, which are known only for the caller.
- */
-export function mayExtend(caller: Principal, request: AccessRequest): boolean {
-  return isRequester(caller, request);
-}
 
 /**
  * Checks a requested start against the clock. Returns it in UTC (`…Z`, which is what the tables and the start

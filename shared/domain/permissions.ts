@@ -1,4 +1,39 @@
 /**
+ * Permissions: who may do what to a request (its requester, an approver of its policy, an admin or an auditor),
+ * and what the deployment itself may do on an NSG.
+ */
+import { principalMatches } from './policy';
+import { ROLES } from './roles';
+import { requesterKey } from './types';
+import type { AccessRequest, Policy, Principal } from './types';
+
+export const isAdmin = (p: Principal): boolean => p.roles.includes(ROLES.admin);
+
+const isRequester = (p: Principal, r: AccessRequest) => p.id.toLowerCase() === requesterKey(r);
+
+/** Whether the caller may read the request: its requester, an admin or an auditor (others get a 404). */
+export function mayRead(caller: Principal, request: AccessRequest): boolean {
+  return isRequester(caller, request) || isAdmin(caller) || caller.roles.includes(ROLES.auditor);
+}
+
+/** Whether the caller may end the request early: its requester, an approver of its policy, or an admin. */
+export function mayRevoke(caller: Principal, request: AccessRequest, policy: Policy | undefined): boolean {
+  return (
+    isRequester(caller, request) ||
+    isAdmin(caller) ||
+    (policy !== undefined && principalMatches(caller, policy.approval.approvers))
+  );
+}
+
+/**
+ * Whether the caller may extend the request: only its requester. The policy's `requesters` are checked against
+ * the caller's own groups, which are known only for the caller.
+ */
+export function mayExtend(caller: Principal, request: AccessRequest): boolean {
+  return isRequester(caller, request);
+}
+
+/*
  * Azure RBAC's reading of a role's Actions and NotActions
  * (https://learn.microsoft.com/azure/role-based-access-control/role-definitions#actions-format): an action is allowed
  * by an entry when one of its Actions matches and none of its NotActions does; `*` matches any run of characters,

@@ -18,7 +18,8 @@ import type {
 import type { AuditRow } from './auditChain';
 import type { AuditPage, AuditQuery } from './auditQuery';
 import type { DayAnchor } from './auditAnchor';
-import type { NotificationMessage } from './notifications';
+import type { Notification, NotificationMessage, NotifyTarget } from './notifications';
+import type { SchedulePurpose } from './scheduledMessages';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
 export interface Versioned<T> {
@@ -206,39 +207,20 @@ export interface WorkQueues {
   enqueueGrant(requestId: string): Promise<void>;
 }
 
-/** What a scheduled expiry message carries. `expiresAt` lets a stale message (after an extension) be ignored. */
-export interface ExpiryMessage {
-  requestId: string;
-  expiresAt: string;
-}
-
 /**
- * Service Bus scheduled messages: one per grant, due at its expiry. Scheduling the same expiry twice (a retry)
- * yields one message: the id is `expire:<request id>:<expiry>` (domain/scheduledMessages.ts) and the queue drops
- * duplicates.
+ * Service Bus scheduled messages, one live message per request and purpose (its start, its approval deadline, its
+ * expiry), due at the request's time for it. Scheduling the same version twice (a retry) yields one message: the id
+ * is `<purpose>:<request id>:<due time>` (domain/scheduledMessages.ts) and the queues drop duplicates.
  */
-export interface ExpiryScheduler {
+export interface ScheduledMessages {
   /**
-   * Returns the sequence number (a decimal string: it is a 64-bit integer) of the live message for this expiry:
-   * the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
+   * Schedules the request's message for `purpose`, due at `dueAt` (ISO 8601), its body made by
+   * `scheduledMessageBody`. Returns the sequence number (a decimal string: it is a 64-bit integer) of the live
+   * message: the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
    */
-  scheduleExpiry(message: ExpiryMessage, at: Date): Promise<string>;
-  /** Cancels a scheduled message; an unknown or already delivered one is fine. */
-  cancelExpiry(sequenceNumber: string): Promise<void>;
-}
-
-/** What a scheduled start message carries. `startAt` lets a stale message (the request changed) be ignored. */
-export interface StartMessage {
-  requestId: string;
-  startAt: string;
-}
-
-/** Service Bus scheduled messages that open a request made ahead of time, due at its start. */
-export interface StartScheduler {
-  /** Returns the sequence number of the live message for this start, as `scheduleExpiry` does for an expiry. */
-  scheduleStart(message: StartMessage, at: Date): Promise<string>;
-  /** Cancels a scheduled message; an unknown or already delivered one is fine. */
-  cancelStart(sequenceNumber: string): Promise<void>;
+  schedule(purpose: SchedulePurpose, requestId: string, dueAt: string): Promise<string>;
+  /** Cancels a scheduled message of `purpose`; an unknown or already delivered one is fine. */
+  cancel(purpose: SchedulePurpose, sequenceNumber: string): Promise<void>;
 }
 
 /** ARM, as far as JIT touches it. */
@@ -361,6 +343,46 @@ export interface MailMessage {
   html: string;
 }
 
+/** What an approver's mail says: who asks for what, the Approve / Deny links, and what approval takes. */
+export interface ApproverMailModel {
+  request: AccessRequest;
+  to: string;
+  approveUrl: string;
+  denyUrl: string;
+  /** Approvals needed, and how many approver entries the policy names. */
+  required: number;
+  approverCount: number;
+  /** The link's expiry (the approval deadline). */
+  expiresAt: string;
+  /** Set when the link went to a group's mailbox: whoever uses it must sign in as a member. */
+  group?: string;
+}
+
+/**
+ * Renders the mails the use cases send (shared/views/mail.ts, wired by the composition root): a use case hands over
+ * a model and gets the message back, and renders nothing itself.
+ */
+export interface MailComposer {
+  /** To an approver: the request and the links that open its page. */
+  approverMail(model: ApproverMailModel): MailMessage;
+  /** To an approver whose link was not used: the request was settled without them. */
+  settledMail(request: AccessRequest, to: string): MailMessage;
+  /** To the requester, about the status their request is now in; undefined for a status they do not hear of. */
+  requesterMail(request: AccessRequest, note?: string): MailMessage | undefined;
+}
+
+/** One delivery of a notification to a chat or webhook target: the body as it is posted, and its headers. */
+export interface Delivery {
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** Renders a notification as each kind of target wants it (shared/views/chatCards.ts). */
+export interface CardComposer {
+  /** The delivery to `target`, signed (generic webhooks) at `nowInSeconds`. */
+  delivery(target: NotifyTarget, notification: Notification, nowInSeconds: number): Delivery;
+}
+
 /** Sends mail (SMTP or Azure Communication Services). Throws when the message was not accepted. */
 export interface Mailer {
   send(message: MailMessage): Promise<void>;
@@ -398,17 +420,4 @@ export interface ApprovalTokens {
    * this person.
    */
   verifyFormToken(formToken: string, approvalTokenId: string, personId?: string): Promise<void>;
-}
-
-/** What the scheduled approval deadline message carries, on the `jit-expirations` queue. */
-export interface ApprovalDeadlineMessage {
-  kind: 'approval-deadline';
-  requestId: string;
-  deadline: string;
-}
-
-/** Service Bus scheduled message at a pending request's approval deadline. */
-export interface ApprovalDeadlineScheduler {
-  /** Returns the sequence number of the live message for this deadline, as `scheduleExpiry` does for an expiry. */
-  scheduleApprovalDeadline(message: ApprovalDeadlineMessage, at: Date): Promise<string>;
 }

@@ -22,6 +22,41 @@ export function scheduledMessageId(purpose: SchedulePurpose, requestId: string, 
   return `${purpose}:${requestId}:${version}`;
 }
 
+/** What a scheduled expiry message carries. `expiresAt` lets a stale message (after an extension) be ignored. */
+export interface ExpiryMessage {
+  requestId: string;
+  expiresAt: string;
+}
+
+/** What a scheduled start message carries. `startAt` lets a stale message (the request changed) be ignored. */
+export interface StartMessage {
+  requestId: string;
+  startAt: string;
+}
+
+/** What the scheduled approval deadline message carries, on the `jit-expirations` queue beside expiries. */
+export interface ApprovalDeadlineMessage {
+  kind: 'approval-deadline';
+  requestId: string;
+  deadline: string;
+}
+
+/** The body of the request's scheduled message for `purpose`, due at `dueAt`: what its handler reads. */
+export function scheduledMessageBody(
+  purpose: SchedulePurpose,
+  requestId: string,
+  dueAt: string,
+): ExpiryMessage | StartMessage | ApprovalDeadlineMessage {
+  switch (purpose) {
+    case 'expire':
+      return { requestId, expiresAt: dueAt };
+    case 'start':
+      return { requestId, startAt: dueAt };
+    case 'approval-deadline':
+      return { kind: 'approval-deadline', requestId, deadline: dueAt };
+  }
+}
+
 /** A scheduled message as a use case knows it: its sequence number, and the due time it was scheduled for. */
 export interface ScheduledRef {
   sequenceNumber: string;

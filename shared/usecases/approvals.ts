@@ -21,28 +21,27 @@ import {
   ApprovalTokenInvalid,
   ApproverNotAllowed,
   ConcurrencyConflict,
-  ConfigurationError,
   InvalidRequest,
   TransientFailure,
 } from '../domain/errors';
 import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import { notifiedRequest } from '../domain/notifications';
-import type { ApprovalDeadlineMessage, StoredRequest } from '../domain/ports';
+import type { StoredRequest } from '../domain/ports';
 import type { AccessRequest, Policy, Principal } from '../domain/types';
 import { freeTextProblem } from '../domain/text';
-import { approverMail, settledMail } from '../views/mail';
-import type { ApprovalServices, Deps } from './deps';
-import { transition } from './grants';
+import type { Deps } from './deps';
+import { transition } from './transition';
 import { notifyRequester } from './notify';
 import { announce } from './notifyChannels';
 import { NO_SIGN_IN_FOR_APPROVERS } from './serving';
+import type { NotifyPorts } from './notify';
+import type { TransitionPorts } from './transition';
 
-function approvalServices(deps: Deps): ApprovalServices {
-  if (!deps.approvals)
-    throw new ConfigurationError('manual approval is not configured (no approval services)');
-  return deps.approvals;
-}
+/** What manual approval needs. */
+export type ApprovalPorts = TransitionPorts &
+  NotifyPorts &
+  Pick<Deps, 'approvals' | 'policies' | 'queues' | 'network' | 'scheduledMessages'>;
 
 /**
  * The link an approver gets. `intent` only marks which button they pressed in the mail; it never decides. No
@@ -58,8 +57,12 @@ export function approvalLink(publicBaseUrl: string, token: string, intent: Decis
  * were never mailed (a crash or a mail failure in between), it mails them then. While approval links or mail are
  * switched off it changes nothing.
  */
-export async function startApproval(deps: Deps, found: StoredRequest, policy: Policy): Promise<void> {
-  const a = approvalServices(deps);
+export async function startApproval(
+  deps: ApprovalPorts,
+  found: StoredRequest,
+  policy: Policy,
+): Promise<void> {
+  const a = deps.approvals;
   const r = found.value;
   if (a.unavailableFeature) {
     // Held as it is, never denied for a broken setting: the reconciler hands a request that sits here back to
@@ -114,8 +117,7 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
   // schedules nothing more. A crash between the two leaves it unrecorded: the retry schedules the same id, which
   // Service Bus drops as a duplicate, and records the live message it hands back.
   if (!current.value.approvalDeadlineSequenceNumber) {
-    const message: ApprovalDeadlineMessage = { kind: 'approval-deadline', requestId: r.id, deadline };
-    const sequenceNumber = await a.deadlines.scheduleApprovalDeadline(message, new Date(deadline));
+    const sequenceNumber = await deps.scheduledMessages.schedule('approval-deadline', r.id, deadline);
     current = await recordDeadlineMessage(deps, current, deadline, sequenceNumber);
   }
 
@@ -124,7 +126,7 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
     const token = await a.tokens.issue({ requestId: r.id, approver: to.entry }, new Date(deadline));
     links.push({ approver: to.entry, url: approvalLink(a.publicBaseUrl, token, 'approve') });
     await a.mailer.send(
-      approverMail({
+      a.compose.approverMail({
         request: current.value,
         to: to.address,
         approveUrl: approvalLink(a.publicBaseUrl, token, 'approve'),
@@ -186,7 +188,7 @@ export async function startApproval(deps: Deps, found: StoredRequest, policy: Po
  * decision) is no failure: the request is returned as it was, and the later writes find out.
  */
 async function recordDeadlineMessage(
-  deps: Deps,
+  deps: ApprovalPorts,
   current: StoredRequest,
   deadline: string,
   sequenceNumber: string,
@@ -217,7 +219,7 @@ interface DecisionContext {
  * link names (and not the requester), and the link's entry is still an approver in the policy as it is now.
  */
 async function loadForDecision(
-  deps: Deps,
+  deps: ApprovalPorts,
   claims: { requestId: string; approver: string },
   signedIn: Principal | undefined,
 ): Promise<DecisionContext> {
@@ -248,11 +250,11 @@ export interface ApprovalView {
 
 /** `GET /api/approvals?token=…`: checks the link and shows the request. Reads only: mail scanners fetch links. */
 export async function viewApproval(
-  deps: Deps,
+  deps: ApprovalPorts,
   token: string,
   signedIn: Principal | undefined,
 ): Promise<ApprovalView> {
-  const a = approvalServices(deps);
+  const a = deps.approvals;
   const claims = await a.tokens.verify(token);
   const { found, policy, decider } = await loadForDecision(deps, claims, signedIn);
   const r = found.value;
@@ -276,7 +278,7 @@ export async function viewApproval(
  * What approving would open, read from ARM as applyGrant will: the NSGs in front of the VM and its private
  * addresses. Only a read, and only when a decision can be made; if ARM cannot answer, the page says it in words.
  */
-async function whatOpens(deps: Deps, r: AccessRequest): Promise<RulePlacement[] | undefined> {
+async function whatOpens(deps: ApprovalPorts, r: AccessRequest): Promise<RulePlacement[] | undefined> {
   try {
     return planGrantRules(await deps.network.resolvePath(r.vmId), r.sourcePrefix);
   } catch (err) {
@@ -309,8 +311,8 @@ export interface DecisionOutcome {
  * Refused (and nothing written) for a bad or expired link, a forged form, the requester, someone the link or the
  * policy no longer names, a request no longer pending, or a second decision by the same approver.
  */
-export async function decideApproval(deps: Deps, input: DecisionInput): Promise<DecisionOutcome> {
-  const a = approvalServices(deps);
+export async function decideApproval(deps: ApprovalPorts, input: DecisionInput): Promise<DecisionOutcome> {
+  const a = deps.approvals;
   const claims = await a.tokens.verify(input.token);
   await a.tokens.verifyFormToken(input.formToken, claims.tokenId, input.signedIn?.id);
   if (input.decision !== 'approve' && input.decision !== 'deny') {
@@ -376,11 +378,11 @@ export async function decideApproval(deps: Deps, input: DecisionInput): Promise<
  * when two last approvals race, one write wins, the other re-reads and finds the request approved.
  */
 export async function settleApproval(
-  deps: Deps,
+  deps: ApprovalPorts,
   requestId: string,
   by: { actor: string; actorId?: string; clientAddress?: string },
 ): Promise<{ request: AccessRequest; approvals: number; required: number }> {
-  const a = approvalServices(deps);
+  const a = deps.approvals;
   for (let attempt = 1; attempt <= 5; attempt++) {
     const found = await deps.requests.get(requestId);
     if (!found) throw new ApprovalTokenInvalid('the request no longer exists');
@@ -455,7 +457,7 @@ export async function settleApproval(
  * deadline is not lost to a crash between its row and the request's move.
  */
 export async function expireApproval(
-  deps: Deps,
+  deps: ApprovalPorts,
   message: { requestId: string; deadline: string },
   actor = 'system:approval-deadline',
 ): Promise<void> {
@@ -499,7 +501,7 @@ export async function expireApproval(
         deps,
         policy,
         moved.value,
-        await approvalServices(deps).decisions.list(moved.value.id),
+        await deps.approvals.decisions.list(moved.value.id),
       );
       return;
     }
@@ -520,18 +522,18 @@ function approvalComments(approving: ApprovalDecision[]): string | undefined {
  * effort, like every mail: the decision stands whether or not the mail server answers.
  */
 async function tellOtherApprovers(
-  deps: Deps,
+  deps: ApprovalPorts,
   policy: Policy | undefined,
   request: AccessRequest,
   decisions: readonly ApprovalDecision[],
 ): Promise<void> {
   const a = deps.approvals;
-  if (!a || !policy) return;
+  if (!policy) return;
   const used = new Set(decisions.map((d) => d.via));
   const { recipients } = approvalRecipients(policy, request.requester, a.groupMailboxes);
   for (const to of recipients.filter((x) => !used.has(x.entry))) {
     try {
-      await a.mailer.send(settledMail(request, to.address));
+      await a.mailer.send(a.compose.settledMail(request, to.address));
     } catch (err) {
       deps.log.warn('approval.settled-mail-failed', {
         requestId: request.id,
@@ -542,6 +544,6 @@ async function tellOtherApprovers(
   }
 }
 
-function deadlinePassed(deps: Deps, r: AccessRequest): boolean {
+function deadlinePassed(deps: ApprovalPorts, r: AccessRequest): boolean {
   return r.approvalDeadline !== undefined && deps.clock.now().getTime() >= Date.parse(r.approvalDeadline);
 }

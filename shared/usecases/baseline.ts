@@ -6,7 +6,7 @@
  */
 import type { AuditAction } from '../domain/auditActions';
 import { baselineSpecOf, planBaseline } from '../domain/baseline';
-import { sameRuleName } from '../domain/priority';
+import { sameRuleName } from '../domain/ruleNames';
 import type { BaselineRule, VmCoverage } from '../domain/baseline';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import type { PolicyEnforcement } from '../domain/ports';
@@ -15,6 +15,10 @@ import { scopesOf } from '../domain/resourceId';
 import type { Policy, VmNetworkPath } from '../domain/types';
 import type { Deps } from './deps';
 import { deleteRuleWithRetry, putRuleWithRetry, withArmBudget, withNsg } from './nsgWrites';
+import type { NsgWritePorts } from './deps';
+
+/** What keeping baseline deny rules needs. */
+export type BaselinePorts = NsgWritePorts & Pick<Deps, 'audit' | 'clock' | 'policies'>;
 
 /** What an enforcement call did. */
 export interface BaselineReport {
@@ -42,8 +46,8 @@ export const emptyBaselineReport = (): BaselineReport => ({
  * or so) and leaves the rest to the reconciler, which covers VMs new to an enforcing policy first and releases
  * those a policy stopped enforcing on, so a large scope converges over a few runs.
  */
-export function baselineEnforcement(deps: () => Deps, maxArmCalls = 60): PolicyEnforcement {
-  const bounded = async (work: (d: Deps) => Promise<BaselineReport>, scope: string) => {
+export function baselineEnforcement(deps: () => BaselinePorts, maxArmCalls = 60): PolicyEnforcement {
+  const bounded = async (work: (d: BaselinePorts) => Promise<BaselineReport>, scope: string) => {
     const d = deps();
     try {
       await work({ ...d, network: withArmBudget(d.network, { left: maxArmCalls, used: 0 }) });
@@ -64,7 +68,7 @@ export function baselineEnforcement(deps: () => Deps, maxArmCalls = 60): PolicyE
  * A policy without `enforce` removes what an earlier version of it put in place.
  */
 export async function ensureBaselineDeny(
-  deps: Deps,
+  deps: BaselinePorts,
   policy: Policy,
   actor = 'system:baseline',
 ): Promise<BaselineReport> {
@@ -91,7 +95,7 @@ export async function ensureBaselineDeny(
  * rules from the next reconciler run.
  */
 export async function removeBaselineDeny(
-  deps: Deps,
+  deps: BaselinePorts,
   policyScope: string,
   actor = 'system:baseline',
 ): Promise<BaselineReport> {
@@ -110,7 +114,7 @@ export async function removeBaselineDeny(
  * `resolved` is the VM's path when the caller already read it (the reconciler reads a subscription's at once).
  */
 export async function coverVm(
-  deps: Deps,
+  deps: BaselinePorts,
   vmId: string,
   policy: Policy,
   actor: string,
@@ -160,7 +164,7 @@ export async function coverVm(
 
 /** Takes away the VM's baseline rules and forgets that a policy covers it. */
 export async function releaseVm(
-  deps: Deps,
+  deps: BaselinePorts,
   coverage: VmCoverage,
   actor: string,
   report: BaselineReport,
@@ -175,7 +179,7 @@ export async function releaseVm(
  * Makes the NSG hold `b`'s shared rule as all its members want it: the members are read under the NSG's lock, so
  * two VMs covered at once both end up in the rule. Returns whether it had to write it.
  */
-export async function keepBaselineRule(deps: Deps, b: BaselineRule): Promise<boolean> {
+export async function keepBaselineRule(deps: BaselinePorts, b: BaselineRule): Promise<boolean> {
   return withNsg(deps, b.nsgId, async () => {
     const members = await membersOf(deps, b.nsgId, b.ruleName);
     if (members.length === 0) return false; // released meanwhile: its remover takes the rule away
@@ -184,7 +188,11 @@ export async function keepBaselineRule(deps: Deps, b: BaselineRule): Promise<boo
 }
 
 /** Writes `b`'s shared rule as `members` want it (call inside `withNsg`). Returns whether it had to. */
-async function putSharedRule(deps: Deps, b: BaselineRule, members: BaselineRule[]): Promise<boolean> {
+async function putSharedRule(
+  deps: BaselinePorts,
+  b: BaselineRule,
+  members: BaselineRule[],
+): Promise<boolean> {
   const { written } = await putRuleWithRetry(deps, {
     nsgId: b.nsgId,
     name: b.ruleName,
@@ -196,7 +204,11 @@ async function putSharedRule(deps: Deps, b: BaselineRule, members: BaselineRule[
 }
 
 /** The VMs (not being removed) that share a baseline rule in an NSG. */
-export async function membersOf(deps: Deps, nsgId: string, ruleName: string): Promise<BaselineRule[]> {
+export async function membersOf(
+  deps: BaselinePorts,
+  nsgId: string,
+  ruleName: string,
+): Promise<BaselineRule[]> {
   return (await deps.nsgs.listBaselinesInNsg(nsgId)).filter(
     (m) => sameRuleName(m.ruleName, ruleName) && !m.removing,
   );
@@ -207,7 +219,7 @@ export async function membersOf(deps: Deps, nsgId: string, ruleName: string): Pr
  * left in it. Marked `removing` first, so that a failure part-way is finished by the reconciler rather than undone.
  */
 export async function dropBaselineRule(
-  deps: Deps,
+  deps: BaselinePorts,
   b: BaselineRule,
   actor: string,
   report: BaselineReport,
@@ -231,7 +243,7 @@ export async function dropBaselineRule(
 }
 
 export async function auditBaseline(
-  deps: Deps,
+  deps: BaselinePorts,
   actor: string,
   action: AuditAction,
   b: BaselineRule,
@@ -251,7 +263,7 @@ export async function auditBaseline(
 }
 
 /** The VMs in a policy's scope; none when the scope itself is gone (a deleted resource group or subscription). */
-export async function vmsInScope(deps: Deps, scope: string): Promise<string[]> {
+export async function vmsInScope(deps: BaselinePorts, scope: string): Promise<string[]> {
   try {
     return await collect(deps.network.listVms(scope));
   } catch (err) {

@@ -1,11 +1,11 @@
 import type {
-  ApprovalDeadlineScheduler,
   ApprovalRepository,
   ApprovalTokens,
+  CardComposer,
   AuditLog,
   Clock,
-  ExpiryScheduler,
   GrantRepository,
+  MailComposer,
   Mailer,
   NetworkGateway,
   NetworkReachCheck,
@@ -18,7 +18,7 @@ import type {
   PolicyRepository,
   RequestRepository,
   RunLeases,
-  StartScheduler,
+  ScheduledMessages,
   WorkQueues,
 } from '../domain/ports';
 import type { NotifyTarget } from '../domain/notifications';
@@ -47,20 +47,23 @@ export interface GrantSettings {
   reconcileMaxArmCalls: number;
 }
 
-/** Everything a use case may touch. Built once by the composition root. */
+/**
+ * Every port the use cases use, built once by the composition root. No use case takes all of it: each module
+ * declares the ports it uses (`ApplyPorts`, `ExpiryPorts`, ... as a `Pick` of this), so its signature says what it
+ * touches and a test builds only that.
+ */
 export interface Deps {
   requests: RequestRepository & { forgetOpen(id: string): Promise<void> };
   policies: PolicyRepository;
-  /** What `enforce` does; optional until the network use cases provide it (see NO_ENFORCEMENT). */
-  enforcement?: PolicyEnforcement;
-  /** Warns where the deployment cannot reach a policy's VMs; optional like `enforcement` (fakes leave it out). */
-  reach?: NetworkReachCheck;
+  /** What `enforce` does: baseline deny rules (shared/usecases/baseline.ts). */
+  enforcement: PolicyEnforcement;
+  /** Warns where the deployment cannot reach a policy's VMs (shared/usecases/reach.ts). */
+  reach: NetworkReachCheck;
   grants: GrantRepository;
   audit: AuditLog;
   queues: WorkQueues;
-  scheduler: ExpiryScheduler;
-  /** Start messages of requests made ahead of time (Service Bus `jit-starts`). */
-  starts: StartScheduler;
+  /** A request's start, approval deadline and expiry messages (Service Bus `jit-starts`, `jit-expirations`). */
+  scheduledMessages: ScheduledMessages;
   network: NetworkGateway;
   /** Which NSGs JIT watches and what it keeps in them. */
   nsgs: NsgRegistry;
@@ -70,21 +73,26 @@ export interface Deps {
   clock: Clock;
   settings: GrantSettings;
   log: Logger;
-  /** Tells requesters what happened to their requests (optional: fakes in tests may leave it out). */
-  notifier?: Notifier;
+  /** Tells requesters what happened to their requests. */
+  notifier: Notifier;
   /** Metrics and events for operators (shared/domain/signals.ts). */
   signals: Signals;
-  /** Chat and webhook notifications (shared/usecases/notifyChannels.ts); absent when no target is configured. */
-  channels?: ChannelServices;
-  /** What manual approval needs; the composition root always provides it. */
-  approvals?: ApprovalServices;
+  /** Chat and webhook notifications (shared/usecases/notifyChannels.ts); `targets` is empty when none is configured. */
+  channels: ChannelServices;
+  /** What manual approval needs (its `unavailableFeature` says when approvers cannot be asked). */
+  approvals: ApprovalServices;
 }
+
+/** What writing to an NSG needs (shared/usecases/nsgWrites.ts): ARM, the per-NSG lock, the registry, the bands. */
+export type NsgWritePorts = Pick<Deps, 'network' | 'locks' | 'nsgs' | 'settings' | 'log'>;
 
 /** What chat and webhook notifications need. */
 export interface ChannelServices {
   targets: readonly NotifyTarget[];
   queue: NotificationQueue;
   http: WebhookClient;
+  /** What each kind of target is sent. */
+  compose: CardComposer;
   /** Deliveries of one notification to one target before it is dead-lettered. */
   maxAttempts: number;
   /** Wait before the second attempt; it doubles each time (with jitter), up to an hour. */
@@ -96,7 +104,8 @@ export interface ApprovalServices {
   decisions: ApprovalRepository;
   tokens: ApprovalTokens;
   mailer: Mailer;
-  deadlines: ApprovalDeadlineScheduler;
+  /** The mails approvers get. */
+  compose: MailComposer;
   /** Base URL of the app, without a trailing slash; links are `<base>/api/approvals?token=…`. */
   publicBaseUrl: string;
   /** Mailbox per approver group object id (lower-cased). */

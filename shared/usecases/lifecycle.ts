@@ -5,27 +5,31 @@
  */
 import { AccessNotAllowed, ConcurrencyConflict, InvalidState, RequestNotFound } from '../domain/errors';
 import { formatDuration } from '../domain/duration';
-import {
-  alreadyEnded,
-  assertExtendable,
-  checkExtension,
-  isAdmin,
-  mayExtend,
-  mayRead,
-  mayRevoke,
-  ROLES,
-} from '../domain/lifecycle';
+import { alreadyEnded, assertExtendable, checkExtension } from '../domain/lifecycle';
+import { isAdmin, mayExtend, mayRead, mayRevoke } from '../domain/permissions';
+import { ROLES } from '../domain/roles';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
-import type { RequestPage, StartMessage, StoredRequest } from '../domain/ports';
+import type { RequestPage, StoredRequest } from '../domain/ports';
+import type { StartMessage } from '../domain/scheduledMessages';
 import { auditActor } from '../domain/types';
 import type { ScheduledRef } from '../domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
-import { removeRules, transition } from './grants';
+import { removeRules } from './teardown';
+import { transition } from './transition';
 import { awaitRecording, cancelQuietly, cancelSuperseded } from './scheduledMessages';
 import { writeAudited } from './auditOutbox';
 import { viewOf } from './requests';
 import type { RequestView } from './requests';
+import type { RequestViewPorts } from './requests';
+import type { CancelPorts } from './scheduledMessages';
+import type { TeardownPorts } from './teardown';
+
+/** What the life of a grant after it is asked for needs. */
+export type LifecyclePorts = TeardownPorts &
+  CancelPorts &
+  RequestViewPorts &
+  Pick<Deps, 'queues' | 'scheduledMessages' | 'settings'>;
 
 /** How often a revoke or an extension re-reads and tries again after losing a race, before answering 409. */
 const MAX_ATTEMPTS = 4;
@@ -35,7 +39,7 @@ const MAX_ATTEMPTS = 4;
  * another requester (auditors may read any request already; listing is no more than that).
  */
 export async function listRequests(
-  deps: Deps,
+  deps: LifecyclePorts,
   caller: Principal,
   query: Record<string, string>,
 ): Promise<RequestPage> {
@@ -60,7 +64,7 @@ export async function listRequests(
  * its expiry from now. A message for a request that moved on (revoked, or one whose start changed) is ignored.
  */
 export async function startScheduledRequest(
-  deps: Deps,
+  deps: LifecyclePorts,
   message: StartMessage,
   actor = 'system:schedule',
 ): Promise<void> {
@@ -91,7 +95,11 @@ export async function startScheduledRequest(
  * leaves it `active` — still enforced by its expiry and the reconciler — and the caller can simply try again.
  * Idempotent: revoking a revoked request answers with it (and removes anything an interrupted run left behind).
  */
-export async function revokeRequest(deps: Deps, caller: Principal, id: string): Promise<RequestView> {
+export async function revokeRequest(
+  deps: LifecyclePorts,
+  caller: Principal,
+  id: string,
+): Promise<RequestView> {
   for (let attempt = 1; ; attempt++) {
     const found = await deps.requests.get(id);
     if (!found) throw new RequestNotFound(id);
@@ -187,7 +195,7 @@ export async function revokeRequest(deps: Deps, caller: Principal, id: string): 
  * (domain/scheduledMessages.ts `isSuperseded`).
  */
 export async function extendRequest(
-  deps: Deps,
+  deps: LifecyclePorts,
   caller: Principal,
   id: string,
   body: unknown,
@@ -206,10 +214,7 @@ export async function extendRequest(
 
       const previous = r.expiresAt as string;
       const expiresAt = new Date(Date.parse(previous) + bySeconds * 1000).toISOString();
-      const sequenceNumber = await deps.scheduler.scheduleExpiry(
-        { requestId: r.id, expiresAt },
-        new Date(expiresAt),
-      );
+      const sequenceNumber = await deps.scheduledMessages.schedule('expire', r.id, expiresAt);
       scheduled.push({ sequenceNumber, dueAt: expiresAt });
       const next: AccessRequest = {
         ...r,
@@ -264,7 +269,7 @@ export async function extendRequest(
  * The rules were being removed (the old expiry firing, or a revoke) while the extension was recorded: the removal
  * won at the network, so the record must say access ended rather than show `active` with nothing open.
  */
-async function finishRacedExpiry(deps: Deps, id: string): Promise<never> {
+async function finishRacedExpiry(deps: LifecyclePorts, id: string): Promise<never> {
   await removeRules(deps, id);
   const found = await deps.requests.get(id);
   if (found?.value.status === 'active') {

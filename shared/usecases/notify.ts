@@ -1,16 +1,21 @@
 import { looksLikeMailAddress } from '../domain/approval';
 import { FeatureUnavailable } from '../domain/errors';
-import type { Mailer, Notifier } from '../domain/ports';
+import type { MailComposer, Mailer, Notifier } from '../domain/ports';
 import type { AccessRequest } from '../domain/types';
-import { requesterMail } from '../views/mail';
 import type { Deps } from './deps';
+
+/** What telling the requester needs. */
+export type NotifyPorts = Pick<Deps, 'notifier' | 'log'>;
 
 /**
  * Tells the requester, after a transition has happened. A failure to tell is logged and never undoes or fails the
  * transition: access that is live must not be rolled back because a mail server is down.
  */
-export async function notifyRequester(deps: Deps, request: AccessRequest, note?: string): Promise<void> {
-  if (!deps.notifier) return;
+export async function notifyRequester(
+  deps: NotifyPorts,
+  request: AccessRequest,
+  note?: string,
+): Promise<void> {
   try {
     await deps.notifier.requestChanged(request, note);
   } catch (err) {
@@ -33,11 +38,14 @@ export async function notifyRequester(deps: Deps, request: AccessRequest, note?:
 
 /** Mails the requester about each status they hear of. Requesters that are apps (no mail address) are skipped. */
 export class MailNotifier implements Notifier {
-  constructor(private readonly mailer: Mailer) {}
+  constructor(
+    private readonly mailer: Mailer,
+    private readonly compose: MailComposer,
+  ) {}
 
   async requestChanged(request: AccessRequest, note?: string): Promise<void> {
     if (!looksLikeMailAddress(request.requester)) return;
-    const mail = requesterMail(request, note);
+    const mail = this.compose.requesterMail(request, note);
     if (mail) await this.mailer.send(mail);
   }
 }

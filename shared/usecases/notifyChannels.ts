@@ -8,28 +8,28 @@
  */
 import { ulid } from 'ulid';
 import {
-  WEBHOOK_HEADERS,
   isRetryableStatus,
   kindOfTransition,
   notifiedRequest,
   retryDelayInSeconds,
   targetsFor,
-  webhookSignature,
 } from '../domain/notifications';
-import type { Notification, NotificationMessage, NotifyTarget } from '../domain/notifications';
+import type { Notification, NotificationMessage } from '../domain/notifications';
 import type { AccessRequest } from '../domain/types';
-import { slackMessage, teamsMessage, webhookBody } from '../views/chatCards';
 import type { Deps } from './deps';
 
-type AnnounceDeps = Pick<Deps, 'channels' | 'log' | 'clock'>;
+/** What queueing a notification needs. */
+export type AnnouncePorts = Pick<Deps, 'channels' | 'log' | 'clock'>;
+
+/** What one delivery attempt needs. */
+export type DeliveryPorts = Pick<Deps, 'channels' | 'log' | 'clock' | 'signals'>;
 
 /** Queues a notification for every target that wants it. Never throws. */
 export async function announce(
-  deps: AnnounceDeps,
+  deps: AnnouncePorts,
   notification: Omit<Notification, 'id' | 'at'>,
 ): Promise<void> {
   const channels = deps.channels;
-  if (!channels) return;
   const n: Notification = { id: ulid(), at: deps.clock.now().toISOString(), ...notification };
   await Promise.all(
     targetsFor(channels.targets, n).map(async (t) => {
@@ -49,7 +49,7 @@ export async function announce(
 
 /** The notification a request's move makes, if any (approval needed is announced by the approval flow). */
 export async function announceTransition(
-  deps: AnnounceDeps,
+  deps: AnnouncePorts,
   after: AccessRequest,
   actor: string,
 ): Promise<void> {
@@ -57,47 +57,28 @@ export async function announceTransition(
   if (kind) await announce(deps, { kind, actor, request: notifiedRequest(after) });
 }
 
-/** The body and headers of one delivery to one target. */
-export function deliveryOf(
-  target: NotifyTarget,
-  n: Notification,
-  nowInSeconds: number,
-): { body: string; headers: Record<string, string> } {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (target.type === 'teams') return { body: JSON.stringify(teamsMessage(n)), headers };
-  if (target.type === 'slack') return { body: JSON.stringify(slackMessage(n)), headers };
-  const body = JSON.stringify(webhookBody(n));
-  return {
-    body,
-    headers: {
-      ...headers,
-      'user-agent': 'azure-jit-access',
-      [WEBHOOK_HEADERS.delivery]: n.id,
-      [WEBHOOK_HEADERS.event]: n.kind,
-      [WEBHOOK_HEADERS.timestamp]: String(nowInSeconds),
-      [WEBHOOK_HEADERS.signature]: webhookSignature(target.secret as Uint8Array, nowInSeconds, body),
-    },
-  };
-}
-
 /** What became of one attempt. */
 export type DeliveryOutcome = 'delivered' | 'retrying' | 'dead-lettered' | 'dropped';
 
 /** `deliverNotification` (queue jit-notifications): one attempt at one delivery. */
 export async function deliverNotification(
-  deps: Pick<Deps, 'channels' | 'log' | 'clock' | 'signals'>,
+  deps: DeliveryPorts,
   message: NotificationMessage,
 ): Promise<DeliveryOutcome> {
   const channels = deps.channels;
-  const target = channels?.targets.find((t) => t.name === message.target);
+  const target = channels.targets.find((t) => t.name === message.target);
   const n = message.notification;
   const fields = { requestId: n.request?.id, target: message.target, kind: n.kind, attempt: message.attempt };
-  if (!channels || !target) {
+  if (!target) {
     // Its target was removed from the configuration since: nobody to deliver to.
     deps.log.warn('notify.unknown-target', fields);
     return 'dropped';
   }
-  const { body, headers } = deliveryOf(target, n, Math.floor(deps.clock.now().getTime() / 1000));
+  const { body, headers } = channels.compose.delivery(
+    target,
+    n,
+    Math.floor(deps.clock.now().getTime() / 1000),
+  );
   let status: number | undefined;
   let error: string;
   try {

@@ -13,9 +13,11 @@ import {
 } from '../domain/errors';
 import type { NetworkGateway } from '../domain/ports';
 import type { PriorityBand } from '../domain/priority';
-import { planPriority, sameRuleName } from '../domain/priority';
+import { planPriority } from '../domain/priority';
+import { sameRuleName } from '../domain/ruleNames';
 import type { AllowRuleSpec, SecurityRuleView } from '../domain/types';
-import type { Deps } from './deps';
+// Only the ports NSG writes use (shared/usecases/deps.ts), so a use case that writes rules need not hold all of Deps.
+import type { NsgWritePorts as Deps } from './deps';
 import type { RateLimiterQueue } from 'rate-limiter-flexible';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -7,7 +7,7 @@ import { parsePolicyDocument, toPolicyDocument, toPolicyEntry } from '../domain/
 import type { PolicyDocument, PolicyEntry } from '../domain/policyDocument';
 import { explainPolicy } from '../domain/policyExplain';
 import type { AccessExplanation } from '../domain/policyExplain';
-import type { PolicyEnforcement, PolicyWrite } from '../domain/ports';
+import type { PolicyWrite } from '../domain/ports';
 import { parseVmId, scopesOf } from '../domain/resourceId';
 import { selectPolicy } from '../domain/policy';
 import { toFieldProblems } from '../domain/requestInput';
@@ -17,11 +17,11 @@ import type { Policy, Principal } from '../domain/types';
 import type { Deps } from './deps';
 import { NO_SIGN_IN_FOR_APPROVERS } from './serving';
 
-/** What `enforce` does until the network use cases provide the baseline-deny mechanism: nothing. */
-export const NO_ENFORCEMENT: PolicyEnforcement = {
-  sync: async () => undefined,
-  remove: async () => undefined,
-};
+/** What reading and changing policies needs. */
+export type PolicyPorts = Pick<
+  Deps,
+  'policies' | 'audit' | 'clock' | 'log' | 'settings' | 'approvals' | 'reach' | 'enforcement'
+>;
 
 /** A policy document as received: its text (YAML or JSON) and the name problems refer to it by. */
 export interface PolicyDocumentInput {
@@ -48,7 +48,7 @@ export interface PolicyChangeResult extends PolicyDiff {
  * of the set; one audit event per policy changed. Applying the same document again finds nothing to do.
  */
 export async function applyPolicies(
-  deps: Deps,
+  deps: PolicyPorts,
   caller: Principal,
   input: PolicyDocumentInput,
   options: PolicyChangeOptions = {},
@@ -57,7 +57,7 @@ export async function applyPolicies(
   const desired = parsePolicyDocument(input.text, {
     source: input.source,
     maxDurationInSeconds: deps.settings.maxDurationInSeconds,
-    ...(deps.approvals?.signInAvailable === false
+    ...(deps.approvals.signInAvailable === false
       ? { manualApprovalUnavailable: NO_SIGN_IN_FOR_APPROVERS }
       : {}),
   });
@@ -80,7 +80,7 @@ export async function applyPolicies(
 
 /** `DELETE /api/policies?scope=`: removes one policy. Live grants under it run to their expiry. */
 export async function deletePolicy(
-  deps: Deps,
+  deps: PolicyPorts,
   caller: Principal,
   scope: string,
   options: PolicyChangeOptions = {},
@@ -111,13 +111,13 @@ export async function deletePolicy(
 }
 
 /** `GET /api/policies`: the stored set as a document that `PUT` takes back unchanged. */
-export async function getPolicies(deps: Deps, caller: Principal): Promise<PolicyDocument> {
+export async function getPolicies(deps: PolicyPorts, caller: Principal): Promise<PolicyDocument> {
   requireRole(caller, ROLES.admin);
   return toPolicyDocument((await deps.policies.getSet()).policies);
 }
 
 /** `GET /api/policies?scope=`: one policy, in document form. */
-export async function getPolicy(deps: Deps, caller: Principal, scope: string): Promise<PolicyEntry> {
+export async function getPolicy(deps: PolicyPorts, caller: Principal, scope: string): Promise<PolicyEntry> {
   requireRole(caller, ROLES.admin);
   const wanted = normalizeScope(scope);
   const [policy] = await deps.policies.getForScopes([wanted]);
@@ -148,7 +148,7 @@ const explainQuery = z.strictObject({
  * same refusal as a request would, so the answer does not reveal which VMs are covered.
  */
 export async function explainAccess(
-  deps: Deps,
+  deps: PolicyPorts,
   caller: Principal,
   query: Record<string, string | undefined>,
 ): Promise<AccessExplanation> {
@@ -169,7 +169,7 @@ export async function explainAccess(
   }
   // For administrators only: the warnings name NSGs and scopes a requester has no need to see.
   const policy = selectPolicy(scopes, found);
-  if (policy && deps.reach && hasRole(caller, ROLES.admin)) {
+  if (policy && hasRole(caller, ROLES.admin)) {
     try {
       const warnings = await deps.reach.vm(vm.trim(), policy);
       if (warnings.length) explanation.warnings = warnings;
@@ -181,7 +181,7 @@ export async function explainAccess(
 }
 
 async function commit(
-  deps: Deps,
+  deps: PolicyPorts,
   caller: Principal,
   diff: PolicyDiff,
   writes: PolicyWrite[],
@@ -224,8 +224,11 @@ async function commit(
  * Where the deployment cannot read or write the network of VMs that added or changed policies cover (a VNet or NSG
  * in a hub resource group its role does not reach), one warning each: found now rather than at someone's request.
  */
-async function reachWarnings(deps: Deps, diff: PolicyDiff, after: Map<string, Policy>): Promise<string[]> {
-  if (!deps.reach) return [];
+async function reachWarnings(
+  deps: PolicyPorts,
+  diff: PolicyDiff,
+  after: Map<string, Policy>,
+): Promise<string[]> {
   const warnings: string[] = [];
   for (const e of [...diff.added, ...diff.changed]) {
     const policy = after.get(e.scope);
@@ -245,12 +248,12 @@ async function reachWarnings(deps: Deps, diff: PolicyDiff, after: Map<string, Po
  * The change is already stored, so a failing hook is reported, not thrown: the set stays as applied.
  */
 async function syncEnforcement(
-  deps: Deps,
+  deps: PolicyPorts,
   diff: PolicyDiff,
   before: Map<string, Policy>,
   after: Map<string, Policy>,
 ): Promise<string[]> {
-  const hook = deps.enforcement ?? NO_ENFORCEMENT;
+  const hook = deps.enforcement;
   const calls: Array<['sync' | 'remove', Policy]> = [];
   for (const e of diff.added) {
     const p = after.get(e.scope)!;

@@ -9,13 +9,16 @@ import { NSG_FLUSH_ACTIONS, NSG_RULE_ACTIONS, missingActions } from '../domain/p
 import type { NetworkReachCheck } from '../domain/ports';
 import type { Policy } from '../domain/types';
 import { vmsInScope } from './baseline';
-import type { Deps } from './deps';
+import type { BaselinePorts } from './baseline';
+
+/** What checking the deployment's reach needs. */
+export type ReachPorts = BaselinePorts;
 
 /** How many VMs of a scope are looked at (each costs about five ARM reads); the rest is said to be unchecked. */
 export const REACH_SAMPLE = 20;
 
 /** The NetworkReachCheck of the policy use cases, over these dependencies. */
-export function networkReach(deps: () => Deps): NetworkReachCheck {
+export function networkReach(deps: () => ReachPorts): NetworkReachCheck {
   return {
     policy: (policy) => checkReach(deps(), policy),
     vm: (vmId, policy) => checkVms(deps(), [vmId], policy.cutSessions === true),
@@ -23,7 +26,7 @@ export function networkReach(deps: () => Deps): NetworkReachCheck {
 }
 
 /** Warnings, one line each, about what the deployment cannot do for the VMs in `policy`'s scope. */
-export async function checkReach(deps: Deps, policy: Policy, sample = REACH_SAMPLE): Promise<string[]> {
+export async function checkReach(deps: ReachPorts, policy: Policy, sample = REACH_SAMPLE): Promise<string[]> {
   const warnings: string[] = [];
   let vms: string[];
   try {
@@ -39,7 +42,7 @@ export async function checkReach(deps: Deps, policy: Policy, sample = REACH_SAMP
 
 /** The same for given VMs (explain asks about one). */
 export async function checkVms(
-  deps: Deps,
+  deps: ReachPorts,
   vmIds: readonly string[],
   cutSessions: boolean,
 ): Promise<string[]> {

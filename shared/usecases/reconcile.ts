@@ -6,7 +6,7 @@ import { findDrift, portInRange, ruleFingerprint } from '../domain/drift';
 import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
 import { selectPolicy } from '../domain/policy';
 import type { WatchedNsg } from '../domain/ports';
-import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/priority';
+import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/ruleNames';
 import { scopesOf } from '../domain/resourceId';
 import { isFinal } from '../domain/types';
 import type { AccessRequest, Policy, SecurityRuleView, VmNetworkPath } from '../domain/types';
@@ -23,13 +23,18 @@ import {
 } from './baseline';
 import { emitAll, signalsOfReconcile } from '../domain/signals';
 import type { Deps } from './deps';
-import { expireGrant, failGrant, grantRuleSpec, removeRules } from './grants';
+import { grantRuleSpec } from './applying';
+import { expireGrant } from './expiry';
+import { failGrant, removeRules } from './teardown';
 import { announce } from './notifyChannels';
 import { startScheduledRequest } from './lifecycle';
 import { closeRule, withArmBudget, withArmPacing, withNsg } from './nsgWrites';
 import { RateLimiterMemory, RateLimiterQueue } from 'rate-limiter-flexible';
 
 const ACTOR = 'system:reconciler';
+
+/** What a reconciler run needs: nearly everything, being the sweep that heals what every other step left. */
+export type ReconcilePorts = Omit<Deps, 'leases' | 'enforcement' | 'reach'>;
 
 /** What one reconciler run did, for its log line and for tests. */
 export interface ReconcileReport {
@@ -99,7 +104,10 @@ export const SWEEP_CALLS_PER_SECOND = 5;
  * runs (docs/performance.md). Every action goes through the same idempotent use cases as the message flow, and NSG
  * writes take the NSG's lease, so two runs at once are safe.
  */
-export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Promise<ReconcileReport> {
+export async function reconcile(
+  deps: ReconcilePorts,
+  options: ReconcileOptions = {},
+): Promise<ReconcileReport> {
   const report: ReconcileReport = {
     examined: 0,
     closedExpired: 0,
@@ -125,14 +133,14 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
   const budget = { left: options.maxArmCalls ?? deps.settings.reconcileMaxArmCalls, used: 0 };
   const counted = withArmBudget(deps.network, budget);
   // What closes access runs first and unpaced; the sweeps are paced per subscription and share what is left.
-  const urgent: Deps = { ...deps, network: counted };
+  const urgent: ReconcilePorts = { ...deps, network: counted };
   const limiter = new RateLimiterQueue(
     new RateLimiterMemory({ points: options.sweepCallsPerSecond ?? SWEEP_CALLS_PER_SECOND, duration: 1 }),
   );
   const paced = withArmPacing(counted, limiter);
   // The NSG sweep may take half of what is left, so that coverage (new VMs under `enforce`) is never starved by a
   // large estate's NSGs; what coverage leaves goes back to the NSGs.
-  type Phase = (d: Deps, r: ReconcileReport, share: number) => Promise<void>;
+  type Phase = (d: ReconcilePorts, r: ReconcileReport, share: number) => Promise<void>;
   const phases: Array<[string, 'urgent' | 'half' | 'rest', Phase]> = [
     ['requests', 'urgent', (d, r) => sweepRequests(d, r, options)],
     ['leftovers', 'urgent', (d, r) => sweepLeftovers(d, r)],
@@ -144,7 +152,7 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
     const share = kind === 'half' ? Math.ceil(budget.left / 2) : budget.left;
     let spent = kind !== 'urgent' && share <= 0;
     if (!spent) {
-      const d: Deps =
+      const d: ReconcilePorts =
         kind === 'urgent' ? urgent : { ...deps, network: withArmBudget(paced, { left: share, used: 0 }) };
       try {
         await phase(d, report, share);
@@ -171,7 +179,11 @@ export async function reconcile(deps: Deps, options: ReconcileOptions = {}): Pro
 }
 
 /** Phase 1: the open requests (the `open` index of JitRequests). */
-async function sweepRequests(deps: Deps, report: ReconcileReport, options: ReconcileOptions): Promise<void> {
+async function sweepRequests(
+  deps: ReconcilePorts,
+  report: ReconcileReport,
+  options: ReconcileOptions,
+): Promise<void> {
   const max = options.maxRequests ?? 500;
   const staleMs = (options.staleAfterInSeconds ?? 120) * 1000;
   const now = deps.clock.now().getTime();
@@ -235,7 +247,7 @@ async function sweepRequests(deps: Deps, report: ReconcileReport, options: Recon
 }
 
 /** Phase 2: grants on the live index whose request has ended (a removal that failed after the state moved). */
-async function sweepLeftovers(deps: Deps, report: ReconcileReport): Promise<void> {
+async function sweepLeftovers(deps: ReconcilePorts, report: ReconcileReport): Promise<void> {
   for await (const id of deps.grants.listLive()) {
     try {
       const rows = await deps.grants.list(id);
@@ -262,7 +274,7 @@ async function sweepLeftovers(deps: Deps, report: ReconcileReport): Promise<void
  * per-subscription pace does not hold the sweep up behind one subscription.
  */
 async function sweepNsgs(
-  deps: Deps,
+  deps: ReconcilePorts,
   report: ReconcileReport,
   runStartedAt: string,
   reach: number,
@@ -288,7 +300,7 @@ async function sweepNsgs(
   }
 }
 
-async function sweepNsg(deps: Deps, nsg: WatchedNsg, report: ReconcileReport): Promise<void> {
+async function sweepNsg(deps: ReconcilePorts, nsg: WatchedNsg, report: ReconcileReport): Promise<void> {
   let rules: SecurityRuleView[];
   try {
     rules = await deps.network.listRules(nsg.nsgId);
@@ -392,7 +404,7 @@ function driftDetail(nsgId: string, r: SecurityRuleView, baselineTop: number): s
  * Rules of others (any other name) are never touched.
  */
 async function removeIfOrphan(
-  deps: Deps,
+  deps: ReconcilePorts,
   nsgId: string,
   rule: SecurityRuleView,
   report: ReconcileReport,
@@ -461,7 +473,7 @@ async function removeIfOrphan(
  * sweep's (which has just removed it), and one still being applied is its writer's.
  */
 async function rewriteFailedGrantRule(
-  deps: Deps,
+  deps: ReconcilePorts,
   nsgId: string,
   rule: SecurityRuleView,
   report: ReconcileReport,
@@ -501,7 +513,7 @@ async function rewriteFailedGrantRule(
  * are released. Releasing needs the whole picture, so it happens only when every policy's VMs were listed.
  */
 async function refreshCoverage(
-  deps: Deps,
+  deps: ReconcilePorts,
   report: ReconcileReport,
   options: ReconcileOptions,
 ): Promise<void> {
@@ -579,7 +591,7 @@ async function refreshCoverage(
  * when the listings cannot be read (the identity may read the VMs but not list the scope), and each VM is then
  * resolved on its own.
  */
-async function pathsIn(deps: Deps, scope: string): Promise<Map<string, VmNetworkPath>> {
+async function pathsIn(deps: ReconcilePorts, scope: string): Promise<Map<string, VmNetworkPath>> {
   if (isVmScope(scope)) return new Map();
   try {
     const { paths } = await deps.network.resolvePathsInScope(scope);
@@ -626,7 +638,7 @@ function ulidTime(id: string): number | undefined {
   }
 }
 
-function redriven(deps: Deps, r: AccessRequest, step: string): Promise<void> {
+function redriven(deps: ReconcilePorts, r: AccessRequest, step: string): Promise<void> {
   return deps.audit.append({
     actor: 'system:reconciler',
     action: 'reconcile.redriven' satisfies AuditAction,

@@ -1,6 +1,9 @@
 import type { Deps } from './deps';
 import { reconcile } from './reconcile';
-import type { ReconcileOptions, ReconcileReport } from './reconcile';
+import type { ReconcileOptions, ReconcilePorts, ReconcileReport } from './reconcile';
+
+/** What a run needs: the reconciler's ports and the lease that keeps it alone. */
+export type ReconcilerRunPorts = ReconcilePorts & Pick<Deps, 'leases'>;
 
 /** The reconciler's lease: `JitNsgs`, partition `lease`, RowKey `run|reconcile`. */
 export const RECONCILER_LEASE = 'reconcile';
@@ -16,7 +19,7 @@ export const RECONCILER_LEASE = 'reconcile';
  * Returns the run's report, or undefined when it skipped.
  */
 export async function runReconciler(
-  deps: Deps,
+  deps: ReconcilerRunPorts,
   options: ReconcileOptions = {},
 ): Promise<ReconcileReport | undefined> {
   const outcome = await deps.leases.runAlone(RECONCILER_LEASE, () => reconcile(deps, options));

@@ -12,14 +12,22 @@ import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import { emitAll, signalsOfTransition } from '../domain/signals';
 import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
-import { canonicalVmId, checkGrantable } from './grants';
+import { canonicalVmId, checkGrantable } from './grantability';
+import type { GrantabilityPorts } from './grantability';
+
+/** What a submission needs. */
+export type SubmitPorts = GrantabilityPorts &
+  Pick<Deps, 'requests' | 'audit' | 'clock' | 'policies' | 'settings' | 'approvals' | 'queues' | 'signals'>;
+
+/** What showing a request needs. */
+export type RequestViewPorts = Pick<Deps, 'requests' | 'grants' | 'policies' | 'approvals'>;
 
 /**
  * `POST /api/requests`: validate, check against the policy, record, audit, and hand to `evaluateRequest`.
  * Nothing is written unless the request is valid and allowed, and, under manual approval, approvers can be asked.
  */
 export async function submitRequest(
-  deps: Deps,
+  deps: SubmitPorts,
   caller: Principal,
   body: unknown,
   callerAddress: string | undefined,
@@ -50,11 +58,11 @@ export async function submitRequest(
   }
   // Approvers are asked through mailed links: with either switched off, say so now and store nothing, rather than
   // accept a request nobody would be asked about.
-  const unavailable = deps.approvals?.unavailableFeature;
+  const unavailable = deps.approvals.unavailableFeature;
   if (decision.approvalMode === 'manual' && unavailable) throw new FeatureUnavailable(unavailable);
   // Only now, for a caller the policy allows: the answer then reveals nothing they may not ask about.
   if (vm.kind === 'unusable') throw vm.error;
-  await checkGrantable(deps, vmId, decision.sourcePrefix);
+  await checkGrantable(deps, vmId, decision.sourcePrefix, vm.kind === 'found' ? vm.path : undefined);
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {
@@ -128,14 +136,18 @@ export interface ApprovalSummary {
 }
 
 /** `GET /api/requests/{id}`: the requester sees their own requests; others get the same 404 as a missing one. */
-export async function getRequest(deps: Deps, caller: Principal, id: string): Promise<RequestView> {
+export async function getRequest(
+  deps: RequestViewPorts,
+  caller: Principal,
+  id: string,
+): Promise<RequestView> {
   const found = await deps.requests.get(id);
   if (!found || !canSee(caller, found.value)) throw new RequestNotFound(id);
   return viewOf(deps, found.value);
 }
 
 /** The request as the API shows it, with its rules. */
-export async function viewOf(deps: Deps, request: AccessRequest): Promise<RequestView> {
+export async function viewOf(deps: RequestViewPorts, request: AccessRequest): Promise<RequestView> {
   const rules = (await deps.grants.list(request.id)).map(
     ({ nsgId, ruleName, priority, state, destinationAddresses, effective, shadowedBy, closeBlocked }) => ({
       nsgId,
@@ -152,8 +164,11 @@ export async function viewOf(deps: Deps, request: AccessRequest): Promise<Reques
   return approval ? { ...request, rules, approval } : { ...request, rules };
 }
 
-async function approvalSummary(deps: Deps, request: AccessRequest): Promise<ApprovalSummary | undefined> {
-  if (request.approvalMode !== 'manual' || !deps.approvals) return undefined;
+async function approvalSummary(
+  deps: RequestViewPorts,
+  request: AccessRequest,
+): Promise<ApprovalSummary | undefined> {
+  if (request.approvalMode !== 'manual') return undefined;
   const [policy] = await deps.policies.getForScopes([request.policyScope]);
   const decisions = await deps.approvals.decisions.list(request.id);
   return {

@@ -13,7 +13,8 @@ import type { Deps } from './deps';
 const RECORDING_WAIT_IN_MS = 20_000;
 const RECORDING_POLL_IN_MS = 250;
 
-type CancelDeps = Pick<Deps, 'requests' | 'scheduler' | 'starts' | 'log'>;
+/** What cancelling a request's scheduled messages needs. */
+export type CancelPorts = Pick<Deps, 'requests' | 'scheduledMessages' | 'log'>;
 
 /**
  * Reads the request once and cancels each of `messages` that can no longer be the live one of `purpose`; the
@@ -21,7 +22,7 @@ type CancelDeps = Pick<Deps, 'requests' | 'scheduler' | 'starts' | 'log'>;
  * a message left scheduled by a failure here is ignored by its handler when it comes due.
  */
 export async function cancelSuperseded(
-  deps: CancelDeps,
+  deps: CancelPorts,
   purpose: 'expire' | 'start',
   requestId: string,
   messages: readonly ScheduledRef[],
@@ -48,14 +49,13 @@ export async function cancelSuperseded(
  * if it does arrive, its handler ignores it.
  */
 export async function cancelQuietly(
-  deps: CancelDeps,
+  deps: CancelPorts,
   purpose: 'expire' | 'start',
   requestId: string,
   sequenceNumber: string,
 ): Promise<void> {
   try {
-    if (purpose === 'expire') await deps.scheduler.cancelExpiry(sequenceNumber);
-    else await deps.starts.cancelStart(sequenceNumber);
+    await deps.scheduledMessages.cancel(purpose, sequenceNumber);
   } catch (err) {
     deps.log.warn(`${purpose === 'expire' ? 'expiry' : 'start'}.cancel-failed`, {
       requestId,

@@ -12,7 +12,9 @@
  * Every string from a person (justification, reason, names) is escaped for the target's markup.
  */
 import type { KnownBlock, SectionBlock } from '@slack/types';
-import type { Notification, NotificationKind } from '../domain/notifications';
+import { WEBHOOK_HEADERS, webhookSignature } from '../domain/notifications';
+import type { Notification, NotificationKind, NotifyTarget } from '../domain/notifications';
+import type { Delivery } from '../domain/ports';
 import { formatDuration } from '../domain/duration';
 import { describePorts, describeTime, describeVm, vmName } from './requestFacts';
 
@@ -175,5 +177,24 @@ export function webhookBody(n: Notification): Record<string, unknown> {
     ...(n.approvals ? { approvals: n.approvals } : {}),
     ...(n.approvalDeadline ? { approvalDeadline: n.approvalDeadline } : {}),
     ...(n.drift ? { drift: n.drift } : {}),
+  };
+}
+
+/** The body and headers of one delivery to one target. */
+export function deliveryOf(target: NotifyTarget, n: Notification, nowInSeconds: number): Delivery {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (target.type === 'teams') return { body: JSON.stringify(teamsMessage(n)), headers };
+  if (target.type === 'slack') return { body: JSON.stringify(slackMessage(n)), headers };
+  const body = JSON.stringify(webhookBody(n));
+  return {
+    body,
+    headers: {
+      ...headers,
+      'user-agent': 'azure-jit-access',
+      [WEBHOOK_HEADERS.delivery]: n.id,
+      [WEBHOOK_HEADERS.event]: n.kind,
+      [WEBHOOK_HEADERS.timestamp]: String(nowInSeconds),
+      [WEBHOOK_HEADERS.signature]: webhookSignature(target.secret as Uint8Array, nowInSeconds, body),
+    },
   };
 }

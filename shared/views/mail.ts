@@ -2,7 +2,7 @@
  * The mails this system sends, each in plain text and HTML. User-supplied strings (requester, justification,
  * approvers' comments, reasons) reach the HTML only through `markup`, which escapes them.
  */
-import type { MailMessage } from '../domain/ports';
+import type { ApproverMailModel, MailMessage } from '../domain/ports';
 import type { AccessRequest } from '../domain/types';
 import { markup } from './html';
 import type { SafeHtml } from './html';
@@ -55,22 +55,8 @@ const button = (href: string, label: string, color: string) =>
     >${label}</a
   >`;
 
-export interface ApproverMailInput {
-  request: AccessRequest;
-  to: string;
-  approveUrl: string;
-  denyUrl: string;
-  /** Approvals needed, and how many approver entries the policy names. */
-  required: number;
-  approverCount: number;
-  /** The link's expiry (the approval deadline). */
-  expiresAt: string;
-  /** Set when the link went to a group's mailbox: whoever uses it must sign in as a member. */
-  group?: string;
-}
-
 /** To an approver: who asks for what, and the Approve / Deny links (which open a page; nothing is decided by GET). */
-export function approverMail(input: ApproverMailInput): MailMessage {
+export function approverMail(input: ApproverMailModel): MailMessage {
   const r = input.request;
   const what = `${describePorts(r)} on ${vmName(r.vmId)}`;
   const subject = oneLine(`Approve access? ${r.requester} asks for ${what}`);

@@ -124,7 +124,7 @@ describe('signals and notifications on the sandbox', () => {
     // Its expiry message is lost: only the reconciler (its timer, or the run below) can close it, past expiresAt
     // plus the grace (PT5S in the sandbox).
     const found = await services().deps.requests.get(id);
-    await services().deps.scheduler.cancelExpiry(found!.value.expirySequenceNumber!);
+    await services().deps.scheduledMessages.cancel('expire', found!.value.expirySequenceNumber!);
     const expiresAt = Date.parse(found!.value.expiresAt!);
     await sleep(Math.max(0, expiresAt + 5500 - Date.now()));
     await waitFor(

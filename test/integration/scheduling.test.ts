@@ -9,11 +9,13 @@ import assert from 'node:assert/strict';
 import { DEMO } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { AccessAlreadyEnded } from '../../shared/domain/errors';
-import type { ExpiryScheduler, StartScheduler } from '../../shared/domain/ports';
+import type { SchedulePurpose } from '../../shared/domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../../shared/domain/types';
 import { SERVICE_BUS_QUEUES } from '../../shared/names';
 import type { Deps } from '../../shared/usecases/deps';
-import { applyGrant, evaluateRequest, expireGrant } from '../../shared/usecases/grants';
+import { applyGrant } from '../../shared/usecases/applying';
+import { evaluateRequest } from '../../shared/usecases/evaluation';
+import { expireGrant } from '../../shared/usecases/expiry';
 import { extendRequest, revokeRequest } from '../../shared/usecases/lifecycle';
 import { submitRequest } from '../../shared/usecases/requests';
 import { appDeps } from '../support/network';
@@ -34,12 +36,28 @@ function deps(): Deps {
   };
 }
 
-function withExpiries(d: Deps, scheduleExpiry: ExpiryScheduler['scheduleExpiry']): Deps {
-  return { ...d, scheduler: { scheduleExpiry, cancelExpiry: (s) => d.scheduler.cancelExpiry(s) } };
+/** How a test schedules one purpose's messages in place of the application (usually calling it, then misbehaving). */
+type Schedule = (requestId: string, dueAt: string) => Promise<string>;
+
+/** The dependencies with `purpose`'s scheduling replaced; every other purpose, and every cancel, as they are. */
+function withSchedule(d: Deps, purpose: SchedulePurpose, schedule: Schedule): Deps {
+  const real = d.scheduledMessages;
+  return {
+    ...d,
+    scheduledMessages: {
+      schedule: (p, requestId, dueAt) =>
+        p === purpose ? schedule(requestId, dueAt) : real.schedule(p, requestId, dueAt),
+      cancel: (p, sequenceNumber) => real.cancel(p, sequenceNumber),
+    },
+  };
 }
 
-function withStarts(d: Deps, scheduleStart: StartScheduler['scheduleStart']): Deps {
-  return { ...d, starts: { scheduleStart, cancelStart: (s) => d.starts.cancelStart(s) } };
+function withExpiries(d: Deps, scheduleExpiry: Schedule): Deps {
+  return withSchedule(d, 'expire', scheduleExpiry);
+}
+
+function withStarts(d: Deps, scheduleStart: Schedule): Deps {
+  return withSchedule(d, 'start', scheduleStart);
 }
 
 /** A promise and the function that settles it. */
@@ -131,8 +149,8 @@ describe('exactly one live scheduled message per purpose', () => {
     const resume = gate();
     // Run A schedules the expiry, then stalls before recording it; run B, a duplicate delivery, does everything.
     const a = applyGrant(
-      withExpiries(d, async (m, at) => {
-        const sequenceNumber = await d.scheduler.scheduleExpiry(m, at);
+      withExpiries(d, async (requestId, dueAt) => {
+        const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
         scheduled.open();
         await resume.opened;
         return sequenceNumber;
@@ -150,8 +168,8 @@ describe('exactly one live scheduled message per purpose', () => {
   test('applyGrant retried after a crash between scheduling and recording, then extended', async () => {
     const d = deps();
     const id = await approved(d, 'PT5S');
-    const crashing = withExpiries(d, async (m, at) => {
-      await d.scheduler.scheduleExpiry(m, at);
+    const crashing = withExpiries(d, async (requestId, dueAt) => {
+      await d.scheduledMessages.schedule('expire', requestId, dueAt);
       throw new Error('the instance died after scheduling the expiry');
     });
     await assert.rejects(applyGrant(crashing, id), /died after scheduling/);
@@ -174,8 +192,8 @@ describe('exactly one live scheduled message per purpose', () => {
     await applyGrant(d, id);
     const before = await request(d, id);
     let touched = false;
-    const racing = withExpiries(d, async (m, at) => {
-      const sequenceNumber = await d.scheduler.scheduleExpiry(m, at);
+    const racing = withExpiries(d, async (requestId, dueAt) => {
+      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
       if (!touched) {
         // Someone writes the row between our schedule and our write (the expiry is unchanged, so the retry
         // schedules the same message id).
@@ -203,8 +221,8 @@ describe('exactly one live scheduled message per purpose', () => {
     const id = await approved(d, 'PT3S');
     await applyGrant(d, id);
     let fired = false;
-    const racing = withExpiries(d, async (m, at) => {
-      const sequenceNumber = await d.scheduler.scheduleExpiry(m, at);
+    const racing = withExpiries(d, async (requestId, dueAt) => {
+      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
       if (!fired) {
         // The old message comes due now and closes the grant before the extension is recorded.
         fired = true;
@@ -238,9 +256,9 @@ describe('exactly one live scheduled message per purpose', () => {
     const id = await approved(d, 'PT1S');
     // The rules take longer to write than the grant lasts: the expiry message comes while the request is still
     // `approved`. Ignored as stale, it would leave the grant open until the reconciler's grace.
-    const slow = withExpiries(d, async (m, at) => {
-      const sequenceNumber = await d.scheduler.scheduleExpiry(m, at);
-      await delivered(SERVICE_BUS_QUEUES.expirations, id, at);
+    const slow = withExpiries(d, async (requestId, dueAt) => {
+      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
+      await delivered(SERVICE_BUS_QUEUES.expirations, id, new Date(dueAt));
       return sequenceNumber;
     });
     await applyGrant(slow, id);
@@ -256,9 +274,9 @@ describe('exactly one live scheduled message per purpose', () => {
   test('a start that comes while the request is being scheduled starts it', async () => {
     const d = deps();
     const id = await submit(d, { duration: 'PT1M', startAt: new Date(Date.now() + 1500).toISOString() });
-    const slow = withStarts(d, async (m, at) => {
-      const sequenceNumber = await d.starts.scheduleStart(m, at);
-      await delivered(SERVICE_BUS_QUEUES.starts, id, at);
+    const slow = withStarts(d, async (requestId, dueAt) => {
+      const sequenceNumber = await d.scheduledMessages.schedule('start', requestId, dueAt);
+      await delivered(SERVICE_BUS_QUEUES.starts, id, new Date(dueAt));
       return sequenceNumber;
     });
     await evaluateRequest(slow, id);
@@ -273,8 +291,8 @@ describe('exactly one live scheduled message per purpose', () => {
   test('a scheduled start retried after a crash between scheduling and recording; a revoke leaves none', async () => {
     const d = deps();
     const id = await submit(d, { duration: 'PT1M', startAt: new Date(Date.now() + 60_000).toISOString() });
-    const crashing = withStarts(d, async (m, at) => {
-      await d.starts.scheduleStart(m, at);
+    const crashing = withStarts(d, async (requestId, dueAt) => {
+      await d.scheduledMessages.schedule('start', requestId, dueAt);
       throw new Error('the instance died after scheduling the start');
     });
     await assert.rejects(evaluateRequest(crashing, id), /died after scheduling/);
@@ -304,7 +322,7 @@ describe('exactly one live scheduled message per purpose', () => {
       },
       source,
     );
-    const approvals = d.approvals!;
+    const approvals = d.approvals;
     const mailDown: Deps = {
       ...d,
       approvals: {

@@ -612,6 +612,24 @@ describe('adversarial: input the API must refuse', () => {
     assert.equal(await countRequests(sandbox), before);
   });
 
+  test('a submission reads the VM from ARM once: its path carries the canonical id the policy is chosen by', async () => {
+    // Manual approval: nothing after the submission (no apply) reads the VM, so every read counted is the submission's.
+    const vm = await vmWithPolicy(sandbox, 'read-once', { approvers: ['user:bob@example.com'] });
+    const from = sandbox.arm.log.length;
+    const res = await api(sandbox, 'POST', 'requests', {
+      vm: vm.vmId.toLowerCase(),
+      ports: [22],
+      duration: 'PT10M',
+      sourcePrefix: '203.0.113.9',
+    });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.body.vmId, vm.vmId);
+    const vmReads = sandbox.arm.log
+      .slice(from)
+      .filter((e) => e.method === 'GET' && e.path.toLowerCase() === vm.vmId.toLowerCase());
+    assert.equal(vmReads.length, 1, 'one read of the VM');
+  });
+
   test('a VM the deployment may not read: 422 naming the permission, told only to a caller the policy allows', async () => {
     const scope = `/subscriptions/${DEMO.subscriptionId}`;
     const held = sandbox.arm.roles.list().filter((a) => a.scope === scope);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { baselineSpecOf, planBaseline, ruleMatchesSpec } from '../../../shared/domain/baseline';
-import { isBaselineRuleName, isJitRuleName } from '../../../shared/domain/priority';
+import { isBaselineRuleName, isJitRuleName } from '../../../shared/domain/ruleNames';
 import type { Policy, SecurityRuleView, VmNetworkPath } from '../../../shared/domain/types';
 
 const vmId = '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1';

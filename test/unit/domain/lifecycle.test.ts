@@ -10,10 +10,9 @@ import {
   assertExtendable,
   checkExtension,
   checkStartAt,
-  mayRead,
-  mayRevoke,
   startsLater,
 } from '../../../shared/domain/lifecycle';
+import { mayRead, mayRevoke } from '../../../shared/domain/permissions';
 import { parseExtendBody, parseListQuery } from '../../../shared/domain/lifecycleInput';
 import { parseRequestBody } from '../../../shared/domain/requestInput';
 import { canTransition } from '../../../shared/domain/state';

@@ -1,15 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { lowestFreePriority, planPriority } from '../../../shared/domain/priority';
 import {
   baselineRuleName,
   grantIdOfRuleName,
   isBaselineRuleName,
   isJitRuleName,
   isOwnRuleName,
-  lowestFreePriority,
-  planPriority,
   ruleNameFor,
-} from '../../../shared/domain/priority';
+} from '../../../shared/domain/ruleNames';
 import { assertTransition, canTransition } from '../../../shared/domain/state';
 import type { SecurityRuleView } from '../../../shared/domain/types';
 

@@ -75,6 +75,8 @@ function fakeDeps() {
     clock: { now: () => new Date('2025-01-01T00:00:00Z') },
     settings: { maxDurationInSeconds: 86400 },
     log: { info: () => undefined, warn: () => undefined, error: (e: string) => void logs.push(e) },
+    reach: { policy: async () => [], vm: async () => [] },
+    approvals: { signInAvailable: true },
   } as unknown as Deps;
   return { deps, policies, enforcement, audit, logs };
 }

@@ -9,8 +9,7 @@ import {
   verifyWebhookSignature,
 } from '../../../shared/domain/notifications';
 import type { Notification, NotificationKind, NotifyTarget } from '../../../shared/domain/notifications';
-import { slackMessage, teamsMessage, webhookBody } from '../../../shared/views/chatCards';
-import { deliveryOf } from '../../../shared/usecases/notifyChannels';
+import { deliveryOf, slackMessage, teamsMessage, webhookBody } from '../../../shared/views/chatCards';
 import { slackProblems, teamsProblems, webhookProblems } from '../../support/payloads';
 
 const VM =

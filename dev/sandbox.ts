@@ -239,8 +239,8 @@ export class Sandbox {
       httpPort: this.identity.frontEnd ? 0 : (this.options.httpPort ?? 0),
       log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
       runOnStartup: this.options.reconcileOnStart === false ? [] : ['reconcile'],
-      // On a free port the links in mail must name the port the host got. Services are built on first use,
-      // which comes after this (the host binds triggers afterwards), so they read the address set here.
+      // On a free port the links in mail must name the port the host got. The host builds its services after
+      // this, at its start (before it binds any other trigger), so they read the address set here.
       onListening: (baseUrl) => {
         this.identity.frontEnd?.forwardTo(baseUrl);
         if (!this.options.settings?.JIT_PUBLIC_BASE_URL && !this.identity.frontEnd)

@@ -8,8 +8,8 @@ import { resultPage } from '../shared/views/approvalPage';
 export default declareFunction({
   name: 'decideApproval',
   trigger: { type: 'http', route: 'approvals', methods: ['POST'] },
-  handler: pageEndpoint(async ({ request, deps, publicBaseUrl, signedIn, callerAddress }) => {
-    await consumeApprovalQuota(signedIn?.id, callerAddress);
+  handler: pageEndpoint(async ({ services, request, deps, publicBaseUrl, signedIn, callerAddress }) => {
+    await consumeApprovalQuota(services, signedIn?.id, callerAddress);
     assertSameOrigin(request.headers, publicBaseUrl);
     const form = await readForm(request);
     const outcome = await decideApproval(deps, {

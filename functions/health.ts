@@ -22,7 +22,7 @@ export default declareFunction({
       context.error(JSON.stringify({ event: 'health.unavailable', error: (err as Error).message }));
       return { status: 503, headers: NOT_CACHED, jsonBody: { status: 'unavailable', ...runningVersion() } };
     }
-    const caller = await optionalCaller(request);
+    const caller = await optionalCaller(services(), request);
     const serving = await services()
       .serving()
       .then(

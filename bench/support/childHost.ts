@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { TokenCredential } from '@azure/core-auth';
 import type { LogLevel } from '@azure/functions';
-import { configureServices, resetServices, services } from '../../shared/composition';
+import { configureServices, services } from '../../shared/composition';
 import { declaredFunctions } from '../../shared/hosting/declare';
 import type { ServiceBusQueueFunction, StorageQueueFunction } from '../../shared/hosting/declare';
 import type { GrantSettings } from '../../shared/usecases/deps';
@@ -342,10 +342,7 @@ async function runChild(config: ChildHostConfig): Promise<void> {
         },
       } satisfies FromChild);
     } else if (m.type === 'stop') {
-      void host
-        .stop()
-        .then(() => resetServices())
-        .finally(() => process.exit(0));
+      void host.stop().finally(() => process.exit(0));
     }
   });
   process.send?.({ type: 'ready', port: host.httpPort } satisfies FromChild);

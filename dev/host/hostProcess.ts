@@ -8,7 +8,7 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import type { TokenCredential } from '@azure/core-auth';
-import { configureServices, resetServices } from '../../shared/composition';
+import { configureServices } from '../../shared/composition';
 import type { CompositionOverrides } from '../../shared/composition';
 import type { HostSettings } from './hostJson';
 import { LocalHost } from './localHost';
@@ -109,10 +109,7 @@ async function runChild(config: HostProcessConfig): Promise<void> {
   });
   await host.start();
   process.once('SIGTERM', () => {
-    void host
-      .stop()
-      .then(() => resetServices())
-      .finally(() => process.exit(0));
+    void host.stop().finally(() => process.exit(0));
   });
   process.send?.({ type: 'ready', port: host.httpPort } satisfies FromChild);
 }

@@ -21,6 +21,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import type { ServiceBusReceiver } from '@azure/service-bus';
 import { Cron } from 'croner';
 import { declaredFunctions } from '../../shared/hosting/declare';
+import { startHost, stopHost } from '../../shared/hosting/host';
 import type {
   FunctionDeclaration,
   HttpFunction,
@@ -96,7 +97,10 @@ export class LocalHost extends EventEmitter {
     return `http://${this.options.httpHost ?? '127.0.0.1'}:${this.port}`;
   }
 
-  /** Loads the function files, then binds every declaration. */
+  /**
+   * Loads the function files, listens for HTTP, starts the host as Azure's `appStart` does (the services are
+   * built; a broken core setting rejects here, naming it), then binds every other trigger.
+   */
   async start(): Promise<FunctionDeclaration[]> {
     for (const file of readdirSync(this.options.functionsDir)
       .filter((f) => f.endsWith('.js'))
@@ -109,6 +113,13 @@ export class LocalHost extends EventEmitter {
     this.running = true;
     await this.startHttp(functions.filter((f): f is HttpFunction => f.trigger.type === 'http'));
     this.options.onListening?.(this.baseUrl);
+    // After onListening: the sandbox's settings name the port HTTP got (the links in mail), read when built.
+    try {
+      startHost();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     for (const f of functions) {
       if (f.trigger.type === 'storageQueue') this.loops.push(this.pollQueue(f as StorageQueueFunction));
       if (f.trigger.type === 'serviceBusQueue') this.subscribe(f as ServiceBusQueueFunction);
@@ -117,7 +128,7 @@ export class LocalHost extends EventEmitter {
     return functions;
   }
 
-  /** Stops taking work, waits for what is running, and closes every client. */
+  /** Stops taking work, waits for what is running, and closes every client (the services' too, as `appTerminate`). */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
@@ -129,6 +140,7 @@ export class LocalHost extends EventEmitter {
     await Promise.allSettled(this.busClients.map((c) => c.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
+    await stopHost();
   }
 
   /** `%NAME%` in a trigger property is an app setting, as the Functions host resolves it. */

@@ -1,6 +1,5 @@
 import { declareFunction } from '../shared/hosting/declare';
 import { parseStartMessage } from '../shared/hosting/messages';
-import { depsFor } from '../shared/composition';
 import { CONNECTIONS, SERVICE_BUS_QUEUES } from '../shared/names';
 import { startScheduledRequest } from '../shared/usecases/lifecycle';
 
@@ -12,9 +11,9 @@ export default declareFunction({
     queueName: SERVICE_BUS_QUEUES.starts,
     connection: CONNECTIONS.serviceBus,
   },
-  handler: async (message, context) => {
+  handler: async (message, context, { deps }) => {
     const m = parseStartMessage(message);
     if (!m) return void context.warn(JSON.stringify({ event: 'start.malformed-message' }));
-    await startScheduledRequest(depsFor(context), m);
+    await startScheduledRequest(deps, m);
   },
 });

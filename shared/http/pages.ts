@@ -129,33 +129,41 @@ export function pageEndpoint(
         callerAddress: callerAddress(services, request),
       });
     } catch (err) {
-      const problem = toProblem(err);
-      const headers: Record<string, string> = { ...problem.headers };
-      delete headers['Content-Type'];
-      if (problem.status >= 500) {
-        context.error(
-          JSON.stringify({
-            event: 'page.error',
-            invocationId: context.invocationId,
-            error: String((err as Error)?.stack ?? err),
-          }),
-        );
-      } else {
-        context.warn(
-          JSON.stringify({
-            event: 'approval.refused',
-            status: problem.status,
-            reason: problem.jsonBody.detail,
-          }),
-        );
-      }
-      return htmlResponse(
-        problem.status,
-        errorPage(problem.jsonBody.title, problem.jsonBody.detail, problem.status < 500),
-        headers,
-      );
+      return errorPageResponse(err, context);
     }
   };
+}
+
+/**
+ * The one mapping of a page's errors to an error page, with the status `toProblem` gives them; also a page's answer
+ * while the host's services could not be built (`whenUnavailable` of its declaration).
+ */
+export function errorPageResponse(err: unknown, context: InvocationContext): HttpResponseInit {
+  const problem = toProblem(err);
+  const headers: Record<string, string> = { ...problem.headers };
+  delete headers['Content-Type'];
+  if (problem.status >= 500) {
+    context.error(
+      JSON.stringify({
+        event: 'page.error',
+        invocationId: context.invocationId,
+        error: String((err as Error)?.stack ?? err),
+      }),
+    );
+  } else {
+    context.warn(
+      JSON.stringify({
+        event: 'approval.refused',
+        status: problem.status,
+        reason: problem.jsonBody.detail,
+      }),
+    );
+  }
+  return htmlResponse(
+    problem.status,
+    errorPage(problem.jsonBody.title, problem.jsonBody.detail, problem.status < 500),
+    headers,
+  );
 }
 
 /**

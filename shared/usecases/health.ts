@@ -1,10 +1,10 @@
-import type { Features, SettingProblem } from '../config';
+import type { FeatureStates } from '../domain/featureStates';
 import { ROLES, hasRole } from '../domain/roles';
 import type { Principal } from '../domain/types';
 import type { RunningVersion } from '../version';
 
 /** One feature as an admin sees it: ready, or off because of one setting (its name and why, never its value). */
-export type FeatureReadiness = { ready: true } | ({ ready: false } & SettingProblem);
+export type FeatureReadiness = { ready: true } | { ready: false; setting: string; reason: string };
 
 /** What `GET /api/health` answers. */
 export interface HealthReport extends RunningVersion {
@@ -23,7 +23,7 @@ export interface HealthReport extends RunningVersion {
  * degraded however ready its settings are: the timers still close access, but no call is answered.
  */
 export function healthReport(
-  features: Features,
+  features: FeatureStates,
   version: RunningVersion,
   caller: Principal | undefined,
   serving = true,

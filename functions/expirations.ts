@@ -6,10 +6,11 @@ import { expireGrant } from '../shared/usecases/grants';
 
 /**
  * Service Bus `jit-expirations`: a grant's scheduled end, or (`kind: approval-deadline`) the moment a pending
- * request stops waiting for approvers. Throwing abandons the message for redelivery.
+ * request stops waiting for approvers. Throwing abandons the message for redelivery. (Not "revoke": that is the
+ * user's action, functions/revokeRequest.ts.)
  */
 export default declareFunction({
-  name: 'revokeGrant',
+  name: 'expirations',
   trigger: {
     type: 'serviceBusQueue',
     queueName: SERVICE_BUS_QUEUES.expirations,

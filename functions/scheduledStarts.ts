@@ -3,9 +3,12 @@ import { parseStartMessage } from '../shared/hosting/messages';
 import { CONNECTIONS, SERVICE_BUS_QUEUES } from '../shared/names';
 import { startScheduledRequest } from '../shared/usecases/lifecycle';
 
-/** Service Bus `jit-starts`: a scheduled request's start time. Throwing abandons the message for redelivery. */
+/**
+ * Service Bus `jit-starts`: a request made ahead of time reaches its start and goes on to be applied (queue
+ * jit-grants). Throwing abandons the message for redelivery.
+ */
 export default declareFunction({
-  name: 'startGrant',
+  name: 'scheduledStarts',
   trigger: {
     type: 'serviceBusQueue',
     queueName: SERVICE_BUS_QUEUES.starts,

@@ -53,6 +53,12 @@ export interface LocalHostOptions {
    * (functions/reconcile.ts says why); the sandbox names the reconciler, so that a fresh sandbox is swept at once.
    */
   runOnStartup?: readonly string[];
+  /**
+   * Build the app's services when the host starts and close them when it stops, as Azure's `appStart` /
+   * `appTerminate` do (shared/hosting/host.ts). Default true; false only for a host of probe functions that use no
+   * services (test/fixtures/hostFunctions).
+   */
+  withServices?: boolean;
 }
 
 /**
@@ -115,7 +121,7 @@ export class LocalHost extends EventEmitter {
     this.options.onListening?.(this.baseUrl);
     // After onListening: the sandbox's settings name the port HTTP got (the links in mail), read when built.
     try {
-      startHost();
+      if (this.options.withServices !== false) startHost();
     } catch (err) {
       await this.stop();
       throw err;
@@ -140,7 +146,7 @@ export class LocalHost extends EventEmitter {
     await Promise.allSettled(this.busClients.map((c) => c.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
-    await stopHost();
+    if (this.options.withServices !== false) await stopHost();
   }
 
   /** `%NAME%` in a trigger property is an app setting, as the Functions host resolves it. */

@@ -150,14 +150,24 @@ export function declareFunction(definition: FunctionDefinition): FunctionDeclara
   return d;
 }
 
-/** The handler as the host calls it: with the services for this invocation. */
+/**
+ * The handler as the host calls it: with the services for this invocation. A handler that declares no third
+ * parameter uses none (the local host's probe functions, test/fixtures/hostFunctions): it is called without them,
+ * so it runs with no configuration at all.
+ */
 function bind(definition: FunctionDefinition): FunctionDeclaration {
+  const usesServices = definition.handler.length >= 3;
+  const withServices =
+    <I, R>(handler: (input: I, context: InvocationContext, services: HostServices) => Promise<R>) =>
+    async (input: I, context: InvocationContext): Promise<R> =>
+      handler(input, context, usesServices ? servicesFor(context) : (undefined as never));
   switch (definition.trigger.type) {
     case 'http': {
       const { whenUnavailable = unavailableProblem, handler, ...rest } = definition as HttpFunctionDefinition;
       return {
         ...rest,
         handler: async (request, context) => {
+          if (!usesServices) return handler(request, context, undefined as never);
           let services: HostServices;
           try {
             services = servicesFor(context);
@@ -170,26 +180,15 @@ function bind(definition: FunctionDefinition): FunctionDeclaration {
     }
     case 'storageQueue': {
       const { handler, ...rest } = definition as StorageQueueFunctionDefinition;
-      return {
-        ...rest,
-        handler: reportingPoison(rest.name, rest.trigger, (message, context) =>
-          handler(message, context, servicesFor(context)),
-        ),
-      } satisfies StorageQueueFunction;
+      return { ...rest, handler: reportingPoison(rest.name, rest.trigger, withServices(handler)) };
     }
     case 'serviceBusQueue': {
       const { handler, ...rest } = definition as ServiceBusQueueFunctionDefinition;
-      return {
-        ...rest,
-        handler: (message, context) => handler(message, context, servicesFor(context)),
-      } satisfies ServiceBusQueueFunction;
+      return { ...rest, handler: withServices(handler) } satisfies ServiceBusQueueFunction;
     }
     case 'timer': {
       const { handler, ...rest } = definition as TimerFunctionDefinition;
-      return {
-        ...rest,
-        handler: (timer, context) => handler(timer, context, servicesFor(context)),
-      } satisfies TimerFunction;
+      return { ...rest, handler: withServices(handler) } satisfies TimerFunction;
     }
   }
 }

@@ -34,9 +34,12 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'off',
     },
   },
-  // One-way layers (STYLE.md §2): the domain depends on nothing outward, use cases on the domain and ports,
-  // function files on hosting, http and use cases; only adapters reach an Azure SDK. Relative paths are
-  // matched by the folder they name, so '../adapters/x' and '../../shared/adapters/x' are both caught.
+  // One-way layers (STYLE.md §2, docs/architecture.md): the domain depends on nothing outward, use cases on the
+  // domain and its ports, views on the domain, adapters on SDKs and the domain, http on use cases and views, function
+  // files on hosting, http and use cases; only hosting (and dev/, test/, bench/) reaches the composition root, and
+  // only adapters an Azure SDK. Relative paths are matched by the folder they name, so '../adapters/x' and
+  // '../../shared/adapters/x' are both caught. Each file falls under one of these blocks (a later block's
+  // no-restricted-imports would replace an earlier one's, not add to it).
   {
     files: ['shared/domain/**/*.ts'],
     rules: {
@@ -68,6 +71,66 @@ export default tseslint.config(
               message:
                 'Use cases depend on the domain and its ports, not on adapters, HTTP, views, configuration or the composition root.',
             },
+            // To switch on once no use case imports them (rendering through a port, settings handed in):
+            // {
+            //   regex: '(^|/)views(/|$)|(^|/)config$',
+            //   message: 'Use cases render through a port and are handed their settings; no views, no config.',
+            // },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['shared/views/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['@azure/*'], message: 'Views import no Azure SDK: models in, strings out.' },
+            {
+              regex: '(^|/)(adapters|usecases|http|hosting)(/|$)|(^|/)(composition|config)$',
+              message: 'Views import only the domain (and other views): models in, strings out.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['shared/adapters/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)(usecases|http|hosting|views)(/|$)|(^|/)composition$',
+              message:
+                'An adapter wraps an SDK for the domain: it imports SDKs and the domain, never use cases, HTTP or hosting.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['shared/http/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@azure/*', '!@azure/functions'],
+              message: 'HTTP calls no Azure SDK; it calls use cases.',
+            },
+            {
+              regex: '(^|/)(adapters|hosting)(/|$)|(^|/)composition$',
+              message:
+                'HTTP is handed its services by hosting (handler(input, context, services)); it never reaches the composition root.',
+            },
           ],
         },
       ],
@@ -84,7 +147,29 @@ export default tseslint.config(
               group: ['@azure/*', '!@azure/functions'],
               message: 'A function file calls no Azure SDK; call a use case (STYLE.md §1).',
             },
-            { regex: '(^|/)adapters(/|$)', message: 'A function file calls a use case, not an adapter.' },
+            {
+              regex: '(^|/)adapters(/|$)|(^|/)composition$',
+              message:
+                'A function file calls a use case with the services it is handed, not an adapter or the composition root.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Everything else that ships: configuration, names, the CLI and the operators' tools.
+    files: ['shared/*.ts', 'ops/**/*.ts', 'cli/**/*.ts'],
+    ignores: ['shared/composition.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)hosting(/|$)|(^|/)composition$',
+              message: 'Only hosting (and dev/, test/, bench/) reaches the composition root.',
+            },
           ],
         },
       ],

@@ -226,7 +226,7 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
     const closedFirst = summarize(ok.map((s) => s.closedFirstLagInMs!).filter(Number.isFinite));
     const closedAll = summarize(ok.map((s) => s.closedAllLagInMs!).filter(Number.isFinite));
     const revokeArm = summarize(
-      ok.map((s) => stats.arm[`revokeGrant:${s.id}`]?.armInMs ?? NaN).filter(Number.isFinite),
+      ok.map((s) => stats.arm[`expirations:${s.id}`]?.armInMs ?? NaN).filter(Number.isFinite),
     );
     row(phase, 'open: accepted → rule in place', open);
     row(phase, 'ARM time in applyGrant', armTime);
@@ -236,7 +236,7 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
     row(phase, 'POST → 202', submit);
     row(phase, 'close: expiresAt → port closed', closedFirst);
     row(phase, 'close: expiresAt → all rules gone', closedAll);
-    row(phase, 'ARM time in revokeGrant', revokeArm);
+    row(phase, 'ARM time in expirations', revokeArm);
     const calls: Record<string, number> = {};
     for (const s of opened)
       for (const [k, n] of Object.entries(arm(s)!.calls)) calls[k] = (calls[k] ?? 0) + n / opened.length;

@@ -8,7 +8,6 @@ import { join, relative } from 'node:path';
 import { QueueServiceClient } from '@azure/storage-queue';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { TableClient } from '@azure/data-tables';
-import type { TokenCredential } from '@azure/core-auth';
 import { configureServices, resetServices, services } from '../shared/composition';
 import type { Principal } from '../shared/domain/types';
 import { randomBytes } from 'node:crypto';
@@ -25,6 +24,7 @@ import { Azurite } from './azurite';
 import { readHostSettings } from './host/hostJson';
 import type { HostSettings } from './host/hostJson';
 import { HostProcess } from './host/hostProcess';
+import { sandboxCredential } from './host/sandboxCredential';
 import { LocalHost } from './host/localHost';
 import { MailCatcher } from './mail/catcher';
 import { ServiceBusEmulator } from './servicebus/emulator';
@@ -88,11 +88,6 @@ export interface SandboxOptions {
 
 /** The sandbox's chat and webhook targets: one of each kind, all posting to the webhook catcher. */
 export const SANDBOX_TARGETS = { teams: 'sandbox-teams', slack: 'sandbox-slack', webhook: 'sandbox-webhook' };
-
-/** Accepted by the ARM emulator; in Azure the managed identity's token takes its place. */
-export const sandboxCredential: TokenCredential = {
-  getToken: async () => ({ token: 'sandbox-token', expiresOnTimestamp: Date.now() + 3600_000 }),
-};
 
 /** Who applies the sandbox's policy file, as the audit trail records it. */
 const SANDBOX_ADMIN: Principal = {
@@ -239,8 +234,8 @@ export class Sandbox {
       httpPort: this.identity.frontEnd ? 0 : (this.options.httpPort ?? 0),
       log: this.options.hostLog ?? (this.options.quiet ? () => undefined : undefined),
       runOnStartup: this.options.reconcileOnStart === false ? [] : ['reconcile'],
-      // On a free port the links in mail must name the port the host got. Services are built on first use,
-      // which comes after this (the host binds triggers afterwards), so they read the address set here.
+      // On a free port the links in mail must name the port the host got. The host builds its services after
+      // this, at its start (before it binds any other trigger), so they read the address set here.
       onListening: (baseUrl) => {
         this.identity.frontEnd?.forwardTo(baseUrl);
         if (!this.options.settings?.JIT_PUBLIC_BASE_URL && !this.identity.frontEnd)

@@ -1,5 +1,4 @@
 import { declareFunction } from '../shared/hosting/declare';
-import { depsFor, services } from '../shared/composition';
 import { anchorAuditDays } from '../shared/usecases/audit';
 
 /**
@@ -10,10 +9,8 @@ import { anchorAuditDays } from '../shared/usecases/audit';
 export default declareFunction({
   name: 'anchorAudit',
   trigger: { type: 'timer', schedule: '0 20 * * * *', runOnStartup: false },
-  handler: async (_timer, context) => {
-    const { auditTrail, auditAnchors } = services();
+  handler: async (_timer, _context, { deps, auditTrail, auditAnchors }) => {
     if (!auditAnchors) return;
-    const deps = depsFor(context);
     await anchorAuditDays({ ...deps, trail: auditTrail, anchors: auditAnchors });
   },
 });

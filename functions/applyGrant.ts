@@ -1,6 +1,5 @@
 import { declareFunction } from '../shared/hosting/declare';
 import { parseRequestMessage } from '../shared/hosting/messages';
-import { depsFor } from '../shared/composition';
 import { QUEUES, CONNECTIONS } from '../shared/names';
 import { applyGrant } from '../shared/usecases/applying';
 
@@ -8,9 +7,9 @@ import { applyGrant } from '../shared/usecases/applying';
 export default declareFunction({
   name: 'applyGrant',
   trigger: { type: 'storageQueue', queueName: QUEUES.grants, connection: CONNECTIONS.storage },
-  handler: async (message, context) => {
+  handler: async (message, context, { deps }) => {
     const m = parseRequestMessage(message);
     if (!m) return void context.warn(JSON.stringify({ event: 'apply.malformed-message' }));
-    await applyGrant(depsFor(context), m.requestId);
+    await applyGrant(deps, m.requestId);
   },
 });

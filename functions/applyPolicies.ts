@@ -7,8 +7,8 @@ import { applyPolicies } from '../shared/usecases/policies';
 export default declareFunction({
   name: 'applyPolicies',
   trigger: { type: 'http', route: 'policies', methods: ['PUT'] },
-  handler: httpEndpoint(async ({ request, deps, caller, callerAddress }) => {
-    await consumeCallQuota('policies', caller.id);
+  handler: httpEndpoint(async ({ services, request, deps, caller, callerAddress }) => {
+    await consumeCallQuota(services, 'policies', caller.id);
     return {
       status: 200,
       jsonBody: await applyPolicies(

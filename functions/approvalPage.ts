@@ -1,5 +1,5 @@
 import { declareFunction } from '../shared/hosting/declare';
-import { htmlResponse, pageEndpoint } from '../shared/http/pages';
+import { errorPageResponse, htmlResponse, pageEndpoint } from '../shared/http/pages';
 import { viewApproval } from '../shared/usecases/approvals';
 import { decisionPage } from '../shared/views/approvalPage';
 
@@ -10,6 +10,7 @@ import { decisionPage } from '../shared/views/approvalPage';
 export default declareFunction({
   name: 'approvalPage',
   trigger: { type: 'http', route: 'approvals', methods: ['GET'] },
+  whenUnavailable: errorPageResponse,
   handler: pageEndpoint(
     async ({ request, deps, signedIn }) =>
       htmlResponse(

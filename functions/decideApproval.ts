@@ -1,6 +1,12 @@
 import { declareFunction } from '../shared/hosting/declare';
 import { consumeApprovalQuota } from '../shared/http/handler';
-import { assertSameOrigin, htmlResponse, pageEndpoint, readForm } from '../shared/http/pages';
+import {
+  assertSameOrigin,
+  errorPageResponse,
+  htmlResponse,
+  pageEndpoint,
+  readForm,
+} from '../shared/http/pages';
 import { decideApproval } from '../shared/usecases/approvals';
 import { resultPage } from '../shared/views/approvalPage';
 
@@ -8,8 +14,9 @@ import { resultPage } from '../shared/views/approvalPage';
 export default declareFunction({
   name: 'decideApproval',
   trigger: { type: 'http', route: 'approvals', methods: ['POST'] },
-  handler: pageEndpoint(async ({ request, deps, publicBaseUrl, signedIn, callerAddress }) => {
-    await consumeApprovalQuota(signedIn?.id, callerAddress);
+  whenUnavailable: errorPageResponse,
+  handler: pageEndpoint(async ({ services, request, deps, publicBaseUrl, signedIn, callerAddress }) => {
+    await consumeApprovalQuota(services, signedIn?.id, callerAddress);
     assertSameOrigin(request.headers, publicBaseUrl);
     const form = await readForm(request);
     const outcome = await decideApproval(deps, {

@@ -7,8 +7,8 @@ import { deletePolicy } from '../shared/usecases/policies';
 export default declareFunction({
   name: 'deletePolicy',
   trigger: { type: 'http', route: 'policies', methods: ['DELETE'] },
-  handler: httpEndpoint(async ({ request, deps, caller, callerAddress }) => {
-    await consumeCallQuota('policies', caller.id);
+  handler: httpEndpoint(async ({ services, request, deps, caller, callerAddress }) => {
+    await consumeCallQuota(services, 'policies', caller.id);
     return {
       status: 200,
       jsonBody: await deletePolicy(deps, caller, request.query.get('scope') ?? '', {

@@ -1,6 +1,5 @@
 import { declareFunction } from '../shared/hosting/declare';
 import { parseNotificationMessage } from '../shared/hosting/messages';
-import { depsFor } from '../shared/composition';
 import { CONNECTIONS, QUEUES } from '../shared/names';
 import { deliverNotification } from '../shared/usecases/notifyChannels';
 
@@ -11,9 +10,9 @@ import { deliverNotification } from '../shared/usecases/notifyChannels';
 export default declareFunction({
   name: 'deliverNotification',
   trigger: { type: 'storageQueue', queueName: QUEUES.notifications, connection: CONNECTIONS.storage },
-  handler: async (message, context) => {
+  handler: async (message, context, { deps }) => {
     const m = parseNotificationMessage(message);
     if (!m) return void context.warn(JSON.stringify({ event: 'notify.malformed-message' }));
-    await deliverNotification(depsFor(context), m);
+    await deliverNotification(deps, m);
   },
 });

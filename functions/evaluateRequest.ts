@@ -1,6 +1,5 @@
 import { declareFunction } from '../shared/hosting/declare';
 import { parseRequestMessage } from '../shared/hosting/messages';
-import { depsFor } from '../shared/composition';
 import { QUEUES, CONNECTIONS } from '../shared/names';
 import { evaluateRequest } from '../shared/usecases/evaluation';
 
@@ -8,9 +7,9 @@ import { evaluateRequest } from '../shared/usecases/evaluation';
 export default declareFunction({
   name: 'evaluateRequest',
   trigger: { type: 'storageQueue', queueName: QUEUES.requests, connection: CONNECTIONS.storage },
-  handler: async (message, context) => {
+  handler: async (message, context, { deps }) => {
     const m = parseRequestMessage(message);
     if (!m) return void context.warn(JSON.stringify({ event: 'evaluate.malformed-message' }));
-    await evaluateRequest(depsFor(context), m.requestId);
+    await evaluateRequest(deps, m.requestId);
   },
 });

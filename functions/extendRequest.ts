@@ -6,8 +6,8 @@ import { extendRequest } from '../shared/usecases/lifecycle';
 export default declareFunction({
   name: 'extendRequest',
   trigger: { type: 'http', route: 'requests/{id}/extend', methods: ['POST'] },
-  handler: httpEndpoint(async ({ request, deps, caller }) => {
-    await consumeCallQuota('extend', caller.id);
+  handler: httpEndpoint(async ({ services, request, deps, caller }) => {
+    await consumeCallQuota(services, 'extend', caller.id);
     return {
       status: 200,
       jsonBody: await extendRequest(deps, caller, request.params.id ?? '', await readJson(request)),

@@ -1,4 +1,3 @@
-import { services } from '../shared/composition';
 import { declareFunction } from '../shared/hosting/declare';
 import { optionalCaller } from '../shared/http/handler';
 import { healthReport } from '../shared/usecases/health';
@@ -14,25 +13,21 @@ const NOT_CACHED = { 'Cache-Control': 'no-store' };
 export default declareFunction({
   name: 'health',
   trigger: { type: 'http', route: 'health', methods: ['GET'] },
-  handler: async (request, context) => {
-    let features;
-    try {
-      features = services().config.features;
-    } catch (err) {
-      context.error(JSON.stringify({ event: 'health.unavailable', error: (err as Error).message }));
-      return { status: 503, headers: NOT_CACHED, jsonBody: { status: 'unavailable', ...runningVersion() } };
-    }
-    const caller = await optionalCaller(request);
-    const serving = await services()
-      .serving()
-      .then(
-        () => true,
-        () => false,
-      );
+  // The services could not be built at the host's start: a core setting is broken and nothing runs.
+  whenUnavailable: (err, context) => {
+    context.error(JSON.stringify({ event: 'health.unavailable', error: (err as Error).message }));
+    return { status: 503, headers: NOT_CACHED, jsonBody: { status: 'unavailable', ...runningVersion() } };
+  },
+  handler: async (request, _context, services) => {
+    const caller = await optionalCaller(services, request);
+    const serving = await services.serving().then(
+      () => true,
+      () => false,
+    );
     return {
       status: 200,
       headers: NOT_CACHED,
-      jsonBody: healthReport(features, runningVersion(), caller, serving),
+      jsonBody: healthReport(services.config.features, runningVersion(), caller, serving),
     };
   },
 });

@@ -1,5 +1,4 @@
 import { declareFunction } from '../shared/hosting/declare';
-import { services } from '../shared/composition';
 import { consumeCallQuota, httpEndpoint } from '../shared/http/handler';
 import { listAudit } from '../shared/usecases/audit';
 
@@ -7,8 +6,8 @@ import { listAudit } from '../shared/usecases/audit';
 export default declareFunction({
   name: 'listAudit',
   trigger: { type: 'http', route: 'audit', methods: ['GET'] },
-  handler: httpEndpoint(async ({ request, caller }) => {
-    await consumeCallQuota('audit', caller.id);
-    return { status: 200, jsonBody: await listAudit(services().auditTrail, caller, request.query.entries()) };
+  handler: httpEndpoint(async ({ services, request, caller }) => {
+    await consumeCallQuota(services, 'audit', caller.id);
+    return { status: 200, jsonBody: await listAudit(services.auditTrail, caller, request.query.entries()) };
   }),
 });

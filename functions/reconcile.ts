@@ -1,5 +1,4 @@
 import { declareFunction } from '../shared/hosting/declare';
-import { depsFor } from '../shared/composition';
 import { runReconciler } from '../shared/usecases/reconcilerRun';
 
 /**
@@ -15,7 +14,7 @@ import { runReconciler } from '../shared/usecases/reconcilerRun';
 export default declareFunction({
   name: 'reconcile',
   trigger: { type: 'timer', schedule: '%JIT_RECONCILE_SCHEDULE%' },
-  handler: async (_timer, context) => {
-    await runReconciler(depsFor(context));
+  handler: async (_timer, _context, { deps }) => {
+    await runReconciler(deps);
   },
 });

@@ -6,8 +6,8 @@ import { revokeRequest } from '../shared/usecases/lifecycle';
 export default declareFunction({
   name: 'revokeRequest',
   trigger: { type: 'http', route: 'requests/{id}/revoke', methods: ['POST'] },
-  handler: httpEndpoint(async ({ request, deps, caller }) => {
-    await consumeCallQuota('revoke', caller.id);
+  handler: httpEndpoint(async ({ services, request, deps, caller }) => {
+    await consumeCallQuota(services, 'revoke', caller.id);
     return { status: 200, jsonBody: await revokeRequest(deps, caller, request.params.id ?? '') };
   }),
 });

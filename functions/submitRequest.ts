@@ -6,8 +6,8 @@ import { submitRequest } from '../shared/usecases/requests';
 export default declareFunction({
   name: 'submitRequest',
   trigger: { type: 'http', route: 'requests', methods: ['POST'] },
-  handler: httpEndpoint(async ({ request, deps, caller, callerAddress }) => {
-    await consumeRequestQuota(caller.id);
+  handler: httpEndpoint(async ({ services, request, deps, caller, callerAddress }) => {
+    await consumeRequestQuota(services, caller.id);
     const created = await submitRequest(deps, caller, await readJson(request), callerAddress);
     // Accepted, not done: Location is where to follow it, Retry-After how soon there is news.
     return {

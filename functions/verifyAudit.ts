@@ -1,5 +1,4 @@
 import { declareFunction } from '../shared/hosting/declare';
-import { services } from '../shared/composition';
 import { consumeCallQuota, httpEndpoint } from '../shared/http/handler';
 import { verifyAudit } from '../shared/usecases/audit';
 
@@ -7,16 +6,16 @@ import { verifyAudit } from '../shared/usecases/audit';
 export default declareFunction({
   name: 'verifyAudit',
   trigger: { type: 'http', route: 'audit/verify', methods: ['GET'] },
-  handler: httpEndpoint(async ({ request, caller, deps }) => {
-    await consumeCallQuota('audit-verify', caller.id);
+  handler: httpEndpoint(async ({ services, request, caller, deps }) => {
+    await consumeCallQuota(services, 'audit-verify', caller.id);
     return {
       status: 200,
       jsonBody: await verifyAudit(
-        services().auditTrail,
+        services.auditTrail,
         deps.clock,
         caller,
         request.query.entries(),
-        services().auditAnchors,
+        services.auditAnchors,
       ),
     };
   }),

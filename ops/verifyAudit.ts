@@ -8,7 +8,6 @@
  */
 import { AzureCliCredential } from '@azure/identity';
 import { Command, CommanderError, Option } from 'commander';
-import { printVerifyReport } from '../cli/commands/audit';
 import { BlobAuditAnchors } from '../shared/adapters/auditAnchorBlobs';
 import { AuditTable } from '../shared/adapters/auditTable';
 import { tableClient } from '../shared/adapters/tableStorage';
@@ -16,6 +15,7 @@ import { parseVerifyRange } from '../shared/domain/auditQuery';
 import { InvalidRequest } from '../shared/domain/errors';
 import { TABLES } from '../shared/names';
 import { verifyChain } from '../shared/usecases/audit';
+import { verifyReportLines } from '../shared/domain/verifyReportText';
 
 interface Options {
   from: string;
@@ -87,7 +87,7 @@ export async function verifyAuditTable(
         () => new AzureCliCredential(),
       );
   const report = await verifyChain(new AuditTable(client, { now: () => new Date() }), range, anchors);
-  printVerifyReport({ out: io.out, options: { output: opts.output } }, report);
+  for (const line of verifyReportLines(report, opts.output)) io.out(line);
   return report.ok ? 0 : 8;
 }
 

@@ -5,7 +5,6 @@
  */
 import { hostname } from 'node:os';
 import type { TokenCredential } from '@azure/core-auth';
-import { declareHostHooks } from './hosting/declare';
 import type { InvocationContext } from '@azure/functions';
 import { metrics } from '@opentelemetry/api';
 import type { MeterProvider } from '@opentelemetry/api';
@@ -110,28 +109,15 @@ export function configureServices(next: CompositionOverrides): void {
 }
 
 /**
- * The wired services, built when the host starts in Azure and otherwise on first use. A bad core setting fails
- * every invocation loudly, with its name; a bad feature setting only switches that feature off.
+ * The wired services, built once: when the host starts (shared/hosting/host.ts), or on first use by a test or
+ * tool. A bad core setting throws, with its name; a bad feature setting only switches that feature off.
  */
 export function services(): Services {
   current ??= build(overrides);
   return current;
 }
 
-// STYLE.md §12: in Azure the clients are built when the host starts, so a broken setting is reported then rather
-// than at the first call, and closed when it stops. (The local host and tests build and close them themselves.)
-declareHostHooks({
-  appStart: () => {
-    try {
-      services();
-    } catch (err) {
-      consoleLogger.error('config.invalid', { error: (err as Error).message });
-    }
-  },
-  appTerminate: () => resetServices(),
-});
-
-/** Closes the clients and forgets them (the local host's shutdown, tests). */
+/** Closes the clients and forgets them (the host's stop, tests). */
 export async function resetServices(): Promise<void> {
   const s = current;
   current = undefined;

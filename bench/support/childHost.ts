@@ -1,23 +1,16 @@
 /**
- * The local host in a child process, for the benchmarks and the soak:
- * - its memory and CPU are its own, while the emulators stay in the parent (so peak RSS is the host's alone);
- * - the soak can SIGKILL it mid-step, as a crash or a scale-in without notice would end an instance;
- * - on request it times every ARM call each queue/bus invocation makes, per request id, so a benchmark can
- *   subtract the time spent inside ARM from the end-to-end figure.
- *
- * The parent starts it with `ChildHost.start(...)`; this file is also the child's entry point.
- * (The network work adds a general-purpose host process to dev/host; this one stays bench-only.)
+ * The local host in a child process for the benchmarks and the soak (dev/host/hostProcess.ts launches it, as it
+ * does for the tests): the sandbox's settings, the benchmarks' ARM settings and, on request, instruments loaded into
+ * the child (this file is that extension too):
+ * - it times every ARM call each queue/bus invocation makes, per request id, so a benchmark can subtract the time
+ *   spent inside ARM from the end-to-end figure;
+ * - `verbose` writes a line when each queue or bus invocation starts and ends.
+ * The soak can SIGKILL it mid-step, as a crash or a scale-in without notice would end an instance.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { fork } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import type { WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import type { TokenCredential } from '@azure/core-auth';
-import type { LogLevel } from '@azure/functions';
-import { configureServices, resetServices, services } from '../../shared/composition';
+import { services } from '../../shared/composition';
 import { declaredFunctions } from '../../shared/hosting/declare';
 import type { ServiceBusQueueFunction, StorageQueueFunction } from '../../shared/hosting/declare';
 import type { GrantSettings } from '../../shared/usecases/deps';
@@ -25,7 +18,7 @@ import type { Sandbox } from '../../dev/sandbox';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import { readHostSettings } from '../../dev/host/hostJson';
 import type { HostSettings } from '../../dev/host/hostJson';
-import { LocalHost } from '../../dev/host/localHost';
+import { HostProcess } from '../../dev/host/hostProcess';
 
 export interface ChildHostConfig {
   functionsDir: string;
@@ -63,26 +56,35 @@ export interface ChildStats {
   cpuInMs: number;
 }
 
-type ToChild = { type: 'config'; config: ChildHostConfig } | { type: 'stats' } | { type: 'stop' };
-type FromChild =
-  { type: 'ready'; port: number } | { type: 'failed'; error: string } | { type: 'stats'; stats: ChildStats };
+/** What the parent asks the child's instruments for. */
+interface StatsAnswer {
+  type: 'stats';
+  stats: ChildStats;
+}
+
+/** What this file, loaded into the child as its extension, is told. */
+interface InstrumentOptions {
+  instrumentArm?: boolean;
+  verbose?: boolean;
+}
 
 export class ChildHost {
-  private constructor(
-    private readonly child: ChildProcess,
-    readonly port: number,
-  ) {}
+  private constructor(private readonly process: HostProcess) {}
+
+  get port(): number {
+    return this.process.port;
+  }
 
   get baseUrl(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.process.baseUrl;
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.process.pid;
   }
 
   get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    return this.process.alive;
   }
 
   /** The sandbox's own settings and host.json, with the sandbox's short ARM polls (as Sandbox.start configures). */
@@ -115,74 +117,49 @@ export class ChildHost {
 
   /** Forks the child and waits until its host listens. Warnings and errors go to `logFile` if given. */
   static async start(config: ChildHostConfig, logFile?: string): Promise<ChildHost> {
-    const child = fork(__filename, [], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    let sink: WriteStream | undefined;
-    if (logFile) sink = createWriteStream(logFile, { flags: 'a' });
-    sink?.write(`[${new Date().toISOString()}] host process ${child.pid} started\n`);
-    const tail: string[] = [];
-    const keep = (chunk: Buffer) => {
-      sink?.write(chunk);
-      tail.push(chunk.toString());
-      if (tail.length > 200) tail.shift();
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    child.once('exit', (code, signal) => {
-      sink?.write(`[${new Date().toISOString()}] host process ${child.pid} exited (${signal ?? code})\n`);
-      sink?.end();
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      const onExit = (code: number | null) =>
-        reject(new Error(`bench host exited (${code}) before it was ready:\n${tail.join('')}`));
-      child.once('exit', onExit);
-      child.once('message', (m: FromChild) => {
-        child.off('exit', onExit);
-        if (m.type === 'ready') resolve(m.port);
-        else reject(new Error(`bench host failed to start: ${m.type === 'failed' ? m.error : m.type}`));
-      });
-      child.send({ type: 'config', config } satisfies ToChild);
-    });
-    return new ChildHost(child, port);
+    const child = await HostProcess.start(
+      {
+        functionsDir: config.functionsDir,
+        host: config.host,
+        settings: config.settings,
+        armCaPem: config.armCaPem,
+        overrides: {
+          ...(config.armPollIntervalInMs === 'default'
+            ? {}
+            : { armPollIntervalInMs: config.armPollIntervalInMs ?? 50 }),
+          settings: { armBackoffInMs: 100, ...config.grantSettings },
+        },
+        // By default only what a person wants from a long run: warnings and errors, one line each.
+        lines: config.verbose ? 'all' : 'warnings',
+        extension: {
+          module: __filename,
+          options: {
+            instrumentArm: config.instrumentArm,
+            verbose: config.verbose,
+          } satisfies InstrumentOptions,
+        },
+      },
+      logFile,
+    );
+    return new ChildHost(child);
   }
 
   async stats(): Promise<ChildStats> {
-    return new Promise((resolve, reject) => {
-      const onMessage = (m: FromChild) => {
-        if (m.type !== 'stats') return;
-        this.child.off('message', onMessage);
-        resolve(m.stats);
-      };
-      this.child.on('message', onMessage);
-      this.child.once('exit', () => reject(new Error('bench host exited')));
-      this.child.send({ type: 'stats' } satisfies ToChild);
-    });
+    return (await this.process.ask<StatsAnswer>({ type: 'stats' })).stats;
   }
 
   /** SIGKILL: the process ends wherever it is — mid-ARM call, between two table writes, holding messages. */
   async kill(): Promise<void> {
-    await this.exit(() => this.child.kill('SIGKILL'));
+    await this.process.kill();
   }
 
   /** A clean stop: the host finishes what it runs, then closes its clients. */
   async stop(): Promise<void> {
-    await this.exit(() => this.child.send({ type: 'stop' } satisfies ToChild));
-  }
-
-  private exit(how: () => void): Promise<void> {
-    if (!this.alive) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      how();
-    });
+    await this.process.stop();
   }
 }
 
-// ---- the child ------------------------------------------------------------------------------------------
-
-/** Accepted by the ARM emulator, as in the sandbox. */
-const sandboxCredential: TokenCredential = {
-  getToken: async () => ({ token: 'sandbox-token', expiresOnTimestamp: Date.now() + 3600_000 }),
-};
+// ---- in the child (loaded by dev/host/hostProcess.ts as its extension) -----------------------------------
 
 interface Scope {
   key: string;
@@ -298,67 +275,28 @@ function requestIdOf(message: unknown): string {
   return typeof id === 'string' ? id : '?';
 }
 
-async function runChild(config: ChildHostConfig): Promise<void> {
-  configureServices({
-    env: config.settings,
-    armCredential: sandboxCredential,
-    armCaPem: config.armCaPem,
-    ...(config.armPollIntervalInMs === 'default'
-      ? {}
-      : { armPollIntervalInMs: config.armPollIntervalInMs ?? 50 }),
-    settings: { armBackoffInMs: 100, ...config.grantSettings },
-  });
-  // By default only what a person wants from a long run: warnings and errors, one line each.
-  const log = (level: LogLevel, functionName: string, message: string) => {
-    if (config.verbose || level === 'warning' || level === 'error' || level === 'critical')
-      process.stdout.write(
-        `[${new Date().toISOString()}] ${process.pid} ${level} ${functionName}: ${message}\n`,
-      );
-  };
-  const host = new LocalHost({
-    functionsDir: config.functionsDir,
-    host: config.host,
-    settings: config.settings,
-    httpPort: 0,
-    log,
-  });
-  await host.start();
-  if (config.instrumentArm) {
+/** Called in the child once its host runs. */
+export function extendHost(options: unknown): void {
+  const o = options as InstrumentOptions;
+  if (o.instrumentArm) {
     instrumentNetwork();
     instrumentHandlers();
   }
-  if (config.verbose) traceInvocations();
-  process.on('message', (m: ToChild) => {
-    if (m.type === 'stats') {
-      const mem = process.memoryUsage();
-      process.send?.({
-        type: 'stats',
-        stats: {
-          arm: Object.fromEntries(timings),
-          maxRssInKiB: process.resourceUsage().maxRSS,
-          rssInBytes: mem.rss,
-          heapUsedInBytes: mem.heapUsed,
-          cpuInMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
-        },
-      } satisfies FromChild);
-    } else if (m.type === 'stop') {
-      void host
-        .stop()
-        .then(() => resetServices())
-        .finally(() => process.exit(0));
-    }
-  });
-  process.send?.({ type: 'ready', port: host.httpPort } satisfies FromChild);
+  if (o.verbose) traceInvocations();
 }
 
-if (require.main === module) {
-  process.once('message', (m: ToChild) => {
-    if (m.type !== 'config') return;
-    runChild(m.config).catch((err: unknown) => {
-      process.send?.({ type: 'failed', error: String((err as Error)?.stack ?? err) } satisfies FromChild);
-      process.exit(1);
-    });
-  });
-  // The parent going away (a benchmark killed with Ctrl-C) must not leave a host running.
-  process.on('disconnect', () => process.exit(0));
+/** Answers the parent's `stats` question. */
+export function answer(message: { type: string }): StatsAnswer | undefined {
+  if (message.type !== 'stats') return undefined;
+  const mem = process.memoryUsage();
+  return {
+    type: 'stats',
+    stats: {
+      arm: Object.fromEntries(timings),
+      maxRssInKiB: process.resourceUsage().maxRSS,
+      rssInBytes: mem.rss,
+      heapUsedInBytes: mem.heapUsed,
+      cpuInMs: (process.cpuUsage().user + process.cpuUsage().system) / 1000,
+    },
+  };
 }

@@ -2,6 +2,7 @@ import { Argument } from 'commander';
 import type { Command } from 'commander';
 import { CHAIN_TAIL, RECORD_ORDER } from '../../shared/domain/auditQuery';
 import type { AuditPage, AuditRecord } from '../../shared/domain/auditQuery';
+import { verifyReportLines } from '../../shared/domain/verifyReportText';
 import { resolveVm } from '../args';
 import type { CliContext, Runner as Run } from '../context';
 import { csvRecord } from '../csv';
@@ -152,32 +153,10 @@ async function verify(ctx: CliContext, opts: VerifyOptions): Promise<number> {
   return report.ok ? EXIT.ok : EXIT.auditBroken;
 }
 
-/** A verification report, for a person or (`-o json`) a script. */
-export function printVerifyReport(
+/** A verification report, for a person or (`-o json`) a script (shared/domain/verifyReportText.ts). */
+function printVerifyReport(
   ctx: Pick<CliContext, 'out'> & { options: { output: string } },
   report: VerifyReport,
 ): void {
-  if (ctx.options.output === 'json') {
-    ctx.out(JSON.stringify(report, null, 2));
-  } else {
-    const range = `${report.fromDay} … ${report.toDay}`;
-    const days = report.days.length;
-    if (report.ok) {
-      ctx.out(
-        `audit chain ${range}: intact — ${report.events} events in ${days} day(s)` +
-          (report.anchors.checked
-            ? `, ${report.anchors.anchoredDays} matching their anchors`
-            : ', anchors not checked'),
-      );
-    } else {
-      ctx.out(`audit chain ${range}: BROKEN — ${report.problemCount} problem(s) in ${report.events} events`);
-      const first = report.firstBreak!;
-      ctx.out(`first broken link: ${first.day}${first.seq ? ` #${first.seq}` : ''} (${first.kind})`);
-      for (const p of report.problems) ctx.out(`  ${p.kind.padEnd(16)} ${p.message}`);
-    }
-    for (const d of report.days)
-      ctx.out(
-        `  ${d.day}  ${String(d.events).padStart(6)} events  head #${d.headSeq ?? '-'} ${d.headHash ?? ''}${d.anchored ? '  anchored' : ''}`,
-      );
-  }
+  for (const line of verifyReportLines(report, ctx.options.output)) ctx.out(line);
 }

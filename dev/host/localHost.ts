@@ -21,6 +21,7 @@ import { ServiceBusClient } from '@azure/service-bus';
 import type { ServiceBusReceiver } from '@azure/service-bus';
 import { Cron } from 'croner';
 import { declaredFunctions } from '../../shared/hosting/declare';
+import { startHost, stopHost } from '../../shared/hosting/host';
 import type {
   FunctionDeclaration,
   HttpFunction,
@@ -52,6 +53,12 @@ export interface LocalHostOptions {
    * (functions/reconcile.ts says why); the sandbox names the reconciler, so that a fresh sandbox is swept at once.
    */
   runOnStartup?: readonly string[];
+  /**
+   * Build the app's services when the host starts and close them when it stops, as Azure's `appStart` /
+   * `appTerminate` do (shared/hosting/host.ts). Default true; false only for a host of probe functions that use no
+   * services (test/fixtures/hostFunctions).
+   */
+  withServices?: boolean;
 }
 
 /**
@@ -96,7 +103,10 @@ export class LocalHost extends EventEmitter {
     return `http://${this.options.httpHost ?? '127.0.0.1'}:${this.port}`;
   }
 
-  /** Loads the function files, then binds every declaration. */
+  /**
+   * Loads the function files, listens for HTTP, starts the host as Azure's `appStart` does (the services are
+   * built; a broken core setting rejects here, naming it), then binds every other trigger.
+   */
   async start(): Promise<FunctionDeclaration[]> {
     for (const file of readdirSync(this.options.functionsDir)
       .filter((f) => f.endsWith('.js'))
@@ -109,6 +119,13 @@ export class LocalHost extends EventEmitter {
     this.running = true;
     await this.startHttp(functions.filter((f): f is HttpFunction => f.trigger.type === 'http'));
     this.options.onListening?.(this.baseUrl);
+    // After onListening: the sandbox's settings name the port HTTP got (the links in mail), read when built.
+    try {
+      if (this.options.withServices !== false) startHost();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
     for (const f of functions) {
       if (f.trigger.type === 'storageQueue') this.loops.push(this.pollQueue(f as StorageQueueFunction));
       if (f.trigger.type === 'serviceBusQueue') this.subscribe(f as ServiceBusQueueFunction);
@@ -117,7 +134,7 @@ export class LocalHost extends EventEmitter {
     return functions;
   }
 
-  /** Stops taking work, waits for what is running, and closes every client. */
+  /** Stops taking work, waits for what is running, and closes every client (the services' too, as `appTerminate`). */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
@@ -129,6 +146,7 @@ export class LocalHost extends EventEmitter {
     await Promise.allSettled(this.busClients.map((c) => c.close()));
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     this.server?.closeAllConnections();
+    if (this.options.withServices !== false) await stopHost();
   }
 
   /** `%NAME%` in a trigger property is an app setting, as the Functions host resolves it. */

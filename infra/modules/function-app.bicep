@@ -218,7 +218,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AzureWebJobsStorage__blobServiceUri: blobServiceUri
     AzureWebJobsStorage__credential: 'managedidentity'
     AzureWebJobsStorage__clientId: appIdentityClientId
-    // Service Bus through the app identity, for the revokeGrant trigger (host) and the expiry scheduler (code).
+    // Service Bus through the app identity, for the expirations trigger (host) and the expiry scheduler (code).
     ServiceBusConnection__fullyQualifiedNamespace: serviceBusFullyQualifiedNamespace
     ServiceBusConnection__credential: 'managedidentity'
     ServiceBusConnection__clientId: appIdentityClientId

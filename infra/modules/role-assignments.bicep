@@ -6,7 +6,7 @@
 // | Storage Queue Data Contributor         | storage account               | jit-requests / jit-grants triggers and the enqueues         |
 // | Storage Table Data Contributor         | storage account               | JitPolicies, JitRequests, JitGrants, JitAudit               |
 // | Azure Service Bus Data Sender          | queue jit-expirations         | schedule / cancel the expiry message of a grant             |
-// | Azure Service Bus Data Receiver        | queue jit-expirations         | the revokeGrant trigger; peeking at scheduled messages      |
+// | Azure Service Bus Data Receiver        | queue jit-expirations         | the expirations trigger; peeking at scheduled messages      |
 // | Key Vault Secrets User                 | key vault                     | read the approval-link signing key                          |
 // | Monitoring Metrics Publisher           | Application Insights          | send telemetry with Entra auth (local auth is off)          |
 // | JIT Access Email Sender (custom)       | Communication Services        | send approval mail (only with emailProvider = acs)          |
@@ -220,7 +220,7 @@ resource serviceBusDataReceiver 'Microsoft.Authorization/roleAssignments@2022-04
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: roleDefinitionIds.serviceBusDataReceiver
-    description: 'The revokeGrant trigger on jit-expirations, and peeking for the live scheduled message.'
+    description: 'The expirations trigger on jit-expirations, and peeking for the live scheduled message.'
   }
 }
 
@@ -242,7 +242,7 @@ resource startsDataReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01'
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: roleDefinitionIds.serviceBusDataReceiver
-    description: 'The startGrant trigger on jit-starts, and peeking for the live scheduled message.'
+    description: 'The scheduledStarts trigger on jit-starts, and peeking for the live scheduled message.'
   }
 }
 

@@ -31,9 +31,9 @@ resource expirations 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   // SERVICE_BUS_QUEUES.expirations in shared/names.ts.
   name: 'jit-expirations'
   properties: {
-    // revokeGrant deletes the rules in seconds; the host renews the lock while it works (host.json
-    // maxAutoLockRenewalDuration, as long as functionTimeout), so a short lock only shortens the wait after a crashed
-    // worker.
+    // The expirations function deletes the rules in seconds; the host renews the lock while it works
+    // (host.json maxAutoLockRenewalDuration, as long as functionTimeout), so a short lock only shortens the wait
+    // after a crashed worker.
     lockDuration: 'PT1M'
     // After ten failed deliveries the message goes to the dead-letter queue; the reconciler still closes the grant.
     maxDeliveryCount: 10

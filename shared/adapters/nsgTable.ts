@@ -5,7 +5,7 @@ import type { BaselineRule, VmCoverage } from '../domain/baseline';
 import { TransientFailure } from '../domain/errors';
 import type { NsgLocks, NsgRegistry, WatchedNsg } from '../domain/ports';
 import type { NsgGuard, Protocol } from '../domain/types';
-import { KeyedMutex } from '../usecases/keyedMutex';
+import { KeyedMutex } from '../domain/keyedMutex';
 import { grantRowKey } from './grantTable';
 import { deleteEntityIfExists, getEntityOrUndefined, restStatus } from './tableStorage';
 

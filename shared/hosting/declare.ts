@@ -3,10 +3,15 @@
  * @azure/functions (what Azure runs, when the Functions worker runs this process) and records it, so the local
  * host binds the very same declarations.
  * There is no second list of functions to keep in step.
+ *
+ * A function file's handler is handed the services built at the host's start (`handler(input, context,
+ * services)`, see host.ts); what is registered and recorded is that handler bound to them, as the host calls it.
  */
 import { app } from '@azure/functions';
 import { underFunctionsWorker } from './worker';
-import { depsFor } from '../composition';
+import { servicesFor, startHost, stopHost } from './host';
+import type { HostServices } from './host';
+import { toProblem } from '../http/problem';
 import { MAX_DEQUEUE_COUNT } from '../names';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 
@@ -59,6 +64,30 @@ export interface TimerFunction {
 export type FunctionDeclaration =
   HttpFunction | StorageQueueFunction | ServiceBusQueueFunction | TimerFunction;
 
+/** What a function file declares: its handler takes the services as a third argument. */
+type Definition<F extends FunctionDeclaration> = Omit<F, 'handler'> & {
+  handler: (
+    input: Parameters<F['handler']>[0],
+    context: InvocationContext,
+    services: HostServices,
+  ) => ReturnType<F['handler']>;
+};
+export type HttpFunctionDefinition = Definition<HttpFunction> & {
+  /**
+   * The answer while the services could not be built (a broken core setting). Default: the problem+json the
+   * error maps to, as every other failure of an HTTP function.
+   */
+  whenUnavailable?: (error: unknown, context: InvocationContext) => HttpResponseInit;
+};
+export type StorageQueueFunctionDefinition = Definition<StorageQueueFunction>;
+export type ServiceBusQueueFunctionDefinition = Definition<ServiceBusQueueFunction>;
+export type TimerFunctionDefinition = Definition<TimerFunction>;
+type FunctionDefinition =
+  | HttpFunctionDefinition
+  | StorageQueueFunctionDefinition
+  | ServiceBusQueueFunctionDefinition
+  | TimerFunctionDefinition;
+
 const declared: FunctionDeclaration[] = [];
 
 /** Every function declared so far in this process, in declaration order. */
@@ -66,28 +95,28 @@ export function declaredFunctions(): readonly FunctionDeclaration[] {
   return declared;
 }
 
-/**
- * The host's start and stop hooks (STYLE.md §12), registered with @azure/functions under the worker. The local host
- * and tests build and close the services themselves.
- */
-export function declareHostHooks(hooks: { appStart: () => void; appTerminate: () => unknown }): void {
-  if (!underFunctionsWorker()) return;
-  app.hook.appStart(hooks.appStart);
-  app.hook.appTerminate(async () => {
-    await hooks.appTerminate();
+// STYLE.md §12: under the worker the services are built when the host starts and closed when it stops (the local
+// host calls the same two functions itself). A broken core setting is reported at start, by name; the host still
+// runs so that GET /api/health answers 503 and says so, and every other invocation fails with that error.
+if (underFunctionsWorker()) {
+  app.hook.appStart(() => {
+    try {
+      startHost();
+    } catch {
+      // Logged by startHost as config.invalid; each invocation rethrows it.
+    }
   });
+  app.hook.appTerminate(() => stopHost());
 }
 
-export function declareFunction(declaration: HttpFunction): HttpFunction;
-export function declareFunction(declaration: StorageQueueFunction): StorageQueueFunction;
-export function declareFunction(declaration: ServiceBusQueueFunction): ServiceBusQueueFunction;
-export function declareFunction(declaration: TimerFunction): TimerFunction;
-export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
-  if (declared.some((x) => x.name === d.name)) throw new Error(`function ${d.name} is declared twice`);
-  if (d.trigger.type === 'storageQueue') {
-    const queued = d as StorageQueueFunction;
-    d = { ...queued, handler: reportingPoison(queued) };
-  }
+export function declareFunction(definition: HttpFunctionDefinition): HttpFunction;
+export function declareFunction(definition: StorageQueueFunctionDefinition): StorageQueueFunction;
+export function declareFunction(definition: ServiceBusQueueFunctionDefinition): ServiceBusQueueFunction;
+export function declareFunction(definition: TimerFunctionDefinition): TimerFunction;
+export function declareFunction(definition: FunctionDefinition): FunctionDeclaration {
+  if (declared.some((x) => x.name === definition.name))
+    throw new Error(`function ${definition.name} is declared twice`);
+  const d = bind(definition);
   declared.push(d);
   if (!underFunctionsWorker()) return d;
   switch (d.trigger.type) {
@@ -122,15 +151,76 @@ export function declareFunction(d: FunctionDeclaration): FunctionDeclaration {
 }
 
 /**
+ * The handler as the host calls it: with the services for this invocation. A handler that declares no third
+ * parameter uses none (the local host's probe functions, test/fixtures/hostFunctions): it is called without them,
+ * so it runs with no configuration at all.
+ */
+function bind(definition: FunctionDefinition): FunctionDeclaration {
+  const usesServices = definition.handler.length >= 3;
+  const withServices =
+    <I, R>(handler: (input: I, context: InvocationContext, services: HostServices) => Promise<R>) =>
+    async (input: I, context: InvocationContext): Promise<R> =>
+      handler(input, context, usesServices ? servicesFor(context) : (undefined as never));
+  switch (definition.trigger.type) {
+    case 'http': {
+      const { whenUnavailable = unavailableProblem, handler, ...rest } = definition as HttpFunctionDefinition;
+      return {
+        ...rest,
+        handler: async (request, context) => {
+          if (!usesServices) return handler(request, context, undefined as never);
+          let services: HostServices;
+          try {
+            services = servicesFor(context);
+          } catch (err) {
+            return whenUnavailable(err, context);
+          }
+          return handler(request, context, services);
+        },
+      } satisfies HttpFunction;
+    }
+    case 'storageQueue': {
+      const { handler, ...rest } = definition as StorageQueueFunctionDefinition;
+      return { ...rest, handler: reportingPoison(rest.name, rest.trigger, withServices(handler)) };
+    }
+    case 'serviceBusQueue': {
+      const { handler, ...rest } = definition as ServiceBusQueueFunctionDefinition;
+      return { ...rest, handler: withServices(handler) } satisfies ServiceBusQueueFunction;
+    }
+    case 'timer': {
+      const { handler, ...rest } = definition as TimerFunctionDefinition;
+      return { ...rest, handler: withServices(handler) } satisfies TimerFunction;
+    }
+  }
+}
+
+/** An HTTP function's answer while the services are not built: the problem+json its error maps to, logged. */
+function unavailableProblem(err: unknown, context: InvocationContext): HttpResponseInit {
+  const problem = toProblem(err);
+  if (problem.status >= 500)
+    context.error(
+      JSON.stringify({
+        event: 'http.error',
+        invocationId: context.invocationId,
+        error: String((err as Error)?.stack ?? err),
+      }),
+    );
+  return problem;
+}
+
+/**
  * A storage queue handler that says so when it fails a message's last attempt: the Functions host then moves the
  * message to `<queue>-poison` (after host.json's maxDequeueCount, MAX_DEQUEUE_COUNT), where nothing would notice it.
  * Emits `jit.message.poisoned` and logs `message.poisoned`, then rethrows so the host does what it does. (Service Bus
  * dead-letters are watched by the namespace's DeadletteredMessages metric: infra/modules/alerts.bicep.)
  */
-function reportingPoison(d: StorageQueueFunction): StorageQueueFunction['handler'] {
+function reportingPoison(
+  name: string,
+  trigger: StorageQueueTrigger,
+  handler: StorageQueueFunction['handler'],
+): StorageQueueFunction['handler'] {
   return async (message, context) => {
     try {
-      await d.handler(message, context);
+      await handler(message, context);
     } catch (err) {
       const attempts = Number(context.triggerMetadata?.dequeueCount);
       if (attempts >= MAX_DEQUEUE_COUNT) {
@@ -138,14 +228,14 @@ function reportingPoison(d: StorageQueueFunction): StorageQueueFunction['handler
           { requestId?: unknown; notification?: { request?: { id?: unknown } } } | undefined;
         const requestId = body?.requestId ?? body?.notification?.request?.id;
         const fields = {
-          queue: d.trigger.queueName,
-          function: d.name,
+          queue: trigger.queueName,
+          function: name,
           requestId: typeof requestId === 'string' ? requestId : undefined,
           attempts,
           error: String((err as Error)?.message ?? err).slice(0, 500),
         };
         try {
-          const deps = depsFor(context);
+          const { deps } = servicesFor(context);
           deps.signals.event('jit.message.poisoned', fields);
           deps.signals.add('jit.messages.poisoned', 1, { queue: fields.queue });
           deps.log.error('message.poisoned', fields);

@@ -1,7 +1,4 @@
-/**
- * A module of its own, importing nothing: declare.ts and composition.ts import each other, and a check made while
- * that cycle loads must not depend on either's state.
- */
+/** A module of its own, importing nothing, so that anything may ask without loading the composition root. */
 let worker: boolean | undefined;
 
 /**

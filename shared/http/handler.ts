@@ -2,17 +2,38 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import { FeatureUnavailable, InvalidRequest, TooManyRequests } from '../domain/errors';
 import { forwardedClientAddress } from '../domain/network';
 import type { Principal } from '../domain/types';
-import { depsFor, services } from '../composition';
 import type { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { Features } from '../config';
 import type { Deps } from '../usecases/deps';
+import type { Authenticator } from './auth';
 import { toProblem } from './problem';
 
 /** Largest request body accepted; anything bigger is refused before it is parsed. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
-export interface HttpCall {
+/**
+ * What an HTTP function is handed by the host (shared/hosting/host.ts builds it at start): the use cases'
+ * dependencies for this invocation and what the HTTP layer itself needs to serve a caller.
+ */
+export interface HttpServices {
+  config: { features: Features };
+  /** Resolves once the start-up checks pass; throws `NotServing` saying why otherwise. */
+  serving: () => Promise<unknown>;
+  authenticate: Authenticator;
+  /** Per-caller limit on creating requests; undefined while the requests feature is off. */
+  requestLimiter?: RateLimiterMemory;
+  /** Per-caller limit on every other changing call and on audit reads, one bucket per kind. */
+  callLimiter?: RateLimiterMemory;
+  /** Per-person-and-address limit on posting approval decisions; undefined while approval is off. */
+  approvalLimiter?: RateLimiterMemory;
+  deps: Deps;
+}
+
+export interface HttpCall<S extends HttpServices = HttpServices> {
   request: HttpRequest;
   context: InvocationContext;
+  /** Everything the host handed this invocation (the use cases' `deps` among it). */
+  services: S;
   deps: Deps;
   caller: Principal;
   /** The caller's address, read from X-Forwarded-For past the trusted proxies (`callerAddress`). */
@@ -24,18 +45,20 @@ export interface HttpCall {
  * the body, and maps any error to problem+json in one place. Unexpected errors are logged with the invocation id
  * and answered with a 500 that leaks nothing.
  */
-export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>) {
-  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+export function httpEndpoint<S extends HttpServices = HttpServices>(
+  body: (call: HttpCall<S>) => Promise<HttpResponseInit>,
+) {
+  return async (request: HttpRequest, context: InvocationContext, services: S): Promise<HttpResponseInit> => {
     try {
-      const s = services();
-      await s.serving();
-      const caller = await s.authenticate(request.headers);
+      await services.serving();
+      const caller = await services.authenticate(request.headers);
       return await body({
         request,
         context,
-        deps: depsFor(context),
+        services,
+        deps: services.deps,
         caller,
-        callerAddress: callerAddress(request),
+        callerAddress: callerAddress(services, request),
       });
     } catch (err) {
       const problem = toProblem(err);
@@ -56,9 +79,12 @@ export function httpEndpoint(body: (call: HttpCall) => Promise<HttpResponseInit>
  * Who is calling a route anyone may call: undefined for an anonymous caller, a credential that does not check out,
  * or while authentication is switched off (such a route answers everyone, with less for the anonymous).
  */
-export async function optionalCaller(request: HttpRequest): Promise<Principal | undefined> {
+export async function optionalCaller(
+  services: Pick<HttpServices, 'authenticate'>,
+  request: HttpRequest,
+): Promise<Principal | undefined> {
   try {
-    return await services().authenticate(request.headers);
+    return await services.authenticate(request.headers);
   } catch {
     return undefined;
   }
@@ -68,8 +94,11 @@ export async function optionalCaller(request: HttpRequest): Promise<Principal | 
  * The caller's address: the X-Forwarded-For entry `JIT_TRUSTED_PROXY_HOPS` places left of the last one, which App
  * Service's front end appends (shared/domain/network.ts, `forwardedClientAddress`).
  */
-export function callerAddress(request: HttpRequest): string | undefined {
-  const auth = services().config.features.authentication;
+export function callerAddress(
+  services: Pick<HttpServices, 'config'>,
+  request: HttpRequest,
+): string | undefined {
+  const auth = services.config.features.authentication;
   // Without the authentication feature nobody is served, and no setting says how many proxies there are.
   const hops = auth.ready ? auth.settings.trustedProxyHops : 0;
   return forwardedClientAddress(request.headers.get('x-forwarded-for'), hops);
@@ -125,8 +154,10 @@ export async function readJson(request: HttpRequest): Promise<unknown> {
  * Spends one unit of the caller's request-creation quota, or refuses with 429 and when to come back.
  * Counted per instance: with N instances a caller may get up to N times the limit (see docs/security.md).
  */
-export async function consumeRequestQuota(callerId: string): Promise<void> {
-  const { requestLimiter } = services();
+export async function consumeRequestQuota(
+  { requestLimiter }: Pick<HttpServices, 'requestLimiter'>,
+  callerId: string,
+): Promise<void> {
   if (!requestLimiter) throw new FeatureUnavailable('requests');
   return consume(
     requestLimiter,
@@ -143,8 +174,11 @@ export async function consumeRequestQuota(callerId: string): Promise<void> {
 export type CallKind = 'extend' | 'revoke' | 'policies' | 'audit' | 'audit-verify';
 
 /** Spends one call of this kind from the caller's quota, or refuses with 429 (checked before the body is read). */
-export async function consumeCallQuota(kind: CallKind, callerId: string): Promise<void> {
-  const { callLimiter } = services();
+export async function consumeCallQuota(
+  { callLimiter }: Pick<HttpServices, 'callLimiter'>,
+  kind: CallKind,
+  callerId: string,
+): Promise<void> {
   if (!callLimiter) throw new FeatureUnavailable('requests');
   return consume(
     callLimiter,
@@ -160,10 +194,10 @@ export async function consumeCallQuota(kind: CallKind, callerId: string): Promis
  * Nobody is signed in on the sandbox's pages, so there the address alone is the key.
  */
 export async function consumeApprovalQuota(
+  { approvalLimiter }: Pick<HttpServices, 'approvalLimiter'>,
   personId: string | undefined,
   address: string | undefined,
 ): Promise<void> {
-  const { approvalLimiter } = services();
   if (!approvalLimiter) throw new FeatureUnavailable('approval');
   return consume(
     approvalLimiter,

@@ -8,13 +8,13 @@ import type { AuthenticationConfig } from '../config';
 import { requireFeature } from '../config';
 import { ApproverNotAllowed, CsrfCheckFailed, InvalidRequest, Unauthenticated } from '../domain/errors';
 import type { Principal } from '../domain/types';
-import { depsFor, services } from '../composition';
 import type { Deps } from '../usecases/deps';
 import { NO_SIGN_IN_FOR_APPROVERS } from '../usecases/serving';
 import { PAGE_STYLE_SOURCE, errorPage } from '../views/approvalPage';
 import { assertLoopbackCaller, hasSignedInHeaders, signInPath } from './auth';
-import type { HeaderReader } from './auth';
+import type { Authenticator, HeaderReader } from './auth';
 import { MAX_BODY_BYTES, callerAddress, readBodyText } from './handler';
+import type { HttpServices } from './handler';
 import { toProblem } from './problem';
 
 /**
@@ -47,6 +47,8 @@ export function htmlResponse(
 export interface PageCall {
   request: HttpRequest;
   context: InvocationContext;
+  /** Everything the host handed this invocation (for the approval limiter, say). */
+  services: HttpServices;
   deps: Deps;
   /** Base URL of the app's pages, without a trailing slash (the origin a decision must be posted from). */
   publicBaseUrl: string;
@@ -71,6 +73,7 @@ export type AnonymousPolicy =
 export async function signedInPerson(
   config: Pick<AuthenticationConfig, 'authMode'>,
   headers: HeaderReader,
+  authenticate: Authenticator,
 ): Promise<Principal | undefined> {
   if (config.authMode === 'jwt')
     throw new ApproverNotAllowed(`approval pages are not available: ${NO_SIGN_IN_FOR_APPROVERS}`);
@@ -78,7 +81,7 @@ export async function signedInPerson(
     if (config.authMode === 'dev') assertLoopbackCaller(headers);
     return undefined;
   }
-  return services().authenticate(headers);
+  return authenticate(headers);
 }
 
 /**
@@ -91,13 +94,16 @@ export function pageEndpoint(
   body: (call: PageCall) => Promise<HttpResponseInit>,
   anonymous: AnonymousPolicy = 'refuse',
 ) {
-  return async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+  return async (
+    request: HttpRequest,
+    context: InvocationContext,
+    services: HttpServices,
+  ): Promise<HttpResponseInit> => {
     try {
-      const s = services();
-      const authentication = requireFeature(s.config.features, 'authentication');
-      const { publicBaseUrl } = requireFeature(s.config.features, 'approval');
-      await s.serving();
-      const signedIn = await signedInPerson(authentication, request.headers);
+      const authentication = requireFeature(services.config.features, 'authentication');
+      const { publicBaseUrl } = requireFeature(services.config.features, 'approval');
+      await services.serving();
+      const signedIn = await signedInPerson(authentication, request.headers, services.authenticate);
       if (!signedIn && authentication.authMode === 'easyauth') {
         if (anonymous === 'refuse')
           throw new Unauthenticated('sign in, then open the link from the mail again');
@@ -116,39 +122,48 @@ export function pageEndpoint(
       return await body({
         request,
         context,
-        deps: depsFor(context),
+        services,
+        deps: services.deps,
         publicBaseUrl,
         signedIn,
-        callerAddress: callerAddress(request),
+        callerAddress: callerAddress(services, request),
       });
     } catch (err) {
-      const problem = toProblem(err);
-      const headers: Record<string, string> = { ...problem.headers };
-      delete headers['Content-Type'];
-      if (problem.status >= 500) {
-        context.error(
-          JSON.stringify({
-            event: 'page.error',
-            invocationId: context.invocationId,
-            error: String((err as Error)?.stack ?? err),
-          }),
-        );
-      } else {
-        context.warn(
-          JSON.stringify({
-            event: 'approval.refused',
-            status: problem.status,
-            reason: problem.jsonBody.detail,
-          }),
-        );
-      }
-      return htmlResponse(
-        problem.status,
-        errorPage(problem.jsonBody.title, problem.jsonBody.detail, problem.status < 500),
-        headers,
-      );
+      return errorPageResponse(err, context);
     }
   };
+}
+
+/**
+ * The one mapping of a page's errors to an error page, with the status `toProblem` gives them; also a page's answer
+ * while the host's services could not be built (`whenUnavailable` of its declaration).
+ */
+export function errorPageResponse(err: unknown, context: InvocationContext): HttpResponseInit {
+  const problem = toProblem(err);
+  const headers: Record<string, string> = { ...problem.headers };
+  delete headers['Content-Type'];
+  if (problem.status >= 500) {
+    context.error(
+      JSON.stringify({
+        event: 'page.error',
+        invocationId: context.invocationId,
+        error: String((err as Error)?.stack ?? err),
+      }),
+    );
+  } else {
+    context.warn(
+      JSON.stringify({
+        event: 'approval.refused',
+        status: problem.status,
+        reason: problem.jsonBody.detail,
+      }),
+    );
+  }
+  return htmlResponse(
+    problem.status,
+    errorPage(problem.jsonBody.title, problem.jsonBody.detail, problem.status < 500),
+    headers,
+  );
 }
 
 /**

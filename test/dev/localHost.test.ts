@@ -58,6 +58,8 @@ describe('the local host keeps a message to one invocation while its function ru
       },
       httpPort: 0,
       log: () => undefined,
+      // The probe functions use none of the app's services.
+      withServices: false,
       ...(queueMessageLeaseInMs === undefined ? {} : { queueMessageLeaseInMs }),
     });
     await host.start();

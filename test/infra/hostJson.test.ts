@@ -33,7 +33,7 @@ async function duplicateWindows(): Promise<Map<string, number | undefined>> {
 
 /**
  * What the code needs of host.json and the queues:
- * - a Service Bus lock renewed for as long as a function may run: otherwise a slow revokeGrant (ARM answering
+ * - a Service Bus lock renewed for as long as a function may run: otherwise a slow expiry (ARM answering
  *   slowly, an NSG lease held elsewhere) loses its lock and the expiry is handled twice at once;
  * - queue messages as plain text (shared/adapters/storageQueues.ts sends JSON text, not base64);
  * - nothing prefetched (a prefetched message's lock runs out before its function starts) and messages completed

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PollingBackoff, compileRoute } from '../../../dev/host/localHost';
+import { LocalHost, PollingBackoff, compileRoute } from '../../../dev/host/localHost';
 import { parseTimeSpan, readHostSettings } from '../../../dev/host/hostJson';
+import { configureServices } from '../../../shared/composition';
+import { SettingInvalid } from '../../../shared/config';
 
 test('route templates match like Azure Functions routes', () => {
   const r = compileRoute('requests/{id}');
@@ -47,4 +49,24 @@ test('host.json: newBatchThreshold is read, with the extension default of half a
   assert.equal(readHostSettings(file).queues.newBatchThreshold, 8);
   writeFileSync(file, JSON.stringify({ extensions: { queues: { batchSize: 16 } } }));
   assert.equal(readHostSettings(file).queues.newBatchThreshold, 8 * availableParallelism());
+});
+
+test('the host does not start when a core setting is missing, and says which', async () => {
+  // Run from dist/test/unit/dev: the compiled function files and the project's host.json.
+  const root = join(__dirname, '..', '..', '..', '..');
+  const settings = { JIT_AUTH_MODE: 'dev' };
+  configureServices({ env: settings });
+  const host = new LocalHost({
+    functionsDir: join(root, 'dist', 'functions'),
+    host: readHostSettings(join(root, 'host.json')),
+    settings,
+    httpPort: 0,
+    log: () => undefined,
+  });
+  await assert.rejects(
+    host.start(),
+    (err) => err instanceof SettingInvalid && /AzureWebJobsStorage/.test(err.message),
+  );
+  // Nothing is left listening: the start undid itself.
+  await assert.rejects(fetch(host.baseUrl + '/api/health'));
 });

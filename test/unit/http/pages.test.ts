@@ -9,17 +9,19 @@ import {
 } from '../../../shared/http/pages';
 
 const headers = (h: Record<string, string>) => ({ get: (n: string) => h[n.toLowerCase()] ?? null });
+/** None of these cases gets as far as authenticating anyone. */
+const nobody = () => Promise.reject(new Error('not called'));
 
 test('who is signed in on a page: nobody in dev mode without the header, from this machine only; jwt has no pages', async () => {
   assert.equal(
-    await signedInPerson({ authMode: 'dev' }, headers({ 'x-forwarded-for': '127.0.0.1' })),
+    await signedInPerson({ authMode: 'dev' }, headers({ 'x-forwarded-for': '127.0.0.1' }), nobody),
     undefined,
   );
   await assert.rejects(
-    signedInPerson({ authMode: 'dev' }, headers({ 'x-forwarded-for': '203.0.113.9' })),
+    signedInPerson({ authMode: 'dev' }, headers({ 'x-forwarded-for': '203.0.113.9' }), nobody),
     Unauthenticated,
   );
-  await assert.rejects(signedInPerson({ authMode: 'jwt' }, headers({})), ApproverNotAllowed);
+  await assert.rejects(signedInPerson({ authMode: 'jwt' }, headers({}), nobody), ApproverNotAllowed);
 });
 
 test('a decision must come from our own pages: same origin, and never the opaque Origin: null', () => {

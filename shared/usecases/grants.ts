@@ -38,6 +38,7 @@ import {
   retryTransient,
   watchNsg,
   withNsg,
+  withNsgToClose,
 } from './nsgWrites';
 import type { CloseOutcome } from './nsgWrites';
 import { awaitRecording, cancelSuperseded } from './scheduledMessages';
@@ -609,7 +610,7 @@ async function closeGrantRule(
   const now = () => deps.clock.now().toISOString();
   let outcome: CloseOutcome;
   try {
-    outcome = await withNsg(deps, g.nsgId, () => closeRule(deps, g.nsgId, g.ruleName, { requestId }));
+    outcome = await withNsgToClose(deps, g.nsgId, () => closeRule(deps, g.nsgId, g.ruleName, { requestId }));
   } catch (err) {
     if (err instanceof CloseBlocked && g.closeBlocked !== err.message) {
       await deps.audit.append({

@@ -27,6 +27,14 @@ export function withNsg<T>(deps: Deps, nsgId: string, task: () => Promise<T>): P
   return deps.locks.withLock(nsgId, task);
 }
 
+/**
+ * `withNsg` for closing access: queued ahead of every write waiting to open or keep rules in this process, so an
+ * expiry waits for at most the one operation ARM is already running on the NSG, not for a burst of opens.
+ */
+export function withNsgToClose<T>(deps: Deps, nsgId: string, task: () => Promise<T>): Promise<T> {
+  return deps.locks.withLock(nsgId, task, 'urgent');
+}
+
 const watched = new Map<string, number>();
 const WATCH_MEMORY_IN_MS = 10 * 60_000;
 

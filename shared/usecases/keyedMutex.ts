@@ -2,9 +2,9 @@
 export type Urgency = 'normal' | 'urgent';
 
 interface KeyQueue {
-  running: boolean;
-  urgent: Array<() => Promise<void>>;
-  normal: Array<() => Promise<void>>;
+  /** Whoever waits for the key, by urgency; each is woken with the key already handed to it. */
+  urgent: Array<() => void>;
+  normal: Array<() => void>;
 }
 
 /**
@@ -18,28 +18,33 @@ interface KeyQueue {
  * interrupted: an operation in flight at ARM cannot be called back.
  */
 export class KeyedMutex {
+  /** A key is present while a task holds it. */
   private readonly queues = new Map<string, KeyQueue>();
 
-  run<T>(key: string, task: () => Promise<T>, urgency: Urgency = 'normal'): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      let q = this.queues.get(key);
-      if (!q) this.queues.set(key, (q = { running: false, urgent: [], normal: [] }));
-      q[urgency].push(() => Promise.resolve().then(task).then(resolve, reject));
-      this.next(key, q);
-    });
+  async run<T>(key: string, task: () => Promise<T>, urgency: Urgency = 'normal'): Promise<T> {
+    // Awaited here, in the caller's own async context: a task woken by another's release still runs as its caller
+    // (its logs and trace spans are its own, not those of the task that ran before it).
+    await this.acquire(key, urgency);
+    try {
+      return await task();
+    } finally {
+      this.release(key);
+    }
   }
 
-  private next(key: string, q: KeyQueue): void {
-    if (q.running) return;
-    const task = q.urgent.shift() ?? q.normal.shift();
-    if (!task) {
-      this.queues.delete(key);
-      return;
+  private acquire(key: string, urgency: Urgency): Promise<void> {
+    const q = this.queues.get(key);
+    if (!q) {
+      this.queues.set(key, { urgent: [], normal: [] });
+      return Promise.resolve();
     }
-    q.running = true;
-    void task().finally(() => {
-      q.running = false;
-      this.next(key, q);
-    });
+    return new Promise<void>((resolve) => q[urgency].push(resolve));
+  }
+
+  private release(key: string): void {
+    const q = this.queues.get(key);
+    const next = q?.urgent.shift() ?? q?.normal.shift();
+    if (next) next();
+    else this.queues.delete(key);
   }
 }

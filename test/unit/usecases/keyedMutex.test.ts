@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, test } from 'node:test';
 import { KeyedMutex } from '../../../shared/usecases/keyedMutex';
 
@@ -87,6 +88,24 @@ describe('KeyedMutex', () => {
     await assert.rejects(failing, /AnotherOperationInProgress/);
     await assert.rejects(throwing, /thrown before any await/);
     assert.equal(await next, 'ran');
+  });
+
+  test("a task that waited runs in its own caller's async context, not in that of the task before it", async () => {
+    // Trace spans and invocation logs follow the async context: an open's ARM calls must not be counted as the
+    // close's that ran before it.
+    const m = new KeyedMutex();
+    const caller = new AsyncLocalStorage<string>();
+    const log: string[] = [];
+    const first = gate(log, 'first');
+    const seen: Array<string | undefined> = [];
+    const all = [
+      caller.run('first', () => m.run('nsg', first.task)),
+      caller.run('second', () => m.run('nsg', async () => seen.push(caller.getStore()))),
+      caller.run('third', () => m.run('nsg', async () => seen.push(caller.getStore()), 'urgent')),
+    ];
+    first.release();
+    await Promise.all(all);
+    assert.deepEqual(seen, ['third', 'second']);
   });
 
   test('different keys do not wait for each other', async () => {

@@ -321,25 +321,68 @@ module roleAssignments 'modules/role-assignments.bicep' = {
 // Outputs: azd stores these in the environment (`azd env get-values`); docs/deploy.md says what each is for.
 // ---------------------------------------------------------------------------------------------------------------
 
+@description('Region the resources were deployed to.')
 output AZURE_LOCATION string = location
+
+@description('Entra tenant of the deployment (where sign-in and group claims come from).')
 output AZURE_TENANT_ID string = tenant().tenantId
+
+@description('Resource group that holds the deployment.')
 output AZURE_RESOURCE_GROUP string = rg.name
+
+@description('Name of the Function App.')
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+
+@description('Name of the Function App, as azd looks up the `api` service.')
 output SERVICE_API_NAME string = functionApp.outputs.name
+
+@description('Default URL of the Function App.')
 output SERVICE_API_URI string = functionApp.outputs.defaultUrl
+
+@description('Public base URL of the app: what approval links and the CLI use.')
 output JIT_APP_URL string = functionApp.outputs.publicBaseUrl
+
+@description('Redirect URI to register on the sign-in app registration (the App Service Authentication callback).')
 output JIT_AUTH_REDIRECT_URI string = '${functionApp.outputs.publicBaseUrl}/.auth/login/aad/callback'
+
+@description('Client id of the app\'s user-assigned identity (ARM, storage, Service Bus, Key Vault).')
 output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identities.outputs.appIdentityClientId
+
+@description('Principal id of the app\'s user-assigned identity, for role assignments made outside this deployment.')
 output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identities.outputs.appIdentityPrincipalId
+
+@description('Client id of the identity App Service Authentication uses as its client credential.')
 output JIT_AUTH_IDENTITY_CLIENT_ID string = identities.outputs.authIdentityClientId
+
+@description('Principal id of that identity: the subject of the federated credential on the app registration.')
 output JIT_AUTH_IDENTITY_PRINCIPAL_ID string = identities.outputs.authIdentityPrincipalId
+
+@description('Storage account of the tables, queues and audit anchors.')
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+
+@description('Host name of the Service Bus namespace (scheduled expiries and starts).')
 output AZURE_SERVICE_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+
+@description('Name of the Key Vault that holds the app\'s secrets.')
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+
+@description('URI of the Key Vault.')
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+
+@description('Name of the Application Insights component (logs, metrics, alerts).')
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+
+@description('Endpoint of Azure Communication Services Email when it sends the mail, else empty.')
 output ACS_EMAIL_ENDPOINT string = useAcs ? email.outputs.endpoint : ''
+
+@description('Sender address of the mail when Azure Communication Services sends it, else empty.')
 output ACS_EMAIL_SENDER_ADDRESS string = useAcs ? email.outputs.senderAddress : ''
+
+@description('Name prefix of the custom NSG roles, for assigning them at further scopes (docs/deploy.md).')
 output JIT_NSG_OPERATOR_ROLE_NAME_PREFIX string = roleAssignments.outputs.nsgOperatorRoleNamePrefix
+
+@description('Blob container (immutable) of the daily audit anchors.')
 output JIT_AUDIT_ANCHORS_CONTAINER string = storage.outputs.auditAnchorsContainerName
+
+@description('Resource id of the operations workbook.')
 output JIT_WORKBOOK_ID string = workbook.outputs.workbookId

@@ -194,7 +194,11 @@ function instrumentNetwork(): void {
       return (...args: unknown[]) => {
         const scope = scopes.getStore();
         const started = performance.now();
-        const result = Promise.resolve((value as (...a: unknown[]) => unknown).apply(target, args));
+        const returned = (value as (...a: unknown[]) => unknown).apply(target, args);
+        // A listing (`listVms`) is an async iterable, not a promise: wrapping it in one broke every reconciler
+        // sweep in the benchmarks. Its pages are read as it is iterated, so it is handed back untimed.
+        if (returned && typeof returned === 'object' && Symbol.asyncIterator in returned) return returned;
+        const result = Promise.resolve(returned);
         if (!scope) return result;
         return result.finally(() => {
           scope.intervals.push([started, performance.now()]);

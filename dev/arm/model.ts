@@ -42,7 +42,9 @@ interface RuleRecord {
 }
 
 interface PendingOperation {
-  kind: 'put' | 'delete';
+  /** `nsg`: a PUT of the whole NSG, whose rules changed at once; it holds the NSG until it completes. */
+  kind: 'put' | 'delete' | 'nsg';
+  /** The rule a rule operation is about ('' for an NSG PUT). */
   ruleKey: string;
   /** Committed rule before the operation; restored if the operation fails and is set to roll back. */
   previous: RuleRecord | undefined;
@@ -589,7 +591,11 @@ export class ArmModel {
     if (!pending) return;
     if (this.options.busyAnswer === 'RetryableError') {
       throw armErrors.retryableDueToAnotherOperation(
-        pending.kind === 'put' ? 'PutSecurityRuleOperation' : 'DeleteSecurityRuleOperation',
+        {
+          put: 'PutSecurityRuleOperation',
+          delete: 'DeleteSecurityRuleOperation',
+          nsg: 'PutNetworkSecurityGroupOperation',
+        }[pending.kind],
         pending.record.id,
         nsg.id,
         this.options.operationRetryAfterInSeconds,
@@ -613,6 +619,11 @@ export class ArmModel {
     if (!pending) return;
     clearTimeout(pending.timer);
     nsg.pending = undefined;
+    if (pending.kind === 'nsg') {
+      // Its rule changes took effect when it was accepted (putNsg).
+      this.options.operations.finish(pending.record);
+      return;
+    }
     const rule = nsg.rules.get(pending.ruleKey);
     if (pending.failure?.rollBack) {
       if (pending.previous) nsg.rules.set(pending.ruleKey, pending.previous);
@@ -635,8 +646,12 @@ export class ArmModel {
   /**
    * A PUT of the whole NSG (NetworkSecurityGroups_CreateOrUpdate): the body's `securityRules` replace every rule
    * the NSG has — an omitted list means none, as in Azure, which is why JIT never writes an NSG without first
-   * reading it and sending `If-Match` with the etag it read. Completes within the request (the operation it hands
-   * out is already `Succeeded`); creating NSGs is not modelled.
+   * reading it and sending `If-Match` with the etag it read. It is a long-running operation like a rule's: the NSG
+   * reads `Updating` and refuses other writes (busy) for the operation latency, and its status URL says `InProgress`
+   * until then — Network RP's NetworkSecurityGroups_CreateOrUpdate is `x-ms-long-running-operation` with
+   * `final-state-via: azure-async-operation`
+   * (specification/network/resource-manager/Microsoft.Network/stable/2025-05-01/networkSecurityGroup.json), and
+   * Network RP runs one operation per NSG at a time. Creating NSGs is not modelled.
    */
   putNsg(
     subscriptionId: string,
@@ -693,8 +708,18 @@ export class ArmModel {
     else if (rulesChanged) noteRuleChange(nsg);
     nsg.etag = newEtag();
     const operation = this.options.operations.create(nsg.subscriptionId, nsg.location, apiVersion);
-    this.options.operations.finish(operation);
-    return { nsg: nsgJson(nsg), operation };
+    nsg.pending = {
+      kind: 'nsg',
+      ruleKey: '',
+      previous: undefined,
+      record: operation,
+      failure: undefined,
+      timer: undefined,
+    };
+    // Snapshot before scheduling: the response reports the NSG as Updating, as Azure's does.
+    const json = nsgJson(nsg);
+    this.schedule(nsg);
+    return { nsg: json, operation };
   }
 
   /** Completes every operation in flight now; used on stop so no timer outlives the server. */

@@ -60,7 +60,6 @@ output id string = namespace.id
 @description('Host name of the namespace, as ServiceBusConnection__fullyQualifiedNamespace expects it (no scheme, no port).')
 output fullyQualifiedNamespace string = replace(replace(replace(namespace.properties.serviceBusEndpoint, 'https://', ''), ':443', ''), '/', '')
 
-@description('Name of the expirations queue.')
 // SERVICE_BUS_QUEUES.starts in shared/names.ts: one scheduled message per request made ahead of time (startAt).
 resource starts 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   parent: namespace
@@ -74,6 +73,7 @@ resource starts 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   }
 }
 
+@description('Name of the expirations queue.')
 output expirationsQueueName string = expirations.name
 
 @description('Name of the queue of scheduled starts.')

@@ -6,6 +6,7 @@ import { TransientFailure } from '../domain/errors';
 import type { NsgLocks, NsgRegistry, WatchedNsg } from '../domain/ports';
 import type { NsgGuard, Protocol } from '../domain/types';
 import { KeyedMutex } from '../domain/keyedMutex';
+import type { Urgency } from '../domain/keyedMutex';
 import { grantRowKey } from './grantTable';
 import { deleteEntityIfExists, getEntityOrUndefined, restStatus } from './tableStorage';
 
@@ -276,29 +277,33 @@ export class TableNsgLocks implements NsgLocks {
     private readonly options: NsgLeaseOptions,
   ) {}
 
-  withLock<T>(nsgId: string, task: () => Promise<T>): Promise<T> {
+  withLock<T>(nsgId: string, task: () => Promise<T>, urgency: Urgency = 'normal'): Promise<T> {
     const key = nsgId.toLowerCase();
-    return this.local.run(key, async () => {
-      let h = this.held.get(key);
-      if (h) {
-        clearTimeout(h.linger);
-        if (h.lost || Date.now() - h.since > (this.options.holdInMs ?? this.options.ttlInMs)) {
-          await this.release(key, h);
-          h = undefined;
+    return this.local.run(
+      key,
+      async () => {
+        let h = this.held.get(key);
+        if (h) {
+          clearTimeout(h.linger);
+          if (h.lost || Date.now() - h.since > (this.options.holdInMs ?? this.options.ttlInMs)) {
+            await this.release(key, h);
+            h = undefined;
+          }
         }
-      }
-      h ??= await this.take(key, nsgId);
-      try {
-        return await task();
-      } finally {
-        const kept = h;
-        kept.linger = setTimeout(
-          () => void this.local.run(key, () => this.release(key, kept)),
-          this.options.lingerInMs ?? 100,
-        );
-        kept.linger.unref();
-      }
-    });
+        h ??= await this.take(key, nsgId);
+        try {
+          return await task();
+        } finally {
+          const kept = h;
+          kept.linger = setTimeout(
+            () => void this.local.run(key, () => this.release(key, kept)),
+            this.options.lingerInMs ?? 100,
+          );
+          kept.linger.unref();
+        }
+      },
+      urgency,
+    );
   }
 
   /** Gives every lease back (a host shutting down), so other instances need not wait for expiries. */

@@ -278,8 +278,11 @@ export interface ResourceLock {
  * answers still decide. Not re-entrant.
  */
 export interface NsgLocks {
-  /** Runs `task` as the NSG's only JIT writer; throws `TransientFailure` if it stays busy too long. */
-  withLock<T>(nsgId: string, task: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `task` as the NSG's only JIT writer; throws `TransientFailure` if it stays busy too long. An `urgent` task
+   * (closing access) goes ahead of the `normal` ones (opening it) waiting in this instance.
+   */
+  withLock<T>(nsgId: string, task: () => Promise<T>, urgency?: 'normal' | 'urgent'): Promise<T>;
 }
 
 /** What `RunLeases.runAlone` did: ran the task and what it returned, or left it to the instance holding the lease. */

@@ -29,6 +29,14 @@ export function withNsg<T>(deps: Deps, nsgId: string, task: () => Promise<T>): P
   return deps.locks.withLock(nsgId, task);
 }
 
+/**
+ * `withNsg` for closing access: queued ahead of every write waiting to open or keep rules in this process, so an
+ * expiry waits for at most the one operation ARM is already running on the NSG, not for a burst of opens.
+ */
+export function withNsgToClose<T>(deps: Deps, nsgId: string, task: () => Promise<T>): Promise<T> {
+  return deps.locks.withLock(nsgId, task, 'urgent');
+}
+
 const watched = new Map<string, number>();
 const WATCH_MEMORY_IN_MS = 10 * 60_000;
 
@@ -257,125 +265,94 @@ export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<
   if (enabled) deps.log.info('nsg.flush-connection-enabled', { nsgId });
 }
 
+type GatewayCall = keyof NetworkGateway;
+
 /**
- * The gateway, counting calls against a budget; past it, every call throws `ArmCallBudgetSpent`. A path
- * resolution counts 3 (VM, NIC, subnet), a VM's id or a VM listing 1 (a page holds up to a thousand VMs), a
- * scope's paths 3 up front and then the pages it really read.
+ * What one gateway call costs. `calls`: ARM requests it makes, as a reconciler run's budget counts them (a path
+ * resolution reads the VM, its NIC and its subnet; a scope's paths cost 3 up front and then the pages read beyond
+ * them; a VM listing's page holds up to a thousand VMs; turning on flushConnection reads and writes the NSG).
+ * `paced`: its weight against a subscription's read bucket when a sweep is paced — a rule write counts 3, for the
+ * reads that watch its long-running operation.
+ */
+const COST: Record<GatewayCall, { calls: number; paced: number }> = {
+  getVmId: { calls: 1, paced: 1 },
+  resolvePath: { calls: 3, paced: 3 },
+  resolvePathsInScope: { calls: 3, paced: 3 },
+  listVms: { calls: 1, paced: 1 },
+  listRules: { calls: 1, paced: 1 },
+  getRule: { calls: 1, paced: 1 },
+  putRule: { calls: 1, paced: 3 },
+  deleteRule: { calls: 1, paced: 3 },
+  listLocks: { calls: 1, paced: 1 },
+  listPermissions: { calls: 1, paced: 1 },
+  enableFlushConnection: { calls: 2, paced: 2 },
+};
+
+/**
+ * The gateway with `before` run ahead of every call (its first argument is the resource or scope id the call is
+ * about), and `after` when a call returns.
+ */
+function aroundEachCall(
+  network: NetworkGateway,
+  before: (call: GatewayCall, id: string) => void | Promise<void>,
+  after: (call: GatewayCall, result: unknown) => void = () => undefined,
+): NetworkGateway {
+  const wrapped: Partial<Record<GatewayCall, unknown>> = {};
+  for (const call of Object.keys(COST) as GatewayCall[]) {
+    const original = network[call].bind(network) as (id: string, ...rest: never[]) => unknown;
+    wrapped[call] =
+      call === 'listVms'
+        ? async function* (scope: string) {
+            await before(call, scope);
+            yield* network.listVms(scope);
+          }
+        : async (id: string, ...rest: never[]) => {
+            await before(call, id);
+            const result: unknown = await original(id, ...rest);
+            after(call, result);
+            return result;
+          };
+  }
+  return wrapped as NetworkGateway;
+}
+
+/**
+ * The gateway, counting calls against a budget (COST's `calls`); past it, every call throws `ArmCallBudgetSpent`.
+ * A scope's pages beyond the three charged up front are charged after the fact: they were read, whatever the
+ * budget says.
  */
 export function withArmBudget(
   network: NetworkGateway,
   budget: { left: number; used: number },
 ): NetworkGateway {
-  const take = (n: number) => {
-    if (budget.left < n) throw new ArmCallBudgetSpent(`the ARM call budget is spent (${budget.used} calls)`);
-    budget.left -= n;
-    budget.used += n;
-  };
-  return {
-    getVmId(vmId) {
-      take(1);
-      return network.getVmId(vmId);
+  return aroundEachCall(
+    network,
+    (call) => {
+      const n = COST[call].calls;
+      if (budget.left < n)
+        throw new ArmCallBudgetSpent(`the ARM call budget is spent (${budget.used} calls)`);
+      budget.left -= n;
+      budget.used += n;
     },
-    resolvePath(vmId) {
-      take(3);
-      return network.resolvePath(vmId);
-    },
-    async resolvePathsInScope(scope) {
-      take(3);
-      const result = await network.resolvePathsInScope(scope);
-      // Pages beyond the three are charged after the fact: they were read, whatever the budget says.
-      const extra = Math.max(0, result.armCalls - 3);
+    (call, result) => {
+      if (call !== 'resolvePathsInScope') return;
+      const extra = Math.max(0, (result as { armCalls: number }).armCalls - COST[call].calls);
       budget.left -= extra;
       budget.used += extra;
-      return result;
     },
-    listVms(scope) {
-      take(1);
-      return network.listVms(scope);
-    },
-    listRules(nsgId) {
-      take(1);
-      return network.listRules(nsgId);
-    },
-    getRule(nsgId, name) {
-      take(1);
-      return network.getRule(nsgId, name);
-    },
-    putRule(nsgId, rule) {
-      take(1);
-      return network.putRule(nsgId, rule);
-    },
-    deleteRule(nsgId, name) {
-      take(1);
-      return network.deleteRule(nsgId, name);
-    },
-    listLocks(nsgId) {
-      take(1);
-      return network.listLocks(nsgId);
-    },
-    listPermissions(resourceId) {
-      take(1);
-      return network.listPermissions(resourceId);
-    },
-    enableFlushConnection(nsgId) {
-      take(2);
-      return network.enableFlushConnection(nsgId);
-    },
-  };
+  );
 }
 
 /**
- * The gateway, paced: at most `limiter`'s rate of calls per subscription (a path resolution, a scope's listings
- * or a rule write count 3, anything else 1), waiting for a token rather than failing. For sweeps that share
- * ARM's per-subscription read bucket with grants opening and closing, so that a sweep never spends it.
+ * The gateway, paced: at most `limiter`'s rate of calls per subscription (weighted by COST's `paced`), waiting for
+ * a token rather than failing. For sweeps that share ARM's per-subscription read bucket with grants opening and
+ * closing, so that a sweep never spends it.
  */
 export function withArmPacing(network: NetworkGateway, limiter: RateLimiterQueue): NetworkGateway {
-  const pace = (id: string, tokens: number) =>
-    limiter.removeTokens(tokens, /^\/subscriptions\/([^/]+)/i.exec(id)?.[1]?.toLowerCase() ?? 'tenant');
-  return {
-    async getVmId(vmId) {
-      await pace(vmId, 1);
-      return network.getVmId(vmId);
-    },
-    async resolvePath(vmId) {
-      await pace(vmId, 3);
-      return network.resolvePath(vmId);
-    },
-    async resolvePathsInScope(scope) {
-      await pace(scope, 3);
-      return network.resolvePathsInScope(scope);
-    },
-    async *listVms(scope) {
-      await pace(scope, 1);
-      yield* network.listVms(scope);
-    },
-    async listRules(nsgId) {
-      await pace(nsgId, 1);
-      return network.listRules(nsgId);
-    },
-    async getRule(nsgId, name) {
-      await pace(nsgId, 1);
-      return network.getRule(nsgId, name);
-    },
-    async putRule(nsgId, rule) {
-      await pace(nsgId, 3);
-      return network.putRule(nsgId, rule);
-    },
-    async deleteRule(nsgId, name) {
-      await pace(nsgId, 3);
-      return network.deleteRule(nsgId, name);
-    },
-    async listLocks(nsgId) {
-      await pace(nsgId, 1);
-      return network.listLocks(nsgId);
-    },
-    async listPermissions(resourceId) {
-      await pace(resourceId, 1);
-      return network.listPermissions(resourceId);
-    },
-    async enableFlushConnection(nsgId) {
-      await pace(nsgId, 2);
-      return network.enableFlushConnection(nsgId);
-    },
-  };
+  return aroundEachCall(network, async (call, id) => {
+    await limiter.removeTokens(
+      COST[call].paced,
+      /^\/subscriptions\/([^/]+)/i.exec(id)?.[1]?.toLowerCase() ?? 'tenant',
+    );
+  });
 }

@@ -28,7 +28,7 @@ import { expireGrant } from './expiry';
 import { failGrant, removeRules } from './teardown';
 import { announce } from './notifyChannels';
 import { startScheduledRequest } from './lifecycle';
-import { closeRule, withArmBudget, withArmPacing, withNsg } from './nsgWrites';
+import { closeRule, withArmBudget, withArmPacing, withNsg, withNsgToClose } from './nsgWrites';
 import { RateLimiterMemory, RateLimiterQueue } from 'rate-limiter-flexible';
 
 const ACTOR = 'system:reconciler';
@@ -424,7 +424,7 @@ async function removeIfOrphan(
     const endedAt = request && Date.parse(request.value.endedAt ?? request.value.updatedAt);
     if (endedAt && now - endedAt < deps.settings.expiryGraceInSeconds * 1000) return;
   }
-  const outcome = await withNsg(deps, nsgId, async () => {
+  const outcome = await withNsgToClose(deps, nsgId, async () => {
     // Another run may have removed it meanwhile: then it is that run's to report.
     if (!(await deps.network.getRule(nsgId, rule.name))) return undefined;
     // A lock that refuses the delete gets the rule turned to Deny instead (and CloseBlocked where it refuses that).

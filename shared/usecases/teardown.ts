@@ -10,7 +10,7 @@ import type { AuditEvent, GrantRule } from '../domain/types';
 import { writeAudited } from './auditOutbox';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
-import { closeRule, withNsg } from './nsgWrites';
+import { closeRule, withNsgToClose } from './nsgWrites';
 import type { CloseOutcome } from './nsgWrites';
 import { grantSubject, transition } from './transition';
 import type { NsgWritePorts } from './deps';
@@ -70,7 +70,7 @@ async function closeGrantRule(
   const now = () => deps.clock.now().toISOString();
   let outcome: CloseOutcome;
   try {
-    outcome = await withNsg(deps, g.nsgId, () => closeRule(deps, g.nsgId, g.ruleName, { requestId }));
+    outcome = await withNsgToClose(deps, g.nsgId, () => closeRule(deps, g.nsgId, g.ruleName, { requestId }));
   } catch (err) {
     if (err instanceof CloseBlocked && g.closeBlocked !== err.message) {
       await deps.audit.append({

@@ -419,6 +419,39 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
     },
   );
 
+  void it(
+    'runs an NSG PUT (flushConnection) as a long-running operation that holds the NSG like a rule write',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t, { operationLatencyInMs: 400 });
+      const poll = { updateIntervalInMs: 25 };
+      const before = await network.networkSecurityGroups.get(rg, nicNsg);
+      const put = await network.networkSecurityGroups.beginCreateOrUpdate(
+        rg,
+        nicNsg,
+        { location: before.location, securityRules: before.securityRules, flushConnection: true },
+        { ...poll, requestOptions: { customHeaders: { 'If-Match': before.etag ?? '' } } },
+      );
+      // While it runs, the NSG reads Updating and a rule write is refused as busy.
+      assert.equal(emulator.getNsg(DEMO.linuxVm.nicNsgId)?.provisioningState, 'Updating');
+      await rejectsWithArm(
+        network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, 'jit-09', jitRule(), poll),
+        409,
+        'AnotherOperationInProgress',
+      );
+      assert.equal((await put.pollUntilDone()).flushConnection, true);
+      assert.equal(emulator.getNsg(DEMO.linuxVm.nicNsgId)?.provisioningState, 'Succeeded');
+      const rule = await network.securityRules.beginCreateOrUpdateAndWait(
+        rg,
+        nicNsg,
+        'jit-09',
+        jitRule(),
+        poll,
+      );
+      assert.equal(rule.provisioningState, 'Succeeded');
+    },
+  );
+
   void it('lets two concurrent writers race: exactly one wins, the other gets 409', LIMIT, async (t) => {
     const { emulator, network } = await setup(t, { operationLatencyInMs: 200 });
     const poll = { updateIntervalInMs: 25 };

@@ -33,6 +33,7 @@ import {
   checkNoSecretsRead,
   checkNsgRoleActions,
   checkOutputNames,
+  checkOutputDescriptions,
   checkParameterDescriptions,
   checkProvisionedNames,
   checkRoleAssignments,
@@ -346,9 +347,10 @@ resource everything 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   assert.match(problems, /custom role 'everything' grants the wildcard \*/);
 });
 
-void test('parameters are described Required./Optional., outputs are UPPER_SNAKE only in main.bicep', async () => {
+void test('parameters are described Required./Optional., outputs are described and UPPER_SNAKE only in main.bicep', async () => {
   const files = await infra();
   assert.deepEqual(checkParameterDescriptions(files), []);
+  assert.deepEqual(checkOutputDescriptions(files), []);
   assert.deepEqual(checkOutputNames(files, MAIN), []);
   const file = await bicep(`
 @description('Optional. Has no default.')
@@ -356,7 +358,12 @@ param a string
 param b int = 1
 output SOME_ID string = 'x'
 `);
-  const problems = [...checkParameterDescriptions([file]), ...checkOutputNames([file], MAIN)].join('\n');
+  const problems = [
+    ...checkParameterDescriptions([file]),
+    ...checkOutputDescriptions([file]),
+    ...checkOutputNames([file], MAIN),
+  ].join('\n');
+  assert.match(problems, /output SOME_ID has no @description/);
   assert.match(problems, /description of a must start with 'Required.'/);
   assert.match(problems, /parameter b has no @description/);
   assert.match(problems, /output SOME_ID is UPPER_SNAKE; only main.bicep outputs are/);

@@ -536,6 +536,24 @@ export function checkParameterDescriptions(files: readonly BicepFile[]): string[
   return problems;
 }
 
+/**
+ * Every output is described, so a module's outputs read as its interface. A `@description` written above a
+ * resource by mistake (meant for an output further down) leaves that output without one, and this finds it.
+ */
+export function checkOutputDescriptions(files: readonly BicepFile[]): string[] {
+  const problems: string[] = [];
+  for (const file of files) {
+    for (const o of file.outputs) {
+      const description = o.decorators
+        .map((d) => callOf(d.namedChildren[0]))
+        .find((c) => c?.fn === 'description');
+      if (!stringValue(description?.args[0]))
+        problems.push(`${file.file}: output ${o.name} has no @description`);
+    }
+  }
+  return problems;
+}
+
 /** Outputs are UPPER_SNAKE in main.bicep (they become azd environment values) and only there. */
 export function checkOutputNames(files: readonly BicepFile[], mainFile: string): string[] {
   const problems: string[] = [];

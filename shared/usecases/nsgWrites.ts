@@ -16,8 +16,7 @@ import type { PriorityBand } from '../domain/priority';
 import { planPriority } from '../domain/priority';
 import { sameRuleName } from '../domain/ruleNames';
 import type { AllowRuleSpec, SecurityRuleView } from '../domain/types';
-// Only the ports NSG writes use (shared/usecases/deps.ts), so a use case that writes rules need not hold all of Deps.
-import type { NsgWritePorts as Deps } from './deps';
+import type { NsgWritePorts } from './deps';
 import type { RateLimiterQueue } from 'rate-limiter-flexible';
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -25,7 +24,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * Runs `task` as the only JIT writer of the NSG: queued behind this process's other writers, then holding the
  * NSG's lease against other instances. Never nest it (the lock is not re-entrant).
  */
-export function withNsg<T>(deps: Deps, nsgId: string, task: () => Promise<T>): Promise<T> {
+export function withNsg<T>(deps: NsgWritePorts, nsgId: string, task: () => Promise<T>): Promise<T> {
   return deps.locks.withLock(nsgId, task);
 }
 
@@ -33,7 +32,7 @@ export function withNsg<T>(deps: Deps, nsgId: string, task: () => Promise<T>): P
  * `withNsg` for closing access: queued ahead of every write waiting to open or keep rules in this process, so an
  * expiry waits for at most the one operation ARM is already running on the NSG, not for a burst of opens.
  */
-export function withNsgToClose<T>(deps: Deps, nsgId: string, task: () => Promise<T>): Promise<T> {
+export function withNsgToClose<T>(deps: NsgWritePorts, nsgId: string, task: () => Promise<T>): Promise<T> {
   return deps.locks.withLock(nsgId, task, 'urgent');
 }
 
@@ -45,7 +44,7 @@ const WATCH_MEMORY_IN_MS = 10 * 60_000;
  * a burst of grants on one NSG then costs one registry read, not one per grant.
  */
 export async function watchNsg(
-  deps: Deps,
+  deps: NsgWritePorts,
   nsgId: string,
   protects: { ports: number[]; addresses: string[] },
 ): Promise<void> {
@@ -85,7 +84,7 @@ export interface PutRuleOptions {
  * is full or the attempts run out, and whatever `beforeAttempt` throws.
  */
 export async function putRuleWithRetry(
-  deps: Deps,
+  deps: NsgWritePorts,
   o: PutRuleOptions,
 ): Promise<{ priority: number; written: boolean }> {
   const losers = new Set<number>();
@@ -152,7 +151,7 @@ function inPlace(rules: readonly SecurityRuleView[], o: PutRuleOptions): number 
  * Throws `TransientFailure` when ARM keeps refusing: the caller's message or the next reconciler run retries.
  */
 export async function deleteRuleWithRetry(
-  deps: Deps,
+  deps: NsgWritePorts,
   nsgId: string,
   name: string,
   logFields: Record<string, unknown> = {},
@@ -170,7 +169,7 @@ export async function deleteRuleWithRetry(
  * of attempts; anything else, and the last failure, is thrown.
  */
 export async function retryTransient<T>(
-  deps: Deps,
+  deps: NsgWritePorts,
   task: () => Promise<T>,
   onRetry: (attempt: number, err: TransientFailure) => void,
 ): Promise<T> {
@@ -197,7 +196,7 @@ export type CloseOutcome = { closed: 'removed' } | { closed: 'neutralised'; lock
  * Throws `CloseBlocked` when the rewrite is refused too (`ReadOnly`): the rule still lets traffic in.
  */
 export async function closeRule(
-  deps: Deps,
+  deps: NsgWritePorts,
   nsgId: string,
   name: string,
   logFields: Record<string, unknown> = {},
@@ -239,7 +238,7 @@ export async function closeRule(
 
 /** Writes a rule exactly as given (no re-planned priority), retrying what is transient. Call inside `withNsg`. */
 async function putRuleAsIs(
-  deps: Deps,
+  deps: NsgWritePorts,
   nsgId: string,
   spec: AllowRuleSpec,
   logFields: Record<string, unknown>,
@@ -256,7 +255,7 @@ async function putRuleAsIs(
  * Turns on the NSG's `flushConnection`, retrying what is transient (an NSG written since it was read answers 412).
  * Call inside `withNsg`: the NSG PUT carries every rule, and JIT's own writers must not interleave with it.
  */
-export async function enableFlushConnection(deps: Deps, nsgId: string): Promise<void> {
+export async function enableFlushConnection(deps: NsgWritePorts, nsgId: string): Promise<void> {
   const enabled = await retryTransient(
     deps,
     () => deps.network.enableFlushConnection(nsgId),

@@ -71,11 +71,6 @@ export default tseslint.config(
               message:
                 'Use cases depend on the domain and its ports, not on adapters, HTTP, views, configuration or the composition root.',
             },
-            // To switch on once no use case imports them (rendering through a port, settings handed in):
-            // {
-            //   regex: '(^|/)views(/|$)|(^|/)config$',
-            //   message: 'Use cases render through a port and are handed their settings; no views, no config.',
-            // },
           ],
         },
       ],

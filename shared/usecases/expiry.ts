@@ -13,7 +13,7 @@ import type { TeardownPorts } from './teardown';
 export type ExpiryPorts = TeardownPorts;
 
 /**
- * `revokeGrant` (Service Bus jit-expirations): close the rules and mark the request expired. A message whose
+ * The `expirations` function (Service Bus jit-expirations): close the rules and mark the request expired. A message whose
  * expiry no longer matches the request (it was extended or revoked meanwhile) is ignored. The rules go first,
  * so the request never says `expired` while its hole is still open.
  */

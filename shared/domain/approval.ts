@@ -3,6 +3,7 @@
  * and when enough people have approved. The use cases in shared/usecases/approvals.ts apply them.
  */
 import { ApproverNotAllowed, SelfApprovalRefused } from './errors';
+import type { RulePlacement } from './networkPath';
 import { isGuid, principalMatchesEntry } from './policy';
 import { auditActor, requesterKey } from './types';
 import type { AccessRequest, Policy, Principal } from './types';
@@ -24,6 +25,24 @@ export interface ApprovalDecision {
   clientAddress?: string;
   /** The id (`jti`) of the link's token: enough to tell links apart, useless to replay. Never the token. */
   tokenId: string;
+}
+
+/**
+ * What the page behind an approval link shows: the use case reads it (shared/usecases/approvals.ts `viewApproval`)
+ * and the view renders it (shared/views/approvalPage.ts).
+ */
+export interface ApprovalView {
+  request: AccessRequest;
+  /** Who is deciding (the approver the link names, or the signed-in member of the group it names). */
+  decider: string;
+  approvals: number;
+  required: number;
+  /** This approver's earlier decision, if any: the link has been used. */
+  earlier?: ApprovalDecision;
+  /** Present when a decision can be made now: the approval token and the form token bound to it. */
+  form?: { token: string; formToken: string };
+  /** The rules approval would write (NSG, the VM's private addresses); absent when ARM could not be asked. */
+  opens?: RulePlacement[];
 }
 
 /** What an approval link's token says, once its signature, algorithm and expiry have been checked. */

@@ -4,7 +4,7 @@
  * the deadline. Every decision is one row written with a conditional insert; the approval count is derived from
  * those rows, and the request's move is an ETag-conditional write, so simultaneous last approvals grant once.
  */
-import type { ApprovalDecision, Decider, Decision } from '../domain/approval';
+import type { ApprovalDecision, ApprovalView, Decider, Decision } from '../domain/approval';
 import {
   MAX_DECISION_COMMENT_LENGTH,
   approvalRecipients,
@@ -232,20 +232,6 @@ async function loadForDecision(
     throw new ApproverNotAllowed('the link was sent to an approver the policy for this VM no longer names');
   }
   return { found, policy, decider };
-}
-
-/** What the page for a link shows. */
-export interface ApprovalView {
-  request: AccessRequest;
-  /** The decider's readable name. */
-  decider: string;
-  approvals: number;
-  required: number;
-  earlier?: ApprovalDecision;
-  /** Present when a decision can be made now. */
-  form?: { token: string; formToken: string };
-  /** The rules approval would write (NSG, the VM's private addresses); absent when ARM could not be asked. */
-  opens?: RulePlacement[];
 }
 
 /** `GET /api/approvals?token=…`: checks the link and shows the request. Reads only: mail scanners fetch links. */

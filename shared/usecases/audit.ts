@@ -10,13 +10,14 @@ import type { ChainAnchor, ChainProblem, DayCheck } from '../domain/auditChain';
 import { daysBetween, parseAuditQuery, parseVerifyRange } from '../domain/auditQuery';
 import type { AuditPage, VerifyRange, VerifyReport } from '../domain/auditQuery';
 import { RoleRequired } from '../domain/errors';
+import { ROLES } from '../domain/roles';
 import type { AuditAnchorStore, AuditTrail, Clock } from '../domain/ports';
 import type { Signals } from '../domain/signals';
 import type { Principal } from '../domain/types';
 import type { Logger } from './deps';
 
 /** Roles that may read the audit trail. Requesters see their own requests through `GET /api/requests/{id}`. */
-export const AUDIT_READER_ROLES = ['Jit.Auditor', 'Jit.Admin'];
+export const AUDIT_READER_ROLES: readonly string[] = [ROLES.auditor, ROLES.admin];
 
 function assertAuditReader(caller: Principal): void {
   if (!caller.roles.some((r) => AUDIT_READER_ROLES.includes(r))) throw new RoleRequired(AUDIT_READER_ROLES);

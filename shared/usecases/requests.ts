@@ -4,10 +4,11 @@ import type { ApprovalDecision } from '../domain/approval';
 import { AccessNotAllowed, FeatureUnavailable, InvalidRequest, RequestNotFound } from '../domain/errors';
 import { formatDuration } from '../domain/duration';
 import { checkStartAt } from '../domain/lifecycle';
+import { mayRead } from '../domain/permissions';
 import { decide, selectPolicy } from '../domain/policy';
 import { parseRequestBody } from '../domain/requestInput';
 import { scopesOf } from '../domain/resourceId';
-import { auditActor, requesterKey } from '../domain/types';
+import { auditActor } from '../domain/types';
 import type { AccessRequest, GrantRule, Principal } from '../domain/types';
 import { emitAll, signalsOfTransition } from '../domain/signals';
 import type { Deps } from './deps';
@@ -142,7 +143,7 @@ export async function getRequest(
   id: string,
 ): Promise<RequestView> {
   const found = await deps.requests.get(id);
-  if (!found || !canSee(caller, found.value)) throw new RequestNotFound(id);
+  if (!found || !mayRead(caller, found.value)) throw new RequestNotFound(id);
   return viewOf(deps, found.value);
 }
 
@@ -185,12 +186,4 @@ async function approvalSummary(
         decidedAt,
       })),
   };
-}
-
-function canSee(caller: Principal, request: AccessRequest): boolean {
-  return (
-    caller.id.toLowerCase() === requesterKey(request) ||
-    caller.roles.includes('Jit.Admin') ||
-    caller.roles.includes('Jit.Auditor')
-  );
 }

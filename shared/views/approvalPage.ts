@@ -4,7 +4,7 @@
  * allowed by its hash in the Content-Security-Policy, so nothing else can run or load.
  */
 import { createHash } from 'node:crypto';
-import type { ApprovalDecision, Decision } from '../domain/approval';
+import type { ApprovalView, Decision } from '../domain/approval';
 import { MAX_DECISION_COMMENT_LENGTH } from '../domain/approval';
 import type { AccessRequest } from '../domain/types';
 import { SafeHtml, markup } from './html';
@@ -99,21 +99,8 @@ const STATUS_WORDS: Partial<Record<AccessRequest['status'], string>> = {
   failed: 'approved, but access could not be opened',
 };
 
-export interface DecisionPageModel {
-  request: AccessRequest;
-  /** Who is deciding (the approver the link names, or the signed-in member of the group it names). */
-  decider: string;
-  approvals: number;
-  required: number;
-  /** This approver's earlier decision, if any: the link has been used. */
-  earlier?: ApprovalDecision;
-  /** Present when a decision can be made now: the approval token and the form token bound to it. */
-  form?: { token: string; formToken: string };
-  /** The rules approval would write, where known. */
-  opens?: RulePlacement[];
-  /** Which button the approver pressed in the mail: that form is marked (nothing is decided by it). */
-  intent?: string | null;
-}
+/** The page's model: what the link shows, and which button the approver pressed in the mail (it decides nothing). */
+export type DecisionPageModel = ApprovalView & { intent?: string | null };
 
 /** What `GET` on a link shows. It offers the decision; it never makes one. */
 export function decisionPage(m: DecisionPageModel): string {

@@ -18,6 +18,7 @@ import { collect } from '../../shared/usecases/baseline';
 import { AUTO_POLICIES, startSandbox, waitFor } from '../support/sandbox';
 import { appDeps, ask, auditEvents, grantRule, jitRules, requestIn, requestStatus } from '../support/network';
 import { odata } from '@azure/data-tables';
+import { aPolicy } from '../support/builders';
 
 const credential: TokenCredential = {
   getToken: async () => ({ token: 'test', expiresOnTimestamp: Date.now() + 3600_000 }),
@@ -200,15 +201,9 @@ describe('the reconciler at scale', () => {
       });
       return ids.vm(sub, 'bulk-rg', `bulk-vm-${i}`).toLowerCase();
     });
-    await appDeps().policies.upsert({
-      scope: `/subscriptions/${sub}`,
-      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 3600 }],
-      allowedSourcePrefixes: ['203.0.113.0/24'],
-      requesters: ['*'],
-      approval: { mode: 'auto', approvers: [], required: 0, timeoutInSeconds: 600 },
-      justification: { required: false },
-      enforce: false,
-    });
+    await appDeps().policies.upsert(
+      aPolicy({ scope: `/subscriptions/${sub}`, allowedSourcePrefixes: ['203.0.113.0/24'] }),
+    );
     const from = sandbox.arm.log.length;
     const report = await reconcile(appDeps());
     assert.equal(report.errors, 0);
@@ -238,15 +233,9 @@ describe('the reconciler at scale', () => {
       await deps.nsgs.watchNsg(nsgs[1]!, { ports: [22], addresses: [`10.0.${100 + i}.4`] });
     }
     const { vm, nsgs } = addVm(sandbox, 'new-enforced-vm', 99);
-    await deps.policies.upsert({
-      scope: vm.toLowerCase(),
-      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 3600 }],
-      allowedSourcePrefixes: ['203.0.113.0/24'],
-      requesters: ['*'],
-      approval: { mode: 'auto', approvers: [], required: 0, timeoutInSeconds: 600 },
-      justification: { required: false },
-      enforce: true,
-    });
+    await deps.policies.upsert(
+      aPolicy({ scope: vm, allowedSourcePrefixes: ['203.0.113.0/24'], enforce: true }),
+    );
     const report = await reconcile(deps, { maxArmCalls: 30 });
     assert.equal(report.budgetSpent, true, 'the budget was the limit');
     for (const nsgId of nsgs)

@@ -12,6 +12,7 @@ import type { Sandbox } from '../../dev/sandbox';
 import { services } from '../../shared/composition';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
+import { aRequestBody } from '../support/builders';
 
 const VM = DEMO.linuxVm.id;
 
@@ -219,12 +220,7 @@ describe('the auto-approval flow on the sandbox', () => {
       sourcePrefix: '203.0.113.7',
     });
     assert.equal(port.status, 403);
-    const src = await api(sandbox, 'POST', 'requests', {
-      vm: VM,
-      ports: [22],
-      duration: 'PT1H',
-      sourcePrefix: '192.0.2.1',
-    });
+    const src = await api(sandbox, 'POST', 'requests', aRequestBody(VM, { sourcePrefix: '192.0.2.1' }));
     assert.equal(src.status, 403);
     assert.equal(await countRows(sandbox, TABLES.requests), before);
     // The same answer for a VM that exists and one that does not, so the API does not reveal which exist.
@@ -238,7 +234,7 @@ describe('the auto-approval flow on the sandbox', () => {
   });
 
   test('a caller without identity is refused, and requests are private to their requester', async () => {
-    const anon = await api(sandbox, 'POST', 'requests', { vm: VM, ports: [22], duration: 'PT1H' }, null);
+    const anon = await api(sandbox, 'POST', 'requests', aRequestBody(VM), null);
     assert.equal(anon.status, 401);
     const mine = await api(sandbox, 'POST', 'requests', {
       vm: VM,
@@ -261,7 +257,7 @@ describe('the auto-approval flow on the sandbox', () => {
   });
 
   test('the default source is the caller address', async () => {
-    const res = await api(sandbox, 'POST', 'requests', { vm: VM, ports: [22], duration: 'PT1M' });
+    const res = await api(sandbox, 'POST', 'requests', aRequestBody(VM, { duration: 'PT1M' }));
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.sourcePrefix, '127.0.0.1/32');
   });

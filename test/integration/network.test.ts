@@ -27,8 +27,8 @@ import { applyPolicies } from '../../shared/usecases/policies';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Policy } from '../../shared/domain/types';
 import { person } from '../support/principals';
+import { aPolicy } from '../support/builders';
 
 const VM = DEMO.linuxVm.id;
 const BAND = { min: 1000, max: 1999 };
@@ -438,15 +438,9 @@ describe('the reconciler', () => {
 
   test('the ARM call budget bounds a run; what is left is reported and the next run finishes it', async () => {
     // A policy whose resource group was deleted must not hold up the rest.
-    await appDeps().policies.upsert({
-      scope: `/subscriptions/${DEMO.subscriptionId}/resourcegroups/deleted-rg`,
-      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 3600 }],
-      allowedSourcePrefixes: ['my-ip'],
-      requesters: ['*'],
-      approval: { mode: 'auto', approvers: [], required: 0, timeoutInSeconds: 600 },
-      justification: { required: false },
-      enforce: true,
-    });
+    await appDeps().policies.upsert(
+      aPolicy({ scope: `/subscriptions/${DEMO.subscriptionId}/resourcegroups/deleted-rg`, enforce: true }),
+    );
     const tight = await reconcile(appDeps(), { maxArmCalls: 2 });
     assert.equal(tight.budgetSpent, true);
     assert.ok(tight.armCalls <= 2);
@@ -491,15 +485,7 @@ describe('the reconciler', () => {
     const nsgId = (name: string) => `${rgId}/providers/Microsoft.Network/networkSecurityGroups/${name}`;
     const subnetNsg = nsgId('enf-subnet-nsg');
     const nicNsg = nsgId('enf-a-nic-nsg');
-    const policy: Policy = {
-      scope: rgId.toLowerCase(),
-      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 3600 }],
-      allowedSourcePrefixes: ['203.0.113.0/24'],
-      requesters: ['*'],
-      approval: { mode: 'auto', approvers: [], required: 0, timeoutInSeconds: 600 },
-      justification: { required: false },
-      enforce: true,
-    };
+    const policy = aPolicy({ scope: rgId, allowedSourcePrefixes: ['203.0.113.0/24'], enforce: true });
     const deps = appDeps();
     await deps.policies.upsert(policy);
     const baselines = (id: string) =>

@@ -9,16 +9,10 @@ import { Azurite } from '../../dev/azurite';
 import { PolicyTable } from '../../shared/adapters/policyTable';
 import { ConcurrencyConflict } from '../../shared/domain/errors';
 import type { Policy } from '../../shared/domain/types';
+import { SUBSCRIPTION, aPolicy } from '../support/builders';
 
-const policy = (n: number): Policy => ({
-  scope: `/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/rg-${String(n).padStart(3, '0')}`,
-  ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 3600 }],
-  allowedSourcePrefixes: ['my-ip'],
-  requesters: ['*'],
-  approval: { mode: 'auto', approvers: [], required: 0, timeoutInSeconds: 1800 },
-  justification: { required: false },
-  enforce: n % 2 === 0,
-});
+const policy = (n: number): Policy =>
+  aPolicy({ scope: `${SUBSCRIPTION}/resourcegroups/rg-${String(n).padStart(3, '0')}`, enforce: n % 2 === 0 });
 
 describe('PolicyTable on Azurite', () => {
   const azurite = new Azurite({ blobPort: 0, queuePort: 0, tablePort: 0 });

@@ -1,80 +1,22 @@
 /**
  * The audit outbox: a state change and its event are never kept apart. The request store and the trail here are
- * small in-memory stand-ins with the same contract (ETags, `pendingAudit` kept only when given); the sandbox
+ * the in-memory ones of test/support/memory.ts (ETags, `pendingAudit` kept only when given, the chained trail); the sandbox
  * tests in test/integration/soakFindings.test.ts take the real table away mid-flight.
  */
 import type { AuditAction } from '../../../shared/domain/auditActions';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConcurrencyConflict } from '../../../shared/domain/errors';
-import type {
-  AuditLog,
-  PendingAudit,
-  RequestListOptions,
-  RequestPage,
-  RequestRepository,
-  StoredRequest,
-} from '../../../shared/domain/ports';
+import type { PendingAudit, StoredRequest } from '../../../shared/domain/ports';
 import type { AccessRequest, AuditEvent } from '../../../shared/domain/types';
 import { AuditedRequests, PENDING_AUDIT_GRACE_MS, writeAudited } from '../../../shared/usecases/auditOutbox';
-
-class MemoryRequests implements RequestRepository {
-  rows = new Map<string, { value: AccessRequest; etag: string; pendingAudit?: PendingAudit }>();
-  open = new Set<string>();
-  private version = 0;
-  create(request: AccessRequest, pendingAudit?: PendingAudit): Promise<string> {
-    if (this.rows.has(request.id)) throw new Error('exists');
-    const etag = `v${++this.version}`;
-    this.rows.set(request.id, { value: structuredClone(request), etag, pendingAudit });
-    this.open.add(request.id);
-    return Promise.resolve(etag);
-  }
-  get(id: string): Promise<StoredRequest | undefined> {
-    const row = this.rows.get(id);
-    return Promise.resolve(row && structuredClone(row));
-  }
-  update(request: AccessRequest, etag: string, pendingAudit?: PendingAudit): Promise<string> {
-    const row = this.rows.get(request.id);
-    if (row?.etag !== etag) throw new ConcurrencyConflict('changed');
-    const next = `v${++this.version}`;
-    this.rows.set(request.id, { value: structuredClone(request), etag: next, pendingAudit });
-    if (['expired', 'failed', 'denied'].includes(request.status) && !pendingAudit)
-      this.open.delete(request.id);
-    return Promise.resolve(next);
-  }
-  async *listOpen(): AsyncIterable<string> {
-    yield* [...this.open];
-  }
-  listByRequester(_r: string, _o: RequestListOptions): Promise<RequestPage> {
-    return Promise.resolve({ items: [] });
-  }
-  forgetOpen(id: string): Promise<void> {
-    this.open.delete(id);
-    return Promise.resolve();
-  }
-}
-
-class MemoryAudit implements AuditLog {
-  events: AuditEvent[] = [];
-  failNext = 0;
-  append(event: AuditEvent): Promise<void> {
-    if (this.failNext > 0) {
-      this.failNext--;
-      return Promise.reject(new Error('storage unavailable'));
-    }
-    this.events.push(event);
-    return Promise.resolve();
-  }
-  hasEvent(requestId: string, eventId: string): Promise<boolean> {
-    return Promise.resolve(this.events.some((e) => e.requestId === requestId && e.eventId === eventId));
-  }
-}
+import { anAccessRequest } from '../../support/builders';
+import { MemoryAudit, MemoryClock, MemoryRequests } from '../../support/memory';
 
 function setup() {
-  let now = Date.parse('2026-11-25T10:00:00Z');
-  const clock = { now: () => new Date(now) };
+  const clock = new MemoryClock('2026-11-25T10:00:00Z');
   const inner = new MemoryRequests();
-  const audit = new MemoryAudit();
+  const audit = new MemoryAudit(clock);
   const requests = new AuditedRequests(inner, audit, clock);
   const deps = { requests, audit, clock };
   /** One state change of R1 (its creation when `current` is undefined), with its event. */
@@ -87,8 +29,8 @@ function setup() {
     status: AccessRequest['status'],
     action: AuditAction,
   ) => {
-    audit.failNext = 1;
-    await assert.rejects(change(current, status, action), /storage unavailable/);
+    audit.failAppends = 1;
+    await assert.rejects(change(current, status, action), /the audit table did not answer/);
   };
   return {
     inner,
@@ -98,24 +40,15 @@ function setup() {
     change,
     submit,
     failedChange,
-    advance: (ms: number) => (now += ms),
+    advance: (ms: number) => clock.advance(ms / 1000),
   };
 }
 
-const REQUEST: AccessRequest = {
+const REQUEST: AccessRequest = anAccessRequest({
   id: 'R1',
-  requester: 'alice@example.com',
-  vmId: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm',
-  ports: [22],
-  protocol: 'Tcp',
-  sourcePrefix: '203.0.113.7/32',
-  durationInSeconds: 600,
-  status: 'submitted',
-  policyScope: '/subscriptions/s',
-  approvalMode: 'auto',
   createdAt: '2026-11-25T10:00:00.000Z',
   updatedAt: '2026-11-25T10:00:00.000Z',
-};
+});
 const event = (action: AuditAction): AuditEvent => ({ actor: 'system:test', action, requestId: 'R1' });
 
 test('a change is written with its event, the event appended with its id, and the row cleared', async () => {
@@ -124,10 +57,10 @@ test('a change is written with its event, the event appended with its id, and th
   assert.equal(created.pendingAudit, undefined);
   assert.equal(inner.rows.get('R1')?.pendingAudit, undefined, 'the row no longer holds the event');
   assert.deepEqual(
-    audit.events.map((e) => e.action),
+    audit.events().map((e) => e.action),
     ['request.submitted'],
   );
-  assert.match(audit.events[0]?.eventId ?? '', /^[0-9A-Z]{26}$/);
+  assert.match(audit.events()[0]?.eventId ?? '', /^[0-9A-Z]{26}$/);
 });
 
 test('an append that fails leaves the event in the row; a read past the grace appends it once and clears it', async () => {
@@ -142,7 +75,7 @@ test('an append that fails leaves the event in the row; a read past the grace ap
   // Within the grace a reader leaves it to its writer.
   assert.ok((await requests.get('R1'))?.pendingAudit);
   assert.deepEqual(
-    audit.events.map((e) => e.action),
+    audit.events().map((e) => e.action),
     ['request.submitted'],
   );
 
@@ -151,12 +84,12 @@ test('an append that fails leaves the event in the row; a read past the grace ap
   assert.equal(healed?.pendingAudit, undefined);
   assert.equal(healed?.value.status, 'denied');
   assert.deepEqual(
-    audit.events.map((e) => e.action),
+    audit.events().map((e) => e.action),
     ['request.submitted', 'request.denied'],
   );
   assert.ok(!inner.open.has('R1'), 'cleared, the final request leaves the list');
   await requests.get('R1');
-  assert.equal(audit.events.length, 2, 'appended once');
+  assert.equal(audit.events().length, 2, 'appended once');
 });
 
 test('an event already in the trail (a crash after the append, before the clear) is not appended again', async () => {
@@ -165,14 +98,14 @@ test('an event already in the trail (a crash after the append, before the clear)
   // Simulate the crash: the row still holds an event the trail already has.
   const row = inner.rows.get('R1')!;
   const pending: PendingAudit = {
-    eventId: audit.events[0]!.eventId!,
+    eventId: audit.events()[0]!.eventId!,
     recordedAt: clock.now().toISOString(),
     event: event('request.submitted'),
   };
   inner.rows.set('R1', { ...row, etag: created.etag, pendingAudit: pending });
   advance(PENDING_AUDIT_GRACE_MS + 1);
   assert.equal((await requests.get('R1'))?.pendingAudit, undefined);
-  assert.equal(audit.events.length, 1);
+  assert.equal(audit.events().length, 1);
 });
 
 test('the next change appends a waiting event first, whatever its age, so the trail keeps their order', async () => {
@@ -183,7 +116,7 @@ test('the next change appends a waiting event first, whatever its age, so the tr
   assert.ok(waiting?.pendingAudit, 'fresh: a reader left it');
   await change(waiting, 'failed', 'grant.failed');
   assert.deepEqual(
-    audit.events.map((e) => e.action),
+    audit.events().map((e) => e.action),
     ['request.submitted', 'request.approved', 'grant.failed'],
   );
 });
@@ -198,7 +131,7 @@ test('a change based on a stale read writes nothing, even when it found an event
   await assert.rejects(change(stale, 'failed', 'grant.failed'), ConcurrencyConflict);
   assert.equal(inner.rows.get('R1')?.value.status, 'active');
   assert.deepEqual(
-    audit.events.map((e) => e.action),
+    audit.events().map((e) => e.action),
     ['request.submitted', 'request.approved', 'grant.activated'],
   );
 });

@@ -14,7 +14,7 @@ export interface CliIo {
 }
 
 /** The settings every command sees, from flags, the environment and the profile (cli/settings.ts). */
-export interface GlobalOptions {
+interface GlobalOptions {
   api: string;
   user?: string;
   roles?: string;
@@ -35,7 +35,7 @@ export interface CliContext extends CliIo {
 }
 
 /** The global flags given on this command line (not defaults: flags win over everything else). */
-export function flagsOf(command: Command): Partial<Record<SettingName | 'profile', string>> {
+function flagsOf(command: Command): Partial<Record<SettingName | 'profile', string>> {
   const all = command.optsWithGlobals<Record<string, unknown>>();
   const flags: Partial<Record<SettingName | 'profile', string>> = {};
   for (const name of [...SETTING_NAMES, 'profile'] as const) {

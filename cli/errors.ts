@@ -99,7 +99,7 @@ const FIELD_OPTIONS: Record<string, string> = {
   port: '--port',
 };
 
-export function optionForField(field: string): string {
+function optionForField(field: string): string {
   const base = /^[A-Za-z]+/.exec(field)?.[0] ?? field;
   return FIELD_OPTIONS[base] ?? field;
 }

@@ -21,7 +21,7 @@ export const EXIT = {
   interrupted: 130,
 } as const;
 
-export function exitCodeForStatus(httpStatus: number): number {
+function exitCodeForStatus(httpStatus: number): number {
   if (httpStatus === 400) return EXIT.usage;
   if ([401, 403, 404, 422].includes(httpStatus)) return EXIT.forbidden;
   return EXIT.error;

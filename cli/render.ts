@@ -27,7 +27,7 @@ export function addressesOf(view: RequestView): string[] {
 }
 
 /** One request in detail, for a person. */
-export function detailLines(view: RequestView): string[] {
+function detailLines(view: RequestView): string[] {
   const lines = [`${view.id}  ${view.status}`, `  vm       ${vmName(view.vmId)}  (${view.vmId})`];
   lines.push(`  ports    ${view.ports.join(', ')}/${view.protocol} from ${view.sourcePrefix}`);
   if (view.startAt) lines.push(`  starts   ${view.startAt} (${relative(view.startAt)})`);

@@ -15,7 +15,7 @@ export const SANDBOX_API = 'http://127.0.0.1:7071/api';
 export const OUTPUT_FORMATS = ['text', 'json', 'table', 'csv'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
-export const AUTH_METHODS = ['azure-cli', 'device-code', 'browser'] as const;
+const AUTH_METHODS = ['azure-cli', 'device-code', 'browser'] as const;
 export type AuthMethod = (typeof AUTH_METHODS)[number];
 
 /** Every setting a profile holds, the flag and environment variable that override it, and what it means. */
@@ -63,7 +63,6 @@ const profileSchema = z.strictObject({
   /** The account a device code or browser sign-in chose (@azure/identity's AuthenticationRecord): no secret. */
   account: z.string().optional(),
 });
-export type Profile = z.infer<typeof profileSchema>;
 
 const fileSchema = z.strictObject({
   currentProfile: z.string().optional(),
@@ -135,12 +134,12 @@ export function writeConfig(env: NodeJS.ProcessEnv, config: ConfigFile): string 
 }
 
 /** The profile in use: `--profile`, else JIT_PROFILE, else the one `jit config use` chose, else `default`. */
-export function profileName(flag: string | undefined, env: NodeJS.ProcessEnv, config: ConfigFile): string {
+function profileName(flag: string | undefined, env: NodeJS.ProcessEnv, config: ConfigFile): string {
   return flag ?? (env.JIT_PROFILE || undefined) ?? config.currentProfile ?? 'default';
 }
 
 /** Where a value came from, as `jit config list` says it. */
-export type Source = 'flag' | 'env' | 'profile' | 'default';
+type Source = 'flag' | 'env' | 'profile' | 'default';
 
 export interface Resolved {
   profile: string;

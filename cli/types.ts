@@ -4,7 +4,7 @@
  */
 import type { PolicyDiff } from '../shared/domain/policyEntries';
 
-export interface RuleView {
+interface RuleView {
   nsgId: string;
   ruleName: string;
   priority: number;
@@ -17,7 +17,7 @@ export interface RuleView {
   closeBlocked?: string;
 }
 
-export interface ApprovalSummary {
+interface ApprovalSummary {
   approvers: string[];
   required: number;
   approvals: number;

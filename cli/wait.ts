@@ -12,7 +12,7 @@ export interface WaitOptions {
 }
 
 /** Who must approve, how many, and by when: what a person waiting wants to know (and whom to nudge). */
-export function approvalLine(view: RequestView): string {
+function approvalLine(view: RequestView): string {
   const a = view.approval;
   if (!a) return 'Waiting for approval…';
   const who = a.approvers.map((e) => e.replace(/^user:/, '')).join(', ');

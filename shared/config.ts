@@ -26,7 +26,7 @@ export type Connection =
   | { kind: 'identity'; endpoint: string; clientId?: string };
 
 /** What expiry, revoke, applyGrant and the reconciler need. Without it nothing runs, so it fails fast. */
-export interface CoreConfig {
+interface CoreConfig {
   /** True when the process runs inside Azure App Service / Functions. */
   runningInAzure: boolean;
   tables: Connection;
@@ -62,7 +62,7 @@ export interface AuthenticationConfig {
 }
 
 /** Approval links: where they point, the keys that sign them, where group approvers' links go. */
-export interface ApprovalConfig {
+interface ApprovalConfig {
   /** Base URL people reach the app at (approval links), without a trailing slash. */
   publicBaseUrl: string;
   /** Keys that sign approval links: the current one signs, both verify (rotation). */
@@ -74,7 +74,7 @@ export interface ApprovalConfig {
 }
 
 /** Creating requests. */
-export interface RequestLimits {
+interface RequestLimits {
   /** Requests one caller may create per minute (per instance). */
   requestsPerMinute: number;
 }
@@ -103,13 +103,13 @@ export interface FeatureConfigs {
 export type FeatureName = keyof FeatureConfigs;
 
 /** A broken setting: its name and what is wrong with it, never its value. */
-export interface SettingProblem {
+interface SettingProblem {
   setting: SettingName;
   reason: string;
 }
 
 /** A feature is ready with its settings, or switched off by the first of its settings that is broken. */
-export type FeatureState<T> = { ready: true; settings: T } | { ready: false; problem: SettingProblem };
+type FeatureState<T> = { ready: true; settings: T } | { ready: false; problem: SettingProblem };
 
 export type Features = { [K in FeatureName]: FeatureState<FeatureConfigs[K]> };
 
@@ -128,7 +128,7 @@ export interface ApprovalKeyring {
   previous?: SigningKey;
 }
 
-export type SmtpTls = 'starttls' | 'tls' | 'none';
+type SmtpTls = 'starttls' | 'tls' | 'none';
 
 export type MailConfig =
   | {

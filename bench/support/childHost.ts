@@ -35,7 +35,7 @@ export interface ChildHostConfig {
 }
 
 /** ARM time of one function's invocations for one request. */
-export interface ArmTiming {
+interface ArmTiming {
   /** Wall time inside ARM calls (overlapping calls counted once). */
   armInMs: number;
   /** Wall time of the invocations themselves. */

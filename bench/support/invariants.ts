@@ -7,7 +7,7 @@ import { isJitRuleName } from '../../shared/domain/ruleNames';
 import { FINAL_STATUSES } from '../../shared/domain/types';
 import type { RequestStatus } from '../../shared/domain/types';
 
-export interface RequestRow {
+interface RequestRow {
   id: string;
   status: RequestStatus;
   statusReason?: string;
@@ -16,20 +16,20 @@ export interface RequestRow {
   expiresAt?: string;
 }
 
-export interface GrantRow {
+interface GrantRow {
   requestId: string;
   nsgId: string;
   state: string;
 }
 
-export interface AuditRow {
+interface AuditRow {
   /** Sorts by time. */
   rowKey: string;
   requestId?: string;
   action: string;
 }
 
-export interface NsgRules {
+interface NsgRules {
   nsgId: string;
   ruleNames: string[];
 }

@@ -11,7 +11,7 @@ export interface Summary {
 }
 
 /** Nearest-rank percentile (no interpolation: every figure reported is one that was measured). */
-export function percentile(sorted: readonly number[], p: number): number {
+function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   const rank = Math.ceil((p / 100) * sorted.length);
   return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1] ?? Number.NaN;

@@ -25,7 +25,7 @@ interface VerifyOptions {
 }
 
 /** The CSV columns, in order. Every stored column of the known vocabulary; `--output json` carries any other. */
-export const CSV_COLUMNS = [...RECORD_ORDER, ...CHAIN_TAIL] as const;
+const CSV_COLUMNS = [...RECORD_ORDER, ...CHAIN_TAIL] as const;
 
 /**
  * `jit audit` and `jit audit verify`. One command with an optional `verify` operand rather than a subcommand:

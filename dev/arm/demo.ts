@@ -41,7 +41,7 @@ export const JIT_ROLE_ACTIONS: readonly string[] = [
 ];
 
 /** The actions of the second, opt-in role that lets JIT set `flushConnection` on NSGs (policy `cutSessions`). */
-export const JIT_FLUSH_ROLE_ACTIONS: readonly string[] = [
+const JIT_FLUSH_ROLE_ACTIONS: readonly string[] = [
   'Microsoft.Network/networkSecurityGroups/read',
   'Microsoft.Network/networkSecurityGroups/write',
 ];

@@ -10,8 +10,8 @@
 import { armErrors } from './errors';
 import type { RuleDefinition } from './validation';
 
-export const MAX_RULES_PER_NSG = 1000;
-export const MAX_PREFIXES_PER_NSG_SIDE = 4000;
+const MAX_RULES_PER_NSG = 1000;
+const MAX_PREFIXES_PER_NSG_SIDE = 4000;
 
 /**
  * Checks the NSG's rules as they would be after a write. Only a write that adds to a count past its limit fails:
@@ -31,7 +31,7 @@ export function assertNsgLimits(before: readonly RuleDefinition[], after: readon
 }
 
 /** Addresses and ranges written on one side of every rule; `*` and service tags count as one entry each. */
-export function prefixCount(rules: readonly RuleDefinition[], side: 'source' | 'destination'): number {
+function prefixCount(rules: readonly RuleDefinition[], side: 'source' | 'destination'): number {
   return rules.reduce((n, r) => {
     const one = side === 'source' ? r.sourceAddressPrefix : r.destinationAddressPrefix;
     const many = side === 'source' ? r.sourceAddressPrefixes : r.destinationAddressPrefixes;

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 
 import { NETWORK } from './resource-ids';
 
-export type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed';
+type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed';
 
 export interface OperationRecord {
   readonly id: string;

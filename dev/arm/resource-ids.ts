@@ -33,31 +33,3 @@ export const ids = {
 export function key(id: string): string {
   return id.toLowerCase();
 }
-
-/** The parts of a `/subscriptions/{s}/resourceGroups/{rg}/providers/{p}/{type}/{name}` id. */
-export interface ParsedResourceId {
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
-}
-
-/** Parses a top-level resource id of the given provider/type; undefined when it is not one. */
-export function parseResourceId(id: string, provider: string, type: string): ParsedResourceId | undefined {
-  const parts = id.split('/');
-  // ['', 'subscriptions', s, 'resourceGroups', rg, 'providers', provider, type, name]
-  if (parts.length !== 9 || parts[0] !== '') return undefined;
-  const [, subs, s, rgs, rg, providers, p, t, name] = parts;
-  if (
-    subs?.toLowerCase() !== 'subscriptions' ||
-    rgs?.toLowerCase() !== 'resourcegroups' ||
-    providers?.toLowerCase() !== 'providers' ||
-    p?.toLowerCase() !== provider.toLowerCase() ||
-    t?.toLowerCase() !== type.toLowerCase() ||
-    !s ||
-    !rg ||
-    !name
-  ) {
-    return undefined;
-  }
-  return { subscriptionId: s, resourceGroup: rg, name };
-}

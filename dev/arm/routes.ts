@@ -11,7 +11,7 @@ import type { ArmModel, RuleAddress } from './model';
 import { OperationRegistry, type OperationRecord } from './operations';
 import type { AppServiceSites } from './sites';
 
-export type HttpMethod = 'GET' | 'PUT' | 'DELETE';
+type HttpMethod = 'GET' | 'PUT' | 'DELETE';
 
 export interface ArmRequest {
   method: string;

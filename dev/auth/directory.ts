@@ -7,7 +7,7 @@
 /** The tenant every demo principal belongs to (`tid`). */
 export const DEMO_TENANT_ID = '3f1c0e6b-5d2a-4c8e-9b7f-0a1b2c3d4e5f';
 /** The tenant a guest comes from (their `idp`). */
-export const GUEST_HOME_TENANT_ID = '8e2d1f4a-6b3c-4d9e-8a7f-1b2c3d4e5f60';
+const GUEST_HOME_TENANT_ID = '8e2d1f4a-6b3c-4d9e-8a7f-1b2c3d4e5f60';
 
 /** The app registration that guards the API: App Service Authentication's client, and the tokens' audience. */
 export const API_APP = {
@@ -42,7 +42,7 @@ export interface DemoUser {
   idp?: string;
 }
 
-export const DEMO_GROUPS = {
+const DEMO_GROUPS = {
   /** Operators who may approve in the sandbox's demo policies. */
   approvers: 'a9e8d7c6-b5a4-4f3e-8d2c-1b0a9f8e7d6c',
 } as const;

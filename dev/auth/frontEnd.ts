@@ -368,7 +368,7 @@ function withoutPlatformHeaders(h: IncomingHttpHeaders): IncomingHttpHeaders {
 }
 
 /** The headers App Service adds for a signed-in caller. */
-export function principalHeaders(claims: JWTPayload): Record<string, string> {
+function principalHeaders(claims: JWTPayload): Record<string, string> {
   const list: Array<{ typ: string; val: string }> = [];
   for (const [k, v] of Object.entries(claims)) {
     for (const one of Array.isArray(v) ? v : [v]) {

@@ -20,7 +20,7 @@ import type { PlatformAuthSettings } from '../domain/platformAuth';
 import type { PlatformAuthReader } from '../domain/ports';
 
 /** The API version the Bicep deploys the settings with. */
-export const AUTH_SETTINGS_API_VERSION = '2024-04-01';
+const AUTH_SETTINGS_API_VERSION = '2024-04-01';
 
 /** What the one ARM call of this adapter needs, for the role test. */
 export const AUTH_SETTINGS_ARM_ACTIONS = ['Microsoft.Web/sites/config/Read'] as const;

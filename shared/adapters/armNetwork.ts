@@ -42,7 +42,7 @@ export interface ArmNetworkGatewayOptions {
  * operation uses 1 of the 25 reads a second ARM refills per subscription and principal (docs/performance.md), and
  * ARM runs one operation per NSG at a time.
  */
-export const POLL_INTERVAL_IN_MS = 1000;
+const POLL_INTERVAL_IN_MS = 1000;
 /**
  * Below this many reads left in the subscription's bucket (250 when full), polls go back to the operation's own
  * `Retry-After`: fast polling must never be what throttles the subscription.

@@ -10,7 +10,7 @@ import { CONTAINERS } from '../names';
 import { restStatus } from './tableStorage';
 
 /** A ContainerClient from a connection string (sandbox) or the Blob service URI with a credential (Azure). */
-export function containerClient(
+function containerClient(
   connection: Connection,
   container: string,
   credential: () => TokenCredential,

@@ -41,7 +41,7 @@ export function startAzureMonitor(config: TelemetryConfig): void {
 }
 
 /** Flushes what is buffered and stops exporting (the host's shutdown). */
-export async function stopAzureMonitor(): Promise<void> {
+async function stopAzureMonitor(): Promise<void> {
   if (!started) return;
   started = false;
   await distro?.shutdownAzureMonitor();

@@ -21,7 +21,7 @@ import type {
 } from '../domain/signals';
 
 /** The instrumentation scope every signal is emitted under (`cloud_RoleName` stays the Function App's). */
-export const SIGNAL_SCOPE = 'azure-jit-access';
+const SIGNAL_SCOPE = 'azure-jit-access';
 /** The log attribute the Azure Monitor exporter turns into a `customEvents` row of that name. */
 export const CUSTOM_EVENT_ATTRIBUTE = 'microsoft.custom_event.name';
 

@@ -35,7 +35,7 @@ type SetEntity = {
   note: string;
 };
 
-export const policyRowKey = (scope: string) => encodeURIComponent(scope.toLowerCase());
+const policyRowKey = (scope: string) => encodeURIComponent(scope.toLowerCase());
 
 const setRow = (): SetEntity => ({
   partitionKey: PARTITION,

@@ -35,7 +35,7 @@ const CURSOR = /^\d{13}_[0-9A-Za-z]{1,64}$/;
  * PartitionKey of a requester's index. Keys may not hold `/ \ # ?` or control characters, and guest UPNs carry
  * `#EXT#`: those (and `%` itself) are percent-encoded, the rest stays readable in Storage Explorer.
  */
-export const requesterPartition = (requester: string): string =>
+const requesterPartition = (requester: string): string =>
   BY_REQUESTER +
   requester.toLowerCase().replace(
     // eslint-disable-next-line no-control-regex -- control characters are exactly what must be escaped
@@ -44,7 +44,7 @@ export const requesterPartition = (requester: string): string =>
   );
 
 /** RowKey of a request in its requester's index: newest sorts first. */
-export const requesterRowKey = (r: Pick<AccessRequest, 'id' | 'createdAt'>): string =>
+const requesterRowKey = (r: Pick<AccessRequest, 'id' | 'createdAt'>): string =>
   `${String(INVERTED_BASE - Date.parse(r.createdAt)).padStart(13, '0')}_${r.id}`;
 
 interface RequesterIndexEntity {

@@ -6,11 +6,7 @@ import type { NotificationQueue, WorkQueues } from '../domain/ports';
 import { QUEUES } from '../names';
 
 /** A QueueClient from a connection string (sandbox) or an endpoint with a credential (Azure). */
-export function queueClient(
-  connection: Connection,
-  queue: string,
-  credential: () => TokenCredential,
-): QueueClient {
+function queueClient(connection: Connection, queue: string, credential: () => TokenCredential): QueueClient {
   if (connection.kind === 'connectionString') return new QueueClient(connection.connectionString, queue);
   return new QueueClient(`${connection.endpoint.replace(/\/$/, '')}/${queue}`, credential());
 }

@@ -34,7 +34,7 @@ export interface DayAnchor {
 }
 
 /** The digest of a day: its events' hashes in seq order. */
-export function dayDigest(hashes: ReadonlyMap<number, string>): string {
+function dayDigest(hashes: ReadonlyMap<number, string>): string {
   const ordered = [...hashes.entries()].sort(([a], [b]) => a - b).map(([, h]) => h);
   return createHash('sha256').update(ordered.join('\n'), 'utf8').digest('hex');
 }

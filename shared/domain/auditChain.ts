@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import type { AuditEvent } from './types';
 
 /** Hashed into every event, so a future change of format is a new version rather than a broken chain. */
-export const CHAIN_FORMAT = 'jit-audit/1';
+const CHAIN_FORMAT = 'jit-audit/1';
 /** RowKey of the per-day head row. Sorts after every event key (digits), so event ranges never include it. */
 export const HEAD_ROW_KEY = 'head';
 /** Partition listing every day that has events, newest first. */
@@ -176,7 +176,7 @@ function canonicalValue(value: unknown): unknown {
  * name, as JSON. Every column counts, including ones added later or by hand, so nothing can be slipped in.
  * `partitionKey` is given for index rows, whose own PartitionKey is not the day.
  */
-export function canonicalOf(row: AuditRow, day = row.partitionKey): string {
+function canonicalOf(row: AuditRow, day = row.partitionKey): string {
   const columns = Object.keys(row)
     .filter((k) => !NOT_HASHED.has(k) && !isReadMetadata(k))
     .sort()
@@ -242,7 +242,7 @@ export function indexPartitions(row: AuditRow): string[] {
 
 // ---- verification ----------------------------------------------------------------------------------------
 
-export type ChainProblemKind =
+type ChainProblemKind =
   | 'edited' // a row's columns no longer match its own hash
   | 'missing' // a seq is absent: the row was deleted
   | 'broken-link' // a row's prevHash is not the previous row's hash: a row was replaced or re-chained

@@ -61,10 +61,10 @@ export interface AuditPage {
   continuationToken?: string;
 }
 
-export const DEFAULT_PAGE_SIZE = 100;
-export const MAX_PAGE_SIZE = 1000;
+const DEFAULT_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
 /** Longest range one verification covers: it reads every row of every day. */
-export const MAX_VERIFY_DAYS = 366;
+const MAX_VERIFY_DAYS = 366;
 
 const EARLIEST = Date.UTC(2000, 0, 1);
 const LATEST = Date.UTC(2200, 0, 1);

@@ -41,7 +41,7 @@ export function formatSeconds(seconds: number): string {
 }
 
 /** What a person may type for a duration, as every refusal says it. */
-export const DURATION_EXAMPLES = '90s, 30m, 1h30m, 2d or ISO-8601 such as PT1H30M';
+const DURATION_EXAMPLES = '90s, 30m, 1h30m, 2d or ISO-8601 such as PT1H30M';
 
 /**
  * The short form people type: days, hours, minutes, seconds, each at most once, in that order, each a whole

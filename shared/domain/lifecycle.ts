@@ -13,7 +13,7 @@ import type { AccessRequest, Policy, Principal } from './types';
  * Furthest ahead a request may ask to start. A maintenance window is planned days ahead, not months: a grant
  * scheduled long before anyone remembers why it exists is a hole waiting to open.
  */
-export const MAX_START_AHEAD_IN_SECONDS = 30 * 86400;
+const MAX_START_AHEAD_IN_SECONDS = 30 * 86400;
 
 /**
  * Checks a requested start against the clock. Returns it in UTC (`…Z`, which is what the tables and the start

@@ -9,11 +9,11 @@ import type { RequestStatus } from './types';
 export { REQUEST_STATUSES };
 
 /** Most requests one page of `GET /api/requests` holds. */
-export const MAX_PAGE_SIZE = 100;
-export const DEFAULT_PAGE_SIZE = 25;
+const MAX_PAGE_SIZE = 100;
+const DEFAULT_PAGE_SIZE = 25;
 
 /** The body of `POST /api/requests/{id}/extend`. */
-export const extendBodySchema = z.strictObject({ duration: checked(parseDurationToSeconds) });
+const extendBodySchema = z.strictObject({ duration: checked(parseDurationToSeconds) });
 
 /** Parses an extension: how many seconds to add to the current expiry. */
 export function parseExtendBody(body: unknown): number {
@@ -25,7 +25,7 @@ export function parseExtendBody(body: unknown): number {
 const pageSize = `must be a whole number from 1 to ${MAX_PAGE_SIZE}`;
 
 /** The query of `GET /api/requests`. Unknown parameters are refused, as unknown body fields are. */
-export const listQuerySchema = z.strictObject({
+const listQuerySchema = z.strictObject({
   status: z.enum(REQUEST_STATUSES, { message: `must be one of ${REQUEST_STATUSES.join(', ')}` }).optional(),
   vm: checked(parseVmId).optional(),
   requester: z.string().trim().min(1, 'must not be empty').max(256, 'is too long').optional(),

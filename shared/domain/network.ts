@@ -103,17 +103,6 @@ export function prefixWithin(inner: Prefix, outer: Prefix): boolean {
   return iLen >= oLen && iAddr.match(oAddr, oLen);
 }
 
-/** Addresses a policy should only allow by name: loopback, link-local, private, unique-local, reserved. */
-export function isNonPublic(prefix: Prefix): boolean {
-  if (prefix.any) return false;
-  const [addr] = ipaddr.parseCIDR(prefix.cidr);
-  return addr.range() !== 'unicast';
-}
-
-export function familyOfAddress(ip: string): 'ipv4' | 'ipv6' {
-  return ipaddr.parse(ip).kind();
-}
-
 function unmapIpv4(addr: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
   return addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()
     ? (addr as ipaddr.IPv6).toIPv4Address()

@@ -101,7 +101,7 @@ export function planGrantRules(path: VmNetworkPath, sourcePrefix: string): RuleP
  * The address family a grant opens. An NSG rule holds one family; `*` names none, so it opens IPv4 where the
  * VM has it (a policy that means IPv6 from anywhere says `::/0`).
  */
-export function grantFamily(path: VmNetworkPath, sourcePrefix: string): AddressFamily {
+function grantFamily(path: VmNetworkPath, sourcePrefix: string): AddressFamily {
   const source = parsePrefix(sourcePrefix);
   // `*` and the Internet tag name no family.
   if (source.cidr !== '*' && source.cidr !== INTERNET_TAG) return source.family;
@@ -113,7 +113,7 @@ export function familyOf(address: string): AddressFamily {
 }
 
 /** One spelling per address (IPv6 compressed, IPv4-mapped IPv6 unmapped), so sets and comparisons work. */
-export function canonicalAddress(text: string | undefined): string | undefined {
+function canonicalAddress(text: string | undefined): string | undefined {
   if (!text || !ipaddr.isValid(text.trim())) return undefined;
   const a = ipaddr.parse(text.trim());
   if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress())

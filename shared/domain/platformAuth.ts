@@ -27,7 +27,7 @@ export interface PlatformAuthSettings {
  * tells an anonymous probe only its status and version (functions/health.ts). Every other route must have the
  * platform's sign-in in front of it.
  */
-export const APP_GUARDED_PATHS: readonly string[] = ['/api/approvals', '/api/health'];
+const APP_GUARDED_PATHS: readonly string[] = ['/api/approvals', '/api/health'];
 
 /** What the check learned: the tenant the platform accepts tokens from. */
 export interface PlatformAuthVerdict {

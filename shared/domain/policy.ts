@@ -114,7 +114,7 @@ export function decide(
 }
 
 /** The ports a policy allows and for how long, as a refusal names them: `22/Tcp up to 3h, 3389/Tcp up to 1h`. */
-export function allowedPorts(policy: Pick<Policy, 'ports'>): string {
+function allowedPorts(policy: Pick<Policy, 'ports'>): string {
   return policy.ports
     .map(
       (p) =>

@@ -18,16 +18,16 @@ import { freeTextProblem } from './text';
 import type { ApprovalMode, Policy, Protocol } from './types';
 
 /** Where editors find the schema (the `$id` of schemas/policies.schema.json). */
-export const POLICY_SCHEMA_URL = schema.$id;
+const POLICY_SCHEMA_URL = schema.$id;
 
 /** How long approvers have when a manual policy does not say. */
-export const DEFAULT_APPROVAL_TIMEOUT_IN_SECONDS = 30 * 60;
+const DEFAULT_APPROVAL_TIMEOUT_IN_SECONDS = 30 * 60;
 
 /**
  * Longest policy, as JSON. A policy is one table row (string columns hold 32K characters) and its audit event
  * carries it twice (before and after), so it must stay well under half of that.
  */
-export const MAX_POLICY_JSON_CHARS = 12_000;
+const MAX_POLICY_JSON_CHARS = 12_000;
 
 /** The only spellings of "any source" a policy accepts: a broad source must be written on purpose. */
 const EXPLICIT_ANY_SOURCES = new Set(['*', '0.0.0.0/0', '::/0']);

@@ -22,7 +22,7 @@ import type { Notification, NotificationMessage, NotifyTarget } from './notifica
 import type { SchedulePurpose } from './scheduledMessages';
 
 /** A value read from a table, with the ETag to make the next write conditional. */
-export interface Versioned<T> {
+interface Versioned<T> {
   value: T;
   etag: string;
 }

@@ -7,9 +7,9 @@ import { parseVmId } from './resourceId';
 import { freeTextProblem } from './text';
 
 /** Longest justification kept; longer text is refused rather than truncated. */
-export const MAX_JUSTIFICATION_LENGTH = 1000;
+const MAX_JUSTIFICATION_LENGTH = 1000;
 /** Most ports one request may ask for (one NSG rule carries them all). */
-export const MAX_PORTS_PER_REQUEST = 16;
+const MAX_PORTS_PER_REQUEST = 16;
 
 export const checked = <T>(check: (v: string) => T) =>
   z.string().superRefine((v, ctx) => {
@@ -21,7 +21,7 @@ export const checked = <T>(check: (v: string) => T) =>
   });
 
 /** The body of `POST /api/requests`. Unknown fields are refused so that a typo is not silently ignored. */
-export const requestBodySchema = z.strictObject({
+const requestBodySchema = z.strictObject({
   vm: checked(parseVmId),
   ports: z
     .array(z.int().min(1, 'must be from 1 to 65535').max(65535, 'must be from 1 to 65535'))

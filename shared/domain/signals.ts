@@ -98,14 +98,14 @@ export const SIGNAL_METRICS = {
 } as const;
 
 export type SignalEventName = keyof typeof SIGNAL_EVENTS;
-export type SignalMetricName = keyof typeof SIGNAL_METRICS;
+type SignalMetricName = keyof typeof SIGNAL_METRICS;
 export type CounterName = {
   [K in SignalMetricName]: (typeof SIGNAL_METRICS)[K]['kind'] extends 'counter' ? K : never;
 }[SignalMetricName];
 export type HistogramName = Exclude<SignalMetricName, CounterName>;
 
 /** A value an attribute may hold (OpenTelemetry attribute values). */
-export type SignalValue = string | number | boolean | string[] | number[];
+type SignalValue = string | number | boolean | string[] | number[];
 
 export type EventAttributes<N extends SignalEventName> = Partial<
   Record<(typeof SIGNAL_EVENTS)[N]['attributes'][number], SignalValue>
@@ -123,9 +123,6 @@ export interface Signals {
   add<N extends CounterName>(name: N, value: number, attributes?: MetricAttributes<N>): void;
   record<N extends HistogramName>(name: N, value: number, attributes?: MetricAttributes<N>): void;
 }
-
-/** Signals that go nowhere (fakes in tests that do not look at them). */
-export const NO_SIGNALS: Signals = { event: () => undefined, add: () => undefined, record: () => undefined };
 
 /** Why a grant failed, in a few words a metric can be split by (the full reason stays in the event). */
 export type FailureReasonCode =

@@ -32,7 +32,7 @@ export function isFinal(status: RequestStatus): boolean {
 }
 
 /** One port a policy allows, and for how long at most. */
-export interface PolicyPort {
+interface PolicyPort {
   port: number;
   protocol: Protocol;
   /** Longest grant for this port, in seconds. */
@@ -73,7 +73,7 @@ export interface Policy {
 }
 
 /** A person, or an application acting for itself (a pipeline's service principal: an app-only token). */
-export type PrincipalKind = 'user' | 'app';
+type PrincipalKind = 'user' | 'app';
 
 /**
  * The signed-in caller, as the authentication layer established it. Entra principals are keyed by tenant and

@@ -15,24 +15,24 @@ import { toProblem } from '../http/problem';
 import { MAX_DEQUEUE_COUNT } from '../names';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 
-export interface HttpTrigger {
+interface HttpTrigger {
   type: 'http';
   /** Route under /api, with `{name}` parameters, as Azure Functions writes routes. */
   route: string;
   methods: HttpMethod[];
 }
-export interface StorageQueueTrigger {
+interface StorageQueueTrigger {
   type: 'storageQueue';
   queueName: string;
   /** App-setting prefix of the storage connection. */
   connection: string;
 }
-export interface ServiceBusQueueTrigger {
+interface ServiceBusQueueTrigger {
   type: 'serviceBusQueue';
   queueName: string;
   connection: string;
 }
-export interface TimerTrigger {
+interface TimerTrigger {
   type: 'timer';
   /** NCRONTAB with seconds: `{second} {minute} {hour} {day} {month} {day-of-week}`. */
   schedule: string;

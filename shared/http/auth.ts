@@ -25,7 +25,7 @@ export interface HeaderReader {
 }
 
 /** Header the local sandbox uses to name the caller. Honoured only in `dev` mode, for callers on this machine. */
-export const DEV_USER_HEADER = 'x-jit-dev-user';
+const DEV_USER_HEADER = 'x-jit-dev-user';
 
 /** Establishes who is calling, or throws `Unauthenticated`. */
 export type Authenticator = (headers: HeaderReader) => Promise<Principal>;

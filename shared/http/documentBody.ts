@@ -3,7 +3,7 @@ import { InvalidRequest } from '../domain/errors';
 import { readBodyText } from './handler';
 
 /** Largest policy document accepted: thousands of policies, yet refused before a hostile body is parsed. */
-export const MAX_POLICY_DOCUMENT_BYTES = 2 * 1024 * 1024;
+const MAX_POLICY_DOCUMENT_BYTES = 2 * 1024 * 1024;
 
 const YAML_TYPES = /^(application|text)\/(x-)?yaml\b/i;
 const JSON_TYPES = /^application\/(.+\+)?json\b/i;

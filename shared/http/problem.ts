@@ -29,7 +29,7 @@ import {
 import type { FieldProblem } from '../domain/errors';
 
 /** An RFC 9457 problem document, the body of every error answer. */
-export interface Problem {
+interface Problem {
   type: string;
   title: string;
   status: number;

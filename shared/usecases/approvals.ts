@@ -47,7 +47,7 @@ export type ApprovalPorts = TransitionPorts &
  * The link an approver gets. `intent` only marks which button they pressed in the mail; it never decides. No
  * fragment: a jump to the form would scroll the request itself off a phone's first screen.
  */
-export function approvalLink(publicBaseUrl: string, token: string, intent: Decision): string {
+function approvalLink(publicBaseUrl: string, token: string, intent: Decision): string {
   return `${publicBaseUrl}/api/approvals?token=${encodeURIComponent(token)}&intent=${intent}`;
 }
 
@@ -363,7 +363,7 @@ export async function decideApproval(deps: ApprovalPorts, input: DecisionInput):
  * ends it; enough distinct current approvers approve it (and hand it to `jit-grants`). The move is conditional:
  * when two last approvals race, one write wins, the other re-reads and finds the request approved.
  */
-export async function settleApproval(
+async function settleApproval(
   deps: ApprovalPorts,
   requestId: string,
   by: { actor: string; actorId?: string; clientAddress?: string },

@@ -17,7 +17,7 @@ import type { Principal } from '../domain/types';
 import type { Logger } from './deps';
 
 /** Roles that may read the audit trail. Requesters see their own requests through `GET /api/requests/{id}`. */
-export const AUDIT_READER_ROLES: readonly string[] = [ROLES.auditor, ROLES.admin];
+const AUDIT_READER_ROLES: readonly string[] = [ROLES.auditor, ROLES.admin];
 
 function assertAuditReader(caller: Principal): void {
   if (!caller.roles.some((r) => AUDIT_READER_ROLES.includes(r))) throw new RoleRequired(AUDIT_READER_ROLES);

@@ -64,10 +64,7 @@ export async function writeAudited(
  * Appends the event a request row still holds (unless the trail has it) and clears it. Returns the request as
  * it now is; when someone else wrote it meanwhile, as they left it.
  */
-export async function flushPendingAudit(
-  deps: OutboxDeps,
-  found: StoredRequest,
-): Promise<StoredRequest | undefined> {
+async function flushPendingAudit(deps: OutboxDeps, found: StoredRequest): Promise<StoredRequest | undefined> {
   if (!found.pendingAudit) return found;
   return (await appendPending(deps, found)) ?? deps.requests.get(found.value.id);
 }

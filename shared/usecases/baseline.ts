@@ -204,11 +204,7 @@ async function putSharedRule(
 }
 
 /** The VMs (not being removed) that share a baseline rule in an NSG. */
-export async function membersOf(
-  deps: BaselinePorts,
-  nsgId: string,
-  ruleName: string,
-): Promise<BaselineRule[]> {
+async function membersOf(deps: BaselinePorts, nsgId: string, ruleName: string): Promise<BaselineRule[]> {
   return (await deps.nsgs.listBaselinesInNsg(nsgId)).filter(
     (m) => sameRuleName(m.ruleName, ruleName) && !m.removing,
   );

@@ -74,7 +74,7 @@ export async function evaluateRequest(deps: EvaluationPorts, requestId: string):
  * the message's sequence number (so a revoke can cancel it). The approval flow calls this too when approvers
  * decide before the start. Returns whether this call moved the request.
  */
-export async function scheduleStart(
+async function scheduleStart(
   deps: EvaluationPorts,
   found: StoredRequest,
   audit: { actor: string; detail: string },

@@ -4,7 +4,7 @@ import type { Principal } from '../domain/types';
 import type { RunningVersion } from '../version';
 
 /** One feature as an admin sees it: ready, or off because of one setting (its name and why, never its value). */
-export type FeatureReadiness = { ready: true } | { ready: false; setting: string; reason: string };
+type FeatureReadiness = { ready: true } | { ready: false; setting: string; reason: string };
 
 /** What `GET /api/health` answers. */
 export interface HealthReport extends RunningVersion {

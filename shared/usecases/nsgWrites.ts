@@ -18,7 +18,7 @@ import { sameRuleName } from '../domain/ruleNames';
 import type { AllowRuleSpec, SecurityRuleView } from '../domain/types';
 import type { NsgWritePorts } from './deps';
 import type { RateLimiterQueue } from 'rate-limiter-flexible';
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs `task` as the only JIT writer of the NSG: queued behind this process's other writers, then holding the
@@ -56,7 +56,7 @@ export async function watchNsg(
 }
 
 /** Exponential back-off with jitter, doubling from `baseInMs` up to 8 s. */
-export function backoff(baseInMs: number, attempt: number): number {
+function backoff(baseInMs: number, attempt: number): number {
   const cap = Math.min(8000, baseInMs * 2 ** (attempt - 1));
   return cap / 2 + Math.random() * (cap / 2);
 }

@@ -15,7 +15,7 @@ import type { BaselinePorts } from './baseline';
 export type ReachPorts = BaselinePorts;
 
 /** How many VMs of a scope are looked at (each costs about five ARM reads); the rest is said to be unchecked. */
-export const REACH_SAMPLE = 20;
+const REACH_SAMPLE = 20;
 
 /** The NetworkReachCheck of the policy use cases, over these dependencies. */
 export function networkReach(deps: () => ReachPorts): NetworkReachCheck {
@@ -26,7 +26,7 @@ export function networkReach(deps: () => ReachPorts): NetworkReachCheck {
 }
 
 /** Warnings, one line each, about what the deployment cannot do for the VMs in `policy`'s scope. */
-export async function checkReach(deps: ReachPorts, policy: Policy, sample = REACH_SAMPLE): Promise<string[]> {
+async function checkReach(deps: ReachPorts, policy: Policy, sample = REACH_SAMPLE): Promise<string[]> {
   const warnings: string[] = [];
   let vms: string[];
   try {
@@ -41,11 +41,7 @@ export async function checkReach(deps: ReachPorts, policy: Policy, sample = REAC
 }
 
 /** The same for given VMs (explain asks about one). */
-export async function checkVms(
-  deps: ReachPorts,
-  vmIds: readonly string[],
-  cutSessions: boolean,
-): Promise<string[]> {
+async function checkVms(deps: ReachPorts, vmIds: readonly string[], cutSessions: boolean): Promise<string[]> {
   const warnings: string[] = [];
   const nsgs = new Map<string, string>();
   for (const vmId of vmIds) {

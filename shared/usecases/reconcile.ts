@@ -86,7 +86,7 @@ export interface ReconcileOptions {
  * subscription use the same identity and therefore the same bucket: a sweep leaves them the other four fifths, so
  * an expiry never waits behind a sweep's reads. Closing overdue grants and leftovers (phases 1 and 2) is not paced.
  */
-export const SWEEP_CALLS_PER_SECOND = 5;
+const SWEEP_CALLS_PER_SECOND = 5;
 
 /**
  * The safety net (timer, and at start-up). In order of what matters most, within a budget of ARM calls:

@@ -125,7 +125,7 @@ export interface RequestView extends AccessRequest {
 }
 
 /** Where the approval of a request stands, as its requester may read it. */
-export interface ApprovalSummary {
+interface ApprovalSummary {
   /** The policy's approver entries (`user:…`, `group:…`) as the policy names them now. */
   approvers: string[];
   required: number;

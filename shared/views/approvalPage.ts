@@ -70,7 +70,7 @@ const nsgName = (id: string) => id.split('/').pop() ?? id;
  * What approving opens, and for how long: the ports from the source to the VM's private addresses, in each NSG
  * in front of it, for the duration from the moment of approval (or from the requested start).
  */
-export function whatOpens(r: AccessRequest, opens: RulePlacement[] | undefined): string {
+function whatOpens(r: AccessRequest, opens: RulePlacement[] | undefined): string {
   const from = r.sourcePrefix === '*' ? 'any address' : r.sourcePrefix;
   let where: string;
   if (opens?.length) {

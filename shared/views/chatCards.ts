@@ -19,7 +19,7 @@ import { formatDuration } from '../domain/duration';
 import { describePorts, describeTime, describeVm, vmName } from './requestFacts';
 
 /** Version of the generic webhook's JSON; a change that breaks readers is a new version. */
-export const WEBHOOK_SCHEMA_VERSION = 1;
+const WEBHOOK_SCHEMA_VERSION = 1;
 
 const HEADLINES: Record<NotificationKind, string> = {
   'approval.needed': 'Approval needed',
@@ -32,7 +32,7 @@ const HEADLINES: Record<NotificationKind, string> = {
 };
 
 /** One line that says what happened, for a notification banner and the start of every card. */
-export function headline(n: Notification): string {
+function headline(n: Notification): string {
   const r = n.request;
   if (n.kind === 'drift.found' && n.drift)
     return `${HEADLINES[n.kind]}: ${n.drift.rule} in ${vmName(n.drift.nsg)}`;
@@ -45,7 +45,7 @@ export function headline(n: Notification): string {
 }
 
 /** The facts shown under the headline, as label/value pairs (plain text: each renderer escapes). */
-export function notificationFacts(n: Notification): Array<[string, string]> {
+function notificationFacts(n: Notification): Array<[string, string]> {
   if (n.kind === 'drift.found' && n.drift)
     return [
       ['NSG', describeVm(n.drift.nsg)],
@@ -82,7 +82,7 @@ export function notificationFacts(n: Notification): Array<[string, string]> {
  * Adaptive Card text is Markdown (a CommonMark subset): backslash-escape what would make a person's text a link
  * (`[…](…)`), emphasis or code. Only those: other punctuation stays readable as it is.
  */
-export function escapeCardMarkdown(text: string): string {
+function escapeCardMarkdown(text: string): string {
   return text.replace(/[\\`*_[\]<>~]/g, (c) => `\\${c}`);
 }
 
@@ -130,7 +130,7 @@ export function teamsMessage(n: Notification): Record<string, unknown> {
 // ---- Slack -------------------------------------------------------------------------------------------------
 
 /** Slack's mrkdwn needs `&`, `<` and `>` escaped (https://api.slack.com/reference/surfaces/formatting#escaping). */
-export function escapeSlack(text: string): string {
+function escapeSlack(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 

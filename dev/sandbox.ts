@@ -270,11 +270,14 @@ export class Sandbox {
     });
   }
 
-  /** How the sandbox's services differ from Azure's: its ARM emulator's CA, quick polls and retries. */
+  /**
+   * How the sandbox's services differ from Azure's: its ARM emulator's CA, quick polls and retries. Against the
+   * emulator's `azure` profile the ARM adapter polls operations as deployed (every second), as in Azure.
+   */
   private overrides() {
     return {
       armCaPem: this.arm.caPem,
-      armPollIntervalInMs: 50,
+      armPollIntervalInMs: this.options.arm?.profile === 'azure' ? undefined : 50,
       armRetryDelayInMs: 50,
       // A killed host's lease blocks its NSG this long: short, so a crash test recovers quickly.
       nsgLease: { ttlInMs: 3000 },

@@ -4,9 +4,12 @@
  * JIT_SANDBOX_STORAGE_PORT (the first of three consecutive ports), JIT_SANDBOX_SMTP_PORT, JIT_SANDBOX_MAIL_PORT and
  * JIT_SANDBOX_WEBHOOK_PORT; Azurite's data with JIT_SANDBOX_DATA_DIR (default .sandbox/azurite).
  * JIT_SANDBOX_AUTH chooses how callers sign in: dev (default), easyauth or jwt (dev/auth/identity.ts).
+ * JIT_SANDBOX_ARM_PROFILE chooses how Azure-like the ARM emulator is: fast (default: operations end at once) or azure
+ * (3 s rule operations, Retry-After 10 s, ARM's throttling; dev/arm/emulator.ts).
  */
 import { join } from 'node:path';
 import { DEMO } from './arm/emulator';
+import type { ArmProfile } from './arm/emulator';
 import { DEMO_APPROVERS } from './demoPolicies';
 import { SANDBOX_AUTH_MODES } from './auth/identity';
 import type { SandboxAuthMode } from './auth/identity';
@@ -28,9 +31,30 @@ function authMode(): SandboxAuthMode {
   return v as SandboxAuthMode;
 }
 
+const ARM_PROFILES: readonly ArmProfile[] = ['fast', 'azure'];
+
+function armProfile(): ArmProfile {
+  const v = process.env.JIT_SANDBOX_ARM_PROFILE?.trim() || 'fast';
+  if (!(ARM_PROFILES as readonly string[]).includes(v))
+    throw new Error(`JIT_SANDBOX_ARM_PROFILE must be one of ${ARM_PROFILES.join(', ')}, not "${v}"`);
+  return v as ArmProfile;
+}
+
+/** One line on how Azure-like the ARM emulator runs, from what it was really started with. */
+function armBehaviour(
+  profile: ArmProfile,
+  b: { operationLatencyInMs: number; operationRetryAfterInSeconds: number; throttled: boolean },
+): string {
+  return (
+    `profile ${profile}: rule operations take ${b.operationLatencyInMs} ms, Retry-After ${b.operationRetryAfterInSeconds} s, ` +
+    `ARM throttling ${b.throttled ? 'on' : 'off'} (JIT_SANDBOX_ARM_PROFILE=fast|azure)`
+  );
+}
+
 async function main(): Promise<void> {
   const httpPort = port('JIT_SANDBOX_HTTP_PORT', 7071);
   const auth = authMode();
+  const profile = armProfile();
   const storage = port('JIT_SANDBOX_STORAGE_PORT', 10000);
   const sandbox = new Sandbox({
     httpPort,
@@ -43,6 +67,7 @@ async function main(): Promise<void> {
     webhookPort: port('JIT_SANDBOX_WEBHOOK_PORT', 8026),
     quiet: false,
     auth,
+    arm: { profile },
   });
   let stopping = false;
   const stop = async () => {
@@ -69,6 +94,7 @@ azure-jit-access sandbox is running (Ctrl-C stops it)
 
   API (local host)        ${api}
   ARM emulator (HTTPS)    ${sandbox.arm.endpoint}    NSG rules: ${sandbox.arm.endpoint}/_emulator/nsgs  (or: npm run rules)
+                          ${armBehaviour(profile, sandbox.arm.behaviour)}
   Service Bus emulator    ${sandbox.serviceBus.connectionString}
   Azurite (storage)       tables :${sandbox.azurite.tablePort}, queues :${sandbox.azurite.queuePort}, blobs :${sandbox.azurite.blobPort}  (data in ${process.env.JIT_SANDBOX_DATA_DIR || '.sandbox/azurite'})
   Mail catcher            smtp://127.0.0.1:${sandbox.mail.smtpPort}    caught mail: ${sandbox.mail.webUrl ?? ''}

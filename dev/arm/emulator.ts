@@ -196,6 +196,19 @@ export class ArmEmulator {
   }
 
   /** `https://host:port`, without a trailing slash. */
+  /** How Azure-like this emulator is: what it was started with, for a banner or a report. */
+  get behaviour(): {
+    operationLatencyInMs: number;
+    operationRetryAfterInSeconds: number;
+    throttled: boolean;
+  } {
+    return {
+      operationLatencyInMs: this.options.operationLatencyInMs,
+      operationRetryAfterInSeconds: this.options.operationRetryAfterInSeconds,
+      throttled: this.throttle !== undefined,
+    };
+  }
+
   get endpoint(): string {
     const address = this.server?.address() as AddressInfo | null | undefined;
     if (!address) throw new Error('ArmEmulator: not started; await start() first.');

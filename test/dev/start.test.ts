@@ -31,7 +31,10 @@ async function freeRun(): Promise<number> {
   }
 }
 
-test('npm start prints the banner without "Skipping call to register function" lines', async () => {
+/** Runs `npm start` (dist/dev/start.js) on free ports until its banner is out or it exits; returns what it printed. */
+async function startOutput(
+  extraEnv: Record<string, string> = {},
+): Promise<{ output: string; code: number | null }> {
   const env = {
     ...process.env,
     JIT_SANDBOX_HTTP_PORT: String(await free()),
@@ -42,6 +45,7 @@ test('npm start prints the banner without "Skipping call to register function" l
     JIT_SANDBOX_STORAGE_PORT: String(await freeRun()),
     // Not the checkout's .sandbox: a developer's own npm start may be using it.
     JIT_SANDBOX_DATA_DIR: mkdtempSync(join(tmpdir(), 'jit-start-data-')),
+    ...extraEnv,
   };
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'dev', 'start.js')], {
     cwd: mkdtempSync(join(tmpdir(), 'jit-start-')),
@@ -52,27 +56,43 @@ test('npm start prints the banner without "Skipping call to register function" l
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const check = setInterval(() => {
-        if (output.includes('sandbox is running')) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 100);
-      void exited.then((code) => {
+  const running = await new Promise<boolean>((resolve) => {
+    const check = setInterval(() => {
+      if (output.includes('sandbox is running')) {
         clearInterval(check);
-        reject(new Error(`npm start exited (${code}):\n${output}`));
-      });
+        resolve(true);
+      }
+    }, 100);
+    void exited.then(() => {
+      clearInterval(check);
+      resolve(false);
     });
-  } finally {
-    child.kill('SIGINT');
-    await exited;
-  }
+  });
+  if (running) child.kill('SIGINT');
+  const code = await exited;
+  return { output, code: running ? null : code };
+}
+
+test('npm start prints the banner without "Skipping call to register function" lines', async () => {
+  const { output, code } = await startOutput();
+  assert.equal(code, null, `npm start exited (${code}):\n${output}`);
   const beforeBanner = output.slice(0, output.indexOf('azure-jit-access sandbox is running'));
   assert.doesNotMatch(output, /WARNING: Skipping call to register/);
   assert.doesNotMatch(output, /Switching "@azure\/functions" package to test mode/);
   assert.ok(beforeBanner.split('\n').filter(Boolean).length <= 3, `before the banner:\n${beforeBanner}`);
+  assert.match(output, /profile fast: rule operations take 0 ms, Retry-After 0 s, ARM throttling off/);
+});
+
+test('JIT_SANDBOX_ARM_PROFILE=azure starts the ARM emulator Azure-like, and the banner says so', async () => {
+  const { output, code } = await startOutput({ JIT_SANDBOX_ARM_PROFILE: 'azure' });
+  assert.equal(code, null, `npm start exited (${code}):\n${output}`);
+  assert.match(output, /profile azure: rule operations take 3000 ms, Retry-After 10 s, ARM throttling on/);
+});
+
+test('an unknown JIT_SANDBOX_ARM_PROFILE stops npm start with the choices', async () => {
+  const { output, code } = await startOutput({ JIT_SANDBOX_ARM_PROFILE: 'slow' });
+  assert.equal(code, 1);
+  assert.match(output, /JIT_SANDBOX_ARM_PROFILE must be one of fast, azure, not "slow"/);
 });
 
 /**

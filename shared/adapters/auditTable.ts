@@ -18,7 +18,7 @@ import {
   vmPartition,
 } from '../domain/auditChain';
 import type { AuditRow, ChainAnchor, ChainHead, TimedEvent } from '../domain/auditChain';
-import { CHAIN_TAIL, RECORD_ORDER } from '../domain/auditQuery';
+import { auditRecordOf } from '../domain/auditQuery';
 import type { AuditPage, AuditQuery, AuditRecord } from '../domain/auditQuery';
 import { InvalidRequest } from '../domain/errors';
 import type { AuditLog, AuditTrail, Clock } from '../domain/ports';
@@ -290,7 +290,7 @@ export class AuditTable implements AuditLog, AuditTrail {
         throw err;
       }
       if (page.done) break;
-      items.push(...page.value.map((e) => toRecord(e as AuditRow)));
+      items.push(...page.value.map((e) => auditRecordOf(e as AuditRow)));
       next = page.value.continuationToken;
     } while (next && items.length < want);
     return { items, next: items.length >= want ? next : undefined };
@@ -360,20 +360,6 @@ async function createAll(client: TableClient, rows: AuditRow[]): Promise<void> {
       }
     }
   }
-}
-
-const KEYS = new Set(['partitionKey', 'rowKey']);
-
-function toRecord(row: AuditRow): AuditRecord {
-  const columns: Record<string, unknown> = { day: dayOf(String(row.time)) };
-  for (const [k, v] of Object.entries(storedRow(row))) if (!KEYS.has(k)) columns[k] = v;
-  if (typeof columns.ports === 'string') columns.ports = columns.ports.split(',').filter(Boolean).map(Number);
-  const out: Record<string, unknown> = {};
-  for (const k of RECORD_ORDER) if (columns[k] !== undefined) out[k] = columns[k];
-  for (const k of Object.keys(columns).sort())
-    if (!(k in out) && !(CHAIN_TAIL as readonly string[]).includes(k)) out[k] = columns[k];
-  for (const k of CHAIN_TAIL) if (columns[k] !== undefined) out[k] = columns[k];
-  return out as unknown as AuditRecord;
 }
 
 // ---- continuation tokens ------------------------------------------------------------------------------------

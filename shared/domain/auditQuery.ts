@@ -5,7 +5,8 @@
 import { InvalidRequest } from './errors';
 import type { FieldProblem } from './errors';
 import { parseVmId } from './resourceId';
-import type { ChainProblem } from './auditChain';
+import { dayOf, storedRow } from './auditChain';
+import type { AuditRow, ChainProblem } from './auditChain';
 import type { AuditEvent } from './types';
 
 /** Which events: all filters together (AND). Times are `from <= time < to`; vm and actor are lower-cased. */
@@ -54,6 +55,20 @@ export const RECORD_ORDER = [
   'detail',
 ] as const;
 export const CHAIN_TAIL = ['prevDay', 'prevSeq', 'prevHash', 'hash'] as const;
+
+/** An event row as the API shows it: its day, its columns in reading order, the chain's own last. */
+export function auditRecordOf(row: AuditRow): AuditRecord {
+  const columns: Record<string, unknown> = { day: dayOf(String(row.time)) };
+  for (const [k, v] of Object.entries(storedRow(row)))
+    if (k !== 'partitionKey' && k !== 'rowKey') columns[k] = v;
+  if (typeof columns.ports === 'string') columns.ports = columns.ports.split(',').filter(Boolean).map(Number);
+  const out: Record<string, unknown> = {};
+  for (const k of RECORD_ORDER) if (columns[k] !== undefined) out[k] = columns[k];
+  for (const k of Object.keys(columns).sort())
+    if (!(k in out) && !(CHAIN_TAIL as readonly string[]).includes(k)) out[k] = columns[k];
+  for (const k of CHAIN_TAIL) if (columns[k] !== undefined) out[k] = columns[k];
+  return out as unknown as AuditRecord;
+}
 
 /** One page, newest first. A page may be short (even empty) and still have a token: follow it to the end. */
 export interface AuditPage {

@@ -11,7 +11,7 @@ import { app } from '@azure/functions';
 import { underFunctionsWorker } from './worker';
 import { servicesFor, startHost, stopHost } from './host';
 import type { HostServices } from './host';
-import { toProblem } from '../http/problem';
+import { problemOf } from '../http/handler';
 import { MAX_DEQUEUE_COUNT } from '../names';
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, Timer } from '@azure/functions';
 
@@ -163,7 +163,8 @@ function bind(definition: FunctionDefinition): FunctionDeclaration {
       handler(input, context, usesServices ? servicesFor(context) : (undefined as never));
   switch (definition.trigger.type) {
     case 'http': {
-      const { whenUnavailable = unavailableProblem, handler, ...rest } = definition as HttpFunctionDefinition;
+      // While the services are not built, an HTTP function answers the problem+json its error maps to, logged.
+      const { whenUnavailable = problemOf, handler, ...rest } = definition as HttpFunctionDefinition;
       return {
         ...rest,
         handler: async (request, context) => {
@@ -191,20 +192,6 @@ function bind(definition: FunctionDefinition): FunctionDeclaration {
       return { ...rest, handler: withServices(handler) } satisfies TimerFunction;
     }
   }
-}
-
-/** An HTTP function's answer while the services are not built: the problem+json its error maps to, logged. */
-function unavailableProblem(err: unknown, context: InvocationContext): HttpResponseInit {
-  const problem = toProblem(err);
-  if (problem.status >= 500)
-    context.error(
-      JSON.stringify({
-        event: 'http.error',
-        invocationId: context.invocationId,
-        error: String((err as Error)?.stack ?? err),
-      }),
-    );
-  return problem;
 }
 
 /**

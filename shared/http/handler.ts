@@ -61,18 +61,23 @@ export function httpEndpoint<S extends HttpServices = HttpServices>(
         callerAddress: callerAddress(services, request),
       });
     } catch (err) {
-      const problem = toProblem(err);
-      if (problem.status >= 500)
-        context.error(
-          JSON.stringify({
-            event: 'http.error',
-            invocationId: context.invocationId,
-            error: String((err as Error)?.stack ?? err),
-          }),
-        );
-      return problem;
+      return problemOf(err, context);
     }
   };
+}
+
+/** What an HTTP function answers for an error: the problem+json it maps to, logged when it is the app's fault. */
+export function problemOf(err: unknown, context: InvocationContext): HttpResponseInit {
+  const problem = toProblem(err);
+  if (problem.status >= 500)
+    context.error(
+      JSON.stringify({
+        event: 'http.error',
+        invocationId: context.invocationId,
+        error: String((err as Error)?.stack ?? err),
+      }),
+    );
+  return problem;
 }
 
 /**

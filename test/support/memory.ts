@@ -11,16 +11,9 @@ import { randomBytes } from 'node:crypto';
 import type { ApprovalDecision } from '../../shared/domain/approval';
 import { isAuditAction } from '../../shared/domain/auditActions';
 import type { DayAnchor } from '../../shared/domain/auditAnchor';
-import {
-  HEAD_ROW_KEY,
-  chainEvents,
-  dayOf,
-  eventColumns,
-  headRow,
-  storedRow,
-} from '../../shared/domain/auditChain';
+import { HEAD_ROW_KEY, chainEvents, dayOf, eventColumns, headRow } from '../../shared/domain/auditChain';
 import type { AuditRow, ChainAnchor, ChainHead } from '../../shared/domain/auditChain';
-import { CHAIN_TAIL, RECORD_ORDER } from '../../shared/domain/auditQuery';
+import { CHAIN_TAIL, auditRecordOf } from '../../shared/domain/auditQuery';
 import type { AuditPage, AuditQuery, AuditRecord } from '../../shared/domain/auditQuery';
 import type { BaselineRule, VmCoverage } from '../../shared/domain/baseline';
 import {
@@ -402,7 +395,7 @@ export class MemoryAudit implements AuditLog, AuditTrail {
       .sort()
       .flatMap((day) => (this.days.get(day) ?? []).filter((r) => r.rowKey !== HEAD_ROW_KEY))
       .sort((a, b) => String(a.time).localeCompare(String(b.time)) || Number(a.seq) - Number(b.seq))
-      .map(toRecord);
+      .map(auditRecordOf);
   }
 
   /** The last event of the latest day before `day`: what a new day's first event links to. */
@@ -414,20 +407,6 @@ export class MemoryAudit implements AuditLog, AuditTrail {
     const head = earlier && this.days.get(earlier)?.find((r) => r.rowKey === HEAD_ROW_KEY);
     return earlier && head ? { day: earlier, seq: Number(head.seq), hash: String(head.hash) } : undefined;
   }
-}
-
-/** An event row as the API shows it: the columns in reading order, the chain's own last (as the table adapter). */
-function toRecord(row: AuditRow): AuditRecord {
-  const columns: Record<string, unknown> = { day: dayOf(String(row.time)) };
-  for (const [k, v] of Object.entries(storedRow(row)))
-    if (k !== 'partitionKey' && k !== 'rowKey') columns[k] = v;
-  if (typeof columns.ports === 'string') columns.ports = columns.ports.split(',').filter(Boolean).map(Number);
-  const out: Record<string, unknown> = {};
-  for (const k of RECORD_ORDER) if (columns[k] !== undefined) out[k] = columns[k];
-  for (const k of Object.keys(columns).sort())
-    if (!(k in out) && !(CHAIN_TAIL as readonly string[]).includes(k)) out[k] = columns[k];
-  for (const k of CHAIN_TAIL) if (columns[k] !== undefined) out[k] = columns[k];
-  return out as unknown as AuditRecord;
 }
 
 /** The anchor container: written once per day, never overwritten (a time-based retention policy). */

@@ -3,7 +3,14 @@
  * rest as every other test does. VMs and NSGs get names no other call gets, so state kept by one test (an NSG
  * registry, an in-process cache) never meets another's.
  */
-import type { AccessRequest, GrantRule, Policy, Principal, VmNetworkPath } from '../../shared/domain/types';
+import type {
+  AccessRequest,
+  GrantRule,
+  Policy,
+  Principal,
+  SecurityRuleView,
+  VmNetworkPath,
+} from '../../shared/domain/types';
 import { person } from './principals';
 
 export const SUBSCRIPTION = '/subscriptions/00000000-0000-0000-0000-000000000001';
@@ -130,6 +137,22 @@ export function aGrant(o: Partial<GrantRule> & Pick<GrantRule, 'requestId' | 'ns
     state: 'applied',
     expiresAt: '2026-03-14T10:10:00.000Z',
     updatedAt: '2026-03-14T10:00:00.000Z',
+    ...o,
+  };
+}
+
+/** Someone else's security rule as ARM lists it: inbound allow of TCP 22 from anywhere at priority 300, in place. */
+export function aSecurityRule(o: Partial<SecurityRuleView> = {}): SecurityRuleView {
+  return {
+    name: 'allow-ssh',
+    priority: 300,
+    direction: 'Inbound',
+    access: 'Allow',
+    protocol: 'Tcp',
+    sourceAddressPrefixes: ['*'],
+    destinationAddressPrefixes: ['*'],
+    destinationPortRanges: ['22'],
+    provisioningState: 'Succeeded',
     ...o,
   };
 }

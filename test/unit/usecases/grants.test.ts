@@ -18,6 +18,7 @@ import {
   aPolicy,
   aPrincipal,
   aRequestBody,
+  aSecurityRule,
   manualApproval,
   resourceGroupOf,
 } from '../../support/builders';
@@ -148,17 +149,14 @@ test('a VM behind two NSGs gets the rule in each; a priority another rule holds 
   const vm = w.addVm({ nsgs: ['subnet-nsg', 'nic-nsg'] });
   await w.addPolicy(aPolicy({ scope: resourceGroupOf(vm) }));
   const [subnet, nic] = vm.nsgIds as [string, string];
-  w.network.nsg(nic).rules.push({
-    name: 'allow-monitoring',
-    priority: 1000,
-    direction: 'Inbound',
-    access: 'Allow',
-    protocol: 'Tcp',
-    sourceAddressPrefixes: ['10.9.0.0/16'],
-    destinationAddressPrefixes: ['*'],
-    destinationPortRanges: ['9100'],
-    provisioningState: 'Succeeded',
-  });
+  w.network.nsg(nic).rules.push(
+    aSecurityRule({
+      name: 'allow-monitoring',
+      priority: 1000,
+      sourceAddressPrefixes: ['10.9.0.0/16'],
+      destinationPortRanges: ['9100'],
+    }),
+  );
   const r = await w.submit(alice, aRequestBody(vm));
   await w.runQueues();
   assert.equal(w.request(r.id).status, 'active');
@@ -197,17 +195,9 @@ test('a busy NSG is retried; one that stays busy fails the grant and leaves no r
 
 test('a rule shadowed by a higher-priority deny is written and shown as not effective', async () => {
   const { w, vm, nsg } = await setup();
-  w.network.nsg(nsg).rules.push({
-    name: 'deny-ssh',
-    priority: 500,
-    direction: 'Inbound',
-    access: 'Deny',
-    protocol: '*',
-    sourceAddressPrefixes: ['*'],
-    destinationAddressPrefixes: ['*'],
-    destinationPortRanges: ['22'],
-    provisioningState: 'Succeeded',
-  });
+  w.network
+    .nsg(nsg)
+    .rules.push(aSecurityRule({ name: 'deny-ssh', priority: 500, access: 'Deny', protocol: '*' }));
   const r = await w.submit(alice, aRequestBody(vm));
   await w.runQueues();
   const view = await getRequest(w.deps, alice, r.id);

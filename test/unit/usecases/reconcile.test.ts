@@ -16,6 +16,7 @@ import {
   aPolicy,
   aPrincipal,
   aRequestBody,
+  aSecurityRule,
   anAdmin,
   resourceGroupOf,
 } from '../../support/builders';
@@ -37,18 +38,7 @@ async function live() {
   return { w, vm, nsg: vm.nsgIds[0]!, id: r.id };
 }
 
-const someonesRule = (o: Partial<SecurityRuleView>): SecurityRuleView => ({
-  name: 'allow-anything',
-  priority: 300,
-  direction: 'Inbound',
-  access: 'Allow',
-  protocol: 'Tcp',
-  sourceAddressPrefixes: ['*'],
-  destinationAddressPrefixes: ['*'],
-  destinationPortRanges: ['22'],
-  provisioningState: 'Succeeded',
-  ...o,
-});
+const someonesRule = (o: Partial<SecurityRuleView>) => aSecurityRule({ name: 'allow-anything', ...o });
 
 function reconcilerEvents(w: World): string[] {
   return w.audit

@@ -518,15 +518,18 @@ function checkAssignment(file: BicepFile, r: ResourceDecl): string[] {
 // Style of the Bicep (STYLE.md §10)
 // ---------------------------------------------------------------------------------------------------------------
 
+/** The text of a declaration's `@description('…')`, when it has one written as a string. */
+function descriptionOf(decorators: Node[]): string | undefined {
+  const description = decorators.map((d) => callOf(d.namedChildren[0])).find((c) => c?.fn === 'description');
+  return stringValue(description?.args[0]);
+}
+
 /** Every parameter is described, `Required. …` without a default and `Optional. …` with one. */
 export function checkParameterDescriptions(files: readonly BicepFile[]): string[] {
   const problems: string[] = [];
   for (const file of files) {
     for (const p of file.params) {
-      const description = p.decorators
-        .map((d) => callOf(d.namedChildren[0]))
-        .find((c) => c?.fn === 'description');
-      const text = stringValue(description?.args[0]);
+      const text = descriptionOf(p.decorators);
       const prefix = p.hasDefault ? 'Optional. ' : 'Required. ';
       if (!text) problems.push(`${file.file}: parameter ${p.name} has no @description`);
       else if (!text.startsWith(prefix))
@@ -544,11 +547,7 @@ export function checkOutputDescriptions(files: readonly BicepFile[]): string[] {
   const problems: string[] = [];
   for (const file of files) {
     for (const o of file.outputs) {
-      const description = o.decorators
-        .map((d) => callOf(d.namedChildren[0]))
-        .find((c) => c?.fn === 'description');
-      if (!stringValue(description?.args[0]))
-        problems.push(`${file.file}: output ${o.name} has no @description`);
+      if (!descriptionOf(o.decorators)) problems.push(`${file.file}: output ${o.name} has no @description`);
     }
   }
   return problems;

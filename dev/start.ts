@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { DEMO } from './arm/emulator';
-import type { ArmProfile } from './arm/emulator';
+import type { ArmEmulator, ArmProfile } from './arm/emulator';
 import { DEMO_APPROVERS } from './demoPolicies';
 import { SANDBOX_AUTH_MODES } from './auth/identity';
 import type { SandboxAuthMode } from './auth/identity';
@@ -41,10 +41,7 @@ function armProfile(): ArmProfile {
 }
 
 /** One line on how Azure-like the ARM emulator runs, from what it was really started with. */
-function armBehaviour(
-  profile: ArmProfile,
-  b: { operationLatencyInMs: number; operationRetryAfterInSeconds: number; throttled: boolean },
-): string {
+function armBehaviour(profile: ArmProfile, b: ArmEmulator['behaviour']): string {
   return (
     `profile ${profile}: rule operations take ${b.operationLatencyInMs} ms, Retry-After ${b.operationRetryAfterInSeconds} s, ` +
     `ARM throttling ${b.throttled ? 'on' : 'off'} (JIT_SANDBOX_ARM_PROFILE=fast|azure)`

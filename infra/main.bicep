@@ -80,6 +80,9 @@ param maxDuration string = 'P1D'
 @description('Optional. How long past its expiry a grant may still be open before the reconciler closes it itself, as an ISO-8601 duration.')
 param expiryGrace string = 'PT2M'
 
+@description('Optional. How long before its expiry a grant starts closing, so its port is shut by then: about one NSG rule operation plus a wait for a busy NSG. An ISO-8601 duration up to PT1M, never more than a tenth of the grant; PT0S starts closing at expiry.')
+param closeLead string = 'PT10S'
+
 @minValue(1)
 @maxValue(1000)
 @description('Optional. Most instances the function app may scale out to. Grants are rare and NSG writes serialize per NSG, so a low ceiling costs nothing and bounds a runaway.')
@@ -256,6 +259,7 @@ module functionApp 'modules/function-app.bicep' = {
     priorityRange: priorityRange
     maxDuration: maxDuration
     expiryGrace: expiryGrace
+    closeLead: closeLead
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     keyVaultName: keyVault.outputs.name

@@ -166,6 +166,7 @@ function build(o: CompositionOverrides): Services {
     priorityBand: config.priorityBand,
     maxDurationInSeconds: config.maxDurationInSeconds,
     expiryGraceInSeconds: config.expiryGraceInSeconds,
+    closeLeadInSeconds: config.closeLeadInSeconds,
     maxArmAttempts: 8,
     armBackoffInMs: 500,
     baselineBand: config.baselinePriorityBand,

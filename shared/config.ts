@@ -45,6 +45,7 @@ interface CoreConfig {
   maxDurationInSeconds: number;
   /** How long past its expiry a grant may still show open before the reconciler closes it. */
   expiryGraceInSeconds: number;
+  closeLeadInSeconds: number;
 }
 
 /** Who is calling the HTTP API. Without it no caller can be identified, so routes that need one answer 503. */
@@ -178,6 +179,8 @@ export const SETTINGS = {
   JIT_MAX_DURATION: 'longest grant any policy may allow, ISO-8601 (default P1D)',
   JIT_EXPIRY_GRACE:
     'how long past expiry before the reconciler closes a grant itself, ISO-8601 (default PT2M)',
+  JIT_CLOSE_LEAD:
+    'how long before expiry a grant starts closing, so its port is shut by then, ISO-8601 up to PT1M (default PT10S; never more than a tenth of the grant; PT0S starts at expiry)',
   JIT_PUBLIC_BASE_URL: 'https URL people reach this app at, for links in mail',
   JIT_APPROVAL_KEY:
     'key that signs approval links, "<kid>:<base64 of at least 32 random bytes>" (e.g. k1:$(openssl rand -base64 32))',
@@ -355,13 +358,16 @@ function loadCore(read: SettingsReader): CoreConfig {
   if (!/^\d+$/.test(maxCallsText) || reconcileMaxArmCalls < 10 || reconcileMaxArmCalls > 100_000)
     fail('JIT_RECONCILE_MAX_ARM_CALLS', 'must be an integer from 10 to 100000');
 
-  const duration = (name: SettingName, fallback: string) => {
+  const duration = (name: SettingName, fallback: string, options?: { zero: boolean }) => {
     try {
-      return parseDurationToSeconds(get(name) ?? fallback);
+      return parseDurationToSeconds(get(name) ?? fallback, options);
     } catch (e) {
       return fail(name, (e as Error).message);
     }
   };
+  // A lead is seconds (one ARM operation and the wait for a busy NSG); a minute is already far more than that.
+  const closeLeadInSeconds = duration('JIT_CLOSE_LEAD', 'PT10S', { zero: true });
+  if (closeLeadInSeconds > 60) fail('JIT_CLOSE_LEAD', 'must be at most PT1M');
 
   return {
     runningInAzure: read.runningInAzure,
@@ -375,6 +381,7 @@ function loadCore(read: SettingsReader): CoreConfig {
     reconcileMaxArmCalls,
     maxDurationInSeconds: duration('JIT_MAX_DURATION', 'P1D'),
     expiryGraceInSeconds: duration('JIT_EXPIRY_GRACE', 'PT2M'),
+    closeLeadInSeconds,
   };
 }
 

@@ -107,6 +107,9 @@ param maxDuration string = 'P1D'
 @description('Optional. Grace past expiry before the reconciler closes a grant itself (ISO-8601).')
 param expiryGrace string = 'PT2M'
 
+@description('Optional. How long before its expiry a grant starts closing, so its port is shut by then (ISO-8601, up to PT1M; PT0S starts at expiry).')
+param closeLead string = 'PT10S'
+
 @minValue(1)
 @maxValue(1000)
 @description('Optional. Most instances the app may scale out to.')
@@ -247,6 +250,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     JIT_RECONCILE_MAX_ARM_CALLS: string(reconcileMaxArmCalls)
     JIT_MAX_DURATION: maxDuration
     JIT_EXPIRY_GRACE: expiryGrace
+    JIT_CLOSE_LEAD: closeLead
     JIT_PUBLIC_BASE_URL: effectivePublicBaseUrl
     JIT_RECONCILE_SCHEDULE: reconcileSchedule
     JIT_RATE_LIMIT_PER_MINUTE: string(rateLimitPerMinute)

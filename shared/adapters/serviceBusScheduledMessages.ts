@@ -39,12 +39,12 @@ export class ServiceBusScheduledMessages implements ScheduledMessages {
 
   constructor(private readonly client: ServiceBusClient) {}
 
-  schedule(purpose: SchedulePurpose, requestId: string, dueAt: string): Promise<string> {
+  schedule(purpose: SchedulePurpose, requestId: string, dueAt: string, enqueueAt = dueAt): Promise<string> {
     return this.queue(purpose).schedule(
       scheduledMessageId(purpose, requestId, dueAt),
       purpose,
       scheduledMessageBody(purpose, requestId, dueAt),
-      new Date(dueAt),
+      new Date(enqueueAt),
     );
   }
 

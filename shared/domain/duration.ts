@@ -3,9 +3,10 @@ import type { Duration } from 'tinyduration';
 
 /**
  * ISO-8601 durations as the API speaks them (`PT1H`, `PT30M`, `P1D`).
- * Years and months are refused: their length depends on the calendar, and access must be bounded exactly.
+ * Years and months are refused: their length depends on the calendar, and access must be bounded exactly. Zero is
+ * refused unless `zero` allows it (a setting that PT0S switches off).
  */
-export function parseDurationToSeconds(text: string): number {
+export function parseDurationToSeconds(text: string, options: { zero?: boolean } = {}): number {
   let d: Duration;
   try {
     d = parse(text);
@@ -20,7 +21,8 @@ export function parseDurationToSeconds(text: string): number {
     (d.hours ?? 0) * 3600 +
     (d.minutes ?? 0) * 60 +
     (d.seconds ?? 0);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new RangeError('must be longer than zero');
+  if (!Number.isFinite(seconds) || seconds < 0 || (seconds === 0 && !options.zero))
+    throw new RangeError('must be longer than zero');
   // Rounding would turn PT0.4S into nothing at all and PT1.5S into something nobody asked for. (The tolerance
   // only absorbs binary fractions: PT1.1H is 3960 s, though 1.1 × 3600 is not exactly that in floating point.)
   const whole = Math.round(seconds);

@@ -50,6 +50,42 @@ export function alreadyEnded(request: AccessRequest, what: string): AccessAlread
   );
 }
 
+/** The most of a grant its close may take from the end: a short grant keeps nearly all of its time. */
+const MAX_CLOSE_LEAD_SHARE = 0.1;
+
+/**
+ * When closing a grant begins: `leadInSeconds` (JIT_CLOSE_LEAD) before its expiry, but never more than a tenth of
+ * the grant. Network RP runs one operation per NSG at a time and a rule delete takes seconds, so a close that began
+ * at `expiresAt` would leave the port open past the time the grant names, by one operation or, when another
+ * write holds the NSG, two (docs/performance.md). Beginning ahead of it, the port is shut by `expiresAt`: the
+ * grant's end is a bound, as every promise the product makes about a hole is.
+ */
+export function closingBeginsAt(
+  request: Pick<AccessRequest, 'durationInSeconds'> & { expiresAt: string },
+  leadInSeconds: number,
+): string {
+  const leadInMs = Math.min(leadInSeconds, request.durationInSeconds * MAX_CLOSE_LEAD_SHARE) * 1000;
+  return new Date(Date.parse(request.expiresAt) - Math.round(leadInMs)).toISOString();
+}
+
+/**
+ * Refuses to extend access whose close has begun: the expiry's message may be removing the rules right now, and an
+ * extension recorded under it would say `active` over a closed port.
+ */
+export function assertNotClosing(
+  request: Pick<AccessRequest, 'id' | 'durationInSeconds' | 'expiresAt'>,
+  leadInSeconds: number,
+  now: Date,
+): void {
+  if (!request.expiresAt) return;
+  const begins = closingBeginsAt({ ...request, expiresAt: request.expiresAt }, leadInSeconds);
+  if (now.getTime() < Date.parse(begins)) return;
+  throw new InvalidState(
+    `request ${request.id} is closing: closing began at ${begins}, ahead of its expiry at ${request.expiresAt}, ` +
+      'so that the port is shut by then; extend earlier next time, or submit a new request',
+  );
+}
+
 /** Refuses an extension of anything but live access, saying what the caller can do instead. */
 export function assertExtendable(request: AccessRequest): void {
   if (request.status === 'active') return;

@@ -214,11 +214,13 @@ export interface WorkQueues {
  */
 export interface ScheduledMessages {
   /**
-   * Schedules the request's message for `purpose`, due at `dueAt` (ISO 8601), its body made by
-   * `scheduledMessageBody`. Returns the sequence number (a decimal string: it is a 64-bit integer) of the live
-   * message: the one just scheduled or, when Service Bus dropped it as a duplicate, the earlier one with its id.
+   * Schedules the request's message for `purpose`, due at `dueAt` (ISO 8601), its id and body made from it
+   * (`scheduledMessageId`, `scheduledMessageBody`); Service Bus enqueues it at `enqueueAt` when given (an expiry's
+   * close begins a little ahead of it: domain/lifecycle.ts `closingBeginsAt`), else at `dueAt`. Returns the
+   * sequence number (a decimal string: it is a 64-bit integer) of the live message: the one just scheduled or,
+   * when Service Bus dropped it as a duplicate, the earlier one with its id.
    */
-  schedule(purpose: SchedulePurpose, requestId: string, dueAt: string): Promise<string>;
+  schedule(purpose: SchedulePurpose, requestId: string, dueAt: string, enqueueAt?: string): Promise<string>;
   /** Cancels a scheduled message of `purpose`; an unknown or already delivered one is fine. */
   cancel(purpose: SchedulePurpose, sequenceNumber: string): Promise<void>;
 }

@@ -8,6 +8,7 @@ import {
   TransientFailure,
 } from '../domain/errors';
 import type { AuditAction } from '../domain/auditActions';
+import { closingBeginsAt } from '../domain/lifecycle';
 import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import type { StoredRequest } from '../domain/ports';
@@ -102,13 +103,15 @@ export async function applyGrant(deps: ApplyPorts, requestId: string): Promise<v
 
   // The live message for this expiry: if a run before this one scheduled it already (a retry after a crash, or a
   // duplicate delivery racing this one), Service Bus dropped ours as a duplicate and this is that run's message.
-  const sequenceNumber = await deps.scheduledMessages.schedule('expire', requestId, expiresAt);
+  const closingAt = closingBeginsAt({ ...request, expiresAt }, deps.settings.closeLeadInSeconds);
+  const sequenceNumber = await deps.scheduledMessages.schedule('expire', requestId, expiresAt, closingAt);
   await deps.audit.append({
     ...grantSubject(request),
     actor: 'system:grant',
     action: 'grant.expiry-scheduled' satisfies AuditAction,
     expiresAt,
     expirySequenceNumber: sequenceNumber,
+    detail: `closing begins at ${closingAt}, so that the port is shut by ${expiresAt}`,
   });
   const moved = await activate(deps, found, rules, sequenceNumber);
   if (moved) return void (await notifyRequester(deps, moved.value));

@@ -37,6 +37,8 @@ export interface GrantSettings {
   priorityBand: PriorityBand;
   maxDurationInSeconds: number;
   expiryGraceInSeconds: number;
+  /** How long before its expiry a grant's close begins (domain/lifecycle.ts `closingBeginsAt`). */
+  closeLeadInSeconds: number;
   /** Attempts at one ARM write (re-planning the priority each time) before the grant is given up. */
   maxArmAttempts: number;
   /** First back-off between attempts; it doubles, with jitter, up to 8 s. */

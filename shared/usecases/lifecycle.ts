@@ -5,7 +5,13 @@
  */
 import { AccessNotAllowed, ConcurrencyConflict, InvalidState, RequestNotFound } from '../domain/errors';
 import { formatDuration } from '../domain/duration';
-import { alreadyEnded, assertExtendable, checkExtension } from '../domain/lifecycle';
+import {
+  alreadyEnded,
+  assertExtendable,
+  assertNotClosing,
+  checkExtension,
+  closingBeginsAt,
+} from '../domain/lifecycle';
 import { isAdmin, mayExtend, mayRead, mayRevoke } from '../domain/permissions';
 import { ROLES } from '../domain/roles';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
@@ -209,12 +215,17 @@ export async function extendRequest(
       const r = found.value;
       if (!mayExtend(caller, r)) throw new AccessNotAllowed('only the requester may extend a request', true);
       assertExtendable(r);
+      assertNotClosing(r, deps.settings.closeLeadInSeconds, deps.clock.now());
       const [policy] = await deps.policies.getForScopes([r.policyScope]);
       const total = checkExtension(policy, r, caller, bySeconds, deps.settings.maxDurationInSeconds);
 
       const previous = r.expiresAt as string;
       const expiresAt = new Date(Date.parse(previous) + bySeconds * 1000).toISOString();
-      const sequenceNumber = await deps.scheduledMessages.schedule('expire', r.id, expiresAt);
+      const closingAt = closingBeginsAt(
+        { expiresAt, durationInSeconds: total },
+        deps.settings.closeLeadInSeconds,
+      );
+      const sequenceNumber = await deps.scheduledMessages.schedule('expire', r.id, expiresAt, closingAt);
       scheduled.push({ sequenceNumber, dueAt: expiresAt });
       const next: AccessRequest = {
         ...r,

@@ -13,6 +13,7 @@ import { services } from '../../shared/composition';
 import { QUEUES, SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
 import { aRequestBody } from '../support/builders';
+import { closingBegins } from '../support/observe';
 
 const VM = DEMO.linuxVm.id;
 
@@ -110,12 +111,15 @@ describe('the auto-approval flow on the sandbox', () => {
     }
     assert.equal(active.rules.length, 2);
     assert.ok(active.rules.every((r) => r.state === 'applied'));
-    // The one expiry message is scheduled at expiresAt.
+    // The one expiry message, enqueued when closing begins (JIT_CLOSE_LEAD, at most a tenth of the grant, ahead).
     const scheduled = sandbox.serviceBus
       .listScheduled(SERVICE_BUS_QUEUES.expirations)
       .filter((m) => (m.body as { requestId: string }).requestId === id);
     assert.equal(scheduled.length, 1);
-    assert.equal(scheduled[0]!.scheduledEnqueueTime.toISOString(), active.expiresAt);
+    assert.equal(
+      scheduled[0]!.scheduledEnqueueTime.getTime(),
+      closingBegins({ ...active, durationInSeconds: 4 }),
+    );
 
     const expired = await waitFor(
       'the request to expire',

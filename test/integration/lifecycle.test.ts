@@ -17,6 +17,7 @@ import { SERVICE_BUS_QUEUES, TABLES } from '../../shared/names';
 import { api, startSandbox, waitFor } from '../support/sandbox';
 import {
   assertAudited,
+  closingBegins,
   demoGroupPolicy,
   rulesInAll,
   rulesInNone,
@@ -86,11 +87,11 @@ describe('the grant lifecycle on the sandbox', () => {
       assert.equal(newExpiry - oldExpiry, 5000);
       assert.equal(extended.status, 'active');
       assert.equal(extended.durationInSeconds, 15);
-      // One expiry message, due at the new time: the old one was cancelled.
+      // One expiry message, for the new time (enqueued as closing begins): the old one was cancelled.
       const scheduled = scheduledFor(sandbox, SERVICE_BUS_QUEUES.expirations, created.id);
       assert.deepEqual(
-        scheduled.map((m) => m.scheduledEnqueueTime.getTime()),
-        [newExpiry],
+        scheduled.map((m) => [m.messageId, m.scheduledEnqueueTime.getTime()]),
+        [[`expire:${created.id}:${newExpiry}`, closingBegins(extended)]],
       );
       for await (const g of sandbox.table(TABLES.grants).listEntities<{ expiresAt: string }>({
         queryOptions: { filter: odata`PartitionKey eq ${created.id}` },
@@ -109,7 +110,8 @@ describe('the grant lifecycle on the sandbox', () => {
         20_000,
         50,
       );
-      assert.ok(closedAt >= newExpiry, `closed ${newExpiry - closedAt} ms before the new expiry`);
+      const closing = closingBegins(extended);
+      assert.ok(closedAt >= closing, `closed ${closing - closedAt} ms before closing the new expiry began`);
       const ended = await until(sandbox, created.id, 'expired');
       assert.ok(ended.rules.every((r) => r.state === 'removed'));
       await assertAudited(sandbox, created.id, [

@@ -27,6 +27,7 @@ import { applyPolicies } from '../../shared/usecases/policies';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { closingBegins } from '../support/observe';
 import { person } from '../support/principals';
 import { aPolicy } from '../support/builders';
 
@@ -96,7 +97,7 @@ describe('NSG rules under contention and failure', () => {
       60_000,
       50,
     );
-    const later = byExpiry.filter((s) => Date.parse(s.expiresAt!) > Date.now() + 1500);
+    const later = byExpiry.filter((s) => closingBegins(s) > Date.now() + 1500);
     assert.ok(later.length > 0, 'some grants expire later');
     for (const s of later)
       for (const nsgId of DEMO.linuxVm.nsgIds)

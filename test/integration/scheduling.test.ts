@@ -19,7 +19,7 @@ import { expireGrant } from '../../shared/usecases/expiry';
 import { extendRequest, revokeRequest } from '../../shared/usecases/lifecycle';
 import { submitRequest } from '../../shared/usecases/requests';
 import { appDeps } from '../support/network';
-import { rulesInAll, rulesInNone, scheduledFor } from '../support/observe';
+import { closingBegins, rulesInAll, rulesInNone, scheduledFor } from '../support/observe';
 import { sleep, startSandbox, waitFor } from '../support/sandbox';
 import { person } from '../support/principals';
 
@@ -37,7 +37,7 @@ function deps(): Deps {
 }
 
 /** How a test schedules one purpose's messages in place of the application (usually calling it, then misbehaving). */
-type Schedule = (requestId: string, dueAt: string) => Promise<string>;
+type Schedule = (requestId: string, dueAt: string, enqueueAt?: string) => Promise<string>;
 
 /** The dependencies with `purpose`'s scheduling replaced; every other purpose, and every cancel, as they are. */
 function withSchedule(d: Deps, purpose: SchedulePurpose, schedule: Schedule): Deps {
@@ -45,8 +45,8 @@ function withSchedule(d: Deps, purpose: SchedulePurpose, schedule: Schedule): De
   return {
     ...d,
     scheduledMessages: {
-      schedule: (p, requestId, dueAt) =>
-        p === purpose ? schedule(requestId, dueAt) : real.schedule(p, requestId, dueAt),
+      schedule: (p, requestId, dueAt, enqueueAt) =>
+        p === purpose ? schedule(requestId, dueAt, enqueueAt) : real.schedule(p, requestId, dueAt, enqueueAt),
       cancel: (p, sequenceNumber) => real.cancel(p, sequenceNumber),
     },
   };
@@ -111,14 +111,17 @@ describe('exactly one live scheduled message per purpose', () => {
     await sleep(1000);
   }
 
-  /** The one expiry message, recorded on the request and due at its expiry; then the rule closes at that time. */
+  /**
+   * The one expiry message, recorded on the request, for its expiry and enqueued when closing begins; then the rule
+   * closes at that time.
+   */
   async function assertExpiresOnTime(d: Deps, id: string): Promise<void> {
     const r = await request(d, id);
     const scheduled = expiries(id);
     assert.deepEqual(
-      scheduled.map((m) => [String(m.sequenceNumber), m.scheduledEnqueueTime.toISOString()]),
-      [[r.expirySequenceNumber, r.expiresAt]],
-      'one expiry message, the one the request records, due at its expiry',
+      scheduled.map((m) => [String(m.sequenceNumber), m.messageId, m.scheduledEnqueueTime.getTime()]),
+      [[r.expirySequenceNumber, `expire:${id}:${Date.parse(r.expiresAt!)}`, closingBegins(r)]],
+      'one expiry message, the one the request records, for its expiry, enqueued as closing begins',
     );
     assert.ok(rulesInAll(sandbox, NSGS, id), 'open until then');
     const closedAt = await waitFor(
@@ -127,7 +130,7 @@ describe('exactly one live scheduled message per purpose', () => {
       30_000,
       50,
     );
-    assert.ok(closedAt >= Date.parse(r.expiresAt!), `closed ${Date.parse(r.expiresAt!) - closedAt} ms early`);
+    assert.ok(closedAt >= closingBegins(r), `closed ${closingBegins(r) - closedAt} ms before closing began`);
     await waitFor('the request to be expired', async () => (await request(d, id)).status === 'expired');
   }
 
@@ -149,8 +152,8 @@ describe('exactly one live scheduled message per purpose', () => {
     const resume = gate();
     // Run A schedules the expiry, then stalls before recording it; run B, a duplicate delivery, does everything.
     const a = applyGrant(
-      withExpiries(d, async (requestId, dueAt) => {
-        const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
+      withExpiries(d, async (requestId, dueAt, enqueueAt) => {
+        const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt, enqueueAt);
         scheduled.open();
         await resume.opened;
         return sequenceNumber;
@@ -168,8 +171,8 @@ describe('exactly one live scheduled message per purpose', () => {
   test('applyGrant retried after a crash between scheduling and recording, then extended', async () => {
     const d = deps();
     const id = await approved(d, 'PT5S');
-    const crashing = withExpiries(d, async (requestId, dueAt) => {
-      await d.scheduledMessages.schedule('expire', requestId, dueAt);
+    const crashing = withExpiries(d, async (requestId, dueAt, enqueueAt) => {
+      await d.scheduledMessages.schedule('expire', requestId, dueAt, enqueueAt);
       throw new Error('the instance died after scheduling the expiry');
     });
     await assert.rejects(applyGrant(crashing, id), /died after scheduling/);
@@ -192,8 +195,8 @@ describe('exactly one live scheduled message per purpose', () => {
     await applyGrant(d, id);
     const before = await request(d, id);
     let touched = false;
-    const racing = withExpiries(d, async (requestId, dueAt) => {
-      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
+    const racing = withExpiries(d, async (requestId, dueAt, enqueueAt) => {
+      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt, enqueueAt);
       if (!touched) {
         // Someone writes the row between our schedule and our write (the expiry is unchanged, so the retry
         // schedules the same message id).
@@ -221,8 +224,8 @@ describe('exactly one live scheduled message per purpose', () => {
     const id = await approved(d, 'PT3S');
     await applyGrant(d, id);
     let fired = false;
-    const racing = withExpiries(d, async (requestId, dueAt) => {
-      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
+    const racing = withExpiries(d, async (requestId, dueAt, enqueueAt) => {
+      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt, enqueueAt);
       if (!fired) {
         // The old message comes due now and closes the grant before the extension is recorded.
         fired = true;
@@ -256,8 +259,8 @@ describe('exactly one live scheduled message per purpose', () => {
     const id = await approved(d, 'PT1S');
     // The rules take longer to write than the grant lasts: the expiry message comes while the request is still
     // `approved`. Ignored as stale, it would leave the grant open until the reconciler's grace.
-    const slow = withExpiries(d, async (requestId, dueAt) => {
-      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt);
+    const slow = withExpiries(d, async (requestId, dueAt, enqueueAt) => {
+      const sequenceNumber = await d.scheduledMessages.schedule('expire', requestId, dueAt, enqueueAt);
       await delivered(SERVICE_BUS_QUEUES.expirations, id, new Date(dueAt));
       return sequenceNumber;
     });

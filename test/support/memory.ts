@@ -59,7 +59,7 @@ import type {
   WorkQueues,
 } from '../../shared/domain/ports';
 import { sameRuleName } from '../../shared/domain/ruleNames';
-import { scheduledMessageId } from '../../shared/domain/scheduledMessages';
+import { scheduledMessageBody, scheduledMessageId } from '../../shared/domain/scheduledMessages';
 import type {
   ApprovalDeadlineMessage,
   ExpiryMessage,
@@ -514,7 +514,10 @@ export interface ScheduledMessage {
   purpose: SchedulePurpose;
   messageId: string;
   requestId: string;
+  /** The time the message is for (its id and body say it). */
   dueAt: string;
+  /** When Service Bus enqueues it, which is when its handler runs: `dueAt` unless the scheduler asked earlier. */
+  enqueueAt: string;
   body: ExpiryMessage | StartMessage | ApprovalDeadlineMessage;
   state: 'scheduled' | 'cancelled' | 'delivered';
 }
@@ -532,14 +535,27 @@ export class MemoryScheduledMessages implements ScheduledMessages {
   private next = 1000;
 
   /** One port for every purpose: the request's message for `purpose`, due at `dueAt`, with the body its handler reads. */
-  async schedule(purpose: SchedulePurpose, requestId: string, dueAt: string): Promise<string> {
-    const body: ScheduledMessage['body'] =
-      purpose === 'expire'
-        ? { requestId, expiresAt: dueAt }
-        : purpose === 'start'
-          ? { requestId, startAt: dueAt }
-          : { kind: 'approval-deadline', requestId, deadline: dueAt };
-    return this.add(purpose, requestId, new Date(dueAt), body);
+  async schedule(
+    purpose: SchedulePurpose,
+    requestId: string,
+    dueAt: string,
+    enqueueAt = dueAt,
+  ): Promise<string> {
+    const messageId = scheduledMessageId(purpose, requestId, dueAt);
+    const live = this.messages.find((m) => m.messageId === messageId && m.state === 'scheduled');
+    if (live) return live.sequenceNumber;
+    const sequenceNumber = String(++this.next);
+    this.messages.push({
+      sequenceNumber,
+      purpose,
+      messageId,
+      requestId,
+      dueAt: new Date(dueAt).toISOString(),
+      enqueueAt: new Date(enqueueAt).toISOString(),
+      body: scheduledMessageBody(purpose, requestId, dueAt),
+      state: 'scheduled',
+    });
+    return sequenceNumber;
   }
   async cancel(_purpose: SchedulePurpose, sequenceNumber: string): Promise<void> {
     this.cancelSequence(sequenceNumber);
@@ -554,31 +570,15 @@ export class MemoryScheduledMessages implements ScheduledMessages {
         (!requestId || m.requestId === requestId),
     );
   }
-  /** Takes the scheduled messages due at `now` off the queue, earliest first, as Service Bus enqueues them. */
+  /** Takes the scheduled messages enqueued by `now` off the queue, earliest first, as Service Bus enqueues them. */
   takeDue(now: Date): ScheduledMessage[] {
     const due = this.pending()
-      .filter((m) => Date.parse(m.dueAt) <= now.getTime())
-      .sort((a, b) => a.dueAt.localeCompare(b.dueAt));
+      .filter((m) => Date.parse(m.enqueueAt) <= now.getTime())
+      .sort((a, b) => a.enqueueAt.localeCompare(b.enqueueAt));
     for (const m of due) m.state = 'delivered';
     return due.map(copy);
   }
 
-  private add(purpose: SchedulePurpose, requestId: string, at: Date, body: ScheduledMessage['body']) {
-    const messageId = scheduledMessageId(purpose, requestId, at.toISOString());
-    const live = this.messages.find((m) => m.messageId === messageId && m.state === 'scheduled');
-    if (live) return live.sequenceNumber;
-    const sequenceNumber = String(++this.next);
-    this.messages.push({
-      sequenceNumber,
-      purpose,
-      messageId,
-      requestId,
-      dueAt: at.toISOString(),
-      body: copy(body),
-      state: 'scheduled',
-    });
-    return sequenceNumber;
-  }
   private cancelSequence(sequenceNumber: string): void {
     const m = this.messages.find((x) => x.sequenceNumber === sequenceNumber);
     if (m?.state === 'scheduled') m.state = 'cancelled';

@@ -67,6 +67,7 @@ export interface RequestStatus {
   id: string;
   status: string;
   statusReason?: string;
+  durationInSeconds: number;
   expiresAt?: string;
   rules: Array<{ nsgId: string; ruleName: string; priority: number; state: string }>;
 }

@@ -53,6 +53,15 @@ export async function assertAudited(sandbox: Sandbox, requestId: string, expecte
 }
 
 /** Scheduled Service Bus messages about one request on a queue. */
+/**
+ * When the sandbox enqueues a grant's expiry message: `JIT_CLOSE_LEAD` (PT10S, the default the sandbox keeps) ahead
+ * of its expiry, never more than a tenth of the grant (docs/operations.md, "Closing ahead of expiresAt").
+ */
+export function closingBegins(r: { expiresAt?: string; durationInSeconds: number }): number {
+  assert.ok(r.expiresAt, 'the grant has an expiry');
+  return Date.parse(r.expiresAt) - Math.min(10, r.durationInSeconds / 10) * 1000;
+}
+
 export function scheduledFor(sandbox: Sandbox, queue: string, requestId: string) {
   return sandbox.serviceBus
     .listScheduled(queue)

@@ -58,6 +58,7 @@ export const TEST_SETTINGS: GrantSettings = {
   baselineBand: { min: 2000, max: 2999 },
   maxDurationInSeconds: 8 * 3600,
   expiryGraceInSeconds: 120,
+  closeLeadInSeconds: 10,
   maxArmAttempts: 3,
   armBackoffInMs: 1,
   reconcileMaxArmCalls: 2000,

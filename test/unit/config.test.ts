@@ -248,6 +248,25 @@ test('easyauth names this very app, whose authentication settings it checks at s
   );
 });
 
+test('JIT_CLOSE_LEAD: PT10S by default, PT0S to PT1M, an ISO-8601 duration', () => {
+  assert.equal(loadConfig(local).closeLeadInSeconds, 10);
+  assert.equal(loadConfig({ ...local, JIT_CLOSE_LEAD: 'PT0S' }).closeLeadInSeconds, 0);
+  assert.equal(loadConfig({ ...local, JIT_CLOSE_LEAD: 'PT1M' }).closeLeadInSeconds, 60);
+  assert.throws(
+    () => loadConfig({ ...local, JIT_CLOSE_LEAD: 'PT61S' }),
+    /JIT_CLOSE_LEAD must be at most PT1M/,
+  );
+  assert.throws(
+    () => loadConfig({ ...local, JIT_CLOSE_LEAD: '10s' }),
+    /JIT_CLOSE_LEAD must be an ISO-8601 duration/,
+  );
+  // Zero is a lead of nothing; a grant of no length is still refused.
+  assert.throws(
+    () => loadConfig({ ...local, JIT_EXPIRY_GRACE: 'PT0S' }),
+    /JIT_EXPIRY_GRACE must be longer than zero/,
+  );
+});
+
 test('JIT_TRUSTED_PROXY_HOPS: 0 by default, 0 to 3, whole numbers only', () => {
   assert.equal(ready(local, 'authentication').trustedProxyHops, 0);
   assert.equal(ready({ ...local, JIT_TRUSTED_PROXY_HOPS: '2' }, 'authentication').trustedProxyHops, 2);

@@ -230,12 +230,15 @@ test('the expiry closes the rule first, then marks the request expired, and tell
   const { w, vm, nsg } = await setup();
   const r = await w.submit(alice, aRequestBody(vm));
   await w.runQueues();
-  await w.advance(3599);
+  const { expiresAt } = w.request(r.id);
+  // Closing begins JIT_CLOSE_LEAD (10 s here) before expiresAt, so the port is shut by the time the grant names.
+  await w.advance(3589);
   assert.equal(w.request(r.id).status, 'active');
   assert.equal(w.network.jitRules(nsg).length, 1);
   await w.advance(1);
   const expired = w.request(r.id);
   assert.equal(expired.status, 'expired');
+  assert.ok(Date.parse(expired.endedAt!) < Date.parse(expiresAt!), 'closed before its expiry');
   assert.deepEqual(w.network.jitRules(nsg), []);
   assert.deepEqual(
     w.grants.of(r.id).map((g) => g.state),
@@ -244,6 +247,32 @@ test('the expiry closes the rule first, then marks the request expired, and tell
   assert.equal(w.grants.live.size, 0);
   assert.deepEqual(w.audit.actions(r.id).slice(-2), ['grant.rule-removed', 'grant.expired']);
   assert.match(w.mail.to('alice@example.com').at(-1)?.subject ?? '', /ended|expired/i);
+});
+
+test('closing begins JIT_CLOSE_LEAD before expiry, never more than a tenth of the grant; PT0S begins at expiry', async () => {
+  const closingOf = async (lead: number, duration: string) => {
+    const { w, vm } = await setup({}, { settings: { closeLeadInSeconds: lead } });
+    const r = await w.submit(alice, aRequestBody(vm, { duration }));
+    await w.runQueues();
+    const { expiresAt, expirySequenceNumber } = w.request(r.id);
+    const [message, ...others] = w.scheduled.pending('expire', r.id);
+    assert.deepEqual(others, []);
+    assert.deepEqual(
+      [message?.dueAt, message?.sequenceNumber],
+      [expiresAt, expirySequenceNumber],
+      'the message still names the expiry it is for',
+    );
+    assert.match(
+      w.audit.events().find((e) => e.requestId === r.id && e.action === 'grant.expiry-scheduled')?.detail ??
+        '',
+      new RegExp(`closing begins at ${message!.enqueueAt}`),
+      'the trail says when closing begins',
+    );
+    return (Date.parse(expiresAt!) - Date.parse(message!.enqueueAt)) / 1000;
+  };
+  assert.equal(await closingOf(10, 'PT1H'), 10);
+  assert.equal(await closingOf(10, 'PT1M'), 6, 'a tenth of a one-minute grant');
+  assert.equal(await closingOf(0, 'PT1H'), 0);
 });
 
 test('a CanNotDelete lock: the rule is turned to Deny, the grant counts as closed and stays on the live index', async () => {

@@ -4,7 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AccessAlreadyEnded, AccessNotAllowed, RequestNotFound } from '../../../shared/domain/errors';
+import {
+  AccessAlreadyEnded,
+  AccessNotAllowed,
+  InvalidState,
+  RequestNotFound,
+} from '../../../shared/domain/errors';
 import { extendRequest, listRequests, revokeRequest } from '../../../shared/usecases/lifecycle';
 import { getRequest } from '../../../shared/usecases/requests';
 import {
@@ -103,6 +108,34 @@ test('extending moves the expiry later: one expiry message, at the new time; the
   assert.equal(w.request(id).status, 'active');
   assert.equal(w.network.jitRules(nsg).length, 1);
   await w.advance(1800);
+  assert.equal(w.request(id).status, 'expired');
+  assert.deepEqual(w.network.jitRules(nsg), []);
+});
+
+test('an extension moves when closing begins with the expiry; once closing has begun, it is refused and changes nothing', async () => {
+  const { w, nsg, id } = await live();
+  const view = await extendRequest(w.deps, alice, id, { duration: 'PT30M' });
+  const [message] = w.scheduled.pending('expire', id);
+  assert.equal(
+    Date.parse(view.expiresAt!) - Date.parse(message!.enqueueAt),
+    10_000,
+    'closing begins JIT_CLOSE_LEAD before the new expiry',
+  );
+  await w.advance(3600 + 1800 - 11);
+  await extendRequest(w.deps, alice, id, { duration: 'PT1M' }); // a second before closing begins: still extendable
+  const before = w.request(id);
+  // Closing has begun; its message is on its way (not delivered yet, as Service Bus may take a moment).
+  w.clock.advance(61);
+  await assert.rejects(
+    extendRequest(w.deps, alice, id, { duration: 'PT1M' }),
+    (err: Error) => err instanceof InvalidState && /is closing/.test(err.message),
+  );
+  assert.deepEqual(w.request(id), before, 'the request is as it was');
+  assert.deepEqual(
+    w.scheduled.pending('expire', id).map((m) => m.dueAt),
+    [before.expiresAt],
+  );
+  await w.advance(0);
   assert.equal(w.request(id).status, 'expired');
   assert.deepEqual(w.network.jitRules(nsg), []);
 });

@@ -9,13 +9,15 @@
  * load and the rule watch run here. The ARM emulator gets a per-operation and per-request latency so ARM time
  * is realistic rather than zero.
  */
+import { parseDurationToSeconds } from '../shared/domain/duration';
+import { closingBeginsAt } from '../shared/domain/lifecycle';
 import { TABLES } from '../shared/names';
 import { submitRequest } from './support/api';
 import { hostLogFile, startBenchSandbox } from './support/benchmark';
 import type { Benchmark } from './support/benchmark';
 import { ChildHost } from './support/childHost';
 import type { ChildStats } from './support/childHost';
-import { envNumber } from './support/env';
+import { envNumber, envString } from './support/env';
 import { BENCH_SOURCE, addEstate, estatePolicy } from './support/estate';
 import type { BenchVm } from './support/estate';
 import { RuleWatch } from './support/ruleWatch';
@@ -30,8 +32,11 @@ interface Sample {
   submitInMs: number;
   openInMs?: number;
   activeInMs?: number;
+  /** From expiresAt (negative: the port was shut before it). */
   closedFirstLagInMs?: number;
   closedAllLagInMs?: number;
+  /** From when closing began (JIT_CLOSE_LEAD ahead of expiresAt): the close itself. */
+  closedFirstFromStartInMs?: number;
   error?: string;
 }
 
@@ -79,6 +84,8 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
     busyRequests: envNumber('BENCH_BUSY_REQUESTS', azure ? 60 : 240),
     busyRatePerSecond: envNumber('BENCH_BUSY_RATE', azure ? 0.5 : 2),
     durationInSeconds: envNumber('BENCH_DURATION_S', azure ? 30 : 20),
+    // The host's JIT_CLOSE_LEAD (the deployed default unless set; PT0S closes at expiresAt, as before it existed).
+    closeLead: envString('BENCH_CLOSE_LEAD', 'PT10S'),
     subnets: envNumber('BENCH_SUBNETS', 10),
     vmsPerSubnet: envNumber('BENCH_VMS_PER_SUBNET', 5),
     seed: envNumber('BENCH_SEED', 9),
@@ -112,7 +119,9 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
     logFile: hostLogFile(azure ? 'latency-azure' : 'latency'),
     // `azure`: the ARM adapter as deployed, not the sandbox's 50 ms polls.
     ...(azure ? { armPollIntervalInMs: 'default' as const } : {}),
+    settings: { JIT_CLOSE_LEAD: o.closeLead },
   });
+  const closeLeadInSeconds = parseDurationToSeconds(o.closeLead, { zero: true });
   const watch = new RuleWatch(sandbox.arm);
   const requests = sandbox.table(TABLES.requests);
   const random = seededRandom(o.seed);
@@ -145,13 +154,16 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
         o.durationInSeconds * 1000 + waitInMs,
         `${rule} removed`,
       );
-      const row = await requests.getEntity<{ expiresAt: string; createdAt: string; activatedAt: string }>(
-        res.id,
-        'request',
-      );
+      const row = await requests.getEntity<{
+        expiresAt: string;
+        durationInSeconds: number;
+        createdAt: string;
+        activatedAt: string;
+      }>(res.id, 'request');
       sample.activeInMs = Date.parse(row.activatedAt) - Date.parse(row.createdAt);
       sample.closedFirstLagInMs = gone.first - Date.parse(row.expiresAt);
       sample.closedAllLagInMs = gone.all - Date.parse(row.expiresAt);
+      sample.closedFirstFromStartInMs = gone.first - Date.parse(closingBeginsAt(row, closeLeadInSeconds));
     })()
       .catch((err: unknown) => {
         sample.error = String((err as Error)?.message ?? err);
@@ -225,6 +237,7 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
     const submit = summarize(ok.map((s) => s.submitInMs));
     const closedFirst = summarize(ok.map((s) => s.closedFirstLagInMs!).filter(Number.isFinite));
     const closedAll = summarize(ok.map((s) => s.closedAllLagInMs!).filter(Number.isFinite));
+    const closedFromStart = summarize(ok.map((s) => s.closedFirstFromStartInMs!).filter(Number.isFinite));
     const revokeArm = summarize(
       ok.map((s) => stats.arm[`expirations:${s.id}`]?.armInMs ?? NaN).filter(Number.isFinite),
     );
@@ -236,6 +249,7 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
     row(phase, 'POST → 202', submit);
     row(phase, 'close: expiresAt → port closed', closedFirst);
     row(phase, 'close: expiresAt → all rules gone', closedAll);
+    row(phase, 'close: closing began → port closed', closedFromStart);
     row(phase, 'ARM time in expirations', revokeArm);
     const calls: Record<string, number> = {};
     for (const s of opened)
@@ -251,6 +265,7 @@ async function runLatency(profile: Profile): Promise<Record<string, unknown>> {
       submit,
       closedFirst,
       closedAll,
+      closedFromStart,
       revokeArm,
       armCallsPerGrant: Object.fromEntries(Object.entries(calls).map(([k, v]) => [k, ratio(v)])),
     };

@@ -6,11 +6,13 @@
  *   read limit, 429s;
  * - how many runs of the configured budget (JIT_RECONCILE_MAX_ARM_CALLS, a run every 2 minutes as deployed) a full
  *   sweep takes, with the clock an hour on so that everything is due;
- * - a grant expiring in the middle of a full sweep: its close lag, beside one that expires with no sweep running.
+ * - a grant expiring in the middle of a full sweep (while it reads ARM): its close lag, beside one that expires with
+ *   no sweep running, and what the sweep did before and after the expiry.
  *
  * The sweeps run in this process with the sandbox's services, the grants in the child host; both use one
  * identity, as the timer and the Service Bus trigger of one Function App do, so they share ARM's buckets.
  */
+import { loadavg } from 'node:os';
 import { services } from '../shared/composition';
 import { TABLES } from '../shared/names';
 import type { Deps } from '../shared/usecases/deps';
@@ -51,6 +53,34 @@ interface PassFigures {
   vmsRefreshed: number;
   budgetSpent: boolean;
   stoppedIn?: string;
+  /** When half the pass's ARM requests had been served, in seconds from its start. */
+  halfCallsInS: number;
+  /** When the pass started and ended (ms since the epoch). */
+  startedAt: number;
+  endedAt: number;
+}
+
+/** Close lag of one grant (closeLag), in ms from its expiresAt. */
+interface CloseLag {
+  expiresAt: string;
+  goneInMs: number;
+  expiredInMs: number;
+}
+
+/** A grant expiring in the middle of a full sweep, beside one expiring with nothing else running. */
+interface ExpiryFigures {
+  control: CloseLag;
+  duringSweep: CloseLag;
+  sweep: PassFigures;
+  /** Whether the sweep was running both at expiresAt and when the rule went; if not, the lags compare nothing. */
+  overlapped: boolean;
+  /** When the sweep started and ended, in ms from expiresAt (negative: before it). */
+  sweepStartInMs: number;
+  sweepEndInMs: number;
+  /** The sweep's own ARM requests (not the grant's) served before expiresAt, until the rule was gone, and after. */
+  sweepCalls: { beforeExpiry: number; untilGone: number; afterGone: number };
+  /** The machine's 1-minute load average when the sweep ended (the sandbox and the host share it with the sweep). */
+  loadAverage: number;
 }
 
 export const reconcileBench: Benchmark = {
@@ -67,7 +97,8 @@ export const reconcileBench: Benchmark = {
       // JIT_RECONCILE_MAX_ARM_CALLS as deployed (its default).
       budget: envNumber('BENCH_ESTATE_BUDGET', 200),
       grantSeconds: envNumber('BENCH_ESTATE_GRANT_S', 45),
-      // Which parts to run (the first pass always runs: it builds what the others sweep).
+      // Which parts to run (the first pass always runs: it builds what the others sweep; `expiry` runs `full` too, to
+      // know when in a sweep its ARM calls come).
       parts: new Set(envString('BENCH_ESTATE_PARTS', 'full,budgeted,expiry').split(',')),
     };
     const sandbox = await startBenchSandbox({
@@ -109,13 +140,39 @@ export const reconcileBench: Benchmark = {
       console.log(`  first pass: ${first.armCalls} ARM calls in ${ms(first.wallInS)} s`);
       figures.firstPass = first;
       let full: PassFigures | undefined;
-      if (o.parts.has('full')) {
+      if (o.parts.has('full') || o.parts.has('expiry')) {
         full = await measure(sandbox.arm.log, () =>
           reconcile(base, { maxArmCalls: 100_000, coverageRefreshInSeconds: 0 }),
         );
         row('full sweep', full);
         console.log(`  full sweep: ${full.armCalls} ARM calls in ${ms(full.wallInS)} s`);
         figures.fullSweep = full;
+      }
+
+      // A grant that expires while a full sweep runs, beside one that expires with nothing else going on. Before the
+      // budgeted runs: they run with the clock an hour on and leave every NSG and VM marked swept in the future, so a
+      // sweep on the real clock after them finds next to nothing due.
+      let expiry: ExpiryFigures | undefined;
+      if (full && o.parts.has('expiry')) {
+        host = await ChildHost.forSandbox(sandbox, {
+          logFile: hostLogFile('reconcile'),
+          armPollIntervalInMs: 'default',
+        });
+        // Start the sweep so that the expiry lands when it has made half its ARM calls, as the full sweep above did
+        // (at once if the grant is shorter than that).
+        expiry = await expiryDuringSweep(
+          base,
+          host,
+          watch,
+          sandbox,
+          estate.vms[0]!,
+          o.grantSeconds,
+          full.halfCallsInS,
+        );
+        figures.expiry = expiry;
+        row('full sweep with a grant expiring', expiry.sweep);
+        await host.stop();
+        host = undefined;
       }
 
       // An hour on, everything is due again: how many budgeted runs, one every 2 minutes, until each watched NSG has
@@ -149,29 +206,6 @@ export const reconcileBench: Benchmark = {
       figures.budgeted = budgeted;
       console.log(`  budgeted runs: ${budgeted.runs}, complete: ${String(budgeted.complete)}`);
 
-      // A grant that expires while a full sweep runs, beside one that expires with nothing else going on.
-      host = o.parts.has('expiry')
-        ? await ChildHost.forSandbox(sandbox, {
-            logFile: hostLogFile('reconcile'),
-            armPollIntervalInMs: 'default',
-          })
-        : undefined;
-      const vm = estate.vms[0]![0]!;
-      const control =
-        host && (await closeLag(host, watch, sandbox, vm, o.grantSeconds, async () => undefined));
-      let sweep: PassFigures | undefined;
-      const during =
-        host &&
-        (await closeLag(host, watch, sandbox, estate.vms[0]![1]!, o.grantSeconds, async (expiresAt) => {
-          // Start the sweep a few seconds before the grant expires, so the expiry lands in the middle of it.
-          await sleep(Math.max(0, Date.parse(expiresAt) - Date.now() - 5000));
-          sweep = await measure(sandbox.arm.log, () =>
-            reconcile(base, { maxArmCalls: 100_000, coverageRefreshInSeconds: 0 }),
-          );
-        }));
-      figures.expiry = { control, duringSweep: during, sweep };
-      if (sweep) row('full sweep with a grant expiring', sweep);
-
       printTable(
         `Reconciler over ${vmCount} VMs, ${estate.subscriptionIds.length * o.nsgsPerSubscription} NSGs, ` +
           `${estate.subscriptionIds.length} subscriptions (ARM request latency ${o.requestLatencyInMs} ms)`,
@@ -193,11 +227,21 @@ export const reconcileBench: Benchmark = {
           `; ${budgeted.nsgsSwept} NSG sweeps, ${budgeted.vmsRefreshed} VM refreshes, ${budgeted.armCalls} calls; ` +
           `runs stopped in ${budgeted.stoppedIn.join(', ')}`,
       );
-      if (control && during)
+      if (expiry) {
+        const { control, duringSweep: during, sweepCalls: c } = expiry;
+        console.log(
+          `  expiry during a sweep: the sweep ran from ${ratio(expiry.sweepStartInMs / 1000)} to ` +
+            `${ratio(expiry.sweepEndInMs / 1000)} s of expiresAt, the rule went at ${ratio(during.goneInMs / 1000)} s; the ` +
+            `sweep's ARM requests: ${c.beforeExpiry} before expiresAt, ${c.untilGone} until the rule went, ` +
+            `${c.afterGone} after` +
+            (expiry.overlapped ? '' : ' — NOT a sweep in progress at the expiry: the lags below say nothing'),
+        );
         console.log(
           `  expiresAt → rule gone: ${ms(control.goneInMs)} ms with nothing running, ${ms(during.goneInMs)} ms with a ` +
-            `full sweep running; expiresAt → request expired: ${ms(control.expiredInMs)} ms / ${ms(during.expiredInMs)} ms`,
+            `full sweep running; expiresAt → request expired: ${ms(control.expiredInMs)} ms / ${ms(during.expiredInMs)} ms ` +
+            `(load average ${expiry.loadAverage})`,
         );
+      }
     } finally {
       watch.stop();
       await host?.stop();
@@ -207,16 +251,23 @@ export const reconcileBench: Benchmark = {
   },
 };
 
-/** Runs a pass and reads what it did from its report and from the ARM requests served meanwhile. */
+/**
+ * Runs a pass and reads what it did from its report and from the ARM requests served meanwhile (those `ours` keeps,
+ * when others' requests are served at the same time).
+ */
 async function measure(
   log: ArmRequestLogEntry[],
   pass: () => Promise<ReconcileReport>,
+  ours: (e: ArmRequestLogEntry) => boolean = () => true,
 ): Promise<PassFigures> {
   const from = log.length;
-  const started = Date.now();
+  const startedAt = Date.now();
   const report = await pass();
-  const wallInS = (Date.now() - started) / 1000;
-  const served = log.slice(from);
+  const endedAt = Date.now();
+  const wallInS = (endedAt - startedAt) / 1000;
+  const served = log.slice(from).filter(ours);
+  // The log is in the order requests finished; `at` is when each arrived.
+  const arrivals = served.map((e) => e.at).sort((a, b) => a - b);
   const readsBySubscription = new Map<string, number[]>();
   for (const e of served) {
     if (e.method !== 'GET') continue;
@@ -247,6 +298,9 @@ async function measure(
     vmsRefreshed: report.vmsRefreshed,
     budgetSpent: report.budgetSpent,
     stoppedIn: report.stoppedIn,
+    halfCallsInS: ((arrivals[Math.floor((arrivals.length - 1) / 2)] ?? startedAt) - startedAt) / 1000,
+    startedAt,
+    endedAt,
   };
 }
 
@@ -270,7 +324,7 @@ async function closeLag(
   vm: BenchVm,
   seconds: number,
   meanwhile: (expiresAt: string) => Promise<unknown>,
-): Promise<{ goneInMs: number; expiredInMs: number }> {
+): Promise<CloseLag> {
   const res = await submitRequest(host.baseUrl, {
     vm: vm.id,
     ports: [22],
@@ -307,7 +361,57 @@ async function closeLag(
     }
   };
   return {
+    expiresAt,
     goneInMs: gone.all - Date.parse(expiresAt),
     expiredInMs: Date.parse(await endedAt()) - Date.parse(expiresAt),
+  };
+}
+
+/** ARM requests of a grant being opened or closed (its own rule, operation polls), as opposed to a sweep's reads. */
+const isGrantCall = (e: ArmRequestLogEntry) =>
+  /\/securityRules\/jit-|\/locations\/[^/]+\/operation(s|Results)\//i.test(e.path);
+
+/**
+ * Closes a grant with nothing else running, then another (on the next VM of the same subnet NSG) while a full sweep
+ * runs: every watched NSG and every VM due again (`coverageRefreshInSeconds: 0`, and NSGs last swept before the
+ * sweep started; it runs on the real clock, so the grant is not overdue to it), started `leadInS` before the expiry.
+ */
+async function expiryDuringSweep(
+  base: Deps,
+  host: ChildHost,
+  watch: RuleWatch,
+  sandbox: Sandbox,
+  vms: BenchVm[],
+  grantSeconds: number,
+  leadInS: number,
+): Promise<ExpiryFigures> {
+  const control = await closeLag(host, watch, sandbox, vms[0]!, grantSeconds, async () => undefined);
+  let sweep: PassFigures | undefined;
+  const during = await closeLag(host, watch, sandbox, vms[1]!, grantSeconds, async (expiresAt) => {
+    await sleep(Math.max(0, Date.parse(expiresAt) - Date.now() - leadInS * 1000));
+    sweep = await measure(
+      sandbox.arm.log,
+      () => reconcile(base, { maxArmCalls: 100_000, coverageRefreshInSeconds: 0 }),
+      (e) => !isGrantCall(e),
+    );
+  });
+  if (!sweep) throw new Error('the sweep did not run');
+  const expiresAt = Date.parse(during.expiresAt);
+  const goneAt = expiresAt + during.goneInMs;
+  const { startedAt, endedAt } = sweep;
+  const calls = sandbox.arm.log.filter((e) => e.at >= startedAt && e.at <= endedAt && !isGrantCall(e));
+  return {
+    control,
+    duringSweep: during,
+    sweep,
+    overlapped: startedAt < expiresAt && goneAt < endedAt,
+    sweepStartInMs: startedAt - expiresAt,
+    sweepEndInMs: endedAt - expiresAt,
+    sweepCalls: {
+      beforeExpiry: calls.filter((e) => e.at < expiresAt).length,
+      untilGone: calls.filter((e) => e.at >= expiresAt && e.at < goneAt).length,
+      afterGone: calls.filter((e) => e.at >= goneAt).length,
+    },
+    loadAverage: ratio(loadavg()[0] ?? NaN),
   };
 }

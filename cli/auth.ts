@@ -1,14 +1,15 @@
 /**
  * Signing in against a deployment, through @azure/identity: the Azure CLI's sign-in (`az login`) by default, or a
  * device code or the browser (`jit login --use-device-code | --browser`). The latter two keep their tokens in a
- * file only the user can read, `token-cache.json` beside the configuration, as the Azure CLI itself does on Linux:
- * there is no OS key store to rely on everywhere, and @azure/identity's own persistence plugin needs native code.
+ * file only the user can read, `token-cache.<name>.json` beside the configuration, as the Azure CLI itself does on
+ * Linux: there is no OS key store to rely on everywhere, and @azure/identity's own persistence plugin needs native
+ * code.
  *
  * Loaded only by commands that call a deployment: @azure/identity takes a second to load, `jit --version` should not.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
+  AzureAuthorityHosts,
   AzureCliCredential,
   DeviceCodeCredential,
   InteractiveBrowserCredential,
@@ -19,6 +20,7 @@ import {
 import type { AuthenticationRecord } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
 import { decodeJwt } from 'jose';
+import { tokenCachePath } from './settings';
 import type { AuthMethod } from './settings';
 
 /** msal-node's cache plugin context, as far as this file uses it. */
@@ -49,8 +51,9 @@ function useFileTokenCache(dir: string): void {
   pluginInstalled = true;
   useIdentityPlugin((context) => {
     (context as PluginContext).cachePluginControl.setPersistence(async (options) => {
-      // One file per cache @azure/identity asks for (it keeps CAE and non-CAE tokens apart).
-      const file = () => join(cacheDir!, `token-cache.${options?.name ?? 'jit'}.json`);
+      // One file per cache name @azure/identity asks for. (4.13 asks for its CAE and non-CAE caches under the one
+      // name `tokenCachePersistenceOptions.name` gives, so both live in one file; jit never asks for CAE tokens.)
+      const file = () => tokenCachePath(cacheDir!, options?.name ?? 'jit');
       return {
         async beforeCacheAccess(context) {
           try {
@@ -75,6 +78,8 @@ export interface CredentialOptions {
   method: AuthMethod;
   tenant?: string;
   clientId?: string;
+  /** Where device code and browser sign-ins go (`authority-host`); @azure/identity's default is Entra ID's. */
+  authorityHost?: string;
   /** The serialized AuthenticationRecord `jit login` saved in the profile. */
   account?: string;
   /** Folder of the token cache (the configuration folder). */
@@ -96,6 +101,7 @@ export function credentialFor(options: CredentialOptions): TokenCredential & {
   const common = {
     ...(options.tenant ? { tenantId: options.tenant } : {}),
     ...(options.clientId ? { clientId: options.clientId } : {}),
+    ...(options.authorityHost ? authorityOptions(options.authorityHost) : {}),
     ...(options.account ? { authenticationRecord: deserializeAuthenticationRecord(options.account) } : {}),
     disableAutomaticAuthentication: !options.interactive,
     tokenCachePersistenceOptions: { enabled: true, name: 'jit' },
@@ -103,6 +109,22 @@ export function credentialFor(options: CredentialOptions): TokenCredential & {
   return options.method === 'device-code'
     ? new DeviceCodeCredential({ ...common, userPromptCallback: (info) => options.prompt(info.message) })
     : new InteractiveBrowserCredential(common);
+}
+
+/** The Microsoft clouds' sign-in hosts, which MSAL's instance discovery (at login.microsoftonline.com) knows. */
+const MICROSOFT_CLOUDS = new Set<string>(Object.values(AzureAuthorityHosts));
+
+/**
+ * An authority host other than Entra ID's public cloud. MSAL validates an authority by asking
+ * login.microsoftonline.com about it ("instance discovery"), which knows only Microsoft's clouds: for any other host
+ * (Azure Stack, a private cloud, the sandbox's provider) it is turned off, and the host the person configured is
+ * trusted as named (@azure/identity's `disableInstanceDiscovery`).
+ */
+function authorityOptions(host: string): { authorityHost: string; disableInstanceDiscovery?: true } {
+  const origin = new URL(host).origin;
+  return MICROSOFT_CLOUDS.has(origin)
+    ? { authorityHost: origin }
+    : { authorityHost: origin, disableInstanceDiscovery: true };
 }
 
 /**

@@ -18,6 +18,8 @@ export interface ClientOptions {
   scope?: string;
   /** Azure: where tokens come from; made (and @azure/identity loaded) only when a call needs one. */
   credential?: () => Promise<TokenCredential>;
+  /** What to do when the credential gives no token: sign in again the way the profile does. */
+  signInHint?: string;
   /** Sent as User-Agent, so the API's logs tell the CLI's versions apart. */
   userAgent?: string;
 }
@@ -76,7 +78,7 @@ export class ApiClient {
     } catch (err) {
       throw new SignInError(
         `could not get a token for ${this.options.scope}: ${firstLine((err as Error).message)}`,
-        'sign in: jit login (or az login, for the Azure CLI)',
+        this.options.signInHint ?? 'sign in: jit login (or az login, for the Azure CLI)',
       );
     }
     if (!token) throw new SignInError(`could not get a token for ${this.options.scope}`, 'run jit login');

@@ -66,11 +66,18 @@ export function contextFor(command: Command, io: CliIo, version: string): CliCon
       devRoles: v.roles,
       scope: v.scope,
       userAgent: `jit/${version}`,
+      // A device code or browser sign-in is never started by another command: it says how to sign in again.
+      ...(settings.auth === 'device-code' || settings.auth === 'browser'
+        ? {
+            signInHint: `sign in again: jit login ${settings.auth === 'browser' ? '--browser' : '--use-device-code'}`,
+          }
+        : {}),
       credential: async () =>
         loadAuth().credentialFor({
           method: settings.auth ?? 'azure-cli',
           tenant: v.tenant,
           clientId: v['client-id'],
+          authorityHost: v['authority-host'],
           account: settings.account,
           cacheDir: configDir(io.env),
           prompt: io.err,

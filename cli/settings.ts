@@ -3,7 +3,7 @@
  * (`$XDG_CONFIG_HOME/jit/config.json`, by default `~/.config/jit/config.json`; `%APPDATA%\jit\config.json` on
  * Windows), each value overridden by an environment variable, and that by a flag.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
@@ -37,6 +37,11 @@ export const SETTINGS = {
     env: 'JIT_CLIENT_ID',
     help: 'Azure, device code or browser sign-in: the public client application to sign in with',
   },
+  'authority-host': {
+    flag: undefined,
+    env: 'JIT_AUTHORITY_HOST',
+    help: 'device code or browser sign-in: where to sign in (default https://login.microsoftonline.com)',
+  },
   user: { flag: '--user', env: 'JIT_DEV_USER', help: 'sandbox only: the user to act as' },
   roles: {
     flag: '--roles',
@@ -55,6 +60,7 @@ const profileSchema = z.strictObject({
   subscription: z.guid().optional(),
   tenant: z.string().optional(),
   'client-id': z.guid().optional(),
+  'authority-host': z.url({ protocol: /^https$/ }).optional(),
   user: z.string().optional(),
   roles: z.string().optional(),
   output: z.enum(OUTPUT_FORMATS).optional(),
@@ -81,6 +87,23 @@ export function configPath(env: NodeJS.ProcessEnv): string {
   return join(configDir(env), 'config.json');
 }
 
+/** Where device code and browser sign-ins keep the tokens of one MSAL cache (`name`, as @azure/identity asks). */
+export function tokenCachePath(dir: string, name: string): string {
+  return join(dir, `token-cache.${name}.json`);
+}
+
+/** Every token cache file in `dir`, whatever caches @azure/identity asked for: what `jit logout` deletes. */
+export function tokenCacheFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names.filter((n) => /^token-cache\..+\.json$/.test(n)).map((n) => join(dir, n));
+}
+
 /** Checks one value as a profile would hold it; throws a UsageError naming the setting. */
 export function checkSetting(name: SettingName, value: string): string {
   const r = profileSchema.shape[name].safeParse(value);
@@ -90,7 +113,9 @@ export function checkSetting(name: SettingName, value: string): string {
         ? OUTPUT_FORMATS.join(', ')
         : name === 'api'
           ? 'a URL such as https://<app>.azurewebsites.net/api'
-          : 'a GUID';
+          : name === 'authority-host'
+            ? 'an https URL such as https://login.microsoftonline.us'
+            : 'a GUID';
     throw new UsageError(`${name} "${value}" is not valid: it must be ${want}`);
   }
   return value;

@@ -7,8 +7,10 @@
  * JIT_SANDBOX_ARM_PROFILE chooses how Azure-like the ARM emulator is: fast (default: operations end at once) or azure
  * (3 s rule operations, Retry-After 10 s, ARM's throttling; dev/arm/emulator.ts).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEMO } from './arm/emulator';
+import { API_APP, CLI_APP, DEMO_TENANT_ID } from './auth/directory';
 import type { ArmEmulator, ArmProfile } from './arm/emulator';
 import { DEMO_APPROVERS } from './demoPolicies';
 import { SANDBOX_AUTH_MODES } from './auth/identity';
@@ -80,12 +82,22 @@ async function main(): Promise<void> {
   await sandbox.start();
 
   const api = `http://127.0.0.1:${httpPort}/api`;
-  if (auth !== 'dev')
+  const provider = sandbox.identity.provider;
+  if (auth !== 'dev' && provider) {
+    // The provider's certificate, for the jit command (another process) to trust: its HTTPS is Entra ID's.
+    const ca = join('.sandbox', 'identity-ca.pem');
+    mkdirSync(join(PROJECT_ROOT, '.sandbox'), { recursive: true });
+    writeFileSync(join(PROJECT_ROOT, ca), provider.caPem);
     console.log(`
-Sign-in: ${auth}. The local OpenID Connect provider at ${sandbox.identity.provider?.issuer ?? ''} signs in the demo
+Sign-in: ${auth}. The local OpenID Connect provider at ${provider.issuer} signs in the demo
 people of dev/auth/directory.ts (alice@example.com, approver@example.com, admin@example.com, …) with any password.
 ${auth === 'easyauth' ? `Browsers sign in at ${sandbox.baseUrl}/.auth/login/aad; scripts send a bearer token.` : 'Send a bearer token from the provider in the Authorization header.'}
+The jit command signs in there as it does with Entra ID (docs/cli.md), in a shell with:
+  export JIT_API_URL=${api} JIT_API_SCOPE=api://${API_APP.clientId}/.default JIT_TENANT_ID=${DEMO_TENANT_ID} \\
+    JIT_CLIENT_ID=${CLI_APP.clientId} JIT_AUTHORITY_HOST=${provider.authorityHost} NODE_EXTRA_CA_CERTS=${ca}
+  npm run jit -- login --use-device-code
 The curl lines below use the dev header, which this mode ignores.`);
+  }
   console.log(`
 azure-jit-access sandbox is running (Ctrl-C stops it)
 

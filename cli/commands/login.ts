@@ -1,5 +1,4 @@
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { TokenIdentity } from '../auth';
 import { isLoopback } from '../client';
@@ -7,7 +6,7 @@ import { loadAuth } from '../context';
 import type { CliContext, Runner } from '../context';
 import { SignInError, UsageError } from '../errors';
 import { EXIT } from '../exitCodes';
-import { configDir, writeConfig } from '../settings';
+import { configDir, tokenCacheFiles, writeConfig } from '../settings';
 import type { AuthMethod } from '../settings';
 
 interface LoginOptions {
@@ -50,8 +49,7 @@ The sandbox needs no sign-in: jit config set user alice@example.com`,
           delete profile.account;
           writeConfig(ctx.env, ctx.config);
         }
-        for (const name of ['token-cache.jit.nocae.json', 'token-cache.jit.cae.json'])
-          rmSync(join(configDir(ctx.env), name), { force: true });
+        for (const file of tokenCacheFiles(configDir(ctx.env))) rmSync(file, { force: true });
         ctx.out(`Signed out of profile ${ctx.settings.profile}.`);
         return EXIT.ok;
       }),
@@ -85,6 +83,7 @@ async function login(ctx: CliContext, opts: LoginOptions): Promise<number> {
     method,
     tenant: ctx.options.tenant,
     clientId: opts.clientId ?? ctx.settings.values['client-id'],
+    authorityHost: ctx.settings.values['authority-host'],
     cacheDir: configDir(ctx.env),
     prompt: ctx.err,
     interactive: true,

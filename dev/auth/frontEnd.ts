@@ -242,7 +242,6 @@ export class EasyAuthFrontEnd {
       aad.registration.clientId,
       undefined,
       oidc.ClientSecretPost(this.options.clientSecret),
-      { execute: [oidc.allowInsecureRequests] },
     );
     return this.client;
   }

@@ -32,21 +32,43 @@ class CookieJar {
   }
 }
 
+/** Who signs in, and how a walk through the provider's pages ends. */
+interface Walk {
+  login: string;
+  /** The browser has arrived (checked before each request). */
+  done?: (url: URL) => boolean;
+  /** The device code to enter, where the walk starts at the code page. */
+  userCode?: string;
+  /** A page that ends the walk (the device code flow's last page). */
+  landed?: (page: string) => boolean;
+}
+
+/** The hidden fields of a form, as a browser submits them. */
+function hiddenFields(form: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [, name, value] of form.matchAll(
+    /<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g,
+  ))
+    fields[name!] = value!.replace(/&amp;/g, '&');
+  return fields;
+}
+
 /**
- * Follows redirects by hand from `start`, submitting the provider's sign-in form as `login` when it appears, until
- * `done(url)` says the browser has arrived. Returns the final URL and the jar.
+ * Follows redirects by hand from `start`, filling in the provider's forms as a person would — the sign-in form as
+ * `login`; the device code flow's code and confirmation — until `done(url)` says the browser has arrived or a page
+ * `landed` on ends it. Returns the final URL and the jar.
  */
 async function browse(
   start: string,
-  login: string,
-  done: (url: URL) => boolean,
+  walk: Walk,
   jar = new CookieJar(),
 ): Promise<{ url: URL; jar: CookieJar }> {
+  const { login } = walk;
   let url = new URL(start);
   let method = 'GET';
   let body: URLSearchParams | undefined;
   for (let hop = 0; hop < 20; hop++) {
-    if (done(url)) return { url, jar };
+    if (walk.done?.(url)) return { url, jar };
     const res = await fetch(url, {
       method,
       redirect: 'manual',
@@ -66,13 +88,22 @@ async function browse(
       continue;
     }
     const page = await res.text();
-    const action = /<form[^>]*action="([^"]+)"/.exec(page)?.[1];
-    if (res.status === 200 && action && page.includes('name="login"')) {
-      url = new URL(action.replace(/&amp;/g, '&'), url);
-      method = 'POST';
-      body = new URLSearchParams({ prompt: 'login', login, password: 'any' });
-      continue;
+    const form = /<form[^>]*action="([^"]+)"[\s\S]*?<\/form>/.exec(page);
+    const action = form?.[1];
+    if (res.status === 200 && form && action) {
+      const fields = hiddenFields(form[0]);
+      if (page.includes('name="login"'))
+        body = new URLSearchParams({ prompt: 'login', login, password: 'any' });
+      else if (form[0].includes('op.deviceInputForm') && walk.userCode)
+        body = new URLSearchParams({ ...fields, user_code: walk.userCode });
+      else if (form[0].includes('op.deviceConfirmForm')) body = new URLSearchParams(fields);
+      if (body) {
+        url = new URL(action.replace(/&amp;/g, '&'), url);
+        method = 'POST';
+        continue;
+      }
     }
+    if (res.status === 200 && walk.landed?.(page)) return { url, jar };
     throw new Error(`sign-in as ${login} stopped at ${url.href} (${res.status}): ${page.slice(0, 300)}`);
   }
   throw new Error(`sign-in as ${login} redirected too often`);
@@ -85,8 +116,7 @@ async function browse(
 export async function frontEndSession(frontEndBaseUrl: string, login: string): Promise<string> {
   const { jar } = await browse(
     `${frontEndBaseUrl}/.auth/login/aad?post_login_redirect_uri=%2F.auth%2Fsigned-in`,
-    login,
-    (u) => u.pathname === '/.auth/signed-in',
+    { login, done: (u) => u.pathname === '/.auth/signed-in' },
   );
   const session = jar.get('AppServiceAuthSession');
   if (!session) throw new Error(`no session cookie after signing in as ${login}`);
@@ -103,9 +133,7 @@ export async function userAccessToken(
   redirectUri: string,
   login: string,
 ): Promise<string> {
-  const config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.None(), {
-    execute: [oidc.allowInsecureRequests],
-  });
+  const config = await oidc.discovery(new URL(issuer), clientId, undefined, oidc.None());
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
   const start = oidc.buildAuthorizationUrl(config, {
@@ -116,7 +144,7 @@ export async function userAccessToken(
     code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
     code_challenge_method: 'S256',
   });
-  const { url } = await browse(start.href, login, (u) => u.href.startsWith(redirectUri));
+  const { url } = await browse(start.href, { login, done: (u) => u.href.startsWith(redirectUri) });
   const tokens = await oidc.authorizationCodeGrant(
     config,
     url,
@@ -133,8 +161,19 @@ export async function appAccessToken(issuer: string, app: DemoApp): Promise<stri
     app.clientId,
     undefined,
     oidc.ClientSecretPost(app.clientSecret),
-    { execute: [oidc.allowInsecureRequests] },
   );
   const tokens = await oidc.clientCredentialsGrant(config, { resource: `api://${API_APP.clientId}` });
   return tokens.access_token;
+}
+
+/**
+ * The person's side of a device code sign-in, as they would do it in a browser on another device: open the page the
+ * device named, enter the code, confirm, sign in as `login`, and see the page saying they are signed in.
+ */
+export async function completeDeviceCode(
+  verificationUri: string,
+  userCode: string,
+  login: string,
+): Promise<void> {
+  await browse(verificationUri, { login, userCode, landed: (page) => page.includes('You are signed in') });
 }

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import type { BrowserContext, Page } from 'playwright-core';
 import { DEMO } from '../../dev/arm/emulator';
+import { providerCertificate, spkiHash } from '../../dev/auth/provider';
 import type { Sandbox } from '../../dev/sandbox';
 import { decisionRows, rulesFor } from './approvals';
 import { api, waitFor } from './sandbox';
@@ -34,13 +35,17 @@ export const browserSkip: string | false =
     ? `${CHROMIUM} not found: install it (apt-get install chromium) to run the browser tests; CI fails instead`
     : false;
 
-/** A browser with a new, empty profile (no cookies, cache or extensions from anywhere else), phone-sized. */
+/**
+ * A browser with a new, empty profile (no cookies, cache or extensions from anywhere else), phone-sized. It trusts
+ * the sandbox identity provider's certificate (HTTPS, as Entra ID) and no other that a public CA did not sign.
+ */
 export async function launchBrowser(): Promise<{ browser: BrowserContext; close: () => Promise<void> }> {
   if (missing) throw new Error(`${CHROMIUM} is missing: CI must install chromium (see .ci/run)`);
   const profile = mkdtempSync(join(tmpdir(), 'jit-chromium-'));
+  const provider = spkiHash((await providerCertificate()).cert);
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
-    args: ARGS,
+    args: [...ARGS, `--ignore-certificate-errors-spki-list=${provider}`],
     headless: true,
     // A phone's screen: the page must be readable there.
     viewport: { width: 390, height: 844 },

@@ -587,6 +587,11 @@ describe('adversarial: input the API must refuse', () => {
     });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.vmId, DEMO.linuxVm.id);
+    // That request goes on to be decided and applied, calling ARM; count from when it has settled.
+    await waitFor('the accepted request to settle', async () => {
+      const { status } = (await api(sandbox, 'GET', `requests/${res.body.id}`)).body;
+      return status === 'active' || status === 'pending-approval';
+    });
     const before = await countRequests(sandbox);
     const armCalls = sandbox.arm.log.length;
     const base = '/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups';

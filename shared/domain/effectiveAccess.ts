@@ -1,6 +1,7 @@
 import ipaddr from 'ipaddr.js';
 import { portInRange } from './drift';
-import { sameRuleName } from './ruleNames';
+import type { PriorityBand } from './priority';
+import { isDefenderJitRuleName, sameRuleName } from './ruleNames';
 import type { SecurityRuleView } from './types';
 
 /** A grant's allow rule as written in one NSG. */
@@ -45,6 +46,34 @@ export function findShadow(rules: readonly SecurityRuleView[], grant: WrittenAll
     if (ports.length) return { rule: r.name, priority: r.priority, ports };
   }
   return undefined;
+}
+
+/** How far above Defender's deny rule a grant's rule may go: the 100 priorities right above it. */
+const ABOVE_DEFENDER = 100;
+
+/**
+ * The priorities a grant's rule may take in an NSG. Defender for Cloud's JIT keeps a "deny all inbound traffic"
+ * rule for the ports of each VM it manages, at a priority it chooses (its users see 1000 often, where JIT's own
+ * default band starts), and a grant below it in the evaluation order lets nothing in. Where such a deny rule would
+ * shadow the grant anywhere in the band, the band ends right above it; if the band starts at or below that rule,
+ * the grant goes into the 100 priorities right above it instead (1000 → 900-999), clear of the allow rules Defender
+ * writes near the top (100 and up). Only Defender's rules move the band: an operator's deny rule is theirs to mean
+ * (the grant is written and reported as shadowed). Priority 100 is the highest there is: a deny rule there cannot
+ * be overtaken, and the band stays. Sources: https://learn.microsoft.com/azure/defender-for-cloud/just-in-time-access-overview
+ * (the deny rules; existing rules on the ports keep priority over them) and
+ * https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules (priorities
+ * 100-4096, lowest number first).
+ */
+export function bandClearOfDefender(
+  rules: readonly SecurityRuleView[],
+  band: PriorityBand,
+  grant: Omit<WrittenAllow, 'priority'>,
+): PriorityBand {
+  const defender = rules.filter((r) => isDefenderJitRuleName(r.name));
+  const shadow = findShadow(defender, { ...grant, priority: band.max + 1 });
+  if (!shadow || shadow.priority <= 100) return band;
+  if (shadow.priority > band.min) return { min: band.min, max: shadow.priority - 1 };
+  return { min: Math.max(100, shadow.priority - ABOVE_DEFENDER), max: shadow.priority - 1 };
 }
 
 export function describeShadow(s: Shadow): string {

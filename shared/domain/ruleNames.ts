@@ -47,6 +47,14 @@ export function isBaselineRuleName(name: string): boolean {
   return BASELINE.test(name);
 }
 
+/**
+ * Whether Microsoft Defender for Cloud's JIT wrote the rule: `SecurityCenter-JITRule_…` (its deny rule) or
+ * `SecurityCenter-JITRule-…` (an allow rule of one of its requests).
+ */
+export function isDefenderJitRuleName(name: string): boolean {
+  return /^SecurityCenter-JITRule[-_]/i.test(name);
+}
+
 /** Whether JIT wrote (or would write) the rule: a grant rule or a baseline rule. Nothing else is ever touched. */
 export function isOwnRuleName(name: string): boolean {
   return isJitRuleName(name) || isBaselineRuleName(name);

@@ -12,7 +12,7 @@ import { closingBeginsAt } from '../domain/lifecycle';
 import { planGrantRules } from '../domain/networkPath';
 import type { RulePlacement } from '../domain/networkPath';
 import type { StoredRequest } from '../domain/ports';
-import { describeShadow, findShadow } from '../domain/effectiveAccess';
+import { bandClearOfDefender, describeShadow, findShadow } from '../domain/effectiveAccess';
 import { ruleNameFor } from '../domain/ruleNames';
 import { isFinal } from '../domain/types';
 import type {
@@ -239,6 +239,15 @@ async function writeRule(
     expiresAt,
     updatedAt: deps.clock.now().toISOString(),
   });
+  const allow = {
+    name,
+    protocol: request.protocol,
+    sourcePrefix: request.sourcePrefix,
+    destinations,
+    ports: request.ports,
+  };
+  // Above Defender for Cloud's JIT deny rule where one would shadow the grant.
+  const band = bandClearOfDefender(rulesBefore, deps.settings.priorityBand, allow);
   // Watched before anything is written there: a rule stranded by a crash is in an NSG the reconciler sweeps.
   await watchNsg(deps, nsgId, { ports: request.ports, addresses: destinations });
   // Only what must not interleave with another writer of the NSG runs under its lock.
@@ -246,7 +255,7 @@ async function writeRule(
     putRuleWithRetry(deps, {
       nsgId,
       name,
-      band: deps.settings.priorityBand,
+      band,
       specAt: (p) => grantRuleSpec(request, destinations, p),
       beforeAttempt: async () => {
         // A revoke or a failure elsewhere ends the attempt: no rule for a request that is not waiting for one.
@@ -269,18 +278,10 @@ async function writeRule(
   });
   // Written is not the same as letting traffic in: a deny rule of higher priority (Defender's JIT deny rule, an
   // operator's) would shadow it. Reported on the request rather than refused: the operator decides.
-  const shadow = findShadow(rulesBefore, {
-    name,
-    priority,
-    protocol: request.protocol,
-    sourcePrefix: request.sourcePrefix,
-    destinations,
-    ports: request.ports,
-  });
+  const shadow = findShadow(rulesBefore, { ...allow, priority });
   const applied: GrantRule = { ...row(priority, 'applied'), effective: shadow === undefined };
   if (shadow) {
     applied.shadowedBy = describeShadow(shadow);
-    const band = deps.settings.priorityBand;
     deps.log.warn('grant.rule-shadowed', {
       requestId: request.id,
       nsgId,
@@ -288,7 +289,7 @@ async function writeRule(
       priority,
       shadowedBy: applied.shadowedBy,
       // Where the band cannot go above the deny rule, say so: JIT_PRIORITY_RANGE must start below it.
-      bandCanGoAbove: band.min < shadow.priority,
+      bandCanGoAbove: deps.settings.priorityBand.min < shadow.priority,
     });
   }
   await deps.grants.upsert(applied);

@@ -7,6 +7,7 @@ import {
   ArmCallBudgetSpent,
   CloseBlocked,
   GrantNotApplicable,
+  NetworkPermissionMissing,
   PriorityTaken,
   ScopeLocked,
   TransientFailure,
@@ -185,15 +186,23 @@ export async function retryTransient<T>(
   }
 }
 
-/** What closing a rule came to: it is gone, or (a lock refused the delete) it was turned to `Deny`. */
+/**
+ * What closing a rule came to: it is gone, or (the delete was refused) it was turned to `Deny`; `lock` then says
+ * what refused the delete: a management lock, or Azure RBAC.
+ */
 export type CloseOutcome = { closed: 'removed' } | { closed: 'neutralised'; lock: string };
 
 /**
- * Takes a grant's allow rule out of play: deletes it; where a management lock refuses the delete (`CanNotDelete`),
- * rewrites the very same rule (name, priority, source, destinations, ports) with `access: Deny`, which the lock
- * allows and which lets nothing in — never anything broader, so no one else's traffic is denied. A rule that is
- * already `Deny` is left as it is. Call inside `withNsg`.
- * Throws `CloseBlocked` when the rewrite is refused too (`ReadOnly`): the rule still lets traffic in.
+ * Takes a grant's allow rule out of play: deletes it; where the delete is refused but a write is not, rewrites the
+ * very same rule (name, priority, source, destinations, ports) with `access: Deny`, which lets nothing in — never
+ * anything broader, so no one else's traffic is denied. A delete is refused by a `CanNotDelete` lock (409
+ * ScopeLocked), and by Azure RBAC where the identity may write rules but not delete them (403 AuthorizationFailed:
+ * a custom role without `securityRules/delete`, or a deny assignment such as a deployment stack's `denyDelete`,
+ * which lets "authorized users … read and modify the resources, but cannot delete":
+ * https://learn.microsoft.com/azure/azure-resource-manager/bicep/deployment-stacks).
+ * A rule that is already `Deny` is left as it is. Call inside `withNsg`.
+ * Throws `CloseBlocked` when the rewrite is refused too (`ReadOnly`, or no write either): the rule still lets
+ * traffic in.
  */
 export async function closeRule(
   deps: NsgWritePorts,
@@ -201,15 +210,16 @@ export async function closeRule(
   name: string,
   logFields: Record<string, unknown> = {},
 ): Promise<CloseOutcome> {
-  let refused: ScopeLocked;
+  let lock: string;
   try {
     await deleteRuleWithRetry(deps, nsgId, name, logFields);
     return { closed: 'removed' };
   } catch (err) {
-    if (!(err instanceof ScopeLocked)) throw err;
-    refused = err;
+    if (err instanceof ScopeLocked) lock = `a lock on ${err.lockedScopes.join(', ') || nsgId}`;
+    else if (err instanceof NetworkPermissionMissing)
+      lock = `Azure RBAC (the deployment's identity lacks ${err.permission} on ${err.scope})`;
+    else throw err;
   }
-  const lock = `a lock on ${refused.lockedScopes.join(', ') || nsgId}`;
   const current = await deps.network.getRule(nsgId, name);
   if (!current) return { closed: 'removed' };
   if (current.access === 'Deny') return { closed: 'neutralised', lock };
@@ -226,12 +236,20 @@ export async function closeRule(
   try {
     await putRuleAsIs(deps, nsgId, spec, logFields);
   } catch (err) {
-    if (!(err instanceof ScopeLocked)) throw err;
-    throw new CloseBlocked(
+    const still =
       `${name} in ${nsgId} still allows ${current.protocol} ${current.destinationPortRanges.join(',')} from ` +
-        `${current.sourceAddressPrefixes.join(',')}: a ReadOnly lock on ${err.lockedScopes.join(', ') || nsgId} ` +
-        'refuses both its deletion and turning it to Deny; lift the lock and JIT closes it',
-    );
+      `${current.sourceAddressPrefixes.join(',')}`;
+    if (err instanceof ScopeLocked)
+      throw new CloseBlocked(
+        `${still}: a ReadOnly lock on ${err.lockedScopes.join(', ') || nsgId} refuses both its deletion and ` +
+          'turning it to Deny; lift the lock and JIT closes it',
+      );
+    if (err instanceof NetworkPermissionMissing)
+      throw new CloseBlocked(
+        `${still}: ${lock} refuses its deletion, and turning it to Deny needs ${err.permission} on ${err.scope}; ` +
+          'grant the role JIT needs there (docs/deploy.md) and JIT closes it',
+      );
+    throw err;
   }
   return { closed: 'neutralised', lock };
 }

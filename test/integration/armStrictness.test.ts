@@ -360,7 +360,7 @@ describe('what ARM refuses, and what JIT does about it', () => {
     await api(sandbox, 'POST', `requests/${id}/revoke`, {});
   });
 
-  test('Defender for Cloud next door: its deny rule shadowing a grant is reported, and its rules are never touched', async () => {
+  test('Defender for Cloud next door: a grant goes right above its deny rule and lets traffic in; its rules are never touched', async () => {
     // Their content (the NSG's shared etag changes with any rule written beside them).
     const defenderRules = () =>
       JSON.stringify(
@@ -377,9 +377,9 @@ describe('what ARM refuses, and what JIT does about it', () => {
     });
     const rules = active.rules as RuleView[];
     const nic = rules.find((r) => r.nsgId === DEMO.defenderVm.nicNsgId.toLowerCase());
-    // The default band (1000-1999) cannot go above Defender's deny rule at 1000.
-    assert.equal(nic?.effective, false);
-    assert.equal(nic?.shadowedBy, `${DEMO.defenderVm.denyRule.name} (deny, priority 1000) for port 22`);
+    // The default band (1000-1999) starts at Defender's deny rule (1000): the grant goes into 900-999 instead.
+    assert.deepEqual([nic?.priority, nic?.effective, nic?.shadowedBy], [900, true, undefined]);
+    assert.equal(grantRule(sandbox, DEMO.defenderVm.nicNsgId, id)?.properties.priority, 900, 'so in the NSG');
     const subnet = rules.find((r) => r.nsgId === DEMO.defenderVm.subnetNsgId.toLowerCase());
     assert.equal(subnet?.effective, true);
     // The reconciler sweeps that NSG (it is watched now) and leaves Defender's rules exactly as they were.

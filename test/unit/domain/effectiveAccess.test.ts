@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeShadow, findShadow } from '../../../shared/domain/effectiveAccess';
+import {
+  bandClearOfDefender,
+  describeShadow,
+  findShadow,
+} from '../../../shared/domain/effectiveAccess';
 import { missingActions } from '../../../shared/domain/permissions';
 import type { SecurityRuleView } from '../../../shared/domain/types';
 
@@ -35,6 +39,38 @@ test("Defender's deny rule at a lower number shadows the grant for the ports it 
   const shadow = findShadow([defender], grant);
   assert.deepEqual(shadow, { rule: defender.name, priority: 1000, ports: [22] });
   assert.equal(describeShadow(shadow), `${defender.name} (deny, priority 1000) for port 22`);
+});
+
+test("the band moves above Defender's deny rule where it would shadow the grant; anyone else's rule moves nothing", () => {
+  const band = { min: 1000, max: 1999 };
+  const allow = { ...grant, priority: undefined };
+  const defenderDeny = (priority: number) =>
+    rule({
+      name: 'SecurityCenter-JITRule_-1_ABCDEF0123456789ABCDEF0123456789',
+      priority,
+      destinationAddressPrefixes: ['10.0.1.4'],
+      destinationPortRanges: ['22', '3389'],
+    });
+  assert.deepEqual(bandClearOfDefender([defenderDeny(1000)], band, allow), { min: 900, max: 999 });
+  assert.deepEqual(bandClearOfDefender([defenderDeny(1399)], band, allow), { min: 1000, max: 1398 });
+  assert.deepEqual(bandClearOfDefender([defenderDeny(150)], band, allow), { min: 100, max: 149 });
+  assert.deepEqual(bandClearOfDefender([defenderDeny(100)], band, allow), band, 'nothing is above 100');
+  assert.deepEqual(bandClearOfDefender([defenderDeny(2410)], band, allow), band, 'below the band: no shadow');
+  assert.deepEqual(
+    bandClearOfDefender([{ ...defenderDeny(1000), destinationPortRanges: ['5985'] }], band, allow),
+    band,
+    'another port',
+  );
+  assert.deepEqual(
+    bandClearOfDefender([{ ...defenderDeny(1000), name: 'deny-ssh' }], band, allow),
+    band,
+    "an operator's deny rule",
+  );
+  assert.deepEqual(
+    bandClearOfDefender([{ ...defenderDeny(1000), access: 'Allow' }], band, allow),
+    band,
+    "Defender's allow rule",
+  );
 });
 
 test('a deny rule is no shadow when it comes later, or misses the source, address, protocol or port', () => {

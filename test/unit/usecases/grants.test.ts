@@ -208,6 +208,42 @@ test('a rule shadowed by a higher-priority deny is written and shown as not effe
   );
 });
 
+test("Defender for Cloud's JIT deny rule: the grant's rule goes right above it and lets traffic in; Defender's rules stay", async () => {
+  const { w, vm, nsg } = await setup();
+  const defender = [
+    aSecurityRule({
+      name: 'SecurityCenter-JITRule_-1532384372_4A4B6C5D8E9F40A1B2C3D4E5F6A7B8C9',
+      priority: 1000,
+      access: 'Deny',
+      protocol: '*',
+      sourceAddressPrefixes: ['*'],
+      destinationAddressPrefixes: vm.privateAddresses,
+      destinationPortRanges: ['22', '3389'],
+    }),
+    aSecurityRule({
+      name: 'SecurityCenter-JITRule-1984529921-0F1E2D3C4B5A69788796A5B4C3D2E1F0',
+      priority: 100,
+      sourceAddressPrefixes: ['198.51.100.77'],
+      destinationAddressPrefixes: vm.privateAddresses,
+      destinationPortRanges: ['22'],
+    }),
+  ];
+  w.network.nsg(nsg).rules.push(...defender);
+  const r = await w.submit(alice, aRequestBody(vm));
+  await w.runQueues();
+  const view = await getRequest(w.deps, alice, r.id);
+  assert.deepEqual(
+    view.rules.map((x) => [x.priority, x.effective, x.shadowedBy]),
+    [[900, true, undefined]],
+    'in 900-999, above the deny rule at 1000',
+  );
+  assert.deepEqual(
+    w.network.rules(nsg).filter((x) => x.name.startsWith('SecurityCenter-')),
+    defender,
+    "Defender's rules untouched",
+  );
+});
+
 test('cutSessions turns on flushConnection before the rule is written', async () => {
   const { w, vm, nsg } = await setup({ cutSessions: true });
   const r = await w.submit(alice, aRequestBody(vm));
@@ -291,6 +327,40 @@ test('a CanNotDelete lock: the rule is turned to Deny, the grant counts as close
   );
   assert.ok(w.grants.live.has(r.id), 'the delete is retried until the lock is lifted');
   assert.ok(w.audit.actions(r.id).includes('grant.rule-neutralised'));
+});
+
+test('an identity that may write the rule but not delete it (Azure RBAC, a denyDelete assignment): turned to Deny; with neither, still open and said so', async () => {
+  const { w, vm, nsg } = await setup();
+  const r = await w.submit(alice, aRequestBody(vm));
+  await w.runQueues();
+  w.network.deny(nsg, 'Microsoft.Network/networkSecurityGroups/securityRules/delete');
+  await w.advance(3600);
+  assert.equal(w.request(r.id).status, 'expired');
+  assert.deepEqual(
+    w.network.jitRules(nsg).map((x) => [x.access, x.sourceAddressPrefixes]),
+    [['Deny', [`${CALLER_ADDRESS}/32`]]],
+    'the same rule, letting nothing in',
+  );
+  assert.deepEqual(
+    w.grants.of(r.id).map((g) => g.state),
+    ['neutralised'],
+  );
+  assert.ok(w.grants.live.has(r.id), 'the delete is retried');
+  const [neutralised] = w.audit
+    .events()
+    .filter((e) => e.requestId === r.id && e.action === 'grant.rule-neutralised');
+  assert.match(neutralised?.detail ?? '', /Azure RBAC .*securityRules\/delete/);
+
+  const other = await setup();
+  const r2 = await other.w.submit(alice, aRequestBody(other.vm));
+  await other.w.runQueues();
+  other.w.network.deny(other.nsg, 'Microsoft.Network/networkSecurityGroups/securityRules/delete');
+  other.w.network.deny(other.nsg, 'Microsoft.Network/networkSecurityGroups/securityRules/write');
+  await assert.rejects(other.w.advance(3600), CloseBlocked);
+  const stuck = other.w.request(r2.id);
+  assert.equal(stuck.status, 'active');
+  assert.match(stuck.statusReason ?? '', /access could not be closed and is still open/);
+  assert.equal(other.w.network.jitRules(other.nsg)[0]?.access, 'Allow');
 });
 
 test('a ReadOnly lock at expiry: the request says access is still open, and never that it expired', async () => {

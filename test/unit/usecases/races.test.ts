@@ -12,7 +12,7 @@ import type { ExpiryMessage } from '../../../shared/domain/scheduledMessages';
 import type { Principal } from '../../../shared/domain/types';
 import { decideApproval, viewApproval } from '../../../shared/usecases/approvals';
 import { expireGrant } from '../../../shared/usecases/expiry';
-import { revokeRequest } from '../../../shared/usecases/lifecycle';
+import { extendRequest, revokeRequest } from '../../../shared/usecases/lifecycle';
 import { reconcile } from '../../../shared/usecases/reconcile';
 import { aPolicy, aPrincipal, aRequestBody, manualApproval, resourceGroupOf } from '../../support/builders';
 import { holdNextCall } from '../../support/memory';
@@ -250,3 +250,47 @@ for (const winner of ['reconciler', 'message'] as const) {
     assert.equal(endedMails(w).length, 1);
   });
 }
+
+/**
+ * An extension asked for a second before closing begins (so it passes `assertNotClosing`) that is still being
+ * recorded when the expiry's message comes: the expiry is held at `step` while the extension finishes.
+ */
+async function extendAsClosingBegins(step: 'deleting the rule' | 'marking the request expired') {
+  const { w, nsg, id } = await live();
+  w.clock.advance(3600 - 11);
+  const scheduling = holdNextCall(w.scheduled, 'schedule');
+  const extending = extendRequest(w.deps, alice, id, { duration: 'PT30M' }).catch((err: unknown) => err);
+  await scheduling.reached;
+  w.clock.advance(1); // closing begins: the old expiry's message comes
+  const message = takeExpiry(w, id);
+  const held =
+    step === 'deleting the rule' ? holdNextCall(w.network, 'deleteRule') : holdMoveTo(w, id, 'expired');
+  const expiring = expireGrant(w.deps, message);
+  await held.reached;
+  scheduling.release();
+  const answer = await extending;
+  held.release();
+  await expiring;
+  return { w, nsg, id, answer };
+}
+
+test('an extension recorded while the expiry is deleting the rule: the request never says active over a closed port', async () => {
+  const { w, nsg, id, answer } = await extendAsClosingBegins('deleting the rule');
+  const r = w.request(id);
+  const open = w.network.jitRules(nsg).length > 0;
+  assert.ok(
+    (r.status === 'active') === open,
+    `the request is ${r.status} until ${r.expiresAt} (the extension answered ${answer instanceof Error ? answer.name : 'with success'}), and the port is ${open ? 'open' : 'closed'}`,
+  );
+  assert.equal(w.grants.live.has(id), r.status === 'active', 'on the live index exactly while it is active');
+});
+
+test('an extension recorded after the expiry removed the rule: access ends, on record and in a mail to the requester', async () => {
+  const { w, nsg, id, answer } = await extendAsClosingBegins('marking the request expired');
+  assert.ok(answer instanceof AccessAlreadyEnded, 'the extension is refused: access has ended');
+  assert.equal(w.request(id).status, 'expired');
+  assert.deepEqual(w.network.jitRules(nsg), []);
+  assert.deepEqual(ends(w, id), ['grant.expired']);
+  assert.deepEqual(w.scheduled.pending('expire', id), [], "no message left for the extension's expiry");
+  assert.equal(endedMails(w).length, 1, 'the requester is told access ended, as for any expiry');
+});

@@ -928,3 +928,45 @@ export class MemoryPlatformAuth implements PlatformAuthReader {
 export function signingKey(kid = 'k1'): { kid: string; secret: Uint8Array } {
   return { kid, secret: new Uint8Array(randomBytes(32)) };
 }
+
+// ---- races ------------------------------------------------------------------------------------------------
+
+/** A call held before it runs: `reached` settles once it has come, and it runs on `release()`. */
+export interface HeldCall {
+  readonly reached: Promise<void>;
+  release(): void;
+}
+
+type AsyncMethod = (...args: never[]) => Promise<unknown>;
+type AsyncMethodOf<T> = { [K in keyof T]: T[K] extends AsyncMethod ? K : never }[keyof T];
+type ArgsOf<F> = F extends (...args: infer A) => Promise<unknown> ? A : never;
+
+/**
+ * Holds the next call of one of a port's methods (the first for which `when` holds) until the test releases it;
+ * every other call runs at once. Two use cases racing on one request are then driven into exactly the
+ * interleaving a test names, every time, with no timing involved: start one, await `reached`, run the other, then
+ * `release()`.
+ */
+export function holdNextCall<T extends object, K extends AsyncMethodOf<T>>(
+  port: T,
+  method: K,
+  when: (...args: ArgsOf<T[K]>) => boolean = () => true,
+): HeldCall {
+  const real = (port[method] as (...args: ArgsOf<T[K]>) => Promise<unknown>).bind(port);
+  let reach!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let armed = true;
+  Object.assign(port, {
+    [method]: async (...args: ArgsOf<T[K]>) => {
+      if (armed && when(...args)) {
+        armed = false;
+        reach();
+        await released;
+      }
+      return real(...args);
+    },
+  });
+  return { reached, release };
+}

@@ -44,5 +44,31 @@ export async function expireGrant(
       detail: `closed ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
     },
   );
+  if (moved) return void (await notifyRequester(deps, moved.value));
+  await endIfExtendedWhileClosing(deps, r.id, actor);
+}
+
+/**
+ * Our mark lost: someone moved the request while the rules were being removed. A revoke or the reconciler ended it
+ * (nothing to do), or an extension, asked just before closing began, was recorded meanwhile: it then says `active`
+ * until a later expiry over rules that are gone, and with nothing on the live index nothing would ever correct it.
+ * Access did end, so the record says so, and the requester is told.
+ */
+async function endIfExtendedWhileClosing(deps: ExpiryPorts, id: string, actor: string): Promise<void> {
+  const now = await deps.requests.get(id);
+  if (now?.value.status !== 'active') return;
+  const rows = await deps.grants.list(id);
+  if (rows.some((g) => g.state !== 'removed' && g.state !== 'neutralised')) return;
+  const moved = await transition(
+    deps,
+    now,
+    'expired',
+    { endedAt: deps.clock.now().toISOString() },
+    {
+      actor,
+      action: 'grant.expired',
+      detail: `its rules were removed as closing began; an extension to ${now.value.expiresAt} was recorded meanwhile, too late`,
+    },
+  );
   if (moved) await notifyRequester(deps, moved.value);
 }

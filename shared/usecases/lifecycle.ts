@@ -21,6 +21,7 @@ import { auditActor } from '../domain/types';
 import type { ScheduledRef } from '../domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
+import { notifyRequester } from './notify';
 import { removeRules } from './teardown';
 import { transition } from './transition';
 import { awaitRecording, cancelQuietly, cancelSuperseded } from './scheduledMessages';
@@ -284,7 +285,7 @@ async function finishRacedExpiry(deps: LifecyclePorts, id: string): Promise<neve
   await removeRules(deps, id);
   const found = await deps.requests.get(id);
   if (found?.value.status === 'active') {
-    await transition(
+    const moved = await transition(
       deps,
       found,
       'expired',
@@ -295,6 +296,8 @@ async function finishRacedExpiry(deps: LifecyclePorts, id: string): Promise<neve
         detail: 'its rules were removed (expiry or revoke) while it was being extended',
       },
     );
+    // The expiry's own mark lost to our write, so it told no one: the requester hears it from here.
+    if (moved) await notifyRequester(deps, moved.value);
   }
   const now = await deps.requests.get(id);
   throw now

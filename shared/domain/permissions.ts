@@ -9,7 +9,8 @@ import type { AccessRequest, Policy, Principal } from './types';
 
 export const isAdmin = (p: Principal): boolean => p.roles.includes(ROLES.admin);
 
-const isRequester = (p: Principal, r: AccessRequest) => p.id.toLowerCase() === requesterKey(r);
+/** Whether the caller is the request's requester. */
+export const isRequester = (p: Principal, r: AccessRequest) => p.id.toLowerCase() === requesterKey(r);
 
 /** Whether the caller may read the request: its requester, an admin or an auditor (others get a 404). */
 export function mayRead(caller: Principal, request: AccessRequest): boolean {

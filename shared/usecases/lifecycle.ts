@@ -12,7 +12,7 @@ import {
   checkExtension,
   closingBeginsAt,
 } from '../domain/lifecycle';
-import { isAdmin, mayExtend, mayRead, mayRevoke } from '../domain/permissions';
+import { isAdmin, isRequester, mayExtend, mayRead, mayRevoke } from '../domain/permissions';
 import { ROLES } from '../domain/roles';
 import { parseExtendBody, parseListQuery } from '../domain/lifecycleInput';
 import type { RequestPage, StoredRequest } from '../domain/ports';
@@ -146,6 +146,8 @@ export async function revokeRequest(
         );
         if (moved && r.expirySequenceNumber)
           await cancelQuietly(deps, 'expire', r.id, r.expirySequenceNumber);
+        // Someone else ended it (an admin, an approver): the requester hears it, as of any end of access.
+        if (moved && !isRequester(caller, r)) await notifyRequester(deps, moved.value);
         break;
       }
       case 'approved':

@@ -1,10 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  bandClearOfDefender,
-  describeShadow,
-  findShadow,
-} from '../../../shared/domain/effectiveAccess';
+import { bandClearOfDefender, describeShadow, findShadow } from '../../../shared/domain/effectiveAccess';
 import { missingActions } from '../../../shared/domain/permissions';
 import type { SecurityRuleView } from '../../../shared/domain/types';
 

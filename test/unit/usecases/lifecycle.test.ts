@@ -49,6 +49,7 @@ test('revoking live access removes its rule, marks it revoked and cancels its ex
   assert.deepEqual(w.network.jitRules(nsg), []);
   assert.deepEqual(w.scheduled.pending('expire', id), []);
   assert.deepEqual(w.audit.actions(id).slice(-2), ['grant.rule-removed', 'grant.revoked']);
+  assert.doesNotMatch(w.mail.to('alice@example.com').at(-1)?.subject ?? '', /revoked/, 'she did it herself');
   // Again: the same answer, nothing more written.
   const events = w.audit.actions().length;
   assert.equal((await revokeRequest(w.deps, alice, id)).status, 'revoked');
@@ -63,6 +64,8 @@ test('someone else cannot revoke (and cannot tell the request exists); an admin 
   await revokeRequest(w.deps, anAdmin(), id);
   assert.equal(w.request(id).status, 'revoked');
   assert.equal(w.request(id).revokedBy, 'admin@example.com');
+  // Told, since someone else ended it; revoking one's own access mails no one (the test above).
+  assert.match(w.mail.to('alice@example.com').at(-1)?.subject ?? '', /^Access revoked/);
 });
 
 test('an ended request cannot be revoked', async () => {
@@ -196,6 +199,7 @@ test("listing: one's own requests newest first; another requester's only for an 
   const vm = w.addVm();
   await w.addPolicy(aPolicy({ scope: resourceGroupOf(vm) }));
   const first = await w.submit(alice, aRequestBody(vm));
+  w.clock.advance(1); // newest first needs a newer one: two in the same millisecond have no order
   const second = await w.submit(alice, aRequestBody(vm, { ports: [22], duration: 'PT10M' }));
   await w.submit(mallory, aRequestBody(vm));
   const mine = await listRequests(w.deps, alice, {});

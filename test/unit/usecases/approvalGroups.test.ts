@@ -65,6 +65,21 @@ test("a group approver is mailed one link at the group's mailbox; a group with n
   assert.match(w.mail.to('alice@example.com').at(-1)?.text ?? '', /Asked: ops@example\.com\./);
 });
 
+test('a policy that mail cannot bring to `required` denies at once: people count once, a group without a mailbox not at all', async () => {
+  const { w, id } = await pending(['user:bob@example.com', 'group:ops-group'], 2, {});
+  const r = w.request(id);
+  assert.equal(r.status, 'denied');
+  assert.match(
+    r.statusReason ?? '',
+    /needs 2 approval\(s\) but only 1 approver\(s\) can be reached by mail \(no mailbox for group:ops-group\)/,
+  );
+  assert.deepEqual(w.scheduled.pending('approval-deadline', id), [], 'nothing waits for a decision');
+  assert.deepEqual(w.tokensMailedTo('bob@example.com'), [], 'no link for a decision that could never count');
+  // With the group's mailbox, the group may hold the second approver: it waits for them.
+  const reachable = await pending(['user:bob@example.com', 'group:ops-group'], 2);
+  assert.equal(reachable.w.request(reachable.id).status, 'pending-approval');
+});
+
 test('a policy whose only approver is a group with no mailbox denies the request at once, saying why', async () => {
   const { w, id } = await pending(['group:ops-group'], 1, {});
   const r = w.request(id);

@@ -180,7 +180,11 @@ export function whyNeverApproved(
   if (recipients.length === 0)
     return `no approver can be reached by mail (${unreachable.join(', ') || 'the policy names none'})`;
   // Only a link can decide: the reachable users count once each, a reachable group's mailbox for any number.
-  const groups = new Set(approverEntries(policy).filter((a) => a.kind === 'group').map((a) => a.entry));
+  const groups = new Set(
+    approverEntries(policy)
+      .filter((a) => a.kind === 'group')
+      .map((a) => a.entry),
+  );
   const required = approvalsRequired(policy);
   if (!recipients.some((r) => groups.has(r.entry)) && recipients.length < required)
     return (

@@ -31,9 +31,10 @@ export type TeardownPorts = TransitionPorts & NotifyPorts & NsgWritePorts & Pick
  *
  * A management lock that refuses the delete does not leave the hole open: the rule is turned to `Deny` where the
  * lock allows a write (`CanNotDelete`), its row says `neutralised`, an audit event, an error log line
- * (`grant.rule-neutralised`) and the operator's alert signal (`jit.grant.neutralised`) say so, and the grant stays on the live index so the reconciler retries the delete
- * until the lock is lifted; the grant counts as closed. Where nothing can be written (`ReadOnly`), the row, the
- * request's statusReason, the audit trail and an error log line (`grant.close-blocked`) say that access is still
+ * (`grant.rule-neutralised`) and the operator's alert signal (`jit.grant.neutralised`) say so, and the grant stays
+ * on the live index so the reconciler retries the delete until the lock is lifted; the grant counts as closed.
+ * Where nothing can be written (`ReadOnly`), the row, the request's statusReason, the audit trail, an error log line
+ * (`grant.close-blocked`) and the operator's alert signal (`jit.grant.close-blocked`) say that access is still
  * open, and this throws `CloseBlocked`, so nothing marks the grant closed and every retry tries again.
  */
 export async function removeRules(

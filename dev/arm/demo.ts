@@ -117,7 +117,16 @@ export const DEMO = {
       actions: [...JIT_ROLE_ACTIONS],
     },
   ] satisfies RoleAssignmentSpec[],
-  /** A VM whose NIC NSG carries Defender for Cloud's JIT rules (shared notes: defender-jit.md). */
+  /**
+   * A VM whose NIC NSG carries Defender for Cloud's JIT rules. Defender writes a deny rule for the policy's ports when
+   * JIT is enabled and an allow rule above it for an approved request, and restores the NSG when it ends
+   * (https://learn.microsoft.com/azure/defender-for-cloud/just-in-time-access-overview; the policy API is
+   * Azure/azure-rest-api-specs specification/security/resource-manager/Microsoft.Security/stable/2020-01-01/jitNetworkAccessPolicies.json).
+   * It reorders existing rules' priorities to make room (https://github.com/MicrosoftDocs/azure-docs/issues/103634), and
+   * its rule descriptions can exceed the 140-character limit (https://github.com/MicrosoftDocs/azure-docs/issues/112218).
+   * The names and descriptions below follow rules exported from live NSGs in public repositories; Microsoft does not
+   * document them.
+   */
   defenderVm: {
     name: 'defender-vm',
     resourceGroup: 'defender-rg',

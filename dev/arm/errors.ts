@@ -123,6 +123,11 @@ export const armErrors = {
     new ArmError(400, 'InvalidRequestFormat', 'Cannot parse the request.', {
       details: [{ code: 'InvalidJson', message: detail }],
     }),
+  /**
+   * Wording as Network RP sends it, quoted in full in https://github.com/rh-mobb/documentation/pull/204 (a name with a
+   * space) and by the Network team in https://github.com/MicrosoftDocs/azure-docs/pull/105345, which put the same rule
+   * for security rule names on https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules.
+   */
   invalidResourceName: (name: string) =>
     new ArmError(
       400,
@@ -131,6 +136,11 @@ export const armErrors = {
         "character, and it must end with a word character or with '_'. The name may contain word characters or " +
         "'.', '-', '_'.",
     ),
+  /**
+   * A write while another operation holds the resource. Code and wording as quoted in
+   * https://github.com/microsoft/AzureTRE/issues/2222 (and, for an NSG's subnet, Azure/sap-automation#1052); the uri
+   * is the running operation's Azure-AsyncOperation address.
+   */
   anotherOperationInProgress: (operationUrl: string) =>
     new ArmError(
       409,
@@ -175,6 +185,7 @@ export const armErrors = {
       `Required security rule parameters are missing for security rule with Id: ${ruleId}. ` +
         `Security rule must specify ${alternatives}.`,
     ),
+  /** Code and wording as quoted in https://github.com/pulumi/pulumi-azure-native/issues/2221 (priority 0). */
   securityRuleInvalidPriority: (provided: unknown) =>
     new ArmError(
       400,
@@ -260,22 +271,33 @@ export const armErrors = {
     ),
   /**
    * 4,000 "IP addresses and ranges specified for source or destination in a security group (the limit applies
-   * separately to source and destination)", same limits page. No public report quotes Network RP's answer, so the
-   * code and wording follow its sibling above; a client should key on the 400 and the word "limit", not the code.
+   * separately to source and destination)", same limits page. Code and wording as Network RP answered in
+   * https://github.com/kubernetes-sigs/cloud-provider-azure/issues/2725 ("… has 4094 DestinationAddressPrefixes. A
+   * security group cannot have more than 4000 DestinationAddressPrefixes as per the limit
+   * MaxSecurityRuleAddressesOrPortsPerSecurityGroup."). The limit's name says ports count toward a like limit too;
+   * no public report shows that answer, so the emulator counts addresses only.
    */
-  securityRuleAddressPrefixLimitReached: (side: 'source' | 'destination', limit: number, count: number) =>
-    new ArmError(
+  securityRuleAddressPrefixLimitReached: (
+    nsgId: string,
+    side: 'source' | 'destination',
+    limit: number,
+    count: number,
+  ) => {
+    const what = side === 'source' ? 'SourceAddressPrefixes' : 'DestinationAddressPrefixes';
+    return new ArmError(
       400,
-      'SecurityGroupAddressPrefixCountLimitReached',
-      `A security group cannot have more than ${limit} ${side} IP addresses and ranges across its security rules. ` +
-        `The requested configuration has ${count}.`,
-    ),
+      'SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached',
+      `Network security group ${nsgId} has ${count} ${what}. A security group cannot have more than ${limit} ` +
+        `${what} as per the limit MaxSecurityRuleAddressesOrPortsPerSecurityGroup.`,
+    );
+  },
   /**
    * Descriptions are limited to 140 characters
    * (https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules, added in
    * https://github.com/MicrosoftDocs/azure-docs/pull/53699; Defender's over-long descriptions fail on it:
-   * https://github.com/MicrosoftDocs/azure-docs/issues/112218). Wording not captured publicly; shaped like the
-   * other SecurityRule* validation errors.
+   * https://github.com/MicrosoftDocs/azure-docs/issues/112218). No public source quotes Network RP's answer (code or
+   * wording): both are the emulator's, shaped like the other SecurityRule* validation errors; a client should key on
+   * the 400, not the code.
    */
   securityRuleDescriptionTooLong: (ruleId: string, length: number) =>
     new ArmError(
@@ -283,13 +305,22 @@ export const armErrors = {
       'SecurityRuleInvalidDescription',
       `Security rule ${ruleId} has a description of ${length} characters. The description can be up to 140 characters long.`,
     ),
-  /** A conditional write whose If-Match no longer matches the resource's etag (ARM's optimistic concurrency). */
-  preconditionFailed: () =>
-    new ArmError(
-      412,
-      'PreconditionFailed',
-      'The condition specified using HTTP conditional header(s) is not met.',
-    ),
+  /**
+   * A conditional write whose If-Match no longer matches the resource's etag (ARM's optimistic concurrency). Body as
+   * Network RP sends it, quoted in https://github.com/kubernetes-sigs/cloud-provider-azure/issues/9729 (a public IP,
+   * same resource provider): `PreconditionFailed` "Precondition failed." with detail `PreconditionFailedEtagMismatch`
+   * "Etag provided in if-match header … does not match etag … of resource <id>"; the detail's end past the id is not
+   * in the report, so it stops there.
+   */
+  preconditionFailed: (ifMatch: string, etag: string, resourceId: string) =>
+    new ArmError(412, 'PreconditionFailed', 'Precondition failed.', {
+      details: [
+        {
+          code: 'PreconditionFailedEtagMismatch',
+          message: `Etag provided in if-match header ${ifMatch} does not match etag ${etag} of resource ${resourceId}.`,
+        },
+      ],
+    }),
   /** A lock without a level ARM knows (`level` is required in the 2020-05-01 locks spec). */
   invalidLockLevel: (value: unknown) =>
     new ArmError(

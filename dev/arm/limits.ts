@@ -18,14 +18,18 @@ const MAX_PREFIXES_PER_NSG_SIDE = 4000;
  * an NSG already over a limit (raised by support, or seeded so) keeps working for writes that do not grow it.
  * @throws ArmError 400 naming the limit.
  */
-export function assertNsgLimits(before: readonly RuleDefinition[], after: readonly RuleDefinition[]): void {
+export function assertNsgLimits(
+  nsgId: string,
+  before: readonly RuleDefinition[],
+  after: readonly RuleDefinition[],
+): void {
   if (after.length > MAX_RULES_PER_NSG && after.length > before.length) {
     throw armErrors.securityRuleCountLimitReached(MAX_RULES_PER_NSG);
   }
   for (const side of ['source', 'destination'] as const) {
     const count = prefixCount(after, side);
     if (count > MAX_PREFIXES_PER_NSG_SIDE && count > prefixCount(before, side)) {
-      throw armErrors.securityRuleAddressPrefixLimitReached(side, MAX_PREFIXES_PER_NSG_SIDE, count);
+      throw armErrors.securityRuleAddressPrefixLimitReached(nsgId, side, MAX_PREFIXES_PER_NSG_SIDE, count);
     }
   }
 }

@@ -586,6 +586,14 @@ export class ArmModel {
     return record;
   }
 
+  /**
+   * One operation at a time per NSG: a rule write or delete puts the NSG in `Updating`, and another write meanwhile is
+   * refused. Seen as 429 RetryableError naming the running PutSecurityRuleOperation ("Resource is in Updating state
+   * and the last operation that updated/is updating the resource is PutSecurityRuleOperation",
+   * https://github.com/hashicorp/terraform/issues/7986) and as 409 AnotherOperationInProgress (errors.ts); the
+   * azurerm provider serialises rule writes per NSG for this reason ("the Azure API mutates the same underlying
+   * object", https://github.com/hashicorp/terraform-provider-azurerm/issues/15631).
+   */
   private assertNoOperationInProgress(nsg: NsgRecord): void {
     const pending = nsg.pending;
     if (!pending) return;
@@ -665,8 +673,12 @@ export class ArmModel {
     const nsg = this.nsgs.get(key(ids.nsg(subscriptionId, resourceGroup, name)));
     if (!nsg)
       throw new ArmError(400, 'UnsupportedByEmulator', 'The ARM emulator does not create NSGs by PUT.');
+    // Network RP honours If-Match on a PUT (412 on a stale etag, https://github.com/kubernetes-sigs/cloud-provider-azure/issues/9729);
+    // cloud-provider-azure sends the NSG's etag for this (https://github.com/kubernetes/kubernetes/issues/75582). An
+    // older report that an NSG PUT ignored it (https://github.com/Azure/azure-rest-api-specs/issues/6789, 2019) put the
+    // etag in the body and in an `ETag` header, not If-Match.
     if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== nsg.etag)
-      throw armErrors.preconditionFailed();
+      throw armErrors.preconditionFailed(ifMatch, nsg.etag, nsg.id);
     this.assertNoOperationInProgress(nsg);
     const properties = (body as { properties?: Record<string, unknown> } | null)?.properties ?? {};
     const flush = properties['flushConnection'];
@@ -697,6 +709,7 @@ export class ArmModel {
       next.set(ruleKey, { name: ruleName, definition });
     }
     assertNsgLimits(
+      nsg.id,
       [...nsg.rules.values()].map((r) => r.definition),
       [...next.values()].map((r) => r.definition),
     );
@@ -772,7 +785,7 @@ export class ArmModel {
 function assertLimitsAfter(nsg: NsgRecord, ruleKey: string, definition: RuleDefinition): void {
   const before = [...nsg.rules.values()].map((r) => r.definition);
   const after = [...nsg.rules.entries()].filter(([k]) => k !== ruleKey).map(([, r]) => r.definition);
-  assertNsgLimits(before, [...after, definition]);
+  assertNsgLimits(nsg.id, before, [...after, definition]);
 }
 
 /** With flushConnection on, every rule change re-evaluates the NSG's flows (established sessions included). */

@@ -41,6 +41,13 @@ const SERVICE_TAGS = [
   'AzureFrontDoor.Frontend',
 ];
 
+/**
+ * "The name can be up to 80 characters long. It must begin with a word character, and it must end with a word character
+ * or with '_'. The name may contain word characters or '.', '-', '_'."
+ * (https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules, and
+ * https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules#microsoftnetwork for
+ * networkSecurityGroups/securityRules); refused with InvalidResourceName (errors.ts).
+ */
 const RULE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,78}[A-Za-z0-9_])?$/;
 
 export function validateRuleName(name: string): void {
@@ -98,6 +105,8 @@ export function validateSecurityRule(ruleId: string, body: unknown): RuleDefinit
   if (access === undefined) throw armErrors.securityRuleParameterMissing('Access', ruleId);
   if (priority === undefined) throw armErrors.securityRuleParameterMissing('Priority', ruleId);
   if (direction === undefined) throw armErrors.securityRuleParameterMissing('Direction', ruleId);
+  // "a number between 100 and 4096" (network-security-groups-overview#security-rules); the answer to 0 is quoted in
+  // https://github.com/pulumi/pulumi-azure-native/issues/2221.
   if (priority < 100 || priority > 4096) throw armErrors.securityRuleInvalidPriority(priority);
   // Up to 140 characters (network-security-groups-overview#security-rules); Azure counts UTF-16 code units.
   if (description !== undefined && description.length > 140) {

@@ -18,7 +18,7 @@
  * - duplicateDetection.ts, faults.ts, errors.ts, annotations.ts, codec.ts, rhea.ts, log.ts.
  *
  * Wire details that the client depends on and that are easy to get wrong are explained where they are
- * handled; the notes in the repository's shared notes describe how each was found.
+ * handled, with the source each was taken from.
  */
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';

@@ -65,6 +65,21 @@ grants
 | project requestId, vm, expiresAt
 ''', '{minutes}', string(openPastExpiryMinutes))
 
+// A lock refused closing a grant's rule. Blocked (ReadOnly: neither deleted nor turned to Deny) means the port is
+// still open, as bad as open past expiry; neutralised (CanNotDelete: turned to Deny) lets nothing in but stays in the
+// NSG until someone lifts the lock. Both are emitted on every retry, so the alert resolves once the lock is gone.
+var closeBlockedQuery = '''
+customEvents
+| where name == 'jit.grant.close-blocked'
+| project timestamp, requestId = tostring(customDimensions.requestId), vm = tostring(customDimensions.vm), nsg = tostring(customDimensions.nsg), rule = tostring(customDimensions.rule), reason = tostring(customDimensions.reason)
+'''
+
+var neutralisedQuery = '''
+customEvents
+| where name == 'jit.grant.neutralised'
+| project timestamp, requestId = tostring(customDimensions.requestId), vm = tostring(customDimensions.vm), nsg = tostring(customDimensions.nsg), rule = tostring(customDimensions.rule), lock = tostring(customDimensions.lock)
+'''
+
 var failedGrantsQuery = '''
 customEvents
 | where name == 'jit.grant.failed'
@@ -114,6 +129,28 @@ var rules = [
     threshold: 0
     frequency: 'PT5M'
     window: 'PT5M'
+  }
+  {
+    name: 'close-blocked'
+    displayName: 'JIT: access could not be closed (lock)'
+    description: 'A ReadOnly lock refuses both deleting a grant\'s rule and turning it to Deny: the port is still open. Lift the lock on the NSG (or its resource group) named in nsg; JIT then closes it; see docs/operations.md, "Alerts".'
+    severity: 0
+    query: closeBlockedQuery
+    operator: 'GreaterThan'
+    threshold: 0
+    frequency: 'PT5M'
+    window: 'PT5M'
+  }
+  {
+    name: 'rule-neutralised'
+    displayName: 'JIT: closed rule kept as Deny (lock)'
+    description: 'A CanNotDelete lock refused deleting a grant\'s rule, so it was turned to Deny (it lets nothing in); the reconciler retries the delete until the lock named in lock is lifted.'
+    severity: 2
+    query: neutralisedQuery
+    operator: 'GreaterThan'
+    threshold: 0
+    frequency: 'PT15M'
+    window: 'PT15M'
   }
   {
     name: 'failed-grants'

@@ -47,6 +47,18 @@ export const SIGNAL_EVENTS = {
     what: 'a grant could not be applied or completed; reason is the text the requester sees',
     attributes: ['requestId', 'vm', 'requester', 'reasonCode', 'reason', 'actor'],
   },
+  'jit.grant.close-blocked': {
+    what:
+      "a grant's allow rule could be neither deleted nor turned to Deny (a ReadOnly lock): the port is still open; " +
+      'emitted on every try until the lock is lifted',
+    attributes: ['requestId', 'vm', 'nsg', 'rule', 'reason'],
+  },
+  'jit.grant.neutralised': {
+    what:
+      "a lock (CanNotDelete) refused deleting a grant's rule, so it was turned to Deny: it lets nothing in, but stays " +
+      'in the NSG (counting against its limits) until the lock is lifted; emitted on every retry of the delete',
+    attributes: ['requestId', 'vm', 'nsg', 'rule', 'lock'],
+  },
   'jit.drift.found': {
     what: "the reconciler found someone else's rule opening a protected port to a broad source",
     attributes: ['nsg', 'rule', 'detail'],

@@ -3,7 +3,7 @@ import { decodeTime } from 'ulid';
 import { baselineSpecOf, ruleMatchesSpec } from '../domain/baseline';
 import type { BaselineRule } from '../domain/baseline';
 import { findDrift, portInRange, ruleFingerprint } from '../domain/drift';
-import { ArmCallBudgetSpent, ResourceNotFound } from '../domain/errors';
+import { ArmCallBudgetSpent, CloseBlocked, ResourceNotFound } from '../domain/errors';
 import { selectPolicy } from '../domain/policy';
 import type { WatchedNsg } from '../domain/ports';
 import { grantIdOfRuleName, isBaselineRuleName, sameRuleName } from '../domain/ruleNames';
@@ -26,6 +26,7 @@ import type { Deps } from './deps';
 import { grantRuleSpec } from './applying';
 import { expireGrant } from './expiry';
 import { failGrant, removeRules } from './teardown';
+import { signalCloseBlocked, signalNeutralised } from './closeAlerts';
 import { announce } from './notifyChannels';
 import { startScheduledRequest } from './lifecycle';
 import { closeRule, withArmBudget, withArmPacing, withNsg, withNsgToClose } from './nsgWrites';
@@ -429,10 +430,16 @@ async function removeIfOrphan(
     if (!(await deps.network.getRule(nsgId, rule.name))) return undefined;
     // A lock that refuses the delete gets the rule turned to Deny instead (and CloseBlocked where it refuses that).
     return closeRule(deps, nsgId, rule.name, { requestId });
+  }).catch(async (err: unknown) => {
+    // A rule still letting traffic in that nothing can remove: the operator's alert, then the NSG's error count.
+    if (err instanceof CloseBlocked)
+      await signalCloseBlocked(deps, { requestId, nsg: nsgId, rule: rule.name }, err.message);
+    throw err;
   });
   const deleted = outcome !== undefined;
   if (outcome?.closed === 'neutralised') {
     deps.log.error('grant.rule-neutralised', { requestId, nsgId, rule: rule.name, lock: outcome.lock });
+    await signalNeutralised(deps, { requestId, nsg: nsgId, rule: rule.name }, outcome.lock);
     if (row)
       await deps.grants.upsert({ ...row, state: 'neutralised', updatedAt: deps.clock.now().toISOString() });
     // Audited when it is turned; later runs only retry the delete (and log it).

@@ -8,6 +8,7 @@ import type { StoredRequest } from '../domain/ports';
 import { isFinal } from '../domain/types';
 import type { AuditEvent, GrantRule } from '../domain/types';
 import { writeAudited } from './auditOutbox';
+import { signalCloseBlocked, signalNeutralised } from './closeAlerts';
 import type { Deps } from './deps';
 import { notifyRequester } from './notify';
 import { closeRule, withNsgToClose } from './nsgWrites';
@@ -29,10 +30,11 @@ export type TeardownPorts = TransitionPorts & NotifyPorts & NsgWritePorts & Pick
  * the reconciler's list until it succeeds.
  *
  * A management lock that refuses the delete does not leave the hole open: the rule is turned to `Deny` where the
- * lock allows a write (`CanNotDelete`), its row says `neutralised`, an audit event and an error log line
- * (`grant.rule-neutralised`) say so, and the grant stays on the live index so the reconciler retries the delete
- * until the lock is lifted; the grant counts as closed. Where nothing can be written (`ReadOnly`), the row, the
- * request's statusReason, the audit trail and an error log line (`grant.close-blocked`) say that access is still
+ * lock allows a write (`CanNotDelete`), its row says `neutralised`, an audit event, an error log line
+ * (`grant.rule-neutralised`) and the operator's alert signal (`jit.grant.neutralised`) say so, and the grant stays
+ * on the live index so the reconciler retries the delete until the lock is lifted; the grant counts as closed.
+ * Where nothing can be written (`ReadOnly`), the row, the request's statusReason, the audit trail, an error log line
+ * (`grant.close-blocked`) and the operator's alert signal (`jit.grant.close-blocked`) say that access is still
  * open, and this throws `CloseBlocked`, so nothing marks the grant closed and every retry tries again.
  */
 export async function removeRules(
@@ -93,6 +95,12 @@ async function closeGrantRule(
         rule: g.ruleName,
         error: err.message,
       });
+    if (err instanceof CloseBlocked)
+      await signalCloseBlocked(
+        deps,
+        { requestId, vm: subject.vm, nsg: g.nsgId, rule: g.ruleName },
+        err.message,
+      );
     throw err;
   }
   if (outcome.closed === 'neutralised') {
@@ -116,6 +124,11 @@ async function closeGrantRule(
       rule: g.ruleName,
       lock: outcome.lock,
     });
+    await signalNeutralised(
+      deps,
+      { requestId, vm: subject.vm, nsg: g.nsgId, rule: g.ruleName },
+      outcome.lock,
+    );
     return;
   }
   await deps.audit.append({

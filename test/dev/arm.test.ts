@@ -369,6 +369,26 @@ void describe('ARM emulator through the real Azure SDK clients', () => {
   });
 
   void it(
+    'refuses a rule name of 81 characters with InvalidResourceName and takes one of 80',
+    LIMIT,
+    async (t) => {
+      const { emulator, network } = await setup(t);
+      const named = (length: number) => `jit-${'a'.repeat(length - 4)}`;
+      const refused = await rejectsWithArm(
+        network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, named(81), jitRule()),
+        400,
+        'InvalidResourceName',
+      );
+      assert.match(refused.message, /The name can be up to 80 characters long/);
+      assert.deepEqual(ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)), ['deny-mgmt-inbound']);
+      const kept = await network.securityRules.beginCreateOrUpdateAndWait(rg, nicNsg, named(80), jitRule());
+      assert.equal(kept.name, named(80));
+      assert.equal(kept.name?.length, 80);
+      assert.deepEqual(ruleNames(emulator.getNsg(DEMO.linuxVm.nicNsgId)), ['deny-mgmt-inbound', named(80)]);
+    },
+  );
+
+  void it(
     'answers a second write to an NSG with an operation in flight with 409 AnotherOperationInProgress',
     LIMIT,
     async (t) => {
@@ -1185,7 +1205,7 @@ void describe('what Azure refuses: locks, RBAC, limits — and its neighbours', 
           jitRule({ priority: 400 }),
         ),
         400,
-        'SecurityGroupAddressPrefixCountLimitReached',
+        'SecurityRuleAddressesOrPortsPerSecurityGroupLimitReached',
       );
     },
   );

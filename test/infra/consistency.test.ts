@@ -427,8 +427,51 @@ void test('every alert and workbook query reads events, metrics and fields the c
     'jit.notification.dead-lettered',
     'jit.reconcile.completed',
     'jit.drift.found',
+    'jit.grant.close-blocked',
+    'jit.grant.neutralised',
   ])
     assert.ok(all.includes(`'${name}'`), `no query reads ${name}`);
+});
+
+/** alerts.bicep's log search rules: name, severity and the text of the query variable each one runs. */
+function alertRules(file: BicepFile): Array<{ name: string; severity: number; query: string }> {
+  const vars = new Map(
+    [...file.text.matchAll(/^var (\w+) = (?:replace\()?'''([\s\S]*?)'''/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+  const list = file.text.slice(file.text.indexOf('var rules = ['));
+  return [...list.matchAll(/name: '([\w-]+)'[\s\S]*?severity: (\d+)\s+query: (\w+)/g)].map((m) => ({
+    name: m[1]!,
+    severity: Number(m[2]),
+    query: vars.get(m[3]!) ?? '',
+  }));
+}
+
+void test('a close a lock blocked or neutralised has its own alert: blocked as severe as open past expiry', async () => {
+  const alerts = (await infra()).find((f) => f.file === 'infra/modules/alerts.bicep')!;
+  const rules = alertRules(alerts);
+  const reading = (event: string) => rules.filter((r) => r.query.includes(`name == '${event}'`));
+  const openPastExpiry = rules.find((r) => r.name === 'open-past-expiry');
+  assert.ok(openPastExpiry, `rules found: ${rules.map((r) => r.name).join(', ')}`);
+  const [blocked, ...moreBlocked] = reading('jit.grant.close-blocked');
+  const [neutralised, ...moreNeutralised] = reading('jit.grant.neutralised');
+  assert.ok(blocked && !moreBlocked.length, 'one rule fires on jit.grant.close-blocked');
+  assert.ok(neutralised && !moreNeutralised.length, 'one rule fires on jit.grant.neutralised');
+  // The port is still open: as urgent as the guarantee failing. A Deny rule left in place is not (a higher number).
+  assert.equal(blocked.severity, openPastExpiry.severity);
+  assert.ok(neutralised.severity > blocked.severity);
+});
+
+void test('docs/operations.md lists every signal event with its attributes', () => {
+  const text = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'operations.md'), 'utf8');
+  for (const [name, { attributes }] of Object.entries(SIGNAL_EVENTS)) {
+    const row = text.split('\n').find((l) => l.startsWith(`| \`${name}\``));
+    assert.ok(row, `docs/operations.md's signals table has no row for ${name}`);
+    assert.deepEqual(
+      row.split('|').at(-2)?.trim().split(/,\s*/),
+      [...attributes],
+      `the attributes of ${name} in docs/operations.md`,
+    );
+  }
 });
 
 void test('the KQL rule catches an unknown event, a metric read from customEvents and a field the event lacks', async () => {

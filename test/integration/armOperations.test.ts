@@ -345,4 +345,50 @@ describe('the ARM adapter against busy and throttled answers', () => {
     const names = arm.getNsg(DEMO.linuxVm.nicNsgId)?.securityRules.map((r) => r.name);
     assert.ok(names?.includes('jit-a') && names.includes('jit-b'));
   });
+
+  test("operation polls: fast while the subscription has reads to spare, at ARM's Retry-After once fewer than 50 are left", async (t) => {
+    /** Polls of one rule write that runs 1.5 s with `Retry-After: 1`, under a read bucket of `readBucket` tokens. */
+    const pollsOfOneWrite = async (readBucket: number): Promise<number> => {
+      const arm = new ArmEmulator({
+        operationLatencyInMs: 1500,
+        operationRetryAfterInSeconds: 1,
+        throttling: {
+          // Refilled as fast as it is spent: the bucket never runs dry, so what differs is only what is reported left.
+          read: { size: readBucket, refillPerSecond: readBucket },
+          write: { size: 100, refillPerSecond: 100 },
+          delete: { size: 100, refillPerSecond: 100 },
+          globalFactor: 15,
+        },
+      });
+      await arm.start();
+      t.after(() => arm.stop());
+      const gateway = new ArmNetworkGateway(credential, {
+        endpoint: arm.endpoint,
+        caPem: arm.caPem,
+        pollIntervalInMs: 50,
+      });
+      await gateway.putRule(DEMO.linuxVm.nicNsgId, {
+        name: 'jit-polled',
+        priority: 1000,
+        protocol: 'Tcp',
+        sourceAddressPrefix: '203.0.113.7/32',
+        destinationAddressPrefixes: [DEMO.linuxVm.privateIp],
+        destinationPortRanges: ['22'],
+        description: 'test',
+      });
+      assert.equal(
+        arm.getNsg(DEMO.linuxVm.nicNsgId)?.securityRules.find((r) => r.name === 'jit-polled')?.properties
+          .provisioningState,
+        'Succeeded',
+      );
+      assert.ok(!arm.log.some((e) => e.status === 429), 'nothing was throttled');
+      return arm.log.filter((e) => e.method === 'GET' && e.path.includes('/operations/')).length;
+    };
+    // 1,000 reads left: every 50 ms for 1.5 s, some 30 polls.
+    const plenty = await pollsOfOneWrite(1000);
+    // 30 left (below 50): the first poll (the PUT reports writes, not reads), then one a second as ARM asks.
+    const few = await pollsOfOneWrite(30);
+    assert.ok(plenty >= 10, `${plenty} polls with reads to spare`);
+    assert.ok(few <= 3, `${few} polls with few reads left`);
+  });
 });

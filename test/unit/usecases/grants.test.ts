@@ -363,6 +363,23 @@ test('an identity that may write the rule but not delete it (Azure RBAC, a denyD
   assert.equal(other.w.network.jitRules(other.nsg)[0]?.access, 'Allow');
 });
 
+test('a CanNotDelete lock at expiry: the operator is alerted that the rule was turned to Deny', async () => {
+  const { w, vm, nsg } = await setup();
+  const r = await w.submit(alice, aRequestBody(vm));
+  await w.runQueues();
+  w.network.lock(nsg, 'CanNotDelete');
+  await w.advance(3600);
+  const rule = `jit-${r.id.toLowerCase()}`;
+  const [alert, ...more] = w.signals.named('jit.grant.neutralised');
+  assert.deepEqual(
+    { ...alert, lock: undefined },
+    { requestId: r.id, vm: vm.vmId.toLowerCase(), nsg, rule, lock: undefined },
+  );
+  assert.ok(String(alert?.lock).toLowerCase().includes(nsg.toLowerCase()), 'names the locked scope');
+  assert.equal(more.length, 0);
+  assert.deepEqual(w.signals.named('jit.grant.close-blocked'), [], 'nothing is open');
+});
+
 test('a ReadOnly lock at expiry: the request says access is still open, and never that it expired', async () => {
   const { w, vm, nsg } = await setup();
   const r = await w.submit(alice, aRequestBody(vm));
@@ -374,4 +391,11 @@ test('a ReadOnly lock at expiry: the request says access is still open, and neve
   assert.match(stuck.statusReason ?? '', /access could not be closed and is still open/);
   assert.equal(w.network.jitRules(nsg)[0]?.access, 'Allow');
   assert.ok(w.audit.actions(r.id).includes('grant.close-blocked'));
+  const [alert] = w.signals.named('jit.grant.close-blocked');
+  assert.equal(alert?.requestId, r.id);
+  assert.equal(alert?.vm, vm.vmId.toLowerCase());
+  assert.equal(alert?.nsg, nsg);
+  assert.equal(alert?.rule, `jit-${r.id.toLowerCase()}`);
+  assert.match(String(alert?.reason), /ReadOnly lock .* refuses both its deletion and turning it to Deny/);
+  assert.deepEqual(w.signals.named('jit.grant.neutralised'), [], 'nothing was turned to Deny');
 });

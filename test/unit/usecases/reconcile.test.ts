@@ -110,6 +110,32 @@ test('an orphan jit- rule no live grant owns is removed and audited; rules of ot
   assert.match(event?.detail ?? '', /no live grant owns it/);
 });
 
+/** The rules an alert event named (once each: a run that meets the lock again alerts again). */
+function alerted(w: World, event: 'jit.grant.close-blocked' | 'jit.grant.neutralised'): unknown[][] {
+  const seen = new Set(w.signals.named(event).map((a) => JSON.stringify([a.requestId, a.nsg, a.rule])));
+  return [...seen].map((t) => JSON.parse(t) as unknown[]);
+}
+
+test('an orphan jit- rule a lock keeps: turned to Deny with an operator alert, or (ReadOnly) alerted as still open', async () => {
+  const { w, nsg } = await live();
+  const lost = ulid(w.clock.now().getTime() - 3600_000);
+  const name = `jit-${lost.toLowerCase()}`;
+  w.network
+    .nsg(nsg)
+    .rules.push(someonesRule({ name, priority: 1500, sourceAddressPrefixes: ['198.51.100.9/32'] }));
+  w.network.lock(nsg, 'ReadOnly');
+  await reconcile(w.deps, FAST);
+  assert.equal(w.network.rules(nsg).find((r) => r.name === name)?.access, 'Allow');
+  assert.deepEqual(alerted(w, 'jit.grant.close-blocked'), [[lost, nsg, name]]);
+  assert.match(String(w.signals.named('jit.grant.close-blocked')[0]?.reason), /ReadOnly lock/);
+
+  w.network.unlock(nsg);
+  w.network.lock(nsg, 'CanNotDelete');
+  await reconcile(w.deps, FAST);
+  assert.equal(w.network.rules(nsg).find((r) => r.name === name)?.access, 'Deny');
+  assert.deepEqual(alerted(w, 'jit.grant.neutralised'), [[lost, nsg, name]]);
+});
+
 test("drift: someone's rule opening a protected port to any source is reported once, and left in place", async () => {
   const { w, nsg } = await live();
   w.network.nsg(nsg).rules.push(someonesRule({ name: 'temp-ssh-from-anywhere' }));

@@ -77,7 +77,7 @@ customEvents
 var neutralisedQuery = '''
 customEvents
 | where name == 'jit.grant.neutralised'
-| project timestamp, requestId = tostring(customDimensions.requestId), vm = tostring(customDimensions.vm), nsg = tostring(customDimensions.nsg), rule = tostring(customDimensions.rule), lock = tostring(customDimensions.lock)
+| project timestamp, requestId = tostring(customDimensions.requestId), vm = tostring(customDimensions.vm), nsg = tostring(customDimensions.nsg), rule = tostring(customDimensions.rule), refusedBy = tostring(customDimensions.refusedBy)
 '''
 
 var failedGrantsQuery = '''

@@ -57,7 +57,7 @@ export const SIGNAL_EVENTS = {
     what:
       "a lock (CanNotDelete) refused deleting a grant's rule, so it was turned to Deny: it lets nothing in, but stays " +
       'in the NSG (counting against its limits) until the lock is lifted; emitted on every retry of the delete',
-    attributes: ['requestId', 'vm', 'nsg', 'rule', 'lock'],
+    attributes: ['requestId', 'vm', 'nsg', 'rule', 'refusedBy'],
   },
   'jit.drift.found': {
     what: "the reconciler found someone else's rule opening a protected port to a broad source",

@@ -1,6 +1,6 @@
 /**
- * The operator alerts of a close that did not simply delete the rule (shared/domain/signals.ts): a lock kept the
- * rule from being deleted so it was turned to Deny (`jit.grant.neutralised`), or kept it from being either, so the
+ * The operator alerts of a close that did not simply delete the rule (shared/domain/signals.ts): a lock (or Azure RBAC)
+ * kept the rule from being deleted so it was turned to Deny (`jit.grant.neutralised`), or kept it from being either, so the
  * port is still open (`jit.grant.close-blocked`). The log lines and audit events say the same to a reader; these are
  * what the alert rules in infra/modules/alerts.bicep fire on.
  */
@@ -16,8 +16,8 @@ interface ClosingRule {
   vm?: string;
 }
 
-export async function signalNeutralised(deps: AlertPorts, at: ClosingRule, lock: string): Promise<void> {
-  deps.signals.event('jit.grant.neutralised', { ...(await withVm(deps, at)), lock });
+export async function signalNeutralised(deps: AlertPorts, at: ClosingRule, refusedBy: string): Promise<void> {
+  deps.signals.event('jit.grant.neutralised', { ...(await withVm(deps, at)), refusedBy });
 }
 
 export async function signalCloseBlocked(deps: AlertPorts, at: ClosingRule, reason: string): Promise<void> {

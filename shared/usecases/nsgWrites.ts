@@ -187,10 +187,10 @@ export async function retryTransient<T>(
 }
 
 /**
- * What closing a rule came to: it is gone, or (the delete was refused) it was turned to `Deny`; `lock` then says
- * what refused the delete: a management lock, or Azure RBAC.
+ * What closing a rule came to: it is gone, or (the delete was refused) it was turned to `Deny`; `refusedBy` then
+ * says what refused the delete: a management lock, or Azure RBAC.
  */
-export type CloseOutcome = { closed: 'removed' } | { closed: 'neutralised'; lock: string };
+export type CloseOutcome = { closed: 'removed' } | { closed: 'neutralised'; refusedBy: string };
 
 /**
  * Takes a grant's allow rule out of play: deletes it; where the delete is refused but a write is not, rewrites the
@@ -210,19 +210,19 @@ export async function closeRule(
   name: string,
   logFields: Record<string, unknown> = {},
 ): Promise<CloseOutcome> {
-  let lock: string;
+  let refusedBy: string;
   try {
     await deleteRuleWithRetry(deps, nsgId, name, logFields);
     return { closed: 'removed' };
   } catch (err) {
-    if (err instanceof ScopeLocked) lock = `a lock on ${err.lockedScopes.join(', ') || nsgId}`;
+    if (err instanceof ScopeLocked) refusedBy = `a lock on ${err.lockedScopes.join(', ') || nsgId}`;
     else if (err instanceof NetworkPermissionMissing)
-      lock = `Azure RBAC (the deployment's identity lacks ${err.permission} on ${err.scope})`;
+      refusedBy = `Azure RBAC (the deployment's identity lacks ${err.permission} on ${err.scope})`;
     else throw err;
   }
   const current = await deps.network.getRule(nsgId, name);
   if (!current) return { closed: 'removed' };
-  if (current.access === 'Deny') return { closed: 'neutralised', lock };
+  if (current.access === 'Deny') return { closed: 'neutralised', refusedBy };
   const spec: AllowRuleSpec = {
     name: current.name,
     access: 'Deny',
@@ -231,7 +231,8 @@ export async function closeRule(
     sourceAddressPrefix: current.sourceAddressPrefixes[0] ?? '*',
     destinationAddressPrefixes: current.destinationAddressPrefixes,
     destinationPortRanges: current.destinationPortRanges,
-    description: `JIT: closed; turned to Deny because ${lock} refuses its deletion`,
+    // ARM takes at most 140 characters here; what refused the delete (a scope id, a permission) is in the trail.
+    description: 'JIT: closed; turned to Deny because its deletion was refused (see the audit trail)',
   };
   try {
     await putRuleAsIs(deps, nsgId, spec, logFields);
@@ -246,12 +247,12 @@ export async function closeRule(
       );
     if (err instanceof NetworkPermissionMissing)
       throw new CloseBlocked(
-        `${still}: ${lock} refuses its deletion, and turning it to Deny needs ${err.permission} on ${err.scope}; ` +
+        `${still}: ${refusedBy} refuses its deletion, and turning it to Deny needs ${err.permission} on ${err.scope}; ` +
           'grant the role JIT needs there (docs/deploy.md) and JIT closes it',
       );
     throw err;
   }
-  return { closed: 'neutralised', lock };
+  return { closed: 'neutralised', refusedBy };
 }
 
 /** Writes a rule exactly as given (no re-planned priority), retrying what is transient. Call inside `withNsg`. */

@@ -438,8 +438,13 @@ async function removeIfOrphan(
   });
   const deleted = outcome !== undefined;
   if (outcome?.closed === 'neutralised') {
-    deps.log.error('grant.rule-neutralised', { requestId, nsgId, rule: rule.name, lock: outcome.lock });
-    await signalNeutralised(deps, { requestId, nsg: nsgId, rule: rule.name }, outcome.lock);
+    deps.log.error('grant.rule-neutralised', {
+      requestId,
+      nsgId,
+      rule: rule.name,
+      refusedBy: outcome.refusedBy,
+    });
+    await signalNeutralised(deps, { requestId, nsg: nsgId, rule: rule.name }, outcome.refusedBy);
     if (row)
       await deps.grants.upsert({ ...row, state: 'neutralised', updatedAt: deps.clock.now().toISOString() });
     // Audited when it is turned; later runs only retry the delete (and log it).
@@ -451,7 +456,7 @@ async function removeIfOrphan(
       nsg: nsgId,
       rule: rule.name,
       priority: rule.priority,
-      detail: `${outcome.lock} refuses deleting ${rule.name}, which no live grant owns; it was turned to Deny and lets nothing in`,
+      detail: `${outcome.refusedBy} refuses deleting ${rule.name}, which no live grant owns; it was turned to Deny and lets nothing in`,
     });
     return;
   }

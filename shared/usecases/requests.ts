@@ -1,4 +1,4 @@
-import { ulid } from 'ulid';
+import { monotonicFactory } from 'ulid';
 import { approvalsRequired, approverEntries, countingApprovals } from '../domain/approval';
 import type { ApprovalDecision } from '../domain/approval';
 import { AccessNotAllowed, FeatureUnavailable, InvalidRequest, RequestNotFound } from '../domain/errors';
@@ -15,6 +15,21 @@ import type { Deps } from './deps';
 import { writeAudited } from './auditOutbox';
 import { canonicalVmId, checkGrantable } from './grantability';
 import type { GrantabilityPorts } from './grantability';
+
+/**
+ * Request ids are ULIDs of the submission time: listing by id is listing newest first. Monotonic, so two requests of
+ * one millisecond in one instance still sort in the order they came (a plain ULID orders them at random); a clock
+ * that goes back starts afresh, so an id never names a time later than its submission by more than a millisecond.
+ */
+const nextRequestId = (() => {
+  let next = monotonicFactory();
+  let last = -Infinity;
+  return (at: number): string => {
+    if (at < last) next = monotonicFactory();
+    last = at;
+    return next(at);
+  };
+})();
 
 /** What a submission needs. */
 export type SubmitPorts = GrantabilityPorts &
@@ -67,7 +82,7 @@ export async function submitRequest(
 
   const now = deps.clock.now().toISOString();
   const request: AccessRequest = {
-    id: ulid(),
+    id: nextRequestId(deps.clock.now().getTime()),
     requester: caller.name,
     requesterId: caller.id.toLowerCase(),
     vmId,

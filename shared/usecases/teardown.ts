@@ -113,7 +113,7 @@ async function closeGrantRule(
         nsg: g.nsgId,
         rule: g.ruleName,
         priority: g.priority,
-        detail: `${outcome.lock} refuses deleting ${g.ruleName}; it was turned to Deny and lets nothing in; the delete is retried until the lock is lifted`,
+        detail: `${outcome.refusedBy} refuses deleting ${g.ruleName}; it was turned to Deny and lets nothing in; the delete is retried until the lock is lifted`,
       });
       await deps.grants.upsert({ ...withoutCloseBlocked(g), state: 'neutralised', updatedAt: now() });
     }
@@ -122,12 +122,12 @@ async function closeGrantRule(
       requestId,
       nsgId: g.nsgId,
       rule: g.ruleName,
-      lock: outcome.lock,
+      refusedBy: outcome.refusedBy,
     });
     await signalNeutralised(
       deps,
       { requestId, vm: subject.vm, nsg: g.nsgId, rule: g.ruleName },
-      outcome.lock,
+      outcome.refusedBy,
     );
     return;
   }

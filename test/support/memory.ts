@@ -19,6 +19,7 @@ import type { BaselineRule, VmCoverage } from '../../shared/domain/baseline';
 import {
   AlreadyDecided,
   ConcurrencyConflict,
+  GrantNotApplicable,
   InvalidRequest,
   NetworkPermissionMissing,
   PriorityTaken,
@@ -732,6 +733,13 @@ export class MemoryNetwork implements NetworkGateway {
     if (holder)
       throw new PriorityTaken(
         `Security rule ${holder.name} conflicts with rule ${spec.name}. Rules cannot have the same Priority and Direction.`,
+      );
+    // A description is up to 140 characters
+    // (https://learn.microsoft.com/azure/virtual-network/network-security-groups-overview#security-rules); ARM
+    // answers 400, which the adapter reports as not applicable (dev/arm/validation.ts has the emulator's answer).
+    if ((spec.description?.length ?? 0) > 140)
+      throw new GrantNotApplicable(
+        `Security rule ${spec.name} has a description of ${spec.description.length} characters. The description can be up to 140 characters long.`,
       );
     const rule: SecurityRuleView = {
       name: spec.name,

@@ -372,10 +372,10 @@ test('a CanNotDelete lock at expiry: the operator is alerted that the rule was t
   const rule = `jit-${r.id.toLowerCase()}`;
   const [alert, ...more] = w.signals.named('jit.grant.neutralised');
   assert.deepEqual(
-    { ...alert, lock: undefined },
-    { requestId: r.id, vm: vm.vmId.toLowerCase(), nsg, rule, lock: undefined },
+    { ...alert, refusedBy: undefined },
+    { requestId: r.id, vm: vm.vmId.toLowerCase(), nsg, rule, refusedBy: undefined },
   );
-  assert.ok(String(alert?.lock).toLowerCase().includes(nsg.toLowerCase()), 'names the locked scope');
+  assert.ok(String(alert?.refusedBy).toLowerCase().includes(nsg.toLowerCase()), 'names the locked scope');
   assert.equal(more.length, 0);
   assert.deepEqual(w.signals.named('jit.grant.close-blocked'), [], 'nothing is open');
 });

@@ -12,8 +12,6 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { generate } from 'selfsigned';
-
 import { RoleAssignments, type RoleAssignmentSpec } from './authorization';
 import { DEMO, seedDemo } from './demo';
 import { ArmError, armErrors, type ArmErrorBody } from './errors';
@@ -21,6 +19,7 @@ import { FaultInjector, type OperationFaultSpec, type RequestFaultSpec } from '.
 import { LockRegistry } from './locks';
 import { ArmModel, type BusyAnswer } from './model';
 import { OperationRegistry } from './operations';
+import { loopbackCertificate } from '../loopbackCertificate';
 import { serveArmRequest, type ArmResponse, type RouteContext } from './routes';
 import { ARM_THROTTLE_LIMITS, ArmThrottle, requestKind, type ThrottleLimits } from './throttling';
 import type { NsgState, SecurityRuleInput, VmSpec } from './types';
@@ -247,7 +246,7 @@ export class ArmEmulator {
   // ---------------------------------------------------------------------------------------------
 
   private async listen(): Promise<void> {
-    const { key, cert } = await serverCertificate();
+    const { key, cert } = await loopbackCertificate('localhost');
     const server = createServer({ key, cert }, (request, response) => {
       this.handle(request, response).catch((error: unknown) => {
         // Only a broken socket gets here; the request is lost either way.
@@ -440,37 +439,4 @@ async function readBody(request: IncomingMessage): Promise<string | undefined> {
 function nonNegative(name: string, value: number): number {
   if (!Number.isFinite(value) || value < 0) throw new RangeError(`ArmEmulator: ${name} must be >= 0.`);
   return value;
-}
-
-// One certificate per process: generating a key pair takes tens of milliseconds and test files
-// start many emulators. A failed generation is not cached.
-let certificate: Promise<{ key: string; cert: string }> | undefined;
-
-function serverCertificate(): Promise<{ key: string; cert: string }> {
-  certificate ??= generate([{ name: 'commonName', value: 'localhost' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 30 * 24 * 3600 * 1000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-          { type: 7, ip: '::1' },
-        ],
-      },
-    ],
-  }).then(
-    (pems) => ({ key: pems.private, cert: pems.cert }),
-    (error: unknown) => {
-      certificate = undefined;
-      throw error;
-    },
-  );
-  return certificate;
 }

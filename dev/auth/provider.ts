@@ -37,9 +37,9 @@ import { decodeJwt, exportJWK, generateKeyPair } from 'jose';
 import type { JWK } from 'jose';
 import Provider, { interactionPolicy } from 'oidc-provider';
 import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
-import { generate } from 'selfsigned';
 import escapeHtml from 'escape-html';
 import { API_APP, CLI_APP, DEMO_APPS, DEMO_TENANT_ID, findDemoUser } from './directory';
+import { loopbackCertificate } from '../loopbackCertificate';
 import { closeServer, listenOnLoopback } from './loopback';
 import type { DemoUser } from './directory';
 
@@ -405,30 +405,8 @@ function userClaims(user: DemoUser): Record<string, unknown> {
   };
 }
 
-let certificate: Promise<{ key: string; cert: string }> | undefined;
-
-/** The provider's key and self-signed certificate for 127.0.0.1 and localhost, one per process. */
-export function providerCertificate(): Promise<{ key: string; cert: string }> {
-  certificate ??= generate([{ name: 'commonName', value: 'sandbox identity provider' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notAfterDate: new Date(Date.now() + 30 * 24 * 3600 * 1000),
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: [
-          { type: 2, value: 'localhost' },
-          { type: 7, ip: '127.0.0.1' },
-        ],
-      },
-    ],
-  }).then((pems) => ({ key: pems.private, cert: pems.cert }));
-  return certificate;
-}
+/** The provider's key and self-signed certificate (the same one all through a process). */
+export const providerCertificate = () => loopbackCertificate('sandbox identity provider');
 
 /**
  * This process trusts the provider's certificate for every TLS client in it (the front end, the app validating

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { generate } from 'selfsigned';
+import { loopbackCertificate } from '../../../dev/loopbackCertificate';
 import { AcsMailer } from '../../../shared/adapters/acsMailer';
 import { TransientFailure } from '../../../shared/domain/errors';
 
@@ -18,14 +18,9 @@ interface Seen {
 }
 
 async function fakeAcs(finalStatus: 'Succeeded' | 'Failed') {
-  const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }],
-  });
+  const tlsCert = await loopbackCertificate('localhost');
   const seen: Seen[] = [];
-  const server = createServer({ key: pems.private, cert: pems.cert }, (req, res) => {
+  const server = createServer(tlsCert, (req, res) => {
     let text = '';
     req.on('data', (c: Buffer) => (text += c.toString()));
     req.on('end', () => {
@@ -57,7 +52,7 @@ async function fakeAcs(finalStatus: 'Succeeded' | 'Failed') {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const endpoint = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { endpoint, ca: pems.cert, seen, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { endpoint, ca: tlsCert.cert, seen, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 const credential = {

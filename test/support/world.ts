@@ -26,7 +26,7 @@ import type {
 } from '../../shared/domain/scheduledMessages';
 import { deliveryOf } from '../../shared/views/chatCards';
 import { approverMail, requesterMail, settledMail } from '../../shared/views/mail';
-import { CALLER_ADDRESS, aVm } from './builders';
+import { CALLER_ADDRESS, aPolicy, aRequestBody, aVm, resourceGroupOf } from './builders';
 import type { VmOptions } from './builders';
 import {
   MemoryAnchors,
@@ -210,4 +210,26 @@ export function memoryWorld(o: WorldOptions = {}) {
     },
   };
   return world;
+}
+
+/** A world with one VM (one NSG) under an auto-approving policy for its resource group, grants of up to four hours. */
+export async function oneVmWorld(policy: Parameters<typeof aPolicy>[0] = {}) {
+  const w = memoryWorld();
+  const vm = w.addVm();
+  await w.addPolicy(
+    aPolicy({
+      scope: resourceGroupOf(vm),
+      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 4 * 3600 }],
+      ...policy,
+    }),
+  );
+  return { w, vm, nsg: vm.nsgIds[0]! };
+}
+
+/** That world with `requester`'s access to its VM's port 22 for an hour, live. */
+export async function liveGrant(requester: Principal, policy: Parameters<typeof aPolicy>[0] = {}) {
+  const { w, vm, nsg } = await oneVmWorld(policy);
+  const { id } = await w.submit(requester, aRequestBody(vm));
+  await w.runQueues();
+  return { w, vm, nsg, id };
 }

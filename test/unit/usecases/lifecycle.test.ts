@@ -21,25 +21,12 @@ import {
   manualApproval,
   resourceGroupOf,
 } from '../../support/builders';
-import { memoryWorld } from '../../support/world';
+import { liveGrant, memoryWorld } from '../../support/world';
 
 const alice = aPrincipal('alice@example.com');
 const mallory = aPrincipal('mallory@example.com');
 
-async function live(policy: Parameters<typeof aPolicy>[0] = {}) {
-  const w = memoryWorld();
-  const vm = w.addVm();
-  await w.addPolicy(
-    aPolicy({
-      scope: resourceGroupOf(vm),
-      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 4 * 3600 }],
-      ...policy,
-    }),
-  );
-  const r = await w.submit(alice, aRequestBody(vm));
-  await w.runQueues();
-  return { w, vm, nsg: vm.nsgIds[0]!, id: r.id };
-}
+const live = (policy: Parameters<typeof aPolicy>[0] = {}) => liveGrant(alice, policy);
 
 test('revoking live access removes its rule, marks it revoked and cancels its expiry message', async () => {
   const { w, nsg, id } = await live();

@@ -16,32 +16,16 @@ import { extendRequest, revokeRequest } from '../../../shared/usecases/lifecycle
 import { reconcile } from '../../../shared/usecases/reconcile';
 import { aPolicy, aPrincipal, aRequestBody, manualApproval, resourceGroupOf } from '../../support/builders';
 import { holdNextCall } from '../../support/memory';
-import { memoryWorld } from '../../support/world';
+import { liveGrant, memoryWorld, oneVmWorld } from '../../support/world';
 import type { World } from '../../support/world';
 
 const alice = aPrincipal('alice@example.com');
 const bob = aPrincipal('bob@example.com');
 const carol = aPrincipal('carol@example.com');
 
-/** A world with one VM (one NSG) under an auto-approving policy that allows grants of up to four hours. */
-async function world(policy: Parameters<typeof aPolicy>[0] = {}) {
-  const w = memoryWorld();
-  const vm = w.addVm();
-  await w.addPolicy(
-    aPolicy({
-      scope: resourceGroupOf(vm),
-      ports: [{ port: 22, protocol: 'Tcp', maxDurationInSeconds: 4 * 3600 }],
-      ...policy,
-    }),
-  );
-  return { w, vm, nsg: vm.nsgIds[0]! };
-}
-
 /** Alice's access to port 22 for an hour, live. */
 async function live() {
-  const { w, vm, nsg } = await world();
-  const { id } = await w.submit(alice, aRequestBody(vm));
-  await w.runQueues();
+  const { w, nsg, id } = await liveGrant(alice);
   assert.equal(w.request(id).status, 'active');
   return { w, nsg, id };
 }
@@ -75,7 +59,7 @@ const endedMails = (w: World) =>
   w.mail.to('alice@example.com').filter((m) => /^Access ended/.test(m.subject));
 
 test('a revoke while applyGrant is about to write its rule: the rule it then writes is removed, and the request stays revoked', async () => {
-  const { w, vm, nsg } = await world();
+  const { w, vm, nsg } = await oneVmWorld();
   const { id } = await w.submit(alice, aRequestBody(vm));
   // applyGrant has checked the request is approved and is about to record where its rule goes: the revoke's
   // clean-up finds no rule row yet, so only applyGrant can remove what it writes next.
@@ -112,7 +96,7 @@ test('a revoke while applyGrant is about to write its rule: the rule it then wri
 });
 
 test('a revoke while applyGrant schedules the expiry: the grant never goes live and its expiry message is cancelled', async () => {
-  const { w, vm, nsg } = await world();
+  const { w, vm, nsg } = await oneVmWorld();
   const { id } = await w.submit(alice, aRequestBody(vm));
   // The rules are written; applyGrant is scheduling the expiry before it marks the request active.
   const scheduling = holdNextCall(

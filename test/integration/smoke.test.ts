@@ -10,6 +10,7 @@ import { DEMO } from '../../dev/arm/emulator';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import type { Sandbox } from '../../dev/sandbox';
 import { api, startSandbox } from '../support/sandbox';
+import { grantRule } from '../support/network';
 
 interface SmokeRun {
   code: number;
@@ -97,7 +98,7 @@ test('npm run smoke grants, sees the rules in ARM, revokes, sees them gone and v
   assert.match(request.body.sourcePrefix as string, /^203\.0\.113\.\d+\/32$/);
 });
 
-test('npm run smoke stops at the revoke step, non-zero, when ARM refuses to delete the rule', async (t) => {
+test('npm run smoke fails at arm-closed, non-zero, when ARM refuses to delete the rule: closed by Deny, and said why', async (t) => {
   const sandbox = await startSandbox();
   t.after(() => sandbox.stop());
   // The app's identity may write rules but (say, after a role change) not delete them.
@@ -118,13 +119,14 @@ test('npm run smoke stops at the revoke step, non-zero, when ARM refuses to dele
     'ok active',
     'ok arm-path',
     'ok arm-open',
-    'FAIL revoke',
-    'note cleanup',
+    'ok revoke',
+    'FAIL arm-closed',
   ]);
   const failLine = run.lines.find((l) => l.startsWith('FAIL'))!;
-  assert.match(failLine, /POST \/api\/requests\/\w+\/revoke answered [45]\d\d/);
-  // The grant is still live (its expiry and the reconciler will close it): the run said so rather than pretend.
+  assert.match(failLine, /turned to Deny: the app could not delete it .*securityRules\/delete/);
+  // Access ended (the rules let nothing in), but the deployment cannot delete rules: the run fails and says so.
   const id = /^ok\s+request\s+(\w+):/m.exec(run.lines.join('\n'))![1]!;
   assert.deepEqual(nsgsWithRule(sandbox, id).sort(), [...DEMO.linuxVm.nsgIds].sort());
-  assert.match(run.lines.at(-1)!, /could not be revoked; it expires at/);
+  for (const nsgId of DEMO.linuxVm.nsgIds)
+    assert.equal(grantRule(sandbox, nsgId, id)?.properties.access, 'Deny', `closed by Deny in ${nsgId}`);
 });

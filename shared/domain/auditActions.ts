@@ -23,7 +23,7 @@ export const AUDIT_ACTIONS = {
   'grant.activated': 'access is live until expiresAt; detail lists the rules',
   'grant.rule-removed': 'one NSG rule was deleted: nsg, rule',
   'grant.rule-neutralised':
-    'a management lock refused deleting a grant rule, so the same rule was turned to Deny (it lets nothing in): nsg, rule, and the lock in detail; the delete is retried until the lock is lifted',
+    'a management lock or Azure RBAC refused deleting a grant rule, so the same rule was turned to Deny (it lets nothing in): nsg, rule, and what refused in detail; the delete is retried until it is allowed',
   'grant.close-blocked':
     'a ReadOnly lock refused both deleting and changing a grant rule: the access is still open (detail names the lock) until an operator lifts the lock',
   'grant.expired': 'access ended at its expiry, by the scheduled message or the reconciler (actor)',

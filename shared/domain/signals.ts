@@ -49,14 +49,14 @@ export const SIGNAL_EVENTS = {
   },
   'jit.grant.close-blocked': {
     what:
-      "a grant's allow rule could be neither deleted nor turned to Deny (a ReadOnly lock): the port is still open; " +
-      'emitted on every try until the lock is lifted',
+      "a grant's allow rule could be neither deleted nor turned to Deny (a ReadOnly lock, or Azure RBAC refusing " +
+      'both): the port is still open; emitted on every try until that is lifted',
     attributes: ['requestId', 'vm', 'nsg', 'rule', 'reason'],
   },
   'jit.grant.neutralised': {
     what:
-      "a lock (CanNotDelete) refused deleting a grant's rule, so it was turned to Deny: it lets nothing in, but stays " +
-      'in the NSG (counting against its limits) until the lock is lifted; emitted on every retry of the delete',
+      "a lock (CanNotDelete) or Azure RBAC refused deleting a grant's rule, so it was turned to Deny: it lets nothing " +
+      'in, but stays in the NSG (counting against its limits) until the delete is allowed; emitted on every retry',
     attributes: ['requestId', 'vm', 'nsg', 'rule', 'refusedBy'],
   },
   'jit.drift.found': {

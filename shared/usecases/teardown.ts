@@ -113,7 +113,7 @@ async function closeGrantRule(
         nsg: g.nsgId,
         rule: g.ruleName,
         priority: g.priority,
-        detail: `${outcome.refusedBy} refuses deleting ${g.ruleName}; it was turned to Deny and lets nothing in; the delete is retried until the lock is lifted`,
+        detail: `${outcome.refusedBy} refuses deleting ${g.ruleName}; it was turned to Deny and lets nothing in; the delete is retried until it is allowed`,
       });
       await deps.grants.upsert({ ...withoutCloseBlocked(g), state: 'neutralised', updatedAt: now() });
     }

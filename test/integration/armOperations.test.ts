@@ -5,10 +5,12 @@
  * closes (its expiry message, due before the grant is recorded active, waits for it: scheduledMessages.ts).
  */
 import { after, before, describe, test } from 'node:test';
+import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetworkManagementClient } from '@azure/arm-network';
 import type { TokenCredential } from '@azure/core-auth';
 import { ArmEmulator, DEMO, JIT_ROLE_ACTIONS } from '../../dev/arm/emulator';
+import type { ArmEmulatorOptions } from '../../dev/arm/emulator';
 import type { Sandbox } from '../../dev/sandbox';
 import { ids } from '../../dev/arm/resource-ids';
 import { ArmNetworkGateway } from '../../shared/adapters/armNetwork';
@@ -268,28 +270,36 @@ describe('a grant that takes longer to open than it lasts', () => {
   });
 });
 
+/** An ARM emulator with `options`, stopped after the test, and the adapter polling its operations every 50 ms. */
+async function gatewayAgainst(t: TestContext, options: ArmEmulatorOptions) {
+  const arm = new ArmEmulator(options);
+  await arm.start();
+  t.after(() => arm.stop());
+  const gateway = new ArmNetworkGateway(credential, {
+    endpoint: arm.endpoint,
+    caPem: arm.caPem,
+    pollIntervalInMs: 50,
+  });
+  return { arm, gateway };
+}
+
+/** One of our rules: port 22 of demo-vm from a documentation address. */
+const rule = (name: string, priority: number) => ({
+  name,
+  priority,
+  protocol: 'Tcp' as const,
+  sourceAddressPrefix: '203.0.113.7/32',
+  destinationAddressPrefixes: [DEMO.linuxVm.privateIp],
+  destinationPortRanges: ['22'],
+  description: 'test',
+});
+
 describe('the ARM adapter against busy and throttled answers', () => {
   test('a busy NSG answered 429 RetryableError is handed back at once, not after the SDK waited out Retry-After', async (t) => {
-    const arm = new ArmEmulator({
+    const { arm, gateway } = await gatewayAgainst(t, {
       operationLatencyInMs: 3000,
       operationRetryAfterInSeconds: 10,
       busyAnswer: 'RetryableError',
-    });
-    await arm.start();
-    t.after(() => arm.stop());
-    const gateway = new ArmNetworkGateway(credential, {
-      endpoint: arm.endpoint,
-      caPem: arm.caPem,
-      pollIntervalInMs: 50,
-    });
-    const rule = (name: string, priority: number) => ({
-      name,
-      priority,
-      protocol: 'Tcp' as const,
-      sourceAddressPrefix: '203.0.113.7/32',
-      destinationAddressPrefixes: [DEMO.linuxVm.privateIp],
-      destinationPortRanges: ['22'],
-      description: 'test',
     });
     const first = gateway.putRule(DEMO.linuxVm.nicNsgId, rule('jit-first', 1000));
     await waitFor('the first operation to run', () =>
@@ -312,29 +322,13 @@ describe('the ARM adapter against busy and throttled answers', () => {
   });
 
   test("ARM's throttling 429: the SDK waits out Retry-After and the write goes through", async (t) => {
-    const arm = new ArmEmulator({
+    const { arm, gateway } = await gatewayAgainst(t, {
       throttling: {
         read: { size: 100, refillPerSecond: 100 },
         write: { size: 1, refillPerSecond: 1 },
         delete: { size: 100, refillPerSecond: 100 },
         globalFactor: 15,
       },
-    });
-    await arm.start();
-    t.after(() => arm.stop());
-    const gateway = new ArmNetworkGateway(credential, {
-      endpoint: arm.endpoint,
-      caPem: arm.caPem,
-      pollIntervalInMs: 50,
-    });
-    const rule = (name: string, priority: number) => ({
-      name,
-      priority,
-      protocol: 'Tcp' as const,
-      sourceAddressPrefix: '203.0.113.7/32',
-      destinationAddressPrefixes: [DEMO.linuxVm.privateIp],
-      destinationPortRanges: ['22'],
-      description: 'test',
     });
     await gateway.putRule(DEMO.linuxVm.nicNsgId, rule('jit-a', 1000));
     await gateway.putRule(DEMO.linuxVm.nicNsgId, rule('jit-b', 1001));
@@ -349,7 +343,7 @@ describe('the ARM adapter against busy and throttled answers', () => {
   test("operation polls: fast while the subscription has reads to spare, at ARM's Retry-After once fewer than 50 are left", async (t) => {
     /** Polls of one rule write that runs 1.5 s with `Retry-After: 1`, under a read bucket of `readBucket` tokens. */
     const pollsOfOneWrite = async (readBucket: number): Promise<number> => {
-      const arm = new ArmEmulator({
+      const { arm, gateway } = await gatewayAgainst(t, {
         operationLatencyInMs: 1500,
         operationRetryAfterInSeconds: 1,
         throttling: {
@@ -360,22 +354,7 @@ describe('the ARM adapter against busy and throttled answers', () => {
           globalFactor: 15,
         },
       });
-      await arm.start();
-      t.after(() => arm.stop());
-      const gateway = new ArmNetworkGateway(credential, {
-        endpoint: arm.endpoint,
-        caPem: arm.caPem,
-        pollIntervalInMs: 50,
-      });
-      await gateway.putRule(DEMO.linuxVm.nicNsgId, {
-        name: 'jit-polled',
-        priority: 1000,
-        protocol: 'Tcp',
-        sourceAddressPrefix: '203.0.113.7/32',
-        destinationAddressPrefixes: [DEMO.linuxVm.privateIp],
-        destinationPortRanges: ['22'],
-        description: 'test',
-      });
+      await gateway.putRule(DEMO.linuxVm.nicNsgId, rule('jit-polled', 1000));
       assert.equal(
         arm.getNsg(DEMO.linuxVm.nicNsgId)?.securityRules.find((r) => r.name === 'jit-polled')?.properties
           .provisioningState,

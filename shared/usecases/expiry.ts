@@ -1,6 +1,7 @@
 /**
  * A grant's end at its expiry (Service Bus jit-expirations): close its rules, then mark it expired.
  */
+import type { StoredRequest } from '../domain/ports';
 import type { ExpiryMessage } from '../domain/scheduledMessages';
 import type { AccessRequest } from '../domain/types';
 import { notifyRequester } from './notify';
@@ -33,19 +34,30 @@ export async function expireGrant(
     return;
   }
   const removed = await removeRules(deps, r.id, actor, grantSubject(r));
+  const closed = `closed ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`;
+  if (await markExpired(deps, found, actor, closed)) return;
+  await endIfExtendedWhileClosing(deps, r.id, actor);
+}
+
+/**
+ * Marks live access whose rules are gone `expired` (the trail's `detail` says how it ended) and tells the requester.
+ * Returns undefined, having done nothing, when someone else moved the request first.
+ */
+export async function markExpired(
+  deps: ExpiryPorts,
+  found: StoredRequest,
+  actor: string,
+  detail: string,
+): Promise<StoredRequest | undefined> {
   const moved = await transition(
     deps,
     found,
     'expired',
     { endedAt: deps.clock.now().toISOString() },
-    {
-      actor,
-      action: 'grant.expired',
-      detail: `closed ${removed.map((g) => `${g.ruleName} in ${g.nsgId}`).join('; ')}`,
-    },
+    { actor, action: 'grant.expired', detail },
   );
-  if (moved) return void (await notifyRequester(deps, moved.value));
-  await endIfExtendedWhileClosing(deps, r.id, actor);
+  if (moved) await notifyRequester(deps, moved.value);
+  return moved;
 }
 
 /**
@@ -59,16 +71,10 @@ async function endIfExtendedWhileClosing(deps: ExpiryPorts, id: string, actor: s
   if (now?.value.status !== 'active') return;
   const rows = await deps.grants.list(id);
   if (rows.some((g) => g.state !== 'removed' && g.state !== 'neutralised')) return;
-  const moved = await transition(
+  await markExpired(
     deps,
     now,
-    'expired',
-    { endedAt: deps.clock.now().toISOString() },
-    {
-      actor,
-      action: 'grant.expired',
-      detail: `its rules were removed as closing began; an extension to ${now.value.expiresAt} was recorded meanwhile, too late`,
-    },
+    actor,
+    `its rules were removed as closing began; an extension to ${now.value.expiresAt} was recorded meanwhile, too late`,
   );
-  if (moved) await notifyRequester(deps, moved.value);
 }

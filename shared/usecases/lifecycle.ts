@@ -21,6 +21,7 @@ import { auditActor } from '../domain/types';
 import type { ScheduledRef } from '../domain/scheduledMessages';
 import type { AccessRequest, Principal } from '../domain/types';
 import type { Deps } from './deps';
+import { markExpired } from './expiry';
 import { notifyRequester } from './notify';
 import { removeRules } from './teardown';
 import { transition } from './transition';
@@ -286,21 +287,14 @@ export async function extendRequest(
 async function finishRacedExpiry(deps: LifecyclePorts, id: string): Promise<never> {
   await removeRules(deps, id);
   const found = await deps.requests.get(id);
-  if (found?.value.status === 'active') {
-    const moved = await transition(
+  // The expiry's own mark lost to our write, so it told no one: the requester hears it from here.
+  if (found?.value.status === 'active')
+    await markExpired(
       deps,
       found,
-      'expired',
-      { endedAt: deps.clock.now().toISOString() },
-      {
-        actor: 'system:extend',
-        action: 'grant.expired',
-        detail: 'its rules were removed (expiry or revoke) while it was being extended',
-      },
+      'system:extend',
+      'its rules were removed (expiry or revoke) while it was being extended',
     );
-    // The expiry's own mark lost to our write, so it told no one: the requester hears it from here.
-    if (moved) await notifyRequester(deps, moved.value);
-  }
   const now = await deps.requests.get(id);
   throw now
     ? alreadyEnded(now.value, 'access ended while the extension was being recorded; submit a new request')

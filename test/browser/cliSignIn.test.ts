@@ -11,11 +11,12 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { API_APP, CLI_APP, DEMO_TENANT_ID, findDemoUser } from '../../dev/auth/directory';
+import { findDemoUser } from '../../dev/auth/directory';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import type { Sandbox } from '../../dev/sandbox';
 import { EXIT } from '../../cli/exitCodes';
 import { browserSkip, launchBrowser } from '../support/browser';
+import { sandboxSignInProfile } from '../support/cli';
 import { startSandbox, waitFor } from '../support/sandbox';
 
 const JIT = join(PROJECT_ROOT, 'dist', 'cli', 'jit.js');
@@ -60,14 +61,8 @@ describe(
         NODE_EXTRA_CA_CERTS: ca,
         BROWSER: browser,
       };
-      for (const [name, value] of [
-        ['api', `${sandbox.baseUrl}/api`],
-        ['scope', `api://${API_APP.clientId}/.default`],
-        ['tenant', DEMO_TENANT_ID],
-        ['client-id', CLI_APP.clientId],
-        ['authority-host', sandbox.identity.provider!.authorityHost],
-      ]) {
-        const set = await jit(['config', 'set', name!, value!]);
+      for (const [name, value] of sandboxSignInProfile(sandbox)) {
+        const set = await jit(['config', 'set', name, value]);
         assert.equal(set.code, EXIT.ok, set.err);
       }
     });

@@ -16,12 +16,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO } from '../../dev/arm/emulator';
-import { API_APP, CLI_APP, DEMO_TENANT_ID, findDemoUser } from '../../dev/auth/directory';
+import { DEMO_TENANT_ID, findDemoUser } from '../../dev/auth/directory';
 import { completeDeviceCode } from '../../dev/auth/signIn';
 import { PROJECT_ROOT } from '../../dev/sandbox';
 import type { Sandbox } from '../../dev/sandbox';
 import { EXIT } from '../../cli/exitCodes';
 import { rulesInAll } from '../support/observe';
+import { sandboxSignInProfile } from '../support/cli';
 import { startSandbox } from '../support/sandbox';
 
 const JIT = join(PROJECT_ROOT, 'dist', 'cli', 'jit.js');
@@ -81,14 +82,7 @@ describe('jit login --use-device-code against the sandbox identity provider (eas
       NODE_EXTRA_CA_CERTS: ca,
     };
     // What a person sets up once for a deployment whose sign-in is not Entra ID's public cloud (docs/cli.md).
-    for (const [name, value] of [
-      ['api', `${sandbox.baseUrl}/api`],
-      ['scope', `api://${API_APP.clientId}/.default`],
-      ['tenant', DEMO_TENANT_ID],
-      ['client-id', CLI_APP.clientId],
-      ['authority-host', sandbox.identity.provider!.authorityHost],
-      ['subscription', DEMO.subscriptionId],
-    ]) {
+    for (const [name, value] of [...sandboxSignInProfile(sandbox), ['subscription', DEMO.subscriptionId]]) {
       const set = await jit(['config', 'set', name!, value!]);
       assert.equal(set.code, EXIT.ok, set.err);
     }

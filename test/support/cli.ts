@@ -3,6 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../cli/jit';
+import { API_APP, CLI_APP, DEMO_TENANT_ID } from '../../dev/auth/directory';
+import type { Sandbox } from '../../dev/sandbox';
 
 export interface JitRun {
   code: number;
@@ -24,4 +26,18 @@ export async function runJit(
   const err: string[] = [];
   const code = await runCli(args, { out: (t) => out.push(t), err: (t) => err.push(t), env, signal });
   return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+/**
+ * The profile a person sets up once for a deployment whose sign-in is not Entra ID's public cloud (docs/cli.md),
+ * pointed at the sandbox: its API, the API's scope, the demo tenant and CLI app, and the sandbox provider.
+ */
+export function sandboxSignInProfile(sandbox: Sandbox): Array<[string, string]> {
+  return [
+    ['api', `${sandbox.baseUrl}/api`],
+    ['scope', `api://${API_APP.clientId}/.default`],
+    ['tenant', DEMO_TENANT_ID],
+    ['client-id', CLI_APP.clientId],
+    ['authority-host', sandbox.identity.provider!.authorityHost],
+  ];
 }
